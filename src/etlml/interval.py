@@ -1,0 +1,35 @@
+"""The data interval a run is keyed by."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+
+@dataclass(frozen=True)
+class Interval:
+    """A half-open UTC time range ``[start, end)``: the data interval of one DAG run."""
+
+    start: datetime
+    end: datetime
+
+    def __post_init__(self) -> None:
+        if self.start.tzinfo is None or self.end.tzinfo is None:
+            raise ValueError("interval bounds must be timezone-aware")
+        object.__setattr__(self, "start", self.start.astimezone(UTC))
+        object.__setattr__(self, "end", self.end.astimezone(UTC))
+        if not self.start < self.end:
+            raise ValueError(
+                f"empty data interval {self.start.isoformat()} .. {self.end.isoformat()}; "
+                "schedule the DAG with a data-interval timetable (CronDataIntervalTimetable)"
+            )
+
+    @property
+    def key(self) -> str:
+        """A path- and id-safe name, e.g. ``20261125T1810Z_20261125T1820Z``."""
+        return f"{self.start:%Y%m%dT%H%M%S}Z_{self.end:%Y%m%dT%H%M%S}Z"
+
+    @classmethod
+    def parse(cls, start: str, end: str) -> Interval:
+        """Build from ISO-8601 strings, as they travel through XCom."""
+        return cls(datetime.fromisoformat(start), datetime.fromisoformat(end))

@@ -1,0 +1,116 @@
+"""The pipeline's steps, one function per DAG task; the DAG file only wires them.
+
+Each step reads its inputs from files named in the previous step's metadata, writes its output
+under the run folder of the data interval, and returns metadata (paths, counts, checksums)
+that is all XCom carries.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from etlml import db, migrations, model, settings, storage, transform, warehouse
+from etlml.interval import Interval
+from etlml.source import EventSource, SimulatedSource
+
+log = logging.getLogger(__name__)
+
+Normalization = Literal["model", "batch"]
+
+
+@dataclass(frozen=True)
+class RunContext:
+    """What a step needs to know about the DAG run it belongs to."""
+
+    dag_id: str
+    run_id: str
+    interval: Interval
+
+    @property
+    def ref(self) -> str:
+        """``dag_id/run_id``: recorded on the rows a run writes."""
+        return f"{self.dag_id}/{self.run_id}"
+
+
+def _folder(run: RunContext, cfg: settings.Settings) -> Any:
+    return storage.run_folder(cfg.storage_root, run.dag_id, run.interval)
+
+
+def extract(run: RunContext, batch_size: int, source: EventSource | None = None) -> dict[str, Any]:
+    """Take the raw events of the run's interval from the source and store them as Parquet."""
+    cfg = settings.load()
+    events = (source or SimulatedSource(cfg.source_seed, batch_size)).events(run.interval)
+    ref = storage.write_frame(events, _folder(run, cfg) / "extract.parquet")
+    log.info("extracted %d events for %s to %s", ref.rows, run.interval.key, ref.path)
+    return ref.as_xcom()
+
+
+def transform_step(
+    run: RunContext, extracted: dict[str, Any], normalization: Normalization
+) -> dict[str, Any]:
+    """Clean, impute and z-score with the champion's statistics (or per batch, if asked)."""
+    cfg = settings.load()
+    raw = storage.read_frame(storage.FileRef.from_xcom(extracted))
+    with db.connect(cfg.warehouse_conn_id) as conn:
+        version = model.champion(conn)
+        champion = model.load(conn, version)
+    cleaned = transform.clean(raw)
+    stats = champion.stats if normalization == "model" else transform.batch_stats(cleaned)
+    normalized = transform.normalize(cleaned, stats)
+    ref = storage.write_frame(normalized, _folder(run, cfg) / "processed.parquet")
+    normalized_with = version if normalization == "model" else "batch"
+    log.info("normalized %d events with %s statistics, champion %s", ref.rows, normalized_with, version)
+    return {**ref.as_xcom(), "model_version": version, "normalized_with": normalized_with}
+
+
+def load_processed(run: RunContext, processed: dict[str, Any]) -> dict[str, Any]:
+    """Upsert the interval's processed rows into ``processed_data``."""
+    cfg = settings.load()
+    frame = storage.read_frame(storage.FileRef.from_xcom(processed))
+    with db.connect(cfg.warehouse_conn_id) as conn:
+        result = warehouse.upsert_processed(conn, frame, run.interval, str(processed["normalized_with"]))
+    log.info("processed_data for %s: %s", run.interval.key, result.as_xcom())
+    return result.as_xcom()
+
+
+def predict(run: RunContext, processed: dict[str, Any]) -> dict[str, Any]:
+    """Score the processed rows with the model version the run resolved in ``transform``."""
+    cfg = settings.load()
+    frame = storage.read_frame(storage.FileRef.from_xcom(processed))
+    version = str(processed["model_version"])
+    with db.connect(cfg.warehouse_conn_id) as conn:
+        scorer = model.load(conn, version)
+    scored = frame[["event_id", "ts_utc"]].assign(y_hat=model.score(frame, scorer))
+    ref = storage.write_frame(scored, _folder(run, cfg) / f"predictions-{version}.parquet")
+    log.info("scored %d events with model version %s", ref.rows, version)
+    return {**ref.as_xcom(), "model_version": version}
+
+
+def store_predictions(run: RunContext, predicted: dict[str, Any]) -> dict[str, Any]:
+    """Upsert the predictions of one model version into ``predictions``."""
+    cfg = settings.load()
+    frame = storage.read_frame(storage.FileRef.from_xcom(predicted))
+    version = str(predicted["model_version"])
+    with db.connect(cfg.warehouse_conn_id) as conn:
+        result = warehouse.upsert_predictions(conn, frame, version, run.ref)
+    log.info("predictions of %s for %s: %s", version, run.interval.key, result.as_xcom())
+    return {**result.as_xcom(), "model_version": version}
+
+
+def migrate_schema() -> list[str]:
+    """Apply pending warehouse migrations; return the names of those applied."""
+    with db.connect(settings.load().warehouse_conn_id) as conn:
+        return [f"{m.version:04d}_{m.name}" for m in migrations.migrate(conn)]
+
+
+def check_schema() -> dict[str, Any]:
+    """Sanity check after migrating: all migrations applied, tables present, a usable champion."""
+    with db.connect(settings.load().warehouse_conn_id) as conn:
+        migrations.check(conn)
+        version = model.champion(conn)
+        model.load(conn, version)
+        applied = len(migrations.applied(conn))
+    log.info("warehouse schema at migration %d, champion %s", applied, version)
+    return {"migrations": applied, "champion": version}

@@ -1,0 +1,5 @@
+CREATE TEMP TABLE stage_predictions (
+    event_id    text NOT NULL,
+    ts_utc      timestamptz NOT NULL,
+    y_hat       double precision NOT NULL
+) ON COMMIT DROP;

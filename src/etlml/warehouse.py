@@ -1,0 +1,116 @@
+"""Writes to the warehouse: binary COPY into a staging table, then one merge, in one transaction."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import psycopg
+from psycopg import sql
+
+from etlml import FEATURES
+from etlml.db import query
+from etlml.interval import Interval
+
+PROCESSED_STAGE: tuple[tuple[str, str], ...] = (
+    ("event_id", "text"),
+    ("ts_utc", "timestamptz"),
+    *((f, "float8") for f in FEATURES),
+    *((f"{f}_z", "float8") for f in FEATURES),
+    *((f"{f}_imputed", "bool") for f in FEATURES),
+)
+PREDICTIONS_STAGE: tuple[tuple[str, str], ...] = (
+    ("event_id", "text"),
+    ("ts_utc", "timestamptz"),
+    ("y_hat", "float8"),
+)
+
+
+@dataclass(frozen=True)
+class MergeResult:
+    """Row counts of one merge: staged, newly inserted, changed, and removed as stale."""
+
+    staged: int
+    inserted: int
+    updated: int
+    removed: int = 0
+
+    @property
+    def unchanged(self) -> int:
+        return self.staged - self.inserted - self.updated
+
+    def as_xcom(self) -> dict[str, int]:
+        return {**asdict(self), "unchanged": self.unchanged}
+
+
+def _column_values(series: pd.Series) -> list[Any]:
+    """Python values for COPY, with missing values as None (SQL NULL)."""
+    if pd.api.types.is_datetime64_any_dtype(series):
+        return list(series.dt.to_pydatetime())
+    if pd.api.types.is_float_dtype(series):
+        values = series.to_numpy(dtype=np.float64)
+        boxed = values.astype(object)
+        boxed[np.isnan(values)] = None
+        return list(boxed.tolist())
+    if pd.api.types.is_bool_dtype(series):
+        return series.to_numpy(dtype=bool).tolist()
+    return [None if pd.isna(v) else str(v) for v in series.tolist()]
+
+
+def copy_frame(
+    cur: psycopg.Cursor[Any], table: str, columns: Sequence[tuple[str, str]], frame: pd.DataFrame
+) -> None:
+    """Binary ``COPY`` of ``frame``'s ``columns`` (name, PostgreSQL type) into ``table``."""
+    names = [name for name, _ in columns]
+    statement = sql.SQL("COPY {} ({}) FROM STDIN (FORMAT BINARY)").format(
+        sql.Identifier(table), sql.SQL(", ").join(map(sql.Identifier, names))
+    )
+    rows: Iterable[tuple[Any, ...]] = zip(*(_column_values(frame[n]) for n in names), strict=True)
+    with cur.copy(statement) as copy:
+        copy.set_types([pg_type for _, pg_type in columns])
+        for row in rows:
+            copy.write_row(row)
+
+
+def _merge(cur: psycopg.Cursor[Any], sql_name: str, params: dict[str, Any]) -> tuple[int, int]:
+    cur.execute(query(sql_name), params)
+    row = cur.fetchone()
+    assert row is not None  # an aggregate always returns one row
+    return int(row[0]), int(row[1])
+
+
+def upsert_processed(
+    conn: psycopg.Connection[Any], frame: pd.DataFrame, interval: Interval, normalized_with: str
+) -> MergeResult:
+    """Make the interval's rows in ``processed_data`` equal ``frame``, in one transaction.
+
+    New events are inserted, changed ones updated (``updated_at`` moves only when a value changed),
+    and rows of this interval that the frame no longer holds are removed with their predictions.
+    """
+    params = {
+        "interval_start": interval.start,
+        "interval_end": interval.end,
+        "normalized_with": normalized_with,
+    }
+    with conn.transaction(), conn.cursor() as cur:
+        cur.execute(query("stage_processed"))
+        copy_frame(cur, "stage_processed", PROCESSED_STAGE, frame)
+        inserted, updated = _merge(cur, "merge_processed", params)
+        cur.execute(query("remove_stale_processed"), params)
+        removed = cur.rowcount
+    return MergeResult(staged=len(frame), inserted=inserted, updated=updated, removed=removed)
+
+
+def upsert_predictions(
+    conn: psycopg.Connection[Any], frame: pd.DataFrame, model_version: str, written_by_run: str
+) -> MergeResult:
+    """Upsert one model version's predictions; other versions' rows are never touched."""
+    params = {"model_version": model_version, "written_by_run": written_by_run}
+    with conn.transaction(), conn.cursor() as cur:
+        cur.execute(query("stage_predictions"))
+        copy_frame(cur, "stage_predictions", PREDICTIONS_STAGE, frame)
+        inserted, updated = _merge(cur, "merge_predictions", params)
+    return MergeResult(staged=len(frame), inserted=inserted, updated=updated)
