@@ -24,15 +24,9 @@ DEFAULT_ARGS = {
 
 def _run() -> Any:
     """The running DAG run as an ``etlml.pipeline.RunContext``."""
-    from etlml.interval import Interval
     from etlml.pipeline import RunContext
 
-    ctx = get_current_context()
-    return RunContext(
-        dag_id=ctx["dag"].dag_id,
-        run_id=ctx["run_id"],
-        interval=Interval(ctx["data_interval_start"], ctx["data_interval_end"]),
-    )
+    return RunContext.from_airflow(get_current_context())
 
 
 def _param(name: str) -> Any:

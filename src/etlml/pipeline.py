@@ -8,6 +8,7 @@ that is all XCom carries.
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -32,6 +33,17 @@ class RunContext:
     def ref(self) -> str:
         """``dag_id/run_id``: recorded on the rows a run writes."""
         return f"{self.dag_id}/{self.run_id}"
+
+    @classmethod
+    def from_airflow(cls, context: Mapping[str, Any]) -> RunContext:
+        """Build from an Airflow task context (``get_current_context()``)."""
+        start, end = context.get("data_interval_start"), context.get("data_interval_end")
+        if start is None or end is None:
+            raise ValueError(
+                "this run has no data interval; schedule the DAG with CronDataIntervalTimetable "
+                "or trigger it with a logical date"
+            )
+        return cls(dag_id=context["dag"].dag_id, run_id=str(context["run_id"]), interval=Interval(start, end))
 
 
 def _folder(run: RunContext, cfg: settings.Settings) -> Any:

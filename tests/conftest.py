@@ -1,0 +1,102 @@
+"""Shared fixtures: a throwaway warehouse database on the local PostgreSQL and an Airflow home.
+
+Airflow reads its configuration when first imported, so the environment is set here, at import
+time, before any test module imports Airflow or etlml.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+from psycopg import conninfo, sql
+
+ROOT = Path(__file__).resolve().parents[1]
+# The server the tests create their databases on (trust auth on the local cluster).
+ADMIN_DSN = os.environ.get("ETLML_TEST_ADMIN_DSN", "postgresql://postgres@127.0.0.1:5432/postgres")
+WAREHOUSE_DB = f"etlml_test_{os.getpid()}_{uuid.uuid4().hex[:8]}"
+WORK_DIR = Path(tempfile.mkdtemp(prefix="etlml-tests-"))
+
+
+def _dsn_for(dbname: str) -> str:
+    info = conninfo.conninfo_to_dict(ADMIN_DSN)
+    info["dbname"] = dbname
+    return conninfo.make_conninfo(**info)
+
+
+def _url_for(dbname: str) -> str:
+    info = conninfo.conninfo_to_dict(ADMIN_DSN)
+    user = info.get("user", "postgres")
+    password = f":{info['password']}" if info.get("password") else ""
+    return f"postgresql://{user}{password}@{info.get('host', '127.0.0.1')}:{info.get('port', 5432)}/{dbname}"
+
+
+os.environ.update(
+    {
+        "AIRFLOW_HOME": str(WORK_DIR / "airflow"),
+        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+        "AIRFLOW__CORE__DAGS_FOLDER": str(ROOT / "dags"),
+        "AIRFLOW_CONN_WAREHOUSE": _url_for(WAREHOUSE_DB),
+        "ETLML_STORAGE_ROOT": (WORK_DIR / "storage").as_uri(),
+    }
+)
+os.environ.pop("AIRFLOW__CORE__UNIT_TEST_MODE", None)
+Path(os.environ["AIRFLOW_HOME"]).mkdir(parents=True)
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    shutil.rmtree(WORK_DIR, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def warehouse_dsn() -> Iterator[str]:
+    """An empty database for this test session, dropped at its end."""
+    try:
+        admin = psycopg.connect(ADMIN_DSN, autocommit=True)
+    except psycopg.OperationalError as exc:
+        pytest.fail(f"tests need the local PostgreSQL at {ADMIN_DSN} (set ETLML_TEST_ADMIN_DSN): {exc}")
+    with admin:
+        admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(WAREHOUSE_DB)))
+        try:
+            yield _dsn_for(WAREHOUSE_DB)
+        finally:
+            admin.execute(
+                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(WAREHOUSE_DB))
+            )
+
+
+@pytest.fixture(scope="session")
+def migrated(warehouse_dsn: str) -> str:
+    """The session's warehouse with every migration applied."""
+    from etlml import migrations
+
+    with psycopg.connect(warehouse_dsn) as conn:
+        migrations.migrate(conn)
+    return warehouse_dsn
+
+
+@pytest.fixture
+def conn(migrated: str) -> Iterator[psycopg.Connection[Any]]:
+    """A connection to a migrated warehouse whose event tables start empty."""
+    with psycopg.connect(migrated) as connection:
+        connection.execute("TRUNCATE processed_data, predictions")
+        connection.commit()
+        yield connection
+
+
+@pytest.fixture(scope="session")
+def airflow_db() -> None:
+    """Airflow's metadata DB (SQLite in the test AIRFLOW_HOME), migrated once per session."""
+    airflow = Path(sys.executable).with_name("airflow")
+    result = subprocess.run([str(airflow), "db", "migrate"], capture_output=True, text=True, check=False)
+    if result.returncode != 0:
+        pytest.fail(f"airflow db migrate failed:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}")

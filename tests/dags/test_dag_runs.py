@@ -1,0 +1,191 @@
+"""Both DAGs run with dag.test() against the real warehouse database, checked row by row."""
+
+import json
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from typing import Any
+
+import psycopg
+import pytest
+from psycopg import sql
+
+from tests.conftest import ADMIN_DSN, ROOT, _url_for
+
+pytestmark = [pytest.mark.airflow, pytest.mark.db]
+
+PIPELINE = "10_etl_ml_pipeline"
+# dag.test(logical_date=18:10) runs the interval that ends there: [18:00, 18:10).
+LOGICAL = datetime(2026, 11, 25, 18, 10, tzinfo=UTC)
+START = datetime(2026, 11, 25, 18, 0, tzinfo=UTC)
+
+FULL_DIGEST = {
+    "processed_data": "SELECT md5(string_agg(t::text, '|' ORDER BY event_id)) FROM processed_data t",
+    "predictions": "SELECT md5(string_agg(t::text, '|' ORDER BY event_id, model_version)) FROM predictions t",
+}
+CONTENT_DIGEST = {
+    "processed_data": "SELECT md5(string_agg((t.event_id, t.ts_utc, t.f1, t.f2, t.f3, "
+    "t.f1_z, t.f2_z, t.f3_z, t.f1_imputed, t.f2_imputed, t.f3_imputed, "
+    "t.normalized_with, t.interval_start, t.interval_end)::text, "
+    "'|' ORDER BY event_id)) FROM processed_data t",
+    "predictions": "SELECT md5(string_agg((t.event_id, t.model_version, t.y_hat, t.ts_utc)::text, '|' "
+    "ORDER BY event_id, model_version)) FROM predictions t",
+}
+
+
+@pytest.fixture(scope="module")
+def dags(airflow_db: None) -> dict[str, Any]:
+    from airflow.dag_processing.dagbag import DagBag
+
+    bag = DagBag(dag_folder=str(ROOT / "dags"))
+    assert bag.import_errors == {}
+    return dict(bag.dags)
+
+
+def run(dag: Any, logical_date: datetime, **conf: Any) -> Any:
+    dag_run = dag.test(logical_date=logical_date, run_conf=conf or None)
+    assert dag_run.state == "success", f"{dag.dag_id} run ended {dag_run.state}"
+    return dag_run
+
+
+def digests(conn: psycopg.Connection[Any], queries: dict[str, str]) -> dict[str, str]:
+    return {table: str(conn.execute(q).fetchone()[0]) for table, q in queries.items()}  # type: ignore[index]
+
+
+def xcom_values(dag_id: str, run_id: str) -> dict[str, Any]:
+    from airflow.models.xcom import XComModel
+    from airflow.utils.session import create_session
+    from sqlalchemy import select
+
+    with create_session() as session:
+        rows = session.execute(
+            select(XComModel.task_id, XComModel.value).where(
+                XComModel.dag_id == dag_id, XComModel.run_id == run_id, XComModel.key == "return_value"
+            )
+        ).all()
+    return {
+        task_id: json.loads(value) if isinstance(value, str | bytes) else value for task_id, value in rows
+    }
+
+
+@pytest.fixture
+def fresh_warehouse(warehouse_dsn: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """A second, empty warehouse database that the DAGs' `warehouse` connection points at."""
+    name = "etlml_init_" + psycopg.conninfo.conninfo_to_dict(warehouse_dsn)["dbname"].rsplit("_", 1)[-1]
+    with psycopg.connect(ADMIN_DSN, autocommit=True) as admin:
+        admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+        monkeypatch.setenv("AIRFLOW_CONN_WAREHOUSE", _url_for(name))
+        try:
+            yield _url_for(name)
+        finally:
+            admin.execute(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(sql.Identifier(name)))
+
+
+def test_init_schema_migrates_a_fresh_warehouse_and_is_idempotent(
+    dags: dict[str, Any], fresh_warehouse: str
+) -> None:
+    run(dags["00_init_schema"], LOGICAL)
+    run(dags["00_init_schema"], datetime(2026, 11, 25, 18, 20, tzinfo=UTC))
+    with psycopg.connect(fresh_warehouse) as conn:
+        assert conn.execute("SELECT count(*) FROM schema_migrations").fetchone() == (2,)
+        assert conn.execute(
+            "SELECT model_version FROM model_aliases WHERE alias = 'champion'"
+        ).fetchone() == ("baseline_v1",)
+
+
+def test_pipeline_run_stores_every_event_and_its_prediction(
+    dags: dict[str, Any], conn: psycopg.Connection[Any]
+) -> None:
+    dag_run = run(dags[PIPELINE], LOGICAL)
+    assert dag_run.data_interval_start == START
+    processed = conn.execute(
+        "SELECT count(*), count(DISTINCT event_id), min(ts_utc) >= %(s)s AND max(ts_utc) < %(e)s, "
+        "bool_and(interval_start = %(s)s AND interval_end = %(e)s), "
+        "bool_and(normalized_with = 'baseline_v1') "
+        "FROM processed_data",
+        {"s": START, "e": LOGICAL},
+    ).fetchone()
+    assert processed == (200, 200, True, True, True)
+    predictions = conn.execute(
+        "SELECT count(*), min(model_version), max(model_version), min(written_by_run), max(written_by_run) "
+        "FROM predictions"
+    ).fetchone()
+    ref = f"{PIPELINE}/{dag_run.run_id}"
+    assert predictions == (200, "baseline_v1", "baseline_v1", ref, ref)
+
+
+def test_every_stored_y_hat_equals_the_formula_recomputed_in_sql(
+    dags: dict[str, Any], conn: psycopg.Connection[Any]
+) -> None:
+    run(dags[PIPELINE], LOGICAL)
+    compared = conn.execute(
+        "SELECT count(*), count(*) FILTER (WHERE p.y_hat = 0.3 * d.f1_z + 0.2 * d.f2_z + 0.5 * d.f3_z) "
+        "FROM predictions p JOIN processed_data d USING (event_id)"
+    ).fetchone()
+    assert compared == (200, 200)
+    # the z-scores themselves are the stored statistics applied to the (imputed) raw values
+    wrong_z = conn.execute(
+        "SELECT count(*) FROM processed_data WHERE abs(f1_z - (f1 - 10) / 2) > 1e-12 "
+        "OR abs(f3_z - (f3 - 100) / 10) > 1e-12 OR (f2 IS NULL) <> f2_imputed "
+        "OR (f2_imputed AND f2_z <> 0) OR (NOT f2_imputed AND abs(f2_z - f2) > 1e-12)"
+    ).fetchone()
+    assert wrong_z == (0,)
+
+
+def test_xcom_carries_only_metadata(dags: dict[str, Any], conn: psycopg.Connection[Any]) -> None:
+    dag_run = run(dags[PIPELINE], LOGICAL)
+    values = xcom_values(PIPELINE, dag_run.run_id)
+    assert set(values) == {"extract", "transform", "load_processed", "predict", "store_predictions"}
+    for task_id, value in values.items():
+        assert len(json.dumps(value)) < 600, f"{task_id} pushed {value!r}"
+    assert values["extract"]["rows"] == 200
+    assert values["extract"]["path"].endswith("20261125T180000Z_20261125T181000Z/extract.parquet")
+    assert len(values["transform"]["sha256"]) == 64
+    assert values["predict"]["model_version"] == "baseline_v1"
+    assert values["store_predictions"]["inserted"] == 200
+
+
+def test_same_interval_twice_and_cleared_rerun_leave_byte_identical_tables(
+    dags: dict[str, Any], conn: psycopg.Connection[Any]
+) -> None:
+    run(dags[PIPELINE], LOGICAL)
+    first = digests(conn, FULL_DIGEST)
+    # another run (another run_id) whose data interval is the same [18:00, 18:10)
+    other = run(dags[PIPELINE], datetime(2026, 11, 25, 18, 15, tzinfo=UTC))
+    assert other.data_interval_start == START
+    assert digests(conn, FULL_DIGEST) == first
+    # dag.test on the same logical date clears the run's task instances and runs them again
+    run(dags[PIPELINE], LOGICAL)
+    assert digests(conn, FULL_DIGEST) == first
+    counts = conn.execute(
+        "SELECT (SELECT count(*) FROM processed_data), (SELECT count(*) FROM predictions)"
+    ).fetchone()
+    assert counts == (200, 200)
+
+
+def test_rerun_repairs_damaged_rows(dags: dict[str, Any], conn: psycopg.Connection[Any]) -> None:
+    run(dags[PIPELINE], LOGICAL)
+    good = digests(conn, CONTENT_DIGEST)
+    conn.execute(
+        "UPDATE processed_data SET f1 = -1 WHERE event_id IN (SELECT event_id FROM processed_data LIMIT 5)"
+    )
+    conn.execute("DELETE FROM predictions WHERE event_id IN (SELECT event_id FROM predictions LIMIT 10)")
+    conn.commit()
+    assert digests(conn, CONTENT_DIGEST) != good
+    run(dags[PIPELINE], LOGICAL)
+    assert digests(conn, CONTENT_DIGEST) == good
+
+
+def test_smaller_batch_replaces_the_interval_and_batch_normalization_is_marked(
+    dags: dict[str, Any], conn: psycopg.Connection[Any]
+) -> None:
+    run(dags[PIPELINE], LOGICAL)
+    run(dags[PIPELINE], LOGICAL, batch_size=50, normalization="batch")
+    summary = conn.execute(
+        "SELECT count(*), bool_and(normalized_with = 'batch'), abs(avg(f1_z)) < 1e-9 FROM processed_data"
+    ).fetchone()
+    assert summary == (50, True, True)
+    compared = conn.execute(
+        "SELECT count(*), count(*) FILTER (WHERE p.y_hat = 0.3 * d.f1_z + 0.2 * d.f2_z + 0.5 * d.f3_z) "
+        "FROM predictions p JOIN processed_data d USING (event_id)"
+    ).fetchone()
+    assert compared == (50, 50)

@@ -1,0 +1,61 @@
+"""The DAG files parse cleanly and declare what the pipeline promises."""
+
+from datetime import timedelta
+from itertools import pairwise
+from typing import Any
+
+import pytest
+
+pytestmark = pytest.mark.airflow
+
+PIPELINE_ORDER = ["extract", "transform", "load_processed", "predict", "store_predictions"]
+
+
+@pytest.fixture(scope="module")
+def dagbag() -> Any:
+    from airflow.dag_processing.dagbag import DagBag
+
+    from tests.conftest import ROOT
+
+    return DagBag(dag_folder=str(ROOT / "dags"))
+
+
+def test_no_import_errors_and_both_dags(dagbag: Any) -> None:
+    assert dagbag.import_errors == {}
+    assert set(dagbag.dag_ids) == {"00_init_schema", "10_etl_ml_pipeline"}
+
+
+def test_pipeline_tasks_run_in_order(dagbag: Any) -> None:
+    dag = dagbag.dags["10_etl_ml_pipeline"]
+    assert sorted(dag.task_ids) == sorted(PIPELINE_ORDER)
+    for upstream, downstream in pairwise(PIPELINE_ORDER):
+        assert upstream in dag.get_task(downstream).upstream_task_ids
+    assert dag.get_task("transform").downstream_task_ids == {"load_processed", "predict"}
+    assert [t.task_id for t in dag.topological_sort()] == PIPELINE_ORDER
+
+
+def test_pipeline_schedule_has_a_real_ten_minute_interval(dagbag: Any) -> None:
+    from airflow.timetables.interval import CronDataIntervalTimetable
+
+    dag = dagbag.dags["10_etl_ml_pipeline"]
+    assert isinstance(dag.timetable, CronDataIntervalTimetable)
+    assert dag.timetable.summary == "*/10 * * * *"
+    assert dag.max_active_runs == 1
+    assert dag.catchup is False
+
+
+def test_pipeline_retries_with_backoff_and_batch_size_param(dagbag: Any) -> None:
+    dag = dagbag.dags["10_etl_ml_pipeline"]
+    for task in dag.tasks:
+        assert task.retries == 3
+        assert task.retry_exponential_backoff
+        assert task.max_retry_delay == timedelta(minutes=5)
+    assert dag.params["batch_size"] == 200
+    assert dag.params["normalization"] == "model"
+
+
+def test_init_schema_is_manual_and_migrates_before_checking(dagbag: Any) -> None:
+    dag = dagbag.dags["00_init_schema"]
+    assert type(dag.timetable).__name__ == "NullTimetable"
+    assert dag.get_task("check").upstream_task_ids == {"migrate"}
+    assert all(task.retries >= 1 for task in dag.tasks)

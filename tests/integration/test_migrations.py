@@ -1,0 +1,76 @@
+"""Migrations against a real, freshly created PostgreSQL database."""
+
+from collections.abc import Iterator
+from typing import Any
+
+import psycopg
+import pytest
+from psycopg import sql
+
+from etlml import migrations, model
+from tests.conftest import ADMIN_DSN, _dsn_for
+
+pytestmark = pytest.mark.db
+
+
+@pytest.fixture
+def empty_db(warehouse_dsn: str) -> Iterator[psycopg.Connection[Any]]:
+    name = "etlml_mig_" + psycopg.conninfo.conninfo_to_dict(warehouse_dsn)["dbname"].rsplit("_", 1)[-1]
+    with psycopg.connect(ADMIN_DSN, autocommit=True) as admin:
+        admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+        try:
+            with psycopg.connect(_dsn_for(name)) as conn:
+                yield conn
+        finally:
+            admin.execute(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(sql.Identifier(name)))
+
+
+def test_migrate_applies_each_file_once(empty_db: psycopg.Connection[Any]) -> None:
+    shipped = migrations.available()
+    assert [m.version for m in migrations.migrate(empty_db)] == [m.version for m in shipped]
+    assert migrations.migrate(empty_db) == []
+    recorded = migrations.applied(empty_db)
+    assert recorded == {m.version: m.checksum for m in shipped}
+    migrations.check(empty_db)
+
+
+def test_check_on_an_empty_database_says_what_to_run(empty_db: psycopg.Connection[Any]) -> None:
+    with pytest.raises(migrations.MigrationError, match="etlml db migrate"):
+        migrations.check(empty_db)
+
+
+def test_an_edited_applied_migration_is_refused(empty_db: psycopg.Connection[Any]) -> None:
+    migrations.migrate(empty_db)
+    empty_db.execute("UPDATE schema_migrations SET checksum = 'x' WHERE version = 1")
+    empty_db.commit()
+    with pytest.raises(migrations.MigrationError, match="changed after it was applied"):
+        migrations.migrate(empty_db)
+
+
+def test_a_migration_newer_than_the_code_is_refused(empty_db: psycopg.Connection[Any]) -> None:
+    migrations.migrate(empty_db)
+    empty_db.execute("INSERT INTO schema_migrations (version, name, checksum) VALUES (999, 'future', 'x')")
+    empty_db.commit()
+    with pytest.raises(migrations.MigrationError, match="does not ship"):
+        migrations.check(empty_db)
+
+
+def test_seeded_champion_is_the_case_study_baseline(conn: psycopg.Connection[Any]) -> None:
+    baseline = model.load(conn, model.champion(conn))
+    assert baseline.version == "baseline_v1"
+    assert dict(baseline.coef) == {"f1": 0.3, "f2": 0.2, "f3": 0.5}
+    assert baseline.intercept == 0.0
+
+
+def test_model_versions_are_immutable(conn: psycopg.Connection[Any]) -> None:
+    with pytest.raises(psycopg.errors.RaiseException, match="immutable"):
+        conn.execute("UPDATE model_versions SET params = '{}' WHERE model_version = 'baseline_v1'")
+    conn.rollback()
+    with pytest.raises(psycopg.errors.RaiseException, match="immutable"):
+        conn.execute("DELETE FROM model_versions WHERE model_version = 'baseline_v1'")
+    conn.rollback()
+
+
+def test_unknown_model_version_is_a_clear_error(conn: psycopg.Connection[Any]) -> None:
+    with pytest.raises(model.ModelError, match="not registered"):
+        model.load(conn, "no_such_version")

@@ -1,0 +1,54 @@
+"""Parquet files under the storage root, through ObjectStoragePath."""
+
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from etlml import storage
+from etlml.interval import Interval
+from etlml.source import SimulatedSource
+
+INTERVAL = Interval(datetime(2026, 11, 25, 18, 10, tzinfo=UTC), datetime(2026, 11, 25, 18, 20, tzinfo=UTC))
+
+
+def test_run_folder_is_keyed_by_dag_and_interval(tmp_path: Path) -> None:
+    folder = storage.run_folder(tmp_path.as_uri(), "dag_a", INTERVAL)
+    assert str(folder) == f"{tmp_path.as_uri()}/dag_a/20261125T181000Z_20261125T182000Z"
+
+
+def test_round_trip_keeps_types_and_values(tmp_path: Path) -> None:
+    events = SimulatedSource(seed=5, batch_size=100).events(INTERVAL)
+    ref = storage.write_frame(events, storage.run_folder(tmp_path.as_uri(), "d", INTERVAL) / "e.parquet")
+    assert ref.rows == 100
+    assert storage.FileRef.from_xcom(ref.as_xcom()) == ref
+    back = storage.read_frame(ref)
+    pd.testing.assert_frame_equal(back, events, check_dtype=False)
+    assert back["ts_utc"].dtype == events["ts_utc"].dtype
+
+
+def test_same_frame_writes_the_same_bytes(tmp_path: Path) -> None:
+    events = SimulatedSource(seed=5, batch_size=100).events(INTERVAL)
+    folder = storage.run_folder(tmp_path.as_uri(), "d", INTERVAL)
+    assert (
+        storage.write_frame(events, folder / "a.parquet").sha256
+        == storage.write_frame(events, folder / "b.parquet").sha256
+    )
+
+
+def test_a_changed_file_is_refused(tmp_path: Path) -> None:
+    events = SimulatedSource(seed=5, batch_size=10).events(INTERVAL)
+    ref = storage.write_frame(events, storage.run_folder(tmp_path.as_uri(), "d", INTERVAL) / "e.parquet")
+    other = storage.write_frame(
+        events.iloc[:5], storage.run_folder(tmp_path.as_uri(), "d", INTERVAL) / "x.parquet"
+    )
+    Path(ref.path.removeprefix("file://")).write_bytes(Path(other.path.removeprefix("file://")).read_bytes())
+    with pytest.raises(storage.StorageIntegrityError, match="clear the upstream task"):
+        storage.read_frame(ref)
+
+
+def test_interval_later_gets_its_own_folder(tmp_path: Path) -> None:
+    later = Interval(INTERVAL.end, INTERVAL.end + timedelta(minutes=10))
+    root = tmp_path.as_uri()
+    assert storage.run_folder(root, "d", INTERVAL) != storage.run_folder(root, "d", later)

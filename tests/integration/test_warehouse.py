@@ -1,0 +1,115 @@
+"""COPY + merge into the real warehouse tables."""
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import psycopg
+import pytest
+
+from etlml import model, transform, warehouse
+from etlml.interval import Interval
+from etlml.source import SimulatedSource
+
+pytestmark = pytest.mark.db
+
+INTERVAL = Interval(datetime(2026, 11, 25, 18, 10, tzinfo=UTC), datetime(2026, 11, 25, 18, 20, tzinfo=UTC))
+STATS = {"f1": model.FeatureStats(10, 2), "f2": model.FeatureStats(0, 1), "f3": model.FeatureStats(100, 10)}
+
+
+def processed(batch: int = 100, interval: Interval = INTERVAL) -> Any:
+    return transform.normalize(transform.clean(SimulatedSource(11, batch).events(interval)), STATS)
+
+
+def table_digest(conn: psycopg.Connection[Any], table: str, key: str) -> str:
+    row = conn.execute(f"SELECT md5(string_agg(t::text, '|' ORDER BY {key})) FROM {table} AS t").fetchone()
+    assert row is not None
+    return str(row[0])
+
+
+def test_load_inserts_every_row_with_nulls_for_missing_raw_values(conn: psycopg.Connection[Any]) -> None:
+    frame = processed()
+    result = warehouse.upsert_processed(conn, frame, INTERVAL, "baseline_v1")
+    assert (result.staged, result.inserted, result.updated, result.removed) == (100, 100, 0, 0)
+    count, nulls, imputed = conn.execute(
+        "SELECT count(*), count(*) FILTER (WHERE f2 IS NULL), count(*) FILTER (WHERE f2_imputed) "
+        "FROM processed_data WHERE interval_start = %s",
+        (INTERVAL.start,),
+    ).fetchone() or (0, 0, 0)
+    assert count == 100
+    assert nulls == imputed == int(frame["f2"].isna().sum())
+    stored = conn.execute("SELECT f1, f3_z FROM processed_data ORDER BY event_id LIMIT 1").fetchone()
+    assert stored == (frame["f1"].iloc[0], frame["f3_z"].iloc[0])
+
+
+def test_reload_of_same_rows_changes_nothing(conn: psycopg.Connection[Any]) -> None:
+    frame = processed()
+    warehouse.upsert_processed(conn, frame, INTERVAL, "baseline_v1")
+    before = table_digest(conn, "processed_data", "event_id")
+    again = warehouse.upsert_processed(conn, frame, INTERVAL, "baseline_v1")
+    assert (again.inserted, again.updated, again.unchanged) == (0, 0, 100)
+    assert table_digest(conn, "processed_data", "event_id") == before
+
+
+def test_a_changed_value_updates_only_that_row(conn: psycopg.Connection[Any]) -> None:
+    frame = processed()
+    warehouse.upsert_processed(conn, frame, INTERVAL, "baseline_v1")
+    frame.loc[3, "f1"] = 99.0
+    result = warehouse.upsert_processed(conn, frame, INTERVAL, "baseline_v1")
+    assert (result.inserted, result.updated) == (0, 1)
+    changed = conn.execute("SELECT count(*) FROM processed_data WHERE updated_at > created_at").fetchone()
+    assert changed == (1,)
+
+
+def test_rows_the_interval_no_longer_has_are_removed_with_their_predictions(
+    conn: psycopg.Connection[Any],
+) -> None:
+    later = Interval(INTERVAL.end, INTERVAL.end + timedelta(minutes=10))
+    warehouse.upsert_processed(conn, processed(100, later), later, "baseline_v1")
+    frame = processed(100)
+    warehouse.upsert_processed(conn, frame, INTERVAL, "baseline_v1")
+    scored = frame[["event_id", "ts_utc"]].assign(y_hat=1.0)
+    warehouse.upsert_predictions(conn, scored, "baseline_v1", "test/run")
+    result = warehouse.upsert_processed(conn, frame.iloc[:60], INTERVAL, "baseline_v1")
+    assert result.removed == 40
+    counts = conn.execute(
+        "SELECT (SELECT count(*) FROM processed_data WHERE interval_start = %(s)s),"
+        " (SELECT count(*) FROM processed_data WHERE interval_start = %(later)s),"
+        " (SELECT count(*) FROM predictions)",
+        {"s": INTERVAL.start, "later": later.start},
+    ).fetchone()
+    assert counts == (60, 100, 60)
+
+
+def test_predictions_of_another_version_are_never_touched(conn: psycopg.Connection[Any]) -> None:
+    frame = processed(20)
+    warehouse.upsert_processed(conn, frame, INTERVAL, "baseline_v1")
+    conn.execute(
+        "INSERT INTO model_versions (model_version, kind, params, feature_stats) "
+        "SELECT 'other_v', kind, params, feature_stats FROM model_versions "
+        "WHERE model_version = 'baseline_v1' "
+        "ON CONFLICT DO NOTHING"
+    )
+    conn.commit()
+    warehouse.upsert_predictions(conn, frame[["event_id", "ts_utc"]].assign(y_hat=1.0), "other_v", "r/1")
+    before = table_digest(conn, "predictions", "event_id, model_version")
+    result = warehouse.upsert_predictions(
+        conn, frame[["event_id", "ts_utc"]].assign(y_hat=2.0), "baseline_v1", "r/2"
+    )
+    assert result.inserted == 20
+    other = conn.execute(
+        "SELECT count(*), min(y_hat), max(y_hat) FROM predictions WHERE model_version = 'other_v'"
+    )
+    assert other.fetchone() == (20, 1.0, 1.0)
+    assert table_digest(conn, "predictions", "event_id, model_version") != before
+
+
+def test_a_failed_load_leaves_nothing_half_written(conn: psycopg.Connection[Any]) -> None:
+    frame = processed(50)
+    warehouse.upsert_processed(conn, frame, INTERVAL, "baseline_v1")
+    before = table_digest(conn, "processed_data", "event_id")
+    broken = frame.copy()
+    broken.loc[:, "f1"] = 1.0
+    broken.loc[49, "ts_utc"] = INTERVAL.end + timedelta(hours=1)  # violates the interval CHECK
+    with pytest.raises(psycopg.errors.CheckViolation):
+        warehouse.upsert_processed(conn, broken, INTERVAL, "baseline_v1")
+    assert table_digest(conn, "processed_data", "event_id") == before
