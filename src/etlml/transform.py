@@ -14,7 +14,7 @@ def clean(raw: pd.DataFrame) -> pd.DataFrame:
     out = pd.DataFrame(
         {
             "event_id": raw["event_id"].astype("string"),
-            "ts_utc": pd.to_datetime(raw["ts_utc"], utc=True).dt.as_unit("us"),
+            "ts_utc": pd.to_datetime(raw["ts_utc"], utc=True, format="ISO8601").dt.as_unit("us"),
         }
     )
     for feature in FEATURES:

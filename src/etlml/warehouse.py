@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
-import numpy as np
 import pandas as pd
 import psycopg
 from psycopg import sql
 
-from etlml import FEATURES
+from etlml import FEATURES, pgcopy
 from etlml.db import query
 from etlml.interval import Interval
 
@@ -27,6 +26,10 @@ PREDICTIONS_STAGE: tuple[tuple[str, str], ...] = (
     ("ts_utc", "timestamptz"),
     ("y_hat", "float8"),
 )
+
+
+class MissingReferenceError(RuntimeError):
+    """Predictions name a model version or events the warehouse does not hold."""
 
 
 @dataclass(frozen=True)
@@ -46,20 +49,6 @@ class MergeResult:
         return {**asdict(self), "unchanged": self.unchanged}
 
 
-def _column_values(series: pd.Series) -> list[Any]:
-    """Python values for COPY, with missing values as None (SQL NULL)."""
-    if pd.api.types.is_datetime64_any_dtype(series):
-        return list(series.dt.to_pydatetime())
-    if pd.api.types.is_float_dtype(series):
-        values = series.to_numpy(dtype=np.float64)
-        boxed = values.astype(object)
-        boxed[np.isnan(values)] = None
-        return list(boxed.tolist())
-    if pd.api.types.is_bool_dtype(series):
-        return series.to_numpy(dtype=bool).tolist()
-    return [None if pd.isna(v) else str(v) for v in series.tolist()]
-
-
 def copy_frame(
     cur: psycopg.Cursor[Any], table: str, columns: Sequence[tuple[str, str]], frame: pd.DataFrame
 ) -> None:
@@ -68,14 +57,13 @@ def copy_frame(
     statement = sql.SQL("COPY {} ({}) FROM STDIN (FORMAT BINARY)").format(
         sql.Identifier(table), sql.SQL(", ").join(map(sql.Identifier, names))
     )
-    rows: Iterable[tuple[Any, ...]] = zip(*(_column_values(frame[n]) for n in names), strict=True)
     with cur.copy(statement) as copy:
-        copy.set_types([pg_type for _, pg_type in columns])
-        for row in rows:
-            copy.write_row(row)
+        for chunk in pgcopy.chunks(frame, columns):
+            copy.write(chunk)
 
 
 def _merge(cur: psycopg.Cursor[Any], sql_name: str, params: dict[str, Any]) -> tuple[int, int]:
+    """Run a statement that returns one row of two counts."""
     cur.execute(query(sql_name), params)
     row = cur.fetchone()
     assert row is not None  # an aggregate always returns one row
@@ -98,9 +86,12 @@ def upsert_processed(
     with conn.transaction(), conn.cursor() as cur:
         cur.execute(query("stage_processed"))
         copy_frame(cur, "stage_processed", PROCESSED_STAGE, frame)
+        cur.execute("ANALYZE stage_processed")
         inserted, updated = _merge(cur, "merge_processed", params)
-        cur.execute(query("remove_stale_processed"), params)
-        removed = cur.rowcount
+        cur.execute(query("count_interval_rows"), params)
+        in_interval = cur.fetchone()
+        # after the merge the interval holds every staged row; anything more is stale
+        removed = _merge(cur, "remove_stale_processed", params)[0] if in_interval != (len(frame),) else 0
     return MergeResult(staged=len(frame), inserted=inserted, updated=updated, removed=removed)
 
 
@@ -112,5 +103,16 @@ def upsert_predictions(
     with conn.transaction(), conn.cursor() as cur:
         cur.execute(query("stage_predictions"))
         copy_frame(cur, "stage_predictions", PREDICTIONS_STAGE, frame)
+        cur.execute("ANALYZE stage_predictions")
+        known_model, orphans = _merge(cur, "check_prediction_references", params)
+        if not known_model:
+            raise MissingReferenceError(
+                f"model version {model_version!r} is not registered in model_versions"
+            )
+        if orphans:
+            raise MissingReferenceError(
+                f"{orphans} predictions are for events missing from processed_data; "
+                "run load_processed for this interval before store_predictions"
+            )
         inserted, updated = _merge(cur, "merge_predictions", params)
     return MergeResult(staged=len(frame), inserted=inserted, updated=updated)

@@ -1,5 +1,5 @@
 CREATE TEMP TABLE stage_predictions (
-    event_id    text NOT NULL,
+    event_id    text COLLATE "C" NOT NULL,
     ts_utc      timestamptz NOT NULL,
     y_hat       double precision NOT NULL
 ) ON COMMIT DROP;

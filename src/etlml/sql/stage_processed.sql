@@ -1,5 +1,5 @@
 CREATE TEMP TABLE stage_processed (
-    event_id    text NOT NULL,
+    event_id    text COLLATE "C" NOT NULL,
     ts_utc      timestamptz NOT NULL,
     f1          double precision,
     f2          double precision,

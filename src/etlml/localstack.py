@@ -1,0 +1,230 @@
+"""A local Airflow for ``make demo`` and the end-to-end tests: databases, processes, REST API v2.
+
+Everything here is for one machine and local use only: the admin/admin login it configures must
+never reach a shared deployment.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+import psycopg
+from psycopg import conninfo, sql
+
+LOCAL_LOGIN = {"admin": "admin"}  # local demo and tests only; see README "Deploy with Docker Compose"
+TERMINAL_STATES = {"success", "failed"}
+
+
+@dataclass(frozen=True)
+class Databases:
+    """The role and the two databases of a local stack: Airflow's metadata and the warehouse."""
+
+    admin_dsn: str
+    role: str
+    password: str
+    metadata_db: str
+    warehouse_db: str
+
+    def _url(self, dbname: str, scheme: str = "postgresql") -> str:
+        info = conninfo.conninfo_to_dict(self.admin_dsn)
+        host, port = info.get("host", "127.0.0.1"), info.get("port", "5432")
+        return f"{scheme}://{self.role}:{self.password}@{host}:{port}/{dbname}"
+
+    @property
+    def metadata_url(self) -> str:
+        return self._url(self.metadata_db, "postgresql+psycopg")
+
+    @property
+    def warehouse_url(self) -> str:
+        return self._url(self.warehouse_db)
+
+    def ensure(self) -> None:
+        """Create the role and both databases unless they exist (safe to repeat)."""
+        with psycopg.connect(self.admin_dsn, autocommit=True) as admin:
+            if not admin.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (self.role,)).fetchone():
+                admin.execute(
+                    sql.SQL("CREATE ROLE {} LOGIN PASSWORD {}").format(
+                        sql.Identifier(self.role), sql.Literal(self.password)
+                    )
+                )
+            for name in (self.metadata_db, self.warehouse_db):
+                if not admin.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone():
+                    admin.execute(
+                        sql.SQL("CREATE DATABASE {} OWNER {}").format(
+                            sql.Identifier(name), sql.Identifier(self.role)
+                        )
+                    )
+
+    def drop(self) -> None:
+        """Drop both databases (the role stays: other stacks may share it)."""
+        with psycopg.connect(self.admin_dsn, autocommit=True) as admin:
+            for name in (self.metadata_db, self.warehouse_db):
+                admin.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+
+
+def airflow_env(
+    home: Path,
+    dbs: Databases,
+    dags_folder: Path,
+    port: int,
+    *,
+    executor: str = "LocalExecutor",
+    extra: dict[str, str] | None = None,
+) -> dict[str, str]:
+    """The environment of every process of one local stack."""
+    home.mkdir(parents=True, exist_ok=True)
+    passwords = home / "simple_auth_manager_passwords.json"
+    passwords.write_text(json.dumps(LOCAL_LOGIN))  # local only
+    secret_file = home / "jwt_secret"
+    if not secret_file.exists():
+        secret_file.write_text(secrets.token_urlsafe(32))
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AIRFLOW")}
+    env.update(
+        {
+            "PATH": f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}",
+            "AIRFLOW_HOME": str(home),
+            "AIRFLOW__CORE__DAGS_FOLDER": str(dags_folder),
+            "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+            "AIRFLOW__CORE__EXECUTOR": executor,
+            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": dbs.metadata_url,
+            "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": "admin:admin",
+            "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(passwords),
+            "AIRFLOW__API_AUTH__JWT_SECRET": secret_file.read_text(),
+            "AIRFLOW__API__PORT": str(port),
+            "AIRFLOW__API__BASE_URL": f"http://127.0.0.1:{port}",
+            "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://127.0.0.1:{port}/execution/",
+            "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "5",
+            "AIRFLOW__SCHEDULER__ENABLE_HEALTH_CHECK": "True",
+            "AIRFLOW_CONN_WAREHOUSE": dbs.warehouse_url,
+            "ETLML_STORAGE_ROOT": (home / "storage").resolve().as_uri(),
+        }
+    )
+    env.update(extra or {})
+    return env
+
+
+def start(args: Iterable[str], env: dict[str, str], log_path: Path) -> subprocess.Popen[bytes]:
+    """Start a command in its own process group, output to ``log_path``."""
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    with log_path.open("ab") as log:
+        return subprocess.Popen(
+            list(args), env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+        )
+
+
+def stop(proc: subprocess.Popen[bytes], grace: float = 30.0) -> None:
+    """Stop the process group of ``proc``: SIGTERM, then SIGKILL after ``grace`` seconds."""
+    for sig, wait in ((signal.SIGTERM, grace), (signal.SIGKILL, 10.0)):
+        try:
+            os.killpg(proc.pid, sig)
+        except ProcessLookupError:
+            return
+        deadline = time.monotonic() + wait
+        while time.monotonic() < deadline:
+            proc.poll()
+            if not group_alive(proc.pid):
+                return
+            time.sleep(0.2)
+
+
+def group_alive(pgid: int) -> bool:
+    """Whether any process of group ``pgid`` is still running (zombies do not count)."""
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[2]) == pgid and fields[0] != "Z":
+            return True
+    return False
+
+
+class AirflowApi:
+    """A small client of Airflow's REST API v2, logged in with the local admin account."""
+
+    def __init__(self, base_url: str, username: str = "admin", password: str = "admin") -> None:  # noqa: S107 local login
+        self.base_url = base_url.rstrip("/")
+        self.client = httpx.Client(base_url=self.base_url, timeout=30)
+        self.username, self.password = username, password
+
+    def wait_healthy(self, timeout: float = 180, proc: subprocess.Popen[bytes] | None = None) -> None:
+        """Wait until the API server answers and the metadata DB and scheduler are healthy."""
+        deadline = time.monotonic() + timeout
+        last = ""
+        while time.monotonic() < deadline:
+            if proc is not None and proc.poll() is not None:
+                raise RuntimeError(f"Airflow exited with code {proc.returncode} while starting")
+            try:
+                health = self.client.get("/api/v2/monitor/health").json()
+                last = json.dumps(health)
+                if all(
+                    health.get(part, {}).get("status") == "healthy" for part in ("metadatabase", "scheduler")
+                ):
+                    return
+            except (httpx.HTTPError, ValueError) as exc:
+                last = repr(exc)
+            time.sleep(1)
+        raise TimeoutError(f"Airflow at {self.base_url} not healthy after {timeout:.0f} s: {last}")
+
+    def login(self) -> None:
+        """``POST /auth/token`` and use the JWT for every later call."""
+        response = self.client.post(
+            "/auth/token", json={"username": self.username, "password": self.password}
+        )
+        response.raise_for_status()
+        self.client.headers["Authorization"] = f"Bearer {response.json()['access_token']}"
+
+    def _call(self, method: str, path: str, **kwargs: Any) -> Any:
+        response = self.client.request(method, path, **kwargs)
+        if response.is_error:
+            raise RuntimeError(f"{method} {path} -> {response.status_code}: {response.text[:500]}")
+        return response.json()
+
+    def wait_for_dag(self, dag_id: str, timeout: float = 120) -> None:
+        """Wait until the DAG processor has parsed ``dag_id``."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.client.get(f"/api/v2/dags/{dag_id}").status_code == 200:
+                return
+            time.sleep(1)
+        raise TimeoutError(f"DAG {dag_id} did not appear within {timeout:.0f} s")
+
+    def unpause(self, dag_id: str) -> None:
+        self._call("PATCH", f"/api/v2/dags/{dag_id}", json={"is_paused": False})
+
+    def trigger(
+        self, dag_id: str, logical_date: datetime | None = None, conf: dict[str, Any] | None = None
+    ) -> str:
+        """Trigger a run; with a logical date, the run gets the data interval that ends before it."""
+        when = logical_date or datetime.now(UTC)
+        body = {"logical_date": when.isoformat(), "conf": conf or {}}
+        return str(self._call("POST", f"/api/v2/dags/{dag_id}/dagRuns", json=body)["dag_run_id"])
+
+    def run_state(self, dag_id: str, run_id: str) -> str:
+        return str(self._call("GET", f"/api/v2/dags/{dag_id}/dagRuns/{run_id}")["state"])
+
+    def wait_for_run(self, dag_id: str, run_id: str, timeout: float = 300) -> str:
+        """Wait until the run succeeds or fails; return its final state."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            state = self.run_state(dag_id, run_id)
+            if state in TERMINAL_STATES:
+                return state
+            time.sleep(2)
+        raise TimeoutError(f"run {dag_id}/{run_id} not finished after {timeout:.0f} s")
+
+    def task_states(self, dag_id: str, run_id: str) -> dict[str, str]:
+        body = self._call("GET", f"/api/v2/dags/{dag_id}/dagRuns/{run_id}/taskInstances")
+        return {ti["task_id"]: str(ti["state"]) for ti in body["task_instances"]}
