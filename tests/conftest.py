@@ -27,13 +27,13 @@ WAREHOUSE_DB = f"etlml_test_{os.getpid()}_{uuid.uuid4().hex[:8]}"
 WORK_DIR = Path(tempfile.mkdtemp(prefix="etlml-tests-"))
 
 
-def _dsn_for(dbname: str) -> str:
+def dsn_for(dbname: str) -> str:
     info = conninfo.conninfo_to_dict(ADMIN_DSN)
     info["dbname"] = dbname
     return conninfo.make_conninfo(**info)
 
 
-def _url_for(dbname: str) -> str:
+def url_for(dbname: str) -> str:
     info = conninfo.conninfo_to_dict(ADMIN_DSN)
     user = info.get("user", "postgres")
     password = f":{info['password']}" if info.get("password") else ""
@@ -45,7 +45,7 @@ os.environ.update(
         "AIRFLOW_HOME": str(WORK_DIR / "airflow"),
         "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
         "AIRFLOW__CORE__DAGS_FOLDER": str(ROOT / "dags"),
-        "AIRFLOW_CONN_WAREHOUSE": _url_for(WAREHOUSE_DB),
+        "AIRFLOW_CONN_WAREHOUSE": url_for(WAREHOUSE_DB),
         "ETLML_STORAGE_ROOT": (WORK_DIR / "storage").as_uri(),
     }
 )
@@ -67,7 +67,7 @@ def warehouse_dsn() -> Iterator[str]:
     with admin:
         admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(WAREHOUSE_DB)))
         try:
-            yield _dsn_for(WAREHOUSE_DB)
+            yield dsn_for(WAREHOUSE_DB)
         finally:
             admin.execute(
                 sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(WAREHOUSE_DB))

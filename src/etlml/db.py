@@ -12,6 +12,10 @@ class WarehouseUnavailableError(RuntimeError):
     """The warehouse connection is missing or the server does not answer."""
 
 
+class ConnectionMissingError(WarehouseUnavailableError):
+    """No Airflow connection of that id is defined: a configuration error that retrying cannot fix."""
+
+
 def connect(conn_id: str) -> psycopg.Connection[tuple[object, ...]]:
     """Open a psycopg connection to the warehouse from the Airflow connection ``conn_id``.
 
@@ -24,7 +28,7 @@ def connect(conn_id: str) -> psycopg.Connection[tuple[object, ...]]:
     try:
         conn = PostgresHook(postgres_conn_id=conn_id).get_conn()
     except AirflowNotFoundException as exc:
-        raise WarehouseUnavailableError(
+        raise ConnectionMissingError(
             f"the Airflow connection {conn_id!r} is not defined; create it in the UI or set "
             f"AIRFLOW_CONN_{conn_id.upper()}=postgresql://USER:PASSWORD@HOST:5432/DATABASE"
         ) from exc

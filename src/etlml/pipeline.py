@@ -7,10 +7,11 @@ that is all XCom carries.
 
 from __future__ import annotations
 
+import functools
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, ParamSpec, TypeVar
 
 from etlml import db, migrations, model, settings, storage, transform, warehouse
 from etlml.interval import Interval
@@ -19,6 +20,8 @@ from etlml.source import EventSource, SimulatedSource
 log = logging.getLogger(__name__)
 
 Normalization = Literal["model", "batch"]
+P = ParamSpec("P")
+R = TypeVar("R")
 
 
 @dataclass(frozen=True)
@@ -46,19 +49,53 @@ class RunContext:
         return cls(dag_id=context["dag"].dag_id, run_id=str(context["run_id"]), interval=Interval(start, end))
 
 
+_NOT_RETRYABLE = (db.ConnectionMissingError, migrations.MigrationError, model.ModelError)
+
+
+def _fail_fast(func: Callable[P, R]) -> Callable[P, R]:
+    """Raise configuration errors as ``AirflowFailException``: retrying cannot fix them."""
+
+    @functools.wraps(func)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return func(*args, **kwargs)
+        except _NOT_RETRYABLE as exc:
+            from airflow.sdk.exceptions import AirflowFailException
+
+            raise AirflowFailException(str(exc)) from exc
+
+    return wrapper
+
+
+def preflight(conn_id: str) -> str:
+    """Check the warehouse before a run writes anything; return the champion version.
+
+    Fails with a message that says what to do when the connection is missing, the server does not
+    answer, migrations are not applied, or no usable champion is registered.
+    """
+    with db.connect(conn_id) as conn:
+        migrations.check(conn)
+        version = model.champion(conn)
+        model.load(conn, version)
+    return version
+
+
 def _folder(run: RunContext, cfg: settings.Settings) -> Any:
     return storage.run_folder(cfg.storage_root, run.dag_id, run.interval)
 
 
+@_fail_fast
 def extract(run: RunContext, batch_size: int, source: EventSource | None = None) -> dict[str, Any]:
-    """Take the raw events of the run's interval from the source and store them as Parquet."""
+    """Check the warehouse, then take the interval's raw events from the source and store them as Parquet."""
     cfg = settings.load()
+    preflight(cfg.warehouse_conn_id)
     events = (source or SimulatedSource(cfg.source_seed, batch_size)).events(run.interval)
     ref = storage.write_frame(events, _folder(run, cfg) / "extract.parquet")
     log.info("extracted %d events for %s to %s", ref.rows, run.interval.key, ref.path)
     return ref.as_xcom()
 
 
+@_fail_fast
 def transform_step(
     run: RunContext, extracted: dict[str, Any], normalization: Normalization
 ) -> dict[str, Any]:
@@ -77,6 +114,7 @@ def transform_step(
     return {**ref.as_xcom(), "model_version": version, "normalized_with": normalized_with}
 
 
+@_fail_fast
 def load_processed(run: RunContext, processed: dict[str, Any]) -> dict[str, Any]:
     """Upsert the interval's processed rows into ``processed_data``."""
     cfg = settings.load()
@@ -87,6 +125,7 @@ def load_processed(run: RunContext, processed: dict[str, Any]) -> dict[str, Any]
     return result.as_xcom()
 
 
+@_fail_fast
 def predict(run: RunContext, processed: dict[str, Any]) -> dict[str, Any]:
     """Score the processed rows with the model version the run resolved in ``transform``."""
     cfg = settings.load()
@@ -100,6 +139,7 @@ def predict(run: RunContext, processed: dict[str, Any]) -> dict[str, Any]:
     return {**ref.as_xcom(), "model_version": version}
 
 
+@_fail_fast
 def store_predictions(run: RunContext, predicted: dict[str, Any]) -> dict[str, Any]:
     """Upsert the predictions of one model version into ``predictions``."""
     cfg = settings.load()
@@ -119,10 +159,9 @@ def migrate_schema() -> list[str]:
 
 def check_schema() -> dict[str, Any]:
     """Sanity check after migrating: all migrations applied, tables present, a usable champion."""
-    with db.connect(settings.load().warehouse_conn_id) as conn:
-        migrations.check(conn)
-        version = model.champion(conn)
-        model.load(conn, version)
+    conn_id = settings.load().warehouse_conn_id
+    version = preflight(conn_id)
+    with db.connect(conn_id) as conn:
         applied = len(migrations.applied(conn))
     log.info("warehouse schema at migration %d, champion %s", applied, version)
     return {"migrations": applied, "champion": version}

@@ -1,15 +1,11 @@
 """Both DAGs run with dag.test() against the real warehouse database, checked row by row."""
 
 import json
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
 
 import psycopg
 import pytest
-from psycopg import sql
-
-from tests.conftest import ADMIN_DSN, ROOT, _url_for
 
 pytestmark = [pytest.mark.airflow, pytest.mark.db]
 
@@ -30,15 +26,6 @@ CONTENT_DIGEST = {
     "predictions": "SELECT md5(string_agg((t.event_id, t.model_version, t.y_hat, t.ts_utc)::text, '|' "
     "ORDER BY event_id, model_version)) FROM predictions t",
 }
-
-
-@pytest.fixture(scope="module")
-def dags(airflow_db: None) -> dict[str, Any]:
-    from airflow.dag_processing.dagbag import DagBag
-
-    bag = DagBag(dag_folder=str(ROOT / "dags"))
-    assert bag.import_errors == {}
-    return dict(bag.dags)
 
 
 def run(dag: Any, logical_date: datetime, **conf: Any) -> Any:
@@ -65,19 +52,6 @@ def xcom_values(dag_id: str, run_id: str) -> dict[str, Any]:
     return {
         task_id: json.loads(value) if isinstance(value, str | bytes) else value for task_id, value in rows
     }
-
-
-@pytest.fixture
-def fresh_warehouse(warehouse_dsn: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
-    """A second, empty warehouse database that the DAGs' `warehouse` connection points at."""
-    name = "etlml_init_" + psycopg.conninfo.conninfo_to_dict(warehouse_dsn)["dbname"].rsplit("_", 1)[-1]
-    with psycopg.connect(ADMIN_DSN, autocommit=True) as admin:
-        admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-        monkeypatch.setenv("AIRFLOW_CONN_WAREHOUSE", _url_for(name))
-        try:
-            yield _url_for(name)
-        finally:
-            admin.execute(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(sql.Identifier(name)))
 
 
 def test_init_schema_migrates_a_fresh_warehouse_and_is_idempotent(

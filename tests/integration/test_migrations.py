@@ -8,7 +8,7 @@ import pytest
 from psycopg import sql
 
 from etlml import migrations, model
-from tests.conftest import ADMIN_DSN, _dsn_for
+from tests.conftest import ADMIN_DSN, dsn_for
 
 pytestmark = pytest.mark.db
 
@@ -19,7 +19,7 @@ def empty_db(warehouse_dsn: str) -> Iterator[psycopg.Connection[Any]]:
     with psycopg.connect(ADMIN_DSN, autocommit=True) as admin:
         admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
         try:
-            with psycopg.connect(_dsn_for(name)) as conn:
+            with psycopg.connect(dsn_for(name)) as conn:
                 yield conn
         finally:
             admin.execute(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(sql.Identifier(name)))
