@@ -10,7 +10,7 @@ UV_VERSION := $(shell sed -n 's/^uv==//p' requirements.lock)
 STAMP := $(VENV)/.installed
 EVENTS ?= 1000000
 
-.PHONY: install lock lint typecheck test demo bench clean
+.PHONY: install system-deps lock lint typecheck test demo bench clean
 
 install: $(STAMP)
 
@@ -21,6 +21,13 @@ $(STAMP): requirements.lock pyproject.toml
 	$(BIN)/uv pip sync --quiet --python $(BIN)/python --compile-bytecode requirements.lock
 	$(BIN)/uv pip install --quiet --python $(BIN)/python --no-deps --editable .
 	touch $@
+
+# Debian's Chromium for the UI test (Playwright drives it; a test tool's own browser download is not used).
+system-deps:
+	@command -v chromium >/dev/null || { \
+	  [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver; \
+	} || { echo "make: the UI test needs Debian's chromium: sudo apt-get install chromium chromium-driver"; exit 1; }
 
 # Re-resolve the pins after editing requirements.in.
 lock: install
@@ -35,7 +42,7 @@ typecheck: install
 	$(BIN)/mypy
 	$(BIN)/mypy --disable-error-code=arg-type dags
 
-test: lint typecheck
+test: lint typecheck system-deps
 	$(BIN)/pytest
 
 demo: install

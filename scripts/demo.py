@@ -52,8 +52,10 @@ def main() -> int:
     airflow = Path(sys.executable).with_name("airflow")
     etlml = Path(sys.executable).with_name("etlml")
     print("demo: migrating Airflow's metadata DB and the warehouse ...", flush=True)
-    subprocess.run([str(airflow), "db", "migrate"], env=env, check=True, stdout=subprocess.DEVNULL)
-    subprocess.run([str(etlml), "db", "migrate"], env=env, check=True)
+    for command in ([str(airflow), "db", "migrate"], [str(etlml), "db", "migrate"]):
+        if subprocess.run(command, env=env, check=False, stdout=subprocess.DEVNULL).returncode != 0:
+            print(f"demo: `{' '.join(command[-3:])}` failed (its error is above); nothing was started.")
+            return 1
 
     log = STATE / "airflow.log"
     proc = localstack.start([str(airflow), "standalone"], env, log)

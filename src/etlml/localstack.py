@@ -151,6 +151,19 @@ def group_alive(pgid: int) -> bool:
     return False
 
 
+def processes_with_env(name: str, value: str) -> list[int]:
+    """Pids of running processes whose environment has ``name=value`` (e.g. a stack's AIRFLOW_HOME)."""
+    needle = f"{name}={value}".encode()
+    found = []
+    for environ in Path("/proc").glob("[0-9]*/environ"):
+        try:
+            if needle in environ.read_bytes().split(b"\0"):
+                found.append(int(environ.parent.name))
+        except OSError:
+            continue
+    return found
+
+
 class AirflowApi:
     """A small client of Airflow's REST API v2, logged in with the local admin account."""
 

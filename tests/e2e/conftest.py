@@ -1,0 +1,110 @@
+"""Real Airflow stacks for the end-to-end suites: scheduler, API server, DAG processor, triggerer, workers.
+
+Each stack gets its own metadata and warehouse databases, its own AIRFLOW_HOME and port, runs in its own
+process group, and must leave no process behind when stopped.
+"""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import sys
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from etlml import localstack
+from tests.conftest import ADMIN_DSN, ROOT, WORK_DIR
+
+AIRFLOW = str(Path(sys.executable).with_name("airflow"))
+ARTIFACTS = ROOT / "test-output" / "e2e"
+
+
+@dataclass
+class Stack:
+    """A running local Airflow and what the tests need to talk to it."""
+
+    name: str
+    api: localstack.AirflowApi
+    dbs: localstack.Databases
+    env: dict[str, str]
+    procs: list[subprocess.Popen[bytes]]
+    logs: Path
+
+    @property
+    def base_url(self) -> str:
+        return self.api.base_url
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _databases(tag: str) -> localstack.Databases:
+    suffix = uuid.uuid4().hex[:8]
+    return localstack.Databases(
+        admin_dsn=ADMIN_DSN,
+        role="etlml_e2e",
+        password="etlml_e2e",
+        metadata_db=f"etlml_e2e_{tag}_meta_{suffix}",
+        warehouse_db=f"etlml_e2e_{tag}_wh_{suffix}",
+    )
+
+
+def _start_stack(name: str, commands: list[list[str]], extra_env: dict[str, str]) -> Iterator[Stack]:
+    dbs = _databases(name)
+    dbs.ensure()
+    port = free_port()
+    home = WORK_DIR / f"e2e-{name}"
+    env = localstack.airflow_env(home, dbs, ROOT / "dags", port, extra=extra_env)
+    env["AIRFLOW__CELERY__RESULT_BACKEND"] = "db+" + dbs.metadata_url
+    logs = ARTIFACTS / name
+    logs.mkdir(parents=True, exist_ok=True)
+    migrate = subprocess.run([AIRFLOW, "db", "migrate"], env=env, capture_output=True, text=True, check=False)
+    assert migrate.returncode == 0, migrate.stdout[-2000:] + migrate.stderr[-2000:]
+    procs = [localstack.start(cmd, env, logs / f"{cmd[1].replace(' ', '-')}.log") for cmd in commands]
+    api = localstack.AirflowApi(f"http://127.0.0.1:{port}")
+    stack = Stack(name, api, dbs, env, procs, logs)
+    try:
+        for proc in procs:
+            api.wait_healthy(timeout=240, proc=proc)
+        api.login()
+        yield stack
+    finally:
+        for proc in procs:
+            localstack.stop(proc)
+        groups = [proc.pid for proc in procs if localstack.group_alive(proc.pid)]
+        strays = localstack.processes_with_env("AIRFLOW_HOME", str(home))
+        dbs.drop()
+        assert groups == [], f"process groups still alive after stop: {groups}"
+        assert strays == [], f"processes of this stack still running after stop: {strays}"
+
+
+@pytest.fixture(scope="module")
+def local_stack(warehouse_dsn: str) -> Iterator[Stack]:
+    """`airflow standalone` (LocalExecutor) in one process group."""
+    yield from _start_stack("local", [[AIRFLOW, "standalone"]], {})
+
+
+@pytest.fixture(scope="module")
+def celery_stack(warehouse_dsn: str) -> Iterator[Stack]:
+    """API server, scheduler, DAG processor and triggerer, and a separate `airflow celery worker`."""
+    extra = {
+        "AIRFLOW__CORE__EXECUTOR": "CeleryExecutor",
+        # a Redis database of its own, so queued messages of another run never reach this worker
+        "AIRFLOW__CELERY__BROKER_URL": f"redis://127.0.0.1:6379/{1 + uuid.uuid4().int % 15}",
+        "AIRFLOW__CELERY__WORKER_CONCURRENCY": "2",
+    }
+    commands = [
+        [AIRFLOW, "api-server"],
+        [AIRFLOW, "scheduler"],
+        [AIRFLOW, "dag-processor"],
+        [AIRFLOW, "triggerer"],
+        [AIRFLOW, "celery", "worker"],
+    ]
+    yield from _start_stack("celery", commands, extra)

@@ -1,0 +1,35 @@
+"""CeleryExecutor: tasks run in a separate `airflow celery worker` and still find files and connections."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from tests.e2e.conftest import Stack
+from tests.e2e.pipeline_checks import PIPELINE, check_rows, run_both_dags
+
+pytestmark = [pytest.mark.e2e, pytest.mark.db]
+
+
+@pytest.fixture(scope="module")
+def finished_run(celery_stack: Stack) -> dict[str, Any]:
+    return run_both_dags(celery_stack)
+
+
+def test_celery_worker_runs_the_pipeline_and_rows_land(
+    celery_stack: Stack, finished_run: dict[str, Any]
+) -> None:
+    assert finished_run["state"] == "success"
+    check_rows(celery_stack, finished_run)
+
+
+def test_tasks_ran_in_the_worker_process(celery_stack: Stack, finished_run: dict[str, Any]) -> None:
+    worker_log = (celery_stack.logs / "celery.log").read_text(errors="replace").splitlines()
+    run_path = f"dag_id={PIPELINE}/run_id={finished_run['dag_run_id']}"
+    executed = {
+        line.split("/task_id=")[1].split("/")[0]
+        for line in worker_log
+        if "Executing workload in Celery" in line and run_path in line
+    }
+    assert executed == {"extract", "transform", "load_processed", "predict", "store_predictions"}
