@@ -1,12 +1,19 @@
-"""The ``etlml`` command line: ``etlml db migrate``, ``etlml db check``."""
+"""The ``etlml`` command line: the warehouse schema (``etlml db``) and the model registry (``etlml models``).
+
+It finds the warehouse the way the DAGs do: the Airflow connection ``warehouse``
+(``AIRFLOW_CONN_WAREHOUSE``). Errors print one line saying what to do and exit with status 2.
+"""
 
 from __future__ import annotations
 
 import argparse
 import json
 import sys
+from collections.abc import Callable, Sequence
+from datetime import datetime
+from typing import Any
 
-from etlml import db, migrations, model, pipeline
+from etlml import db, migrations, model, pipeline, registry, settings
 
 
 def _migrate(_: argparse.Namespace) -> int:
@@ -20,13 +27,157 @@ def _check(_: argparse.Namespace) -> int:
     return 0
 
 
+def _with_registry(action: Callable[[Any, argparse.Namespace], Any]) -> Callable[[argparse.Namespace], int]:
+    """Run ``action(conn, args)`` on the warehouse and print its result as a table or JSON."""
+
+    def run(args: argparse.Namespace) -> int:
+        with db.connect(settings.load().warehouse_conn_id) as conn:
+            result = action(conn, args)
+        if args.json:
+            print(json.dumps(result, default=str, indent=2))
+        else:
+            print(_table(result) if isinstance(result, list) else _fields(result))
+        return 0
+
+    return run
+
+
+def _cell(value: Any) -> str:
+    if isinstance(value, datetime):
+        return value.isoformat(timespec="seconds")
+    if isinstance(value, list | tuple):
+        return ",".join(map(str, value))
+    if isinstance(value, dict):
+        return json.dumps(value)
+    return "" if value is None else str(value)
+
+
+def _table(rows: Sequence[dict[str, Any]]) -> str:
+    if not rows:
+        return "(none)"
+    headers = list(rows[0])
+    cells = [[_cell(row[h]) for h in headers] for row in rows]
+    widths = [max(len(h), *(len(c[i]) for c in cells)) for i, h in enumerate(headers)]
+    lines = ["  ".join(h.upper().ljust(w) for h, w in zip(headers, widths, strict=True))]
+    lines += ["  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)) for row in cells]
+    return "\n".join(line.rstrip() for line in lines)
+
+
+def _fields(result: dict[str, Any]) -> str:
+    width = max(map(len, result))
+    return "\n".join(
+        f"{key.ljust(width)}  {json.dumps(v) if isinstance(v, dict) else _cell(v)}"
+        for key, v in result.items()
+    )
+
+
+def _stats(conn: Any, args: argparse.Namespace) -> dict[str, model.FeatureStats]:
+    if args.stats:
+        try:
+            given = json.loads(args.stats)
+        except json.JSONDecodeError as exc:
+            raise registry.RegistryError(f"--stats is not JSON: {exc}") from exc
+        return model.parse_stats(args.version, given)
+    if args.fit_stats_from and args.fit_stats_to:
+        return registry.fit_stats(conn, args.fit_stats_from, args.fit_stats_to)
+    raise registry.RegistryError(
+        "give the normalization statistics: --stats JSON, or --fit-stats-from and --fit-stats-to"
+    )
+
+
+def _register(conn: Any, args: argparse.Namespace) -> dict[str, Any]:
+    if args.kind == "linear":
+        if not args.coef:
+            raise registry.RegistryError("--kind linear needs --coef f1=...,f2=...,f3=...")
+        coef = registry.parse_coefficients(args.coef)
+        registry.register_linear(
+            conn,
+            args.version,
+            coef=coef,
+            stats=_stats(conn, args),
+            actor=settings.actor(),
+            intercept=args.intercept,
+            description=args.description,
+        )
+    else:
+        if not args.artifact:
+            raise registry.RegistryError("--kind sklearn needs --artifact PATH (a skops file)")
+        registry.register_sklearn(
+            conn,
+            args.version,
+            artifact_path=args.artifact,
+            stats=_stats(conn, args),
+            storage_root=settings.load().storage_root,
+            actor=settings.actor(),
+            description=args.description,
+        )
+    return registry.show(conn, args.version)
+
+
+def _promote(conn: Any, args: argparse.Namespace) -> dict[str, Any]:
+    previous = registry.promote(conn, args.version, settings.actor())
+    return {"champion": args.version, "previous_champion": previous}
+
+
+def _shadow(conn: Any, args: argparse.Namespace) -> dict[str, Any]:
+    if args.clear == (args.version is not None):
+        raise registry.RegistryError("give either VERSION or --clear")
+    previous = registry.shadow(conn, None if args.clear else args.version, settings.actor())
+    return {"challenger": None if args.clear else args.version, "previous_challenger": previous}
+
+
+def _rollback(conn: Any, _: argparse.Namespace) -> dict[str, Any]:
+    demoted, restored = registry.rollback(conn, settings.actor())
+    return {"champion": restored, "demoted": demoted}
+
+
+def _timestamp(text: str) -> datetime:
+    value = datetime.fromisoformat(text)
+    if value.tzinfo is None:
+        raise argparse.ArgumentTypeError(f"{text!r} needs a UTC offset, e.g. 2026-11-25T00:00:00+00:00")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="etlml", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
-    db_parser = commands.add_parser("db", help="warehouse schema")
-    db_commands = db_parser.add_subparsers(dest="db_command", required=True)
+
+    db_commands = commands.add_parser("db", help="warehouse schema").add_subparsers(
+        dest="db_command", required=True
+    )
     db_commands.add_parser("migrate", help="apply pending migrations").set_defaults(func=_migrate)
     db_commands.add_parser("check", help="verify migrations, tables and champion").set_defaults(func=_check)
+
+    models = commands.add_parser("models", help="model registry").add_subparsers(
+        dest="models_command", required=True
+    )
+
+    def sub(
+        name: str, help_text: str, action: Callable[[Any, argparse.Namespace], Any]
+    ) -> argparse.ArgumentParser:
+        p = models.add_parser(name, help=help_text)
+        p.add_argument("--json", action="store_true", help="machine-readable output")
+        p.set_defaults(func=_with_registry(action))
+        return p
+
+    sub("list", "all versions and their aliases", lambda conn, _: registry.list_versions(conn))
+    sub("show", "one version", lambda conn, a: registry.show(conn, a.version)).add_argument("version")
+    sub("events", "the audit trail of registry changes", lambda conn, _: registry.events(conn))
+    register = sub("register", "register a new immutable version", _register)
+    register.add_argument("version")
+    register.add_argument("--kind", choices=["linear", "sklearn"], required=True)
+    register.add_argument("--coef", help="linear: f1=0.3,f2=0.2,f3=0.5")
+    register.add_argument("--intercept", type=float, default=0.0)
+    register.add_argument("--artifact", help="sklearn: an estimator saved with skops.io.dump")
+    register.add_argument("--stats", help='JSON {"f1": {"mean": 10, "std": 2}, ...}')
+    register.add_argument("--fit-stats-from", type=_timestamp, help="fit statistics on processed_data from")
+    register.add_argument("--fit-stats-to", type=_timestamp, help="... to (exclusive)")
+    register.add_argument("--description", default="")
+    sub("promote", "make VERSION the champion", _promote).add_argument("version")
+    shadow = sub("shadow", "score VERSION in shadow beside the champion", _shadow)
+    shadow.add_argument("version", nargs="?")
+    shadow.add_argument("--clear", action="store_true", help="stop shadowing")
+    sub("rollback", "the previous champion returns", _rollback)
     return parser
 
 
@@ -34,7 +185,12 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return int(args.func(args))
-    except (db.WarehouseUnavailableError, migrations.MigrationError, model.ModelError) as exc:
+    except (
+        db.WarehouseUnavailableError,
+        migrations.MigrationError,
+        model.ModelError,
+        registry.RegistryError,
+    ) as exc:
         print(f"etlml: {exc}", file=sys.stderr)
         return 2
 

@@ -22,7 +22,7 @@ def dagbag() -> Any:
 
 def test_no_import_errors_and_both_dags(dagbag: Any) -> None:
     assert dagbag.import_errors == {}
-    assert set(dagbag.dag_ids) == {"00_init_schema", "10_etl_ml_pipeline"}
+    assert set(dagbag.dag_ids) == {"00_init_schema", "10_etl_ml_pipeline", "20_rescore"}
 
 
 def test_pipeline_tasks_run_in_order(dagbag: Any) -> None:
@@ -59,3 +59,11 @@ def test_init_schema_is_manual_and_migrates_before_checking(dagbag: Any) -> None
     assert type(dag.timetable).__name__ == "NullTimetable"
     assert dag.get_task("check").upstream_task_ids == {"migrate"}
     assert all(task.retries >= 1 for task in dag.tasks)
+
+
+def test_rescore_is_manual_with_version_and_window_params(dagbag: Any) -> None:
+    dag = dagbag.dags["20_rescore"]
+    assert type(dag.timetable).__name__ == "NullTimetable"
+    assert dag.task_ids == ["rescore"]
+    assert {"model_version", "from", "to", "chunk_size"} <= set(dag.params)
+    assert dag.params["chunk_size"] == 50_000

@@ -5,24 +5,17 @@ from typing import Any
 
 import psycopg
 import pytest
-from psycopg import sql
 
 from etlml import migrations, model
-from tests.conftest import ADMIN_DSN, dsn_for
+from tests.conftest import scratch_database
 
 pytestmark = pytest.mark.db
 
 
 @pytest.fixture
 def empty_db(warehouse_dsn: str) -> Iterator[psycopg.Connection[Any]]:
-    name = "etlml_mig_" + psycopg.conninfo.conninfo_to_dict(warehouse_dsn)["dbname"].rsplit("_", 1)[-1]
-    with psycopg.connect(ADMIN_DSN, autocommit=True) as admin:
-        admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-        try:
-            with psycopg.connect(dsn_for(name)) as conn:
-                yield conn
-        finally:
-            admin.execute(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(sql.Identifier(name)))
+    with scratch_database("etlml_mig") as dsn, psycopg.connect(dsn) as conn:
+        yield conn
 
 
 def test_migrate_applies_each_file_once(empty_db: psycopg.Connection[Any]) -> None:

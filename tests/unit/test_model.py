@@ -24,7 +24,7 @@ def test_intercept_is_added() -> None:
 @pytest.mark.parametrize(
     ("kind", "params", "stats", "message"),
     [
-        ("tree", PARAMS, STATS, "only 'linear'"),
+        ("tree", PARAMS, STATS, "not 'linear'"),
         ("linear", {"coef": {"f1": 1}}, STATS, "malformed"),
         ("linear", {"coef": {"f1": "x", "f2": 1, "f3": 1}}, STATS, "malformed"),
         ("linear", {"coef": {"f1": float("inf"), "f2": 1, "f3": 1}}, STATS, "non-finite"),

@@ -1,1 +1,2 @@
-SELECT kind, params, feature_stats FROM model_versions WHERE model_version = %(model_version)s;
+SELECT kind, params, feature_stats, artifact_uri, artifact_sha256
+FROM model_versions WHERE model_version = %(model_version)s;

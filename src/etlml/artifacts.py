@@ -1,0 +1,73 @@
+"""Model artifacts: scikit-learn estimators saved with skops under the storage root, checked on every load.
+
+Only the skops format is accepted: pickle and joblib files can run arbitrary code when loaded.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import zipfile
+from typing import Any
+
+from etlml.model import ModelError
+
+
+class UntrustedArtifactError(ModelError):
+    """An artifact is not what the registry recorded, not a skops file, or holds untrusted types."""
+
+
+def _estimator_from(data: bytes, source: str) -> Any:
+    import skops.io
+
+    try:
+        untrusted = skops.io.get_untrusted_types(data=data)
+        if untrusted:
+            raise UntrustedArtifactError(
+                f"{source} holds types skops does not trust by default: {sorted(untrusted)}; "
+                "save a plain scikit-learn estimator or pipeline"
+            )
+        estimator = skops.io.loads(data)
+    except (zipfile.BadZipFile, ValueError, KeyError, TypeError) as exc:
+        if isinstance(exc, UntrustedArtifactError):
+            raise
+        raise UntrustedArtifactError(
+            f"{source} is not a readable skops file ({exc}); pickle and joblib files are refused, "
+            "save the estimator with skops.io.dump(estimator, 'model.skops')"
+        ) from exc
+    if not callable(getattr(estimator, "predict", None)):
+        raise UntrustedArtifactError(f"{source} holds a {type(estimator).__name__}, which has no predict()")
+    return estimator
+
+
+def store(source_path: str, storage_root: str, version: str) -> tuple[str, str]:
+    """Check the skops file at ``source_path``, copy it to ``<root>/models/<version>/model.skops``.
+
+    Returns the stored URI and its sha256. Refuses anything skops cannot load safely.
+    """
+    from airflow.sdk import ObjectStoragePath
+
+    data = ObjectStoragePath(source_path).read_bytes()
+    _estimator_from(data, source_path)
+    target = ObjectStoragePath(storage_root) / "models" / version / "model.skops"
+    target.parent.mkdir(parents=True, exist_ok=True)
+    handle: Any = target  # ObjectStoragePath.open is untyped
+    with handle.open("wb") as fh:
+        fh.write(data)
+    return str(target), hashlib.sha256(data).hexdigest()
+
+
+def load_estimator(uri: str, expected_sha256: str) -> Any:
+    """Load a stored estimator, refusing it unless its bytes have the sha256 the registry recorded."""
+    from airflow.sdk import ObjectStoragePath
+
+    try:
+        data = ObjectStoragePath(uri).read_bytes()
+    except FileNotFoundError as exc:
+        raise UntrustedArtifactError(f"model artifact {uri} is missing") from exc
+    digest = hashlib.sha256(data).hexdigest()
+    if digest != expected_sha256:
+        raise UntrustedArtifactError(
+            f"model artifact {uri} has sha256 {digest}, the registry recorded {expected_sha256}: "
+            "it was changed after registration; register the new file as a new version"
+        )
+    return _estimator_from(data, uri)

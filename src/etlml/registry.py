@@ -1,0 +1,268 @@
+"""The model registry: register immutable versions, move the champion/challenger aliases, audit it all.
+
+Every change runs in one transaction that takes the registry lock, changes ``model_versions`` or
+``model_aliases`` and appends to ``model_events``; the CLI and the tests call these same functions.
+Call them on a connection with no transaction open, so that each change commits on its own.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any
+
+import psycopg
+from psycopg.types.json import Jsonb
+
+from etlml import FEATURES, model
+from etlml.db import query
+
+
+class RegistryError(ValueError):
+    """A registry change that cannot be made as asked (unknown version, nothing to roll back, ...)."""
+
+
+def parse_coefficients(text: str) -> dict[str, float]:
+    """``"f1=0.3,f2=0.2,f3=0.5"`` -> ``{"f1": 0.3, ...}``; every feature once, finite numbers only."""
+    coef: dict[str, float] = {}
+    for part in filter(None, (p.strip() for p in text.split(","))):
+        name, sep, value = part.partition("=")
+        name = name.strip()
+        if not sep or name not in FEATURES:
+            raise RegistryError(
+                f"coefficient {part!r} is not FEATURE=NUMBER with FEATURE one of {list(FEATURES)}"
+            )
+        if name in coef:
+            raise RegistryError(f"coefficient {name} is given twice")
+        try:
+            number = float(value)
+        except ValueError as exc:
+            raise RegistryError(f"coefficient {name}={value!r} is not a number") from exc
+        if not math.isfinite(number):
+            raise RegistryError(f"coefficient {name}={value!r} is not finite")
+        coef[name] = number
+    missing = [f for f in FEATURES if f not in coef]
+    if missing:
+        raise RegistryError(f"coefficients for {missing} are missing; give all of {list(FEATURES)}")
+    return coef
+
+
+def fit_stats(conn: psycopg.Connection[Any], start: datetime, end: datetime) -> dict[str, model.FeatureStats]:
+    """Mean and sample std of each raw feature over ``processed_data`` events in ``[start, end)``."""
+    row = conn.execute(query("fit_feature_stats"), {"from": start, "to": end}).fetchone()
+    assert row is not None  # an aggregate always returns one row
+    count, *moments = row
+    if int(count) < 2:
+        raise RegistryError(
+            f"only {count} events in [{start.isoformat()}, {end.isoformat()}): too few to fit"
+        )
+    stats = {}
+    for i, feature in enumerate(FEATURES):
+        mean, std = moments[2 * i], moments[2 * i + 1]
+        if mean is None or std is None or not float(std) > 0:
+            raise RegistryError(f"{feature} has no spread in that window; choose a wider one")
+        stats[feature] = model.FeatureStats(float(mean), float(std))
+    return stats
+
+
+def _stats_json(stats: Mapping[str, model.FeatureStats]) -> dict[str, dict[str, float]]:
+    return {f: {"mean": stats[f].mean, "std": stats[f].std} for f in FEATURES}
+
+
+def _event(
+    cur: psycopg.Cursor[Any],
+    event: str,
+    *,
+    version: str | None,
+    previous: str | None,
+    actor: str,
+    details: Mapping[str, Any] | None = None,
+) -> None:
+    cur.execute(
+        query("insert_model_event"),
+        {
+            "event": event,
+            "model_version": version,
+            "previous_version": previous,
+            "actor": actor,
+            "details": Jsonb(dict(details or {})),
+        },
+    )
+
+
+def _insert_version(cur: psycopg.Cursor[Any], actor: str, **row: Any) -> None:
+    cur.execute(query("insert_model_version"), row)
+    if cur.rowcount == 0:
+        raise RegistryError(
+            f"model version {row['model_version']!r} is already registered; versions are immutable, "
+            "register the change under a new version name"
+        )
+    _event(
+        cur,
+        "register",
+        version=row["model_version"],
+        previous=None,
+        actor=actor,
+        details={"kind": row["kind"]},
+    )
+
+
+def register_linear(
+    conn: psycopg.Connection[Any],
+    version: str,
+    *,
+    coef: Mapping[str, float],
+    stats: Mapping[str, model.FeatureStats],
+    actor: str,
+    intercept: float = 0.0,
+    description: str = "",
+) -> None:
+    """Register a linear version (validated exactly as the pipeline will load it)."""
+    params = {"coef": {f: coef[f] for f in FEATURES}, "intercept": intercept}
+    model.LinearModel.from_record(version, "linear", params, _stats_json(stats))
+    with conn.transaction(), conn.cursor() as cur:
+        cur.execute(query("lock_model_aliases"))
+        _insert_version(
+            cur,
+            actor,
+            model_version=version,
+            kind="linear",
+            params=Jsonb(params),
+            feature_stats=Jsonb(_stats_json(stats)),
+            artifact_uri=None,
+            artifact_sha256=None,
+            description=description,
+        )
+
+
+def register_sklearn(
+    conn: psycopg.Connection[Any],
+    version: str,
+    *,
+    artifact_path: str,
+    stats: Mapping[str, model.FeatureStats],
+    storage_root: str,
+    actor: str,
+    description: str = "",
+) -> None:
+    """Register a skops-saved estimator: checked, copied under the storage root, sha256 recorded."""
+    from etlml import artifacts
+
+    with conn.transaction(), conn.cursor() as cur:
+        cur.execute(query("lock_model_aliases"))
+        # checked before the file is written: a stored artifact is never overwritten
+        if cur.execute(query("model_version"), {"model_version": version}).fetchone() is not None:
+            raise RegistryError(f"model version {version!r} is already registered; versions are immutable")
+        uri, sha256 = artifacts.store(artifact_path, storage_root, version)
+        _insert_version(
+            cur,
+            actor,
+            model_version=version,
+            kind="sklearn",
+            params=Jsonb({"features": list(FEATURES)}),
+            feature_stats=Jsonb(_stats_json(stats)),
+            artifact_uri=uri,
+            artifact_sha256=sha256,
+            description=description,
+        )
+
+
+def _require(conn: psycopg.Connection[Any], version: str) -> None:
+    """Refuse unknown versions, and versions that do not load (a tampered artifact, say)."""
+    model.load(conn, version)
+
+
+def promote(conn: psycopg.Connection[Any], version: str, actor: str) -> str | None:
+    """Make ``version`` the champion; returns the previous champion. A promoted challenger stops shadowing."""
+    with conn.transaction(), conn.cursor() as cur:
+        cur.execute(query("lock_model_aliases"))
+        _require(conn, version)
+        current = model.aliases(conn)
+        previous = current.get("champion")
+        if previous == version:
+            raise RegistryError(f"{version!r} is already the champion")
+        cur.execute(query("set_model_alias"), {"alias": "champion", "model_version": version})
+        _event(cur, "promote", version=version, previous=previous, actor=actor)
+        if current.get("challenger") == version:
+            cur.execute(query("clear_model_alias"), {"alias": "challenger"})
+            _event(
+                cur, "unshadow", version=None, previous=version, actor=actor, details={"reason": "promoted"}
+            )
+    return previous
+
+
+def shadow(conn: psycopg.Connection[Any], version: str | None, actor: str) -> str | None:
+    """Set (or with ``None`` clear) the challenger, scored beside the champion; returns the previous one."""
+    with conn.transaction(), conn.cursor() as cur:
+        cur.execute(query("lock_model_aliases"))
+        if version is not None:
+            _require(conn, version)
+        current = model.aliases(conn)
+        previous = current.get("challenger")
+        if version is None:
+            if previous is None:
+                raise RegistryError("no challenger is set")
+            cur.execute(query("clear_model_alias"), {"alias": "challenger"})
+            _event(cur, "unshadow", version=None, previous=previous, actor=actor)
+            return previous
+        if current.get("champion") == version:
+            raise RegistryError(f"{version!r} is the champion; a challenger must be another version")
+        cur.execute(query("set_model_alias"), {"alias": "challenger", "model_version": version})
+        _event(cur, "shadow", version=version, previous=previous, actor=actor)
+    return previous
+
+
+def champion_history(conn: psycopg.Connection[Any]) -> list[str]:
+    """Champions still on the stack, oldest first: each promote pushes, each rollback pops."""
+    stack: list[str] = []
+    for event, version in conn.execute(query("champion_events")).fetchall():
+        if event == "promote":
+            stack.append(str(version))
+        elif stack:
+            stack.pop()
+    return stack
+
+
+def rollback(conn: psycopg.Connection[Any], actor: str) -> tuple[str, str]:
+    """The previous champion returns; returns ``(demoted, restored)``."""
+    with conn.transaction(), conn.cursor() as cur:
+        cur.execute(query("lock_model_aliases"))
+        history = champion_history(conn)
+        if len(history) < 2:
+            raise RegistryError("there is no previous champion to roll back to")
+        demoted, restored = history[-1], history[-2]
+        model.load(conn, restored)
+        cur.execute(query("set_model_alias"), {"alias": "champion", "model_version": restored})
+        _event(cur, "rollback", version=restored, previous=demoted, actor=actor)
+    return demoted, restored
+
+
+def list_versions(conn: psycopg.Connection[Any]) -> list[dict[str, Any]]:
+    rows = conn.execute(query("list_model_versions")).fetchall()
+    keys = ("model_version", "kind", "created_at", "description", "aliases")
+    return [dict(zip(keys, row, strict=True)) for row in rows]
+
+
+def show(conn: psycopg.Connection[Any], version: str) -> dict[str, Any]:
+    row = conn.execute(query("show_model_version"), {"model_version": version}).fetchone()
+    if row is None:
+        raise RegistryError(f"model version {version!r} is not registered (see `etlml models list`)")
+    keys = (
+        "model_version",
+        "kind",
+        "params",
+        "feature_stats",
+        "artifact_uri",
+        "artifact_sha256",
+        "description",
+        "created_at",
+        "aliases",
+    )
+    return dict(zip(keys, row, strict=True))
+
+
+def events(conn: psycopg.Connection[Any]) -> list[dict[str, Any]]:
+    rows = conn.execute(query("model_events")).fetchall()
+    keys = ("event_id", "event", "model_version", "previous_version", "actor", "at", "details")
+    return [dict(zip(keys, row, strict=True)) for row in rows]

@@ -1,0 +1,1 @@
+DELETE FROM model_aliases WHERE alias = %(alias)s;

@@ -1,0 +1,4 @@
+-- Mean and sample standard deviation of the raw features of processed_data in [from, to).
+SELECT count(*),
+       avg(f1), stddev_samp(f1), avg(f2), stddev_samp(f2), avg(f3), stddev_samp(f3)
+FROM processed_data WHERE ts_utc >= %(from)s AND ts_utc < %(to)s;

@@ -1,0 +1,1 @@
+SELECT alias, model_version FROM model_aliases;

@@ -1,0 +1,80 @@
+"""The `etlml` command line against a real warehouse: tables and JSON out, one-line errors, exit codes."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from etlml import cli
+
+pytestmark = pytest.mark.db
+
+STATS = '{"f1": {"mean": 10, "std": 2}, "f2": {"mean": 0, "std": 1}, "f3": {"mean": 100, "std": 10}}'
+
+
+def etlml(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
+    code = cli.main(list(args))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_register_shadow_promote_rollback_walkthrough(
+    fresh_migrated: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    register = ["register", "v2", "--kind", "linear", "--coef", "f1=0.5,f2=0.1,f3=0.4", "--stats", STATS]
+    code, out, _ = etlml(capsys, "models", *register, "--json")
+    assert code == 0
+    assert json.loads(out)["params"] == {"coef": {"f1": 0.5, "f2": 0.1, "f3": 0.4}, "intercept": 0.0}
+    assert etlml(capsys, "models", "shadow", "v2")[0] == 0
+    code, out, _ = etlml(capsys, "models", "list")
+    assert code == 0
+    lines = out.splitlines()
+    assert lines[0].split()[:2] == ["MODEL_VERSION", "KIND"]
+    assert lines[1].split()[0] == "baseline_v1" and lines[1].endswith("champion")
+    assert lines[2].split()[0] == "v2" and lines[2].endswith("challenger")
+    code, out, _ = etlml(capsys, "models", "promote", "v2", "--json")
+    assert json.loads(out) == {"champion": "v2", "previous_champion": "baseline_v1"}
+    code, out, _ = etlml(capsys, "models", "rollback", "--json")
+    assert json.loads(out) == {"champion": "baseline_v1", "demoted": "v2"}
+    code, out, _ = etlml(capsys, "models", "events", "--json")
+    assert [e["event"] for e in json.loads(out)] == [
+        "register", "promote", "register", "shadow", "promote", "unshadow", "rollback"
+    ]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["models", "show", "nope"], "not registered"),
+        (["models", "promote", "nope"], "not registered"),
+        (
+            ["models", "register", "v3", "--kind", "linear", "--coef", "f1=x,f2=1,f3=1", "--stats", STATS],
+            "not a number",
+        ),
+        (["models", "register", "v3", "--kind", "linear", "--coef", "f1=1,f2=1,f3=1"], "--stats JSON"),
+        (["models", "register", "v3", "--kind", "sklearn", "--stats", STATS], "--artifact"),
+        (["models", "rollback"], "no previous champion"),
+        (["models", "shadow"], "either VERSION or --clear"),
+    ],
+)
+def test_errors_say_what_to_do_and_exit_2(
+    fresh_migrated: str, capsys: pytest.CaptureFixture[str], args: list[str], message: str
+) -> None:
+    code, out, err = etlml(capsys, *args)
+    assert code == 2
+    assert out == ""
+    assert err.startswith("etlml: ") and message in err
+    assert len(err.strip().splitlines()) == 1
+
+
+def test_the_installed_command_finds_the_warehouse_through_the_airflow_connection(
+    fresh_migrated: str,
+) -> None:
+    command = Path(sys.executable).with_name("etlml")
+    result = subprocess.run(
+        [str(command), "models", "show", "baseline_v1", "--json"], capture_output=True, text=True, check=False
+    )
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["aliases"] == ["champion"]

@@ -1,0 +1,195 @@
+"""The model registry: immutable versions, champion/challenger aliases, rollback, audit trail, artifacts."""
+
+import pickle
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import psycopg
+import pytest
+import skops.io
+from sklearn.linear_model import LinearRegression
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
+
+from etlml import artifacts, model, registry, transform, warehouse
+from etlml.interval import Interval
+from etlml.source import SimulatedSource
+
+pytestmark = pytest.mark.db
+
+STATS = {"f1": model.FeatureStats(10, 2), "f2": model.FeatureStats(0, 1), "f3": model.FeatureStats(100, 10)}
+COEF = {"f1": 0.5, "f2": 0.1, "f3": 0.4}
+
+
+@pytest.fixture
+def reg(fresh_migrated: str) -> Any:
+    with psycopg.connect(fresh_migrated, autocommit=True) as conn:
+        yield conn
+
+
+def register(conn: psycopg.Connection[Any], version: str, **overrides: Any) -> None:
+    registry.register_linear(conn, version, coef=COEF, stats=STATS, actor="tester", **overrides)
+
+
+def sklearn_file(tmp_path: Path) -> Path:
+    rng = np.random.default_rng(0)
+    x = rng.normal([10, 0, 100], [2, 1, 10], size=(200, 3))
+    estimator = make_pipeline(StandardScaler(), LinearRegression()).fit(x, x @ [0.1, 0.2, 0.03])
+    path = tmp_path / "model.skops"
+    skops.io.dump(estimator, path)
+    return path
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("f1=0.3,f2=0.2", "missing"),
+        ("f1=0.3,f2=0.2,f3=x", "not a number"),
+        ("f1=0.3,f2=0.2,f3=inf", "not finite"),
+        ("f1=0.3,f2=0.2,f3=0.5,f4=1", "FEATURE=NUMBER"),
+        ("f1=0.3,f1=0.2,f2=0.1,f3=0.5", "twice"),
+        ("f1 0.3", "FEATURE=NUMBER"),
+    ],
+)
+def test_invalid_coefficients_are_refused(text: str, message: str) -> None:
+    with pytest.raises(registry.RegistryError, match=message):
+        registry.parse_coefficients(text)
+
+
+def test_coefficients_parse() -> None:
+    assert registry.parse_coefficients(" f3=0.5, f1=0.3 ,f2=-2e-1") == {"f1": 0.3, "f2": -0.2, "f3": 0.5}
+
+
+def test_register_promote_shadow_rollback_with_audit(reg: psycopg.Connection[Any]) -> None:
+    register(reg, "v2")
+    register(reg, "v3", intercept=1.0)
+    registry.shadow(reg, "v2", "alice")
+    assert model.aliases(reg) == {"champion": "baseline_v1", "challenger": "v2"}
+    assert registry.promote(reg, "v2", "bob") == "baseline_v1"
+    assert model.aliases(reg) == {"champion": "v2"}  # a promoted challenger stops shadowing
+    registry.promote(reg, "v3", "bob")
+    assert registry.rollback(reg, "carol") == ("v3", "v2")
+    assert registry.rollback(reg, "carol") == ("v2", "baseline_v1")
+    with pytest.raises(registry.RegistryError, match="no previous champion"):
+        registry.rollback(reg, "carol")
+    trail = [
+        (e["event"], e["model_version"], e["previous_version"], e["actor"]) for e in registry.events(reg)
+    ]
+    assert trail == [
+        ("register", "baseline_v1", None, "migration 0002"),
+        ("promote", "baseline_v1", None, "migration 0002"),
+        ("register", "v2", None, "tester"),
+        ("register", "v3", None, "tester"),
+        ("shadow", "v2", None, "alice"),
+        ("promote", "v2", "baseline_v1", "bob"),
+        ("unshadow", None, "v2", "bob"),
+        ("promote", "v3", "v2", "bob"),
+        ("rollback", "v2", "v3", "carol"),
+        ("rollback", "baseline_v1", "v2", "carol"),
+    ]
+
+
+def test_audit_trail_and_versions_cannot_be_changed(reg: psycopg.Connection[Any]) -> None:
+    with pytest.raises(psycopg.errors.RaiseException, match="append-only"):
+        reg.execute("DELETE FROM model_events")
+    reg.rollback()
+    register(reg, "v2")
+    with pytest.raises(registry.RegistryError, match="immutable"):
+        register(reg, "v2", intercept=5.0)
+    assert registry.show(reg, "v2")["params"]["intercept"] == 0.0
+
+
+def test_unknown_versions_and_bad_alias_moves_are_refused(reg: psycopg.Connection[Any]) -> None:
+    with pytest.raises(model.ModelError, match="not registered"):
+        registry.promote(reg, "nope", "x")
+    with pytest.raises(model.ModelError, match="not registered"):
+        registry.shadow(reg, "nope", "x")
+    with pytest.raises(registry.RegistryError, match="already the champion"):
+        registry.promote(reg, "baseline_v1", "x")
+    with pytest.raises(registry.RegistryError, match="is the champion"):
+        registry.shadow(reg, "baseline_v1", "x")
+    with pytest.raises(registry.RegistryError, match="no challenger"):
+        registry.shadow(reg, None, "x")
+    assert [e["event"] for e in registry.events(reg)] == ["register", "promote"]
+
+
+def test_statistics_fitted_from_a_window(reg: psycopg.Connection[Any]) -> None:
+    start = datetime(2026, 11, 25, 18, 0, tzinfo=UTC)
+    interval = Interval(start, start + timedelta(minutes=10))
+    frame = transform.normalize(transform.clean(SimulatedSource(3, 500).events(interval)), STATS)
+    warehouse.upsert_processed(reg, frame, interval, "baseline_v1")
+    fitted = registry.fit_stats(reg, interval.start, interval.end)
+    assert fitted["f1"].mean == pytest.approx(frame["f1"].mean(), rel=1e-12)
+    assert fitted["f2"].std == pytest.approx(frame["f2"].std(ddof=1), rel=1e-12)  # NULLs left out
+    with pytest.raises(registry.RegistryError, match="too few"):
+        registry.fit_stats(reg, interval.end, interval.end + timedelta(hours=1))
+
+
+def test_sklearn_artifact_is_stored_checked_and_scores(reg: psycopg.Connection[Any], tmp_path: Path) -> None:
+    registry.register_sklearn(
+        reg,
+        "sk1",
+        artifact_path=str(sklearn_file(tmp_path)),
+        stats=STATS,
+        storage_root=tmp_path.as_uri(),
+        actor="t",
+    )
+    record = registry.show(reg, "sk1")
+    assert record["artifact_uri"].endswith("/models/sk1/model.skops")
+    assert len(record["artifact_sha256"]) == 64
+    scorer = model.load(reg, "sk1")
+    frame = pd_frame([[12.0, None, 110.0]])
+    y = scorer.predict(frame, use_stored_z=False)
+    assert y == pytest.approx([12.0 * 0.1 + 0.0 * 0.2 + 110.0 * 0.03], rel=1e-9)  # f2 imputed with its mean 0
+
+
+def test_a_tampered_artifact_is_refused(reg: psycopg.Connection[Any], tmp_path: Path) -> None:
+    registry.register_sklearn(
+        reg,
+        "sk1",
+        artifact_path=str(sklearn_file(tmp_path)),
+        stats=STATS,
+        storage_root=tmp_path.as_uri(),
+        actor="t",
+    )
+    stored = Path(registry.show(reg, "sk1")["artifact_uri"].removeprefix("file://"))
+    stored.write_bytes(stored.read_bytes() + b"\0")
+    with pytest.raises(artifacts.UntrustedArtifactError, match="changed after registration"):
+        model.load(reg, "sk1")
+    with pytest.raises(artifacts.UntrustedArtifactError):
+        registry.promote(reg, "sk1", "t")
+    assert model.champion(reg) == "baseline_v1"
+
+
+def test_pickle_and_untrusted_types_are_refused(reg: psycopg.Connection[Any], tmp_path: Path) -> None:
+    pickled = tmp_path / "model.pkl"
+    pickled.write_bytes(pickle.dumps(LinearRegression()))
+    with pytest.raises(artifacts.UntrustedArtifactError, match="pickle and joblib files are refused"):
+        registry.register_sklearn(
+            reg,
+            "sk_pickle",
+            artifact_path=str(pickled),
+            stats=STATS,
+            storage_root=tmp_path.as_uri(),
+            actor="t",
+        )
+    untrusted = tmp_path / "untrusted.skops"
+    skops.io.dump({"model": Path("/etc")}, untrusted)
+    with pytest.raises(artifacts.UntrustedArtifactError, match="does not trust"):
+        registry.register_sklearn(
+            reg,
+            "sk_untrusted",
+            artifact_path=str(untrusted),
+            stats=STATS,
+            storage_root=tmp_path.as_uri(),
+            actor="t",
+        )
+    assert [v["model_version"] for v in registry.list_versions(reg)] == ["baseline_v1"]
+
+
+def pd_frame(rows: list[list[float | None]]) -> Any:
+    import pandas as pd
+
+    return pd.DataFrame(rows, columns=["f1", "f2", "f3"], dtype="float64")
