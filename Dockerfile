@@ -28,4 +28,4 @@ RUN python -m uv pip install --no-cache --python "$(command -v python)" --compil
 # 3. The DAGs, and the mount points of the compose file's named volumes (a new named volume takes
 #    over the ownership of the image's directory, so these start out writable by airflow).
 COPY --chown=airflow:0 dags/ /opt/airflow/dags/
-RUN mkdir -p /opt/airflow/storage /opt/airflow/auth /opt/airflow/logs
+RUN mkdir -p /opt/airflow/storage /opt/airflow/landing /opt/airflow/auth /opt/airflow/logs

@@ -49,7 +49,7 @@ def run_pipeline(events: int, label: str) -> float:
     print(f"\n{label}: {events:,} events")
     extracted = timed("extract", events, lambda: pipeline.extract(run, batch_size=events), results)
     processed = timed("transform", events, lambda: pipeline.transform_step(run, extracted, "model"), results)
-    timed("load_processed", events, lambda: pipeline.load_processed(run, processed), results)
+    timed("load_processed", events, lambda: pipeline.load_processed(run, processed, extracted), results)
     predicted = timed("predict", events, lambda: pipeline.predict(run, processed), results)
     timed("store_predictions", events, lambda: pipeline.store_predictions(run, predicted), results)
     total = sum(seconds for _, seconds in results)

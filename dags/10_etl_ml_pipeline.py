@@ -4,6 +4,11 @@ extract -> transform -> load_processed -> predict -> store_predictions. Each tas
 function of ``etlml.pipeline``; data moves as Parquet files under the storage root and XCom
 carries only paths, row counts and checksums. Every step is keyed by the data interval, so a
 rerun or a cleared task reproduces the same rows.
+
+Records come from the simulator or from landing files (``ETLML_SOURCE``). ``extract`` checks them
+against the data contract; ``load_processed`` quarantines the rejected ones in ``rejected_events``
+with the loaded events, and fails the run without retries when more than
+``ETLML_MAX_REJECTED_SHARE`` of the records were rejected.
 """
 
 from __future__ import annotations
@@ -67,10 +72,10 @@ def etl_ml_pipeline() -> None:
         return pipeline.transform_step(_run(), extracted, normalization=_param("normalization"))
 
     @task
-    def load_processed(processed: dict[str, Any]) -> dict[str, Any]:
+    def load_processed(processed: dict[str, Any], extracted: dict[str, Any]) -> dict[str, Any]:
         from etlml import pipeline
 
-        return pipeline.load_processed(_run(), processed)
+        return pipeline.load_processed(_run(), processed, extracted)
 
     @task
     def predict(processed: dict[str, Any]) -> dict[str, Any]:
@@ -84,8 +89,10 @@ def etl_ml_pipeline() -> None:
 
         return pipeline.store_predictions(_run(), predicted)
 
-    processed = transform(extract())
-    loaded = load_processed(processed)
+    extracted = extract()
+    processed = transform(extracted)
+    # also writes the run's rejected records and audit, then applies the quality gate
+    loaded = load_processed(processed, extracted)
     predicted = predict(processed)
     loaded >> predicted
     store_predictions(predicted)

@@ -13,6 +13,7 @@ import sys
 import tempfile
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -74,6 +75,36 @@ def warehouse_dsn() -> Iterator[str]:
             )
 
 
+@contextmanager
+def scratch_database(prefix: str) -> Iterator[str]:
+    """Create an empty database on the test server, yield its DSN, drop it afterwards."""
+    name = f"{prefix}_{uuid.uuid4().hex[:10]}"
+    with psycopg.connect(ADMIN_DSN, autocommit=True) as admin:
+        admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+        try:
+            yield dsn_for(name)
+        finally:
+            admin.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+
+
+@pytest.fixture
+def fresh_warehouse(warehouse_dsn: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """A second, empty warehouse database that the `warehouse` connection (DAGs, CLI) points at."""
+    with scratch_database("etlml_scratch") as dsn:
+        monkeypatch.setenv("AIRFLOW_CONN_WAREHOUSE", url_for(conninfo.conninfo_to_dict(dsn)["dbname"]))
+        yield dsn
+
+
+@pytest.fixture
+def fresh_migrated(fresh_warehouse: str) -> str:
+    """:func:`fresh_warehouse` with every migration applied: a registry the test may change freely."""
+    from etlml import migrations
+
+    with psycopg.connect(fresh_warehouse) as conn:
+        migrations.migrate(conn)
+    return fresh_warehouse
+
+
 @pytest.fixture(scope="session")
 def migrated(warehouse_dsn: str) -> str:
     """The session's warehouse with every migration applied."""
@@ -88,7 +119,7 @@ def migrated(warehouse_dsn: str) -> str:
 def conn(migrated: str) -> Iterator[psycopg.Connection[Any]]:
     """A connection to a migrated warehouse whose event tables start empty."""
     with psycopg.connect(migrated) as connection:
-        connection.execute("TRUNCATE processed_data, predictions")
+        connection.execute("TRUNCATE processed_data, predictions, rejected_events, run_audit")
         connection.commit()
         yield connection
 

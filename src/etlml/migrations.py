@@ -105,7 +105,15 @@ def pending(conn: psycopg.Connection[tuple[object, ...]]) -> list[Migration]:
     return [m for m in shipped if m.version not in done]
 
 
-REQUIRED_TABLES = ("schema_migrations", "model_versions", "model_aliases", "processed_data", "predictions")
+REQUIRED_TABLES = (
+    "schema_migrations",
+    "model_versions",
+    "model_aliases",
+    "processed_data",
+    "predictions",
+    "rejected_events",
+    "run_audit",
+)
 
 
 def check(conn: psycopg.Connection[tuple[object, ...]]) -> None:

@@ -57,6 +57,8 @@ def _column(series: pd.Series, pg_type: str) -> _Column:
         return _fixed((micros - _PG_EPOCH_US).astype(">i8"), null, 8)
     if pg_type == "text":
         return _text(series, null)
+    if pg_type == "bytea":
+        return _bytea(series, null)
     raise CopyEncodingError(f"column {series.name!r}: no binary encoder for PostgreSQL type {pg_type!r}")
 
 
@@ -70,7 +72,24 @@ def _text(series: pd.Series, null: np.ndarray[Any, np.dtype[np.bool_]]) -> _Colu
         or arrow.null_count == len(arrow)
     ):
         raise CopyEncodingError(f"column {series.name!r}: text needs strings, got {arrow.type}")
-    arrow = arrow.cast(pa.large_string())
+    return _varlen(arrow.cast(pa.large_string()), null)
+
+
+def _bytea(series: pd.Series, null: np.ndarray[Any, np.dtype[np.bool_]]) -> _Column:
+    arrow = pa.array(series, from_pandas=True)
+    if isinstance(arrow, pa.ChunkedArray):
+        arrow = arrow.combine_chunks()
+    if not (
+        pa.types.is_binary(arrow.type)
+        or pa.types.is_large_binary(arrow.type)
+        or arrow.null_count == len(arrow)
+    ):
+        raise CopyEncodingError(f"column {series.name!r}: bytea needs bytes, got {arrow.type}")
+    return _varlen(arrow.cast(pa.large_binary()), null)
+
+
+def _varlen(arrow: Any, null: np.ndarray[Any, np.dtype[np.bool_]]) -> _Column:
+    """A ``large_string`` or ``large_binary`` array: its offsets and data buffer, sent as they are."""
     _, offset_buffer, data_buffer = arrow.buffers()
     offsets = np.frombuffer(offset_buffer, dtype=np.int64)[arrow.offset : arrow.offset + len(arrow) + 1]
     data = np.frombuffer(data_buffer, dtype=np.uint8) if data_buffer is not None else np.empty(0, np.uint8)

@@ -2,13 +2,24 @@
 
 from __future__ import annotations
 
+import getpass
+import math
 import os
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
+from typing import Literal
 
 DEFAULT_BATCH_SIZE = 200
 DEFAULT_SEED = 20_240_601
 WAREHOUSE_CONN_ID = "warehouse"
+SOURCES = ("simulator", "landing")
+DEFAULT_MAX_FUTURE_SKEW_SECONDS = 300.0
+DEFAULT_MAX_REJECTED_SHARE = 0.05
+
+
+class SettingsError(ValueError):
+    """An environment variable has a value etlml cannot use: retrying does not fix it."""
 
 
 @dataclass(frozen=True)
@@ -20,16 +31,50 @@ class Settings:
     ``warehouse_conn_id``: the Airflow connection of the warehouse database, so
     ``AIRFLOW_CONN_WAREHOUSE`` configures it the usual Airflow way.
     ``source_seed``: seed of the simulated upstream source; with the data interval it fixes every event.
+    ``source``: ``simulator`` (default) or ``landing`` (files under ``landing_root``, see ``etlml.landing``).
+    ``landing_root``: ``ObjectStoragePath`` URL of the landing area, partitioned ``YYYY-MM-DD/HHMM/``.
+    ``max_future_skew``: how far after the moment ``extract`` runs (and the interval's end) an event's
+    timestamp may lie before it is rejected as in the future rather than outside the interval.
+    ``max_rejected_share``: the quality gate; a run that rejects a larger share of its records fails.
     """
 
     storage_root: str
     warehouse_conn_id: str
     source_seed: int
+    source: Literal["simulator", "landing"] = "simulator"
+    landing_root: str = ""
+    max_future_skew: timedelta = timedelta(seconds=DEFAULT_MAX_FUTURE_SKEW_SECONDS)
+    max_rejected_share: float = DEFAULT_MAX_REJECTED_SHARE
 
 
 def _default_storage_root() -> str:
     airflow_home = os.environ.get("AIRFLOW_HOME") or str(Path.home() / "airflow")
     return Path(airflow_home, "etlml-storage").resolve().as_uri()
+
+
+def _default_landing_root() -> str:
+    airflow_home = os.environ.get("AIRFLOW_HOME") or str(Path.home() / "airflow")
+    return Path(airflow_home, "etlml-landing").resolve().as_uri()
+
+
+def _source() -> Literal["simulator", "landing"]:
+    value = os.environ.get("ETLML_SOURCE") or "simulator"
+    if value == "landing":
+        return "landing"
+    if value != "simulator":
+        raise SettingsError(f"ETLML_SOURCE must be one of {', '.join(SOURCES)}, got {value!r}")
+    return "simulator"
+
+
+def _number(name: str, default: float, low: float, high: float) -> float:
+    text = os.environ.get(name) or str(default)
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not (math.isfinite(value) and low <= value <= high):
+        raise SettingsError(f"{name} must be a number in [{low:g}, {high:g}], got {text!r}")
+    return value
 
 
 def load() -> Settings:
@@ -38,4 +83,15 @@ def load() -> Settings:
         storage_root=os.environ.get("ETLML_STORAGE_ROOT") or _default_storage_root(),
         warehouse_conn_id=os.environ.get("ETLML_WAREHOUSE_CONN_ID") or WAREHOUSE_CONN_ID,
         source_seed=int(os.environ.get("ETLML_SOURCE_SEED") or DEFAULT_SEED),
+        source=_source(),
+        landing_root=os.environ.get("ETLML_LANDING_ROOT") or _default_landing_root(),
+        max_future_skew=timedelta(
+            seconds=_number("ETLML_MAX_FUTURE_SKEW_SECONDS", DEFAULT_MAX_FUTURE_SKEW_SECONDS, 0, 10**9)
+        ),
+        max_rejected_share=_number("ETLML_MAX_REJECTED_SHARE", DEFAULT_MAX_REJECTED_SHARE, 0, 1),
     )
+
+
+def actor() -> str:
+    """Who changes the model registry from the CLI: ``ETLML_ACTOR``, else the login name."""
+    return os.environ.get("ETLML_ACTOR") or getpass.getuser()

@@ -11,12 +11,23 @@ import pandas as pd
 from etlml.interval import Interval
 
 RAW_COLUMNS = ("event_id", "ts_utc", "f1", "f2", "f3")
+PROVENANCE = ("source_file", "row_number")
+RECORD_COLUMNS = (*PROVENANCE, "raw", *RAW_COLUMNS, "problem", "problem_detail", "extra_fields")
+"""What a source reads, one row per record, before the contract (``etlml.contract``) checks it.
+
+``source_file`` and ``row_number`` say where the record came from (unique per record); ``raw`` is its
+bytes as found (or missing: the contract then renders the fields as JSON); the :data:`RAW_COLUMNS`
+are the values as text, or already typed (the simulator's); ``problem`` and ``problem_detail`` are a
+reason code and message when the source itself could not read the record; ``extra_fields`` is a JSON
+list of the record's fields the contract does not know. Only the provenance and
+:data:`RAW_COLUMNS` are required.
+"""
 
 
 class EventSource(Protocol):
-    """Gives the raw events of one data interval as a frame with :data:`RAW_COLUMNS`."""
+    """Gives the records of one data interval as a frame with :data:`RECORD_COLUMNS`."""
 
-    def events(self, interval: Interval) -> pd.DataFrame: ...
+    def records(self, interval: Interval) -> pd.DataFrame: ...
 
 
 class SimulatedSource:
@@ -27,6 +38,7 @@ class SimulatedSource:
     f1 ~ N(10, 2), f2 ~ N(0, 1) with about 5% missing, f3 ~ N(100, 10).
     """
 
+    name = "simulator"
     missing_share = 0.05
 
     def __init__(self, seed: int, batch_size: int) -> None:
@@ -59,4 +71,11 @@ class SimulatedSource:
                 "f2": f2,
                 "f3": f3,
             }
+        )
+
+    def records(self, interval: Interval) -> pd.DataFrame:
+        """:meth:`events` with synthetic provenance: ``source_file`` ``simulator``, rows numbered from 1."""
+        events = self.events(interval)
+        return events.assign(
+            source_file="simulator", row_number=np.arange(1, len(events) + 1, dtype=np.int64)
         )

@@ -11,6 +11,7 @@ import psycopg
 from psycopg import sql
 
 from etlml import FEATURES, pgcopy
+from etlml.contract import DUPLICATE
 from etlml.db import query
 from etlml.interval import Interval
 
@@ -25,6 +26,14 @@ PREDICTIONS_STAGE: tuple[tuple[str, str], ...] = (
     ("event_id", "text"),
     ("ts_utc", "timestamptz"),
     ("y_hat", "float8"),
+)
+REJECTED_STAGE: tuple[tuple[str, str], ...] = (
+    ("source_file", "text"),
+    ("row_number", "int8"),
+    ("event_id", "text"),
+    ("reason", "text"),
+    ("message", "text"),
+    ("raw", "bytea"),
 )
 
 
@@ -115,4 +124,49 @@ def upsert_predictions(
                 "run load_processed for this interval before store_predictions"
             )
         inserted, updated = _merge(cur, "merge_predictions", params)
+        # dropped now, not only on commit: several versions may be stored in one outer transaction
+        cur.execute("DROP TABLE stage_predictions")
     return MergeResult(staged=len(frame), inserted=inserted, updated=updated)
+
+
+def upsert_rejected(
+    conn: psycopg.Connection[Any], frame: pd.DataFrame, interval: Interval, written_by_run: str
+) -> MergeResult:
+    """Make the interval's rows in ``rejected_events`` equal ``frame`` (``contract.REJECTED_COLUMNS``):
+    binary ``COPY`` into a staging table, one merge, then removal of rows the run no longer rejected."""
+    params = {
+        "interval_start": interval.start,
+        "interval_end": interval.end,
+        "written_by_run": written_by_run,
+    }
+    with conn.transaction(), conn.cursor() as cur:
+        cur.execute(query("stage_rejected"))
+        copy_frame(cur, "stage_rejected", REJECTED_STAGE, frame)
+        inserted, updated = _merge(cur, "merge_rejected", params)
+        removed = _merge(cur, "remove_stale_rejected", params)[0]
+    return MergeResult(staged=len(frame), inserted=inserted, updated=updated, removed=removed)
+
+
+def interval_outcomes(conn: psycopg.Connection[Any], interval: Interval) -> tuple[int, int, int]:
+    """Rows the warehouse holds for the interval: (loaded events, rejected records, duplicates)."""
+    params = {"interval_start": interval.start, "interval_end": interval.end, "duplicate": DUPLICATE}
+    with conn.cursor() as cur:
+        cur.execute(query("count_interval_outcomes"), params)
+        row = cur.fetchone()
+    assert row is not None  # scalar subqueries always return one row
+    return int(row[0]), int(row[1]), int(row[2])
+
+
+def store_audit(
+    conn: psycopg.Connection[Any], dag_id: str, interval: Interval, written_by_run: str, audit: dict[str, Any]
+) -> None:
+    """Upsert the run's accounting (``quality.Audit.as_params()``) into ``run_audit``."""
+    params = {
+        **audit,
+        "dag_id": dag_id,
+        "interval_start": interval.start,
+        "interval_end": interval.end,
+        "written_by_run": written_by_run,
+    }
+    with conn.cursor() as cur:
+        cur.execute(query("upsert_run_audit"), params)

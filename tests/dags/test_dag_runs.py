@@ -7,6 +7,8 @@ from typing import Any
 import psycopg
 import pytest
 
+from etlml import migrations
+
 pytestmark = [pytest.mark.airflow, pytest.mark.db]
 
 PIPELINE = "10_etl_ml_pipeline"
@@ -28,8 +30,13 @@ CONTENT_DIGEST = {
 }
 
 
+# dag.test() keeps a run_conf on the DAG object for later runs: every pipeline run states all its params
+PIPELINE_PARAMS = {"batch_size": 200, "normalization": "model"}
+
+
 def run(dag: Any, logical_date: datetime, **conf: Any) -> Any:
-    dag_run = dag.test(logical_date=logical_date, run_conf=conf or None)
+    params = {**PIPELINE_PARAMS, **conf} if dag.dag_id == PIPELINE else conf
+    dag_run = dag.test(logical_date=logical_date, run_conf=params or None)
     assert dag_run.state == "success", f"{dag.dag_id} run ended {dag_run.state}"
     return dag_run
 
@@ -60,7 +67,9 @@ def test_init_schema_migrates_a_fresh_warehouse_and_is_idempotent(
     run(dags["00_init_schema"], LOGICAL)
     run(dags["00_init_schema"], datetime(2026, 11, 25, 18, 20, tzinfo=UTC))
     with psycopg.connect(fresh_warehouse) as conn:
-        assert conn.execute("SELECT count(*) FROM schema_migrations").fetchone() == (2,)
+        assert conn.execute("SELECT count(*) FROM schema_migrations").fetchone() == (
+            len(migrations.available()),
+        )
         assert conn.execute(
             "SELECT model_version FROM model_aliases WHERE alias = 'champion'"
         ).fetchone() == ("baseline_v1",)
@@ -115,7 +124,9 @@ def test_xcom_carries_only_metadata(dags: dict[str, Any], conn: psycopg.Connecti
     assert values["extract"]["path"].endswith("20261125T180000Z_20261125T181000Z/extract.parquet")
     assert len(values["transform"]["sha256"]) == 64
     assert values["predict"]["model_version"] == "baseline_v1"
-    assert values["store_predictions"]["inserted"] == 200
+    assert values["predict"]["challenger"] is None
+    assert [f["model_version"] for f in values["predict"]["files"]] == ["baseline_v1"]
+    assert values["store_predictions"]["by_version"]["baseline_v1"]["inserted"] == 200
 
 
 def test_same_interval_twice_and_cleared_rerun_leave_byte_identical_tables(

@@ -1,0 +1,436 @@
+"""The data contract of incoming records, in one place: pure, vectorized checks, no I/O, no clock.
+
+:func:`apply` takes the records a source read (see :data:`etlml.source.RECORD_COLUMNS`) and splits
+them into the events that satisfy the contract (:data:`etlml.source.RAW_COLUMNS`, typed) and the
+rejected records, each with the first reason of :data:`REASONS` it fails, a message, its provenance
+and its raw bytes. Every record ends up in exactly one of three places, so
+``extracted == accepted + rejected + deduplicated`` always holds.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from etlml import FEATURES
+from etlml.interval import Interval
+from etlml.source import PROVENANCE, RAW_COLUMNS
+
+MAX_EVENT_ID_LENGTH = 128
+
+# Reason codes in the order the rules are checked: a record is rejected with the first one it fails.
+REASONS: dict[str, str] = {
+    "unparseable_file": "the whole file cannot be read (bad gzip or Parquet data, undecodable CSV header, "
+    "CSV header without event_id and ts_utc); one record with row_number 0 and the file's bytes",
+    "unsupported_file": "the file's extension is not .jsonl, .csv, .parquet, .jsonl.gz or .csv.gz",
+    "invalid_encoding": "the record is not valid UTF-8 (or a JSON string escapes a lone surrogate)",
+    "malformed_record": "a JSON line that is not a JSON object, or a CSV row whose field count differs "
+    "from the header's",
+    "missing_event_id": "event_id absent, null, empty or blank",
+    "invalid_event_id": f"event_id not a string, longer than {MAX_EVENT_ID_LENGTH} characters, "
+    "or containing control characters",
+    "invalid_timestamp": "ts_utc absent, not ISO-8601 with a UTC offset, or not a real date and time",
+    "invalid_number": "f1, f2 or f3 present but not a finite number",
+    "future_timestamp": "ts_utc more than the allowed skew after both the moment extract ran and the end "
+    "of the run's interval (the producer's clock is ahead)",
+    "outside_interval": "ts_utc outside the run's data interval [start, end)",
+    "duplicate": "another record of the run has the same event_id and was kept instead "
+    "(counted as deduplicated, not as rejected)",
+}
+DUPLICATE = "duplicate"
+READER_REASONS = frozenset(
+    {"unparseable_file", "unsupported_file", "invalid_encoding", "malformed_record", "invalid_event_id"}
+)
+REJECTED_COLUMNS = ("source_file", "row_number", "event_id", "reason", "message", "raw")
+TOP_EXTRA_FIELDS = 5
+EXCERPT_CHARS = 80
+
+_CONTROL = r"[\x00-\x1f\x7f-\x9f]"
+_TIMESTAMP = (
+    r"[0-9]{4}-[0-9]{2}-[0-9]{2}[T ][0-9]{2}:[0-9]{2}(?::[0-9]{2}(?:\.[0-9]+)?)?(?:Z|[+-][0-9]{2}:?[0-9]{2})"
+)
+_NUMBER = r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?"
+
+Mask = np.ndarray[Any, np.dtype[np.bool_]]
+
+
+class ContractError(RuntimeError):
+    """The contract's own bookkeeping does not add up: a bug, never a property of the data."""
+
+
+@dataclass(frozen=True)
+class Rules:
+    """What the checks depend on besides the records: the run's interval and its clock.
+
+    The clock never decides whether a record is accepted: an event inside the interval is accepted
+    even by a run that starts before the interval ends, so a rerun accepts the same events. It only
+    tells ``future_timestamp`` from ``outside_interval`` for events after the interval.
+    """
+
+    interval: Interval
+    now: datetime  # when extract ran
+    max_future_skew: timedelta
+
+    def __post_init__(self) -> None:
+        if self.now.tzinfo is None:
+            raise ValueError("Rules.now must be timezone-aware")
+
+
+@dataclass(frozen=True)
+class Counts:
+    """Where the records went, and what was noticed about the accepted ones."""
+
+    extracted: int
+    accepted: int
+    rejected: int  # every reason but ``duplicate``
+    deduplicated: int
+    by_reason: dict[str, int] = field(default_factory=dict)  # rejected only, nonzero, most frequent first
+    extra_fields: dict[str, int] = field(default_factory=dict)  # the most frequent unknown fields
+    extra_field_names: int = 0  # how many distinct unknown fields were seen
+    imputed: dict[str, int] = field(default_factory=dict)  # accepted events missing each feature
+
+    @property
+    def balanced(self) -> bool:
+        return self.extracted == self.accepted + self.rejected + self.deduplicated
+
+    @property
+    def rejected_share(self) -> float:
+        return self.rejected / self.extracted if self.extracted else 0.0
+
+    def as_xcom(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_xcom(cls, meta: Mapping[str, Any]) -> Counts:
+        return cls(**{k: meta[k] for k in cls.__dataclass_fields__ if k in meta})
+
+
+@dataclass(frozen=True)
+class Checked:
+    """The outcome of :func:`apply`."""
+
+    valid: pd.DataFrame  # RAW_COLUMNS: string ids, UTC microsecond timestamps, float64 (NaN = missing)
+    rejected: pd.DataFrame  # REJECTED_COLUMNS, ordered by source_file and row_number
+    counts: Counts
+
+
+def empty_rejected() -> pd.DataFrame:
+    """Zero rejected records, with the columns and types :func:`apply` gives."""
+    return pd.DataFrame(
+        {
+            "source_file": pd.Series(dtype="string"),
+            "row_number": pd.Series(dtype=np.int64),
+            "event_id": pd.Series(dtype="string"),
+            "reason": pd.Series(dtype="string"),
+            "message": pd.Series(dtype="string"),
+            "raw": pd.Series(dtype=object),
+        }
+    )
+
+
+def excerpt(value: object) -> str:
+    """A printable, bounded rendering of an offending value for a message (the raw record keeps it all)."""
+    text = value if isinstance(value, str) else str(value)
+    if len(text) <= EXCERPT_CHARS:
+        return repr(text)
+    return f"{text[:EXCERPT_CHARS]!r}... ({len(text)} characters)"
+
+
+def printable(text: str) -> str:
+    """``text`` as PostgreSQL can store it: lone surrogates and NUL written as backslash escapes."""
+    return text.encode("utf-8", "backslashreplace").decode("utf-8").replace("\x00", "\\x00")
+
+
+class _Verdicts:
+    """The first reason and message of each record, filled rule by rule."""
+
+    def __init__(self, n: int) -> None:
+        self.reason = np.full(n, None, dtype=object)
+        self.message = np.full(n, None, dtype=object)
+        self.open: Mask = np.ones(n, dtype=bool)  # not rejected (yet)
+
+    def flag(self, failing: Mask, code: str, messages: pd.Series) -> None:
+        """Reject the still-open records in ``failing`` with ``code``; ``messages`` is indexed by row."""
+        rows = np.flatnonzero(failing & self.open)
+        self.reason[rows] = code
+        self.message[rows] = messages.iloc[rows].to_numpy(dtype=object)
+        self.open[rows] = False
+
+
+def _mask(values: pd.Series) -> Mask:
+    return values.fillna(False).to_numpy(dtype=bool)
+
+
+def _lazy(rows: Mask, render: Any, index: pd.Index) -> pd.Series:
+    """Messages only for ``rows``: rendering every record would cost time on large, clean batches."""
+    out = pd.Series(None, index=index, dtype=object)
+    picked = np.flatnonzero(rows)
+    out.iloc[picked] = [render(i) for i in picked]
+    return out
+
+
+def _complete(records: pd.DataFrame) -> pd.DataFrame:
+    missing = [c for c in PROVENANCE if c not in records]
+    if missing:
+        raise ContractError(f"records need provenance columns {missing}")
+    frame = records.reset_index(drop=True)
+    for name in (*RAW_COLUMNS, "raw", "problem", "problem_detail", "extra_fields"):
+        if name not in frame:
+            frame[name] = pd.Series(None, index=frame.index, dtype=object)
+    return frame
+
+
+def _as_text(series: pd.Series) -> pd.Series:
+    return series if isinstance(series.dtype, pd.StringDtype) else series.astype("string")
+
+
+def _check_ids(frame: pd.DataFrame, verdicts: _Verdicts) -> pd.Series:
+    ids = _as_text(frame["event_id"])
+    blank = _mask(ids.str.strip().str.len() == 0)
+    missing = ids.isna().to_numpy(dtype=bool) | blank
+    verdicts.flag(
+        missing,
+        "missing_event_id",
+        _lazy(missing, lambda i: "event_id is blank" if blank[i] else "event_id is missing", frame.index),
+    )
+    lengths = ids.str.len().fillna(0).to_numpy(dtype=np.int64)
+    too_long = lengths > MAX_EVENT_ID_LENGTH
+    control = _mask(ids.str.contains(_CONTROL, regex=True))
+    bad = (too_long | control) & ~missing
+
+    def why(i: int) -> str:
+        if too_long[i]:
+            limit = MAX_EVENT_ID_LENGTH
+            return f"event_id has {lengths[i]} characters, more than {limit}: {excerpt(ids.iloc[i])}"
+        return f"event_id contains control characters: {excerpt(ids.iloc[i])}"
+
+    verdicts.flag(bad, "invalid_event_id", _lazy(bad, why, frame.index))
+    return ids
+
+
+def _parse_timestamps(series: pd.Series) -> tuple[pd.Series, Mask]:
+    """UTC microsecond timestamps (NaT where invalid) and where a value was given at all."""
+    if isinstance(series.dtype, pd.DatetimeTZDtype):
+        parsed = series.dt.tz_convert("UTC").dt.as_unit("us")
+        return parsed, series.notna().to_numpy(dtype=bool)
+    text = _as_text(series).str.strip()
+    given = _mask(text.str.len() > 0)
+    well_formed = _mask(text.str.fullmatch(_TIMESTAMP)) & given
+    # at most microseconds (PostgreSQL's precision): more digits would also switch pandas to
+    # nanoseconds, whose range ends in 2262, and make a row's validity depend on its batch mates
+    trimmed = text.where(well_formed).str.replace(r"(\.[0-9]{6})[0-9]+", r"\1", regex=True)
+    parsed = pd.to_datetime(trimmed, utc=True, format="ISO8601", errors="coerce").dt.as_unit("us")
+    return parsed, given
+
+
+def _check_timestamps(frame: pd.DataFrame, verdicts: _Verdicts) -> pd.Series:
+    parsed, given = _parse_timestamps(frame["ts_utc"])
+    bad = parsed.isna().to_numpy(dtype=bool)
+    raw = frame["ts_utc"]
+
+    def why(i: int) -> str:
+        if not given[i]:
+            return "ts_utc is missing"
+        return f"ts_utc is not an ISO-8601 date and time with a UTC offset: {excerpt(raw.iloc[i])}"
+
+    verdicts.flag(bad, "invalid_timestamp", _lazy(bad, why, frame.index))
+    return parsed
+
+
+def _parse_numbers(series: pd.Series) -> tuple[np.ndarray[Any, np.dtype[np.float64]], Mask]:
+    """Float values (NaN where missing) and where a given value is not a finite number."""
+    if pd.api.types.is_numeric_dtype(series.dtype) and not pd.api.types.is_bool_dtype(series.dtype):
+        values = series.to_numpy(dtype=np.float64, na_value=np.nan)
+        given = series.notna().to_numpy(dtype=bool)
+        return np.where(given, values, np.nan), given & ~np.isfinite(values)
+    text = _as_text(series).str.strip()
+    given = _mask(text.str.len() > 0)
+    numeric = _mask(text.str.fullmatch(_NUMBER)) & given
+    parsed = pd.to_numeric(text.where(numeric), errors="coerce")
+    values = np.asarray(parsed.to_numpy(dtype=np.float64, na_value=np.nan), dtype=np.float64)
+    invalid = given & ~(numeric & np.isfinite(values))
+    return np.where(given & ~invalid, values, np.nan), invalid
+
+
+def _check_numbers(frame: pd.DataFrame, verdicts: _Verdicts) -> dict[str, np.ndarray[Any, Any]]:
+    values, invalid = {}, {}
+    for feature in FEATURES:
+        values[feature], invalid[feature] = _parse_numbers(frame[feature])
+    bad = np.logical_or.reduce([invalid[f] for f in FEATURES])
+
+    def why(i: int) -> str:
+        return "; ".join(
+            f"{f} is not a finite number: {excerpt(frame[f].iloc[i])}" for f in FEATURES if invalid[f][i]
+        )
+
+    verdicts.flag(bad, "invalid_number", _lazy(bad, why, frame.index))
+    return values
+
+
+def _check_time_window(ts: pd.Series, rules: Rules, verdicts: _Verdicts) -> None:
+    micros = ts.to_numpy(dtype="datetime64[us]")
+    valid = ~np.isnat(micros)
+    horizon = max(rules.now, rules.interval.end) + rules.max_future_skew
+    latest = np.datetime64(pd.Timestamp(horizon).tz_convert(None), "us")
+    start = np.datetime64(pd.Timestamp(rules.interval.start).tz_convert(None), "us")
+    end = np.datetime64(pd.Timestamp(rules.interval.end).tz_convert(None), "us")
+    future = valid & (micros > latest)
+    skew = int(rules.max_future_skew.total_seconds())
+    verdicts.flag(
+        future,
+        "future_timestamp",
+        _lazy(
+            future,
+            lambda i: f"ts_utc {ts.iloc[i].isoformat()} is more than {skew} s in the future",
+            ts.index,
+        ),
+    )
+    outside = valid & ((micros < start) | (micros >= end))
+    bounds = f"[{rules.interval.start.isoformat()}, {rules.interval.end.isoformat()})"
+    verdicts.flag(
+        outside,
+        "outside_interval",
+        _lazy(
+            outside,
+            lambda i: f"ts_utc {ts.iloc[i].isoformat()} is outside the data interval {bounds}",
+            ts.index,
+        ),
+    )
+
+
+def _deduplicate(frame: pd.DataFrame, ids: pd.Series, verdicts: _Verdicts) -> None:
+    """Among accepted records with the same event_id, keep the one from the last source file in
+    code-point order, and in it the highest row number: the latest delivery wins."""
+    candidates = np.flatnonzero(verdicts.open)
+    shared = ids.iloc[candidates].duplicated(keep=False).to_numpy(dtype=bool)
+    if not shared.any():
+        return
+    candidates = candidates[shared]
+    keys = pd.DataFrame(
+        {
+            "event_id": ids.iloc[candidates].to_numpy(dtype=object),
+            "source_file": frame["source_file"].iloc[candidates].astype(str).to_numpy(dtype=object),
+            "row_number": frame["row_number"].iloc[candidates].to_numpy(dtype=np.int64),
+            "row": candidates,
+        }
+    ).sort_values(["event_id", "source_file", "row_number"], kind="stable")
+    losing = keys["event_id"].duplicated(keep="last").to_numpy(dtype=bool)
+    if not losing.any():
+        return
+    winners = keys.drop_duplicates("event_id", keep="last").set_index("event_id")
+    lost = keys[losing]
+    rows = lost["row"].to_numpy(dtype=np.int64)
+    kept = winners.loc[lost["event_id"]]
+    messages = pd.Series(None, index=frame.index, dtype=object)
+    messages.iloc[rows] = [
+        f"event_id {excerpt(e)} is kept from {excerpt(f)} row {r}"
+        for e, f, r in zip(lost["event_id"], kept["source_file"], kept["row_number"], strict=True)
+    ]
+    mask = np.zeros(len(frame), dtype=bool)
+    mask[rows] = True
+    verdicts.flag(mask, DUPLICATE, messages)
+
+
+def _extra_fields(frame: pd.DataFrame) -> tuple[dict[str, int], int]:
+    """How many records carried each unknown field (the most frequent ones), and how many distinct
+    unknown fields there were."""
+    per_record = frame["extra_fields"].dropna().value_counts()
+    seen: Counter[str] = Counter()
+    for names, records in per_record.items():
+        for name in json.loads(str(names)):
+            seen[str(name)] += int(records)
+    top = {printable(name)[:EXCERPT_CHARS]: n for name, n in seen.most_common(TOP_EXTRA_FIELDS)}
+    return top, len(seen)
+
+
+def _raw_bytes(frame: pd.DataFrame, rows: np.ndarray[Any, Any]) -> list[bytes]:
+    """The raw bytes of ``rows``; records without them (the simulator's) as JSON of their fields."""
+    out = []
+    for i in rows:
+        raw = frame["raw"].iloc[i]
+        if isinstance(raw, bytes | bytearray | memoryview):
+            out.append(bytes(raw))
+            continue
+        fields = {c: frame[c].iloc[i] for c in RAW_COLUMNS}
+        text = json.dumps({k: None if pd.isna(v) else str(v) for k, v in fields.items()}, ensure_ascii=False)
+        out.append(text.encode("utf-8", "surrogatepass"))
+    return out
+
+
+def apply(records: pd.DataFrame, rules: Rules) -> Checked:
+    """Check every record against the contract; see :data:`REASONS` for the rules and their order."""
+    frame = _complete(records)
+    verdicts = _Verdicts(len(frame))
+    problem = frame["problem"].astype(object)
+    unknown = problem.notna() & ~problem.isin(READER_REASONS)
+    if unknown.any():
+        raise ContractError(f"a source reported unknown reasons {sorted(set(problem[unknown]))}")
+    flagged = problem.notna().to_numpy(dtype=bool)
+    if flagged.any():
+        for code in problem[flagged].unique():
+            details = frame["problem_detail"].astype(object).where(frame["problem_detail"].notna(), code)
+            verdicts.flag(flagged & (problem == code).to_numpy(dtype=bool), str(code), details)
+
+    ids = _check_ids(frame, verdicts)
+    well_formed_id = verdicts.open.copy()
+    ts = _check_timestamps(frame, verdicts)
+    values = _check_numbers(frame, verdicts)
+    _check_time_window(ts, rules, verdicts)
+    _deduplicate(frame, ids, verdicts)
+
+    accepted = verdicts.open
+    valid = pd.DataFrame(
+        {
+            "event_id": ids[accepted].astype("string").reset_index(drop=True),
+            "ts_utc": ts[accepted].reset_index(drop=True),
+            **{f: values[f][accepted] for f in FEATURES},
+        }
+    )
+    rows = np.flatnonzero(~accepted)
+    rejected = pd.DataFrame(
+        {
+            "source_file": pd.Series(
+                [printable(str(s)) for s in frame["source_file"].iloc[rows]], dtype="string"
+            ),
+            "row_number": frame["row_number"].iloc[rows].to_numpy(dtype=np.int64),
+            "event_id": pd.Series(ids.iloc[rows].to_numpy(dtype=object), dtype="string").where(
+                well_formed_id[rows]
+            ),
+            "reason": pd.Series(verdicts.reason[rows], dtype="string"),
+            "message": pd.Series([printable(str(m)) for m in verdicts.message[rows]], dtype="string"),
+            "raw": pd.Series(_raw_bytes(frame, rows), dtype=object),
+        }
+    )
+    rejected = rejected.sort_values(["source_file", "row_number"], kind="stable").reset_index(drop=True)
+    return Checked(valid, rejected, _count(frame, valid, rejected))
+
+
+def _count(frame: pd.DataFrame, valid: pd.DataFrame, rejected: pd.DataFrame) -> Counts:
+    reasons = rejected["reason"].value_counts()
+    deduplicated = int(reasons.get(DUPLICATE, 0))
+    by_reason = {
+        str(code): int(n)
+        for code, n in sorted(reasons.items(), key=lambda item: (-int(item[1]), str(item[0])))
+        if code != DUPLICATE
+    }
+    top, distinct = _extra_fields(frame)
+    counts = Counts(
+        extracted=len(frame),
+        accepted=len(valid),
+        rejected=len(rejected) - deduplicated,
+        deduplicated=deduplicated,
+        by_reason=by_reason,
+        extra_fields=top,
+        extra_field_names=distinct,
+        imputed={f: int(n) for f in FEATURES if (n := int(valid[f].isna().sum()))},
+    )
+    if not counts.balanced:
+        raise ContractError(f"records do not add up: {counts}")
+    return counts

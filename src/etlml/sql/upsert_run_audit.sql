@@ -1,0 +1,26 @@
+-- One row per DAG and data interval: the accounting of the latest run, which checked it at checked_at.
+INSERT INTO run_audit (
+    dag_id, interval_start, interval_end, source, extracted, loaded, rejected, deduplicated,
+    rejected_share, max_rejected_share, gate, by_reason, extra_fields, extra_field_names, imputed,
+    written_by_run
+)
+VALUES (
+    %(dag_id)s, %(interval_start)s, %(interval_end)s, %(source)s, %(extracted)s, %(loaded)s, %(rejected)s,
+    %(deduplicated)s, %(rejected_share)s, %(max_rejected_share)s, %(gate)s, %(by_reason)s, %(extra_fields)s,
+    %(extra_field_names)s, %(imputed)s, %(written_by_run)s
+)
+ON CONFLICT (dag_id, interval_start, interval_end) DO UPDATE SET
+    source = EXCLUDED.source,
+    extracted = EXCLUDED.extracted,
+    loaded = EXCLUDED.loaded,
+    rejected = EXCLUDED.rejected,
+    deduplicated = EXCLUDED.deduplicated,
+    rejected_share = EXCLUDED.rejected_share,
+    max_rejected_share = EXCLUDED.max_rejected_share,
+    gate = EXCLUDED.gate,
+    by_reason = EXCLUDED.by_reason,
+    extra_fields = EXCLUDED.extra_fields,
+    extra_field_names = EXCLUDED.extra_field_names,
+    imputed = EXCLUDED.imputed,
+    written_by_run = EXCLUDED.written_by_run,
+    checked_at = now();

@@ -1,0 +1,164 @@
+"""Quarantine writes into the real warehouse: verbatim, idempotent, the invariant enforced by PostgreSQL."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pandas as pd
+import psycopg
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from etlml import contract, landing, quality, warehouse
+from etlml.interval import Interval
+from tests.landing_files import HUGE_FIELD, INJECTION_ID
+
+pytestmark = pytest.mark.db
+
+INTERVAL = Interval(datetime(2026, 11, 25, 18, 10, tzinfo=UTC), datetime(2026, 11, 25, 18, 20, tzinfo=UTC))
+RULES = contract.Rules(
+    INTERVAL, now=datetime(2026, 11, 25, 18, 21, tzinfo=UTC), max_future_skew=timedelta(minutes=5)
+)
+TS = b"2026-11-25T18:15:00Z"
+DIGEST = "SELECT md5(string_agg(t::text, '|' ORDER BY source_file, row_number)) FROM rejected_events t"
+
+
+@pytest.fixture
+def qconn(conn: psycopg.Connection[Any]) -> psycopg.Connection[Any]:
+    conn.execute("TRUNCATE rejected_events, run_audit")
+    conn.commit()
+    return conn
+
+
+def rejected_of(files: dict[str, bytes]) -> pd.DataFrame:
+    records = pd.concat(
+        [landing.read_file(f"2026-11-25/1810/{n}", d) for n, d in files.items()], ignore_index=True
+    )
+    return contract.apply(records, RULES).rejected
+
+
+NASTY = {
+    "a.jsonl": b"\n".join(
+        [
+            b'{"event_id": "' + INJECTION_ID.encode() + b'", "ts_utc": "' + TS + b'", "f1": "x"}',
+            b'{"event_id": "nul\x00inside"}',
+            b'{"event_id": "bad-utf8 \xc3\x28"}',
+            b'{"event_id": "' + b"z" * 300 + b'", "ts_utc": "' + TS + b'"}',
+            b'{"event_id": "h", "ts_utc": "' + TS + b'", "f2": "' + HUGE_FIELD.encode() + b'"}',
+        ]
+    ),
+    "b.parquet": b"\x00\x01 not parquet \x00",
+    "c.csv": b'event_id,ts_utc,f1\n"x\x00y",2026-11-25T18:15:00Z,1\n"\'; DELETE FROM run_audit; --",nope,1\n',
+}
+
+
+def test_nasty_records_are_stored_verbatim_and_never_executed(qconn: psycopg.Connection[Any]) -> None:
+    rejected = rejected_of(NASTY)
+    result = warehouse.upsert_rejected(qconn, rejected, INTERVAL, "test/run")
+    qconn.commit()
+    assert (result.staged, result.inserted, result.updated, result.removed) == (8, 8, 0, 0)
+    rows = qconn.execute(
+        "SELECT source_file, row_number, reason, event_id, raw, message FROM rejected_events "
+        "ORDER BY source_file, row_number"
+    ).fetchall()
+    stored = {
+        (f, n): (reason, event_id, bytes(raw), message) for f, n, reason, event_id, raw, message in rows
+    }
+    a = "2026-11-25/1810/a.jsonl"
+    lines = NASTY["a.jsonl"].split(b"\n")
+    assert stored[(a, 1)][:3] == ("invalid_number", INJECTION_ID, lines[0])
+    assert stored[(a, 2)][0] == "malformed_record" and stored[(a, 2)][2] == lines[1]  # a NUL byte, kept
+    assert stored[(a, 3)][0] == "invalid_encoding" and stored[(a, 3)][2] == lines[2]  # invalid UTF-8, kept
+    assert stored[(a, 4)][0] == "invalid_event_id" and stored[(a, 4)][1] is None
+    assert stored[(a, 5)][0] == "invalid_number" and stored[(a, 5)][2] == lines[4]  # 2 MB, not cut
+    assert "(2000000 characters)" in stored[(a, 5)][3]
+    whole = stored[("2026-11-25/1810/b.parquet", 0)]
+    assert whole[0] == "unparseable_file" and whole[2] == NASTY["b.parquet"]
+    c = "2026-11-25/1810/c.csv"
+    assert stored[(c, 2)][2] == b'"x\x00y",2026-11-25T18:15:00Z,1'
+    assert stored[(c, 3)][1] == "'; DELETE FROM run_audit; --"
+    # the SQL in the ids was data, never statements
+    assert qconn.execute("SELECT to_regclass('processed_data') IS NOT NULL").fetchone() == (True,)
+    lengths = qconn.execute("SELECT max(octet_length(raw)) FROM rejected_events").fetchone()
+    assert lengths == (len(lines[4]),)
+
+
+def test_rerun_is_idempotent_and_removes_what_is_no_longer_rejected(qconn: psycopg.Connection[Any]) -> None:
+    rejected = rejected_of(NASTY)
+    later = Interval(INTERVAL.end, INTERVAL.end + timedelta(minutes=10))
+    warehouse.upsert_rejected(qconn, rejected.iloc[:2], later, "test/other-interval")
+    warehouse.upsert_rejected(qconn, rejected, INTERVAL, "test/first")
+    qconn.commit()
+    before = qconn.execute(DIGEST).fetchone()
+    again = warehouse.upsert_rejected(qconn, rejected, INTERVAL, "test/second")
+    qconn.commit()
+    assert (again.inserted, again.updated, again.removed, again.unchanged) == (0, 0, 0, 8)
+    assert qconn.execute(DIGEST).fetchone() == before  # byte-identical, rejected_at and run included
+    changed = rejected.copy()
+    changed.loc[0, "message"] = "another message"
+    fixed = changed.iloc[:3]  # the other files were fixed
+    result = warehouse.upsert_rejected(qconn, fixed, INTERVAL, "test/third")
+    qconn.commit()
+    assert (result.inserted, result.updated, result.removed) == (0, 1, 5)
+    runs = qconn.execute(
+        "SELECT interval_start, written_by_run, count(*) FROM rejected_events GROUP BY 1, 2 ORDER BY 1, 2"
+    ).fetchall()
+    assert runs == [
+        (INTERVAL.start, "test/first", 2),
+        (INTERVAL.start, "test/third", 1),
+        (later.start, "test/other-interval", 2),
+    ]
+
+
+def test_outcomes_and_audit_follow_the_invariant(qconn: psycopg.Connection[Any]) -> None:
+    rejected = contract.empty_rejected()
+    for reason, n in (("invalid_number", 3), ("duplicate", 2)):
+        part = pd.DataFrame(
+            {
+                "source_file": [f"{reason}.jsonl"] * n,
+                "row_number": range(1, n + 1),
+                "event_id": ["e"] * n,
+                "reason": [reason] * n,
+                "message": ["m"] * n,
+                "raw": [b"{}"] * n,
+            }
+        )
+        rejected = pd.concat([rejected, part], ignore_index=True)
+    warehouse.upsert_rejected(qconn, rejected.astype({"row_number": "int64"}), INTERVAL, "test/run")
+    assert warehouse.interval_outcomes(qconn, INTERVAL) == (0, 3, 2)
+    audit = quality.Audit(
+        "landing", extracted=5, loaded=0, rejected=3, deduplicated=2, max_rejected_share=0.05
+    )
+    warehouse.store_audit(qconn, "dag", INTERVAL, "dag/run", audit.as_params())
+    warehouse.store_audit(qconn, "dag", INTERVAL, "dag/run2", audit.as_params())  # upsert, one row
+    qconn.commit()
+    row = qconn.execute(
+        "SELECT extracted, loaded, rejected, deduplicated, gate, written_by_run FROM run_audit"
+    ).fetchall()
+    assert row == [(5, 0, 3, 2, "failed", "dag/run2")]
+    unbalanced = quality.Audit(
+        "landing", extracted=6, loaded=0, rejected=3, deduplicated=2, max_rejected_share=0.05
+    )
+    with pytest.raises(quality.InvariantError, match=r"extracted 6 != loaded 0 \+ rejected 3"):
+        quality.check_balanced(unbalanced, INTERVAL)
+    with pytest.raises(psycopg.errors.CheckViolation):
+        warehouse.store_audit(qconn, "dag", INTERVAL, "dag/run3", unbalanced.as_params())
+    qconn.rollback()
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    values=st.lists(
+        st.one_of(st.none(), st.binary(max_size=40), st.just(b""), st.just(b"\x00" * 5)), max_size=20
+    )
+)
+def test_bytea_copy_arrives_exactly(conn: psycopg.Connection[Any], values: list[bytes | None]) -> None:
+    frame = pd.DataFrame({"b": pd.Series(values, dtype=object)})
+    with conn.cursor() as cur:
+        cur.execute("CREATE TEMP TABLE tb (b bytea) ON COMMIT DROP")
+        warehouse.copy_frame(cur, "tb", (("b", "bytea"),), frame)
+        got = [None if v is None else bytes(v) for (v,) in cur.execute("SELECT b FROM tb").fetchall()]
+    conn.rollback()
+    assert got == values
