@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import os
 import resource
+import shutil
 import sys
 import tempfile
 import time
@@ -85,6 +86,7 @@ def main() -> int:
             rerun = run_pipeline(args.events, "rerun (all rows unchanged)")
         finally:
             admin.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(dbname)))
+            shutil.rmtree(work, ignore_errors=True)
     print(
         f"\nRESULT events={args.events} events_per_s={first:.0f} rerun_events_per_s={rerun:.0f} "
         f"peak_rss_mb={peak_rss_mb()}"
