@@ -55,37 +55,26 @@ def _column(series: pd.Series, pg_type: str) -> _Column:
             raise CopyEncodingError(f"column {series.name!r}: timestamptz needs tz-aware datetimes")
         micros = series.dt.as_unit("us").to_numpy(dtype="datetime64[us]").view(np.int64)
         return _fixed((micros - _PG_EPOCH_US).astype(">i8"), null, 8)
-    if pg_type == "text":
-        return _text(series, null)
-    if pg_type == "bytea":
-        return _bytea(series, null)
+    if pg_type in _VARLEN:
+        return _variable(series, null, pg_type)
     raise CopyEncodingError(f"column {series.name!r}: no binary encoder for PostgreSQL type {pg_type!r}")
 
 
-def _text(series: pd.Series, null: np.ndarray[Any, np.dtype[np.bool_]]) -> _Column:
+# variable-length PostgreSQL types: the Arrow types a column may hold, and the one it is read as
+_VARLEN: dict[str, tuple[tuple[Any, ...], Any, str]] = {
+    "text": ((pa.string(), pa.large_string()), pa.large_string(), "strings"),
+    "bytea": ((pa.binary(), pa.large_binary()), pa.large_binary(), "bytes"),
+}
+
+
+def _variable(series: pd.Series, null: np.ndarray[Any, np.dtype[np.bool_]], pg_type: str) -> _Column:
+    accepted, target, noun = _VARLEN[pg_type]
     arrow = pa.array(series, from_pandas=True)
     if isinstance(arrow, pa.ChunkedArray):
         arrow = arrow.combine_chunks()
-    if not (
-        pa.types.is_string(arrow.type)
-        or pa.types.is_large_string(arrow.type)
-        or arrow.null_count == len(arrow)
-    ):
-        raise CopyEncodingError(f"column {series.name!r}: text needs strings, got {arrow.type}")
-    return _varlen(arrow.cast(pa.large_string()), null)
-
-
-def _bytea(series: pd.Series, null: np.ndarray[Any, np.dtype[np.bool_]]) -> _Column:
-    arrow = pa.array(series, from_pandas=True)
-    if isinstance(arrow, pa.ChunkedArray):
-        arrow = arrow.combine_chunks()
-    if not (
-        pa.types.is_binary(arrow.type)
-        or pa.types.is_large_binary(arrow.type)
-        or arrow.null_count == len(arrow)
-    ):
-        raise CopyEncodingError(f"column {series.name!r}: bytea needs bytes, got {arrow.type}")
-    return _varlen(arrow.cast(pa.large_binary()), null)
+    if arrow.type not in accepted and arrow.null_count != len(arrow):
+        raise CopyEncodingError(f"column {series.name!r}: {pg_type} needs {noun}, got {arrow.type}")
+    return _varlen(arrow.cast(target), null)
 
 
 def _varlen(arrow: Any, null: np.ndarray[Any, np.dtype[np.bool_]]) -> _Column:

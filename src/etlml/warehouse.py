@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -71,6 +72,19 @@ def copy_frame(
             copy.write(chunk)
 
 
+@contextmanager
+def _staged(
+    cur: psycopg.Cursor[Any], table: str, columns: Sequence[tuple[str, str]], frame: pd.DataFrame
+) -> Iterator[None]:
+    """Create the temporary staging ``table`` (``sql/<table>.sql``), COPY ``frame`` into it and
+    analyze it for the planner; drop it afterwards, so one transaction may stage the same table again."""
+    cur.execute(query(table))
+    copy_frame(cur, table, columns, frame)
+    cur.execute(sql.SQL("ANALYZE {}").format(sql.Identifier(table)))
+    yield
+    cur.execute(sql.SQL("DROP TABLE {}").format(sql.Identifier(table)))
+
+
 def _merge(cur: psycopg.Cursor[Any], sql_name: str, params: dict[str, Any]) -> tuple[int, int]:
     """Run a statement that returns one row of two counts."""
     cur.execute(query(sql_name), params)
@@ -92,10 +106,7 @@ def upsert_processed(
         "interval_end": interval.end,
         "normalized_with": normalized_with,
     }
-    with conn.transaction(), conn.cursor() as cur:
-        cur.execute(query("stage_processed"))
-        copy_frame(cur, "stage_processed", PROCESSED_STAGE, frame)
-        cur.execute("ANALYZE stage_processed")
+    with conn.transaction(), conn.cursor() as cur, _staged(cur, "stage_processed", PROCESSED_STAGE, frame):
         inserted, updated = _merge(cur, "merge_processed", params)
         cur.execute(query("count_interval_rows"), params)
         in_interval = cur.fetchone()
@@ -109,10 +120,11 @@ def upsert_predictions(
 ) -> MergeResult:
     """Upsert one model version's predictions; other versions' rows are never touched."""
     params = {"model_version": model_version, "written_by_run": written_by_run}
-    with conn.transaction(), conn.cursor() as cur:
-        cur.execute(query("stage_predictions"))
-        copy_frame(cur, "stage_predictions", PREDICTIONS_STAGE, frame)
-        cur.execute("ANALYZE stage_predictions")
+    with (
+        conn.transaction(),
+        conn.cursor() as cur,
+        _staged(cur, "stage_predictions", PREDICTIONS_STAGE, frame),
+    ):
         known_model, orphans = _merge(cur, "check_prediction_references", params)
         if not known_model:
             raise MissingReferenceError(
@@ -124,8 +136,6 @@ def upsert_predictions(
                 "run load_processed for this interval before store_predictions"
             )
         inserted, updated = _merge(cur, "merge_predictions", params)
-        # dropped now, not only on commit: several versions may be stored in one outer transaction
-        cur.execute("DROP TABLE stage_predictions")
     return MergeResult(staged=len(frame), inserted=inserted, updated=updated)
 
 
@@ -139,9 +149,7 @@ def upsert_rejected(
         "interval_end": interval.end,
         "written_by_run": written_by_run,
     }
-    with conn.transaction(), conn.cursor() as cur:
-        cur.execute(query("stage_rejected"))
-        copy_frame(cur, "stage_rejected", REJECTED_STAGE, frame)
+    with conn.transaction(), conn.cursor() as cur, _staged(cur, "stage_rejected", REJECTED_STAGE, frame):
         inserted, updated = _merge(cur, "merge_rejected", params)
         removed = _merge(cur, "remove_stale_rejected", params)[0]
     return MergeResult(staged=len(frame), inserted=inserted, updated=updated, removed=removed)

@@ -42,6 +42,17 @@ def sklearn_file(tmp_path: Path) -> Path:
     return path
 
 
+def register_sklearn(conn: psycopg.Connection[Any], version: str, tmp_path: Path) -> None:
+    registry.register_sklearn(
+        conn,
+        version,
+        artifact_path=str(sklearn_file(tmp_path)),
+        stats=STATS,
+        storage_root=tmp_path.as_uri(),
+        actor="t",
+    )
+
+
 @pytest.mark.parametrize(
     ("text", "message"),
     [
@@ -128,14 +139,7 @@ def test_statistics_fitted_from_a_window(reg: psycopg.Connection[Any]) -> None:
 
 
 def test_sklearn_artifact_is_stored_checked_and_scores(reg: psycopg.Connection[Any], tmp_path: Path) -> None:
-    registry.register_sklearn(
-        reg,
-        "sk1",
-        artifact_path=str(sklearn_file(tmp_path)),
-        stats=STATS,
-        storage_root=tmp_path.as_uri(),
-        actor="t",
-    )
+    register_sklearn(reg, "sk1", tmp_path)
     record = registry.show(reg, "sk1")
     assert record["artifact_uri"].endswith("/models/sk1/model.skops")
     assert len(record["artifact_sha256"]) == 64
@@ -146,14 +150,7 @@ def test_sklearn_artifact_is_stored_checked_and_scores(reg: psycopg.Connection[A
 
 
 def test_a_tampered_artifact_is_refused(reg: psycopg.Connection[Any], tmp_path: Path) -> None:
-    registry.register_sklearn(
-        reg,
-        "sk1",
-        artifact_path=str(sklearn_file(tmp_path)),
-        stats=STATS,
-        storage_root=tmp_path.as_uri(),
-        actor="t",
-    )
+    register_sklearn(reg, "sk1", tmp_path)
     stored = Path(registry.show(reg, "sk1")["artifact_uri"].removeprefix("file://"))
     stored.write_bytes(stored.read_bytes() + b"\0")
     with pytest.raises(artifacts.UntrustedArtifactError, match="changed after registration"):
