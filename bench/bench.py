@@ -1,95 +1,351 @@
-"""`make bench`: the five pipeline steps in-process against PostgreSQL, events/s per step and overall.
+"""`make bench`: the pipeline's steps in-process against PostgreSQL, next to two references.
 
-Runs the same library functions the DAG tasks call, on one data interval of ``--events`` events,
-into a throwaway warehouse database that is dropped afterwards. A second run of the same interval
-measures the rerun path (every row unchanged).
+On one data interval of ``--events`` simulated events, in a throwaway warehouse database:
+
+1. the pipeline: the library functions the DAG tasks call, in order, as one worker runs them
+   (events/s and peak RSS of each step; the interval is one shard per ``--shard-size`` events);
+2. a rerun of the same interval (every row unchanged: the merge path);
+3. the COPY bound: the same processed rows and predictions, already encoded, sent by binary COPY into
+   empty tables shaped like ``processed_data`` and ``predictions`` (same columns and indexes): what
+   one connection cannot beat;
+4. the naive reference (bench/naive.py) on the first ``--naive-sample`` of the same events;
+5. the same interval split into ``--shards`` shards, the mapped steps of each shard in their own
+   worker process, as Celery workers would run them.
+
+Ends with one line: ``RESULT events_per_s=... copy_bound_ratio=... naive_speedup=... peak_rss_mb=...``
+and writes a chart (``--chart``) and the figures as JSON (``--json``).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
-import resource
+import re
 import shutil
 import sys
 import tempfile
 import time
 import uuid
 from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from multiprocessing import get_context
 from pathlib import Path
 from typing import Any
 
 import psycopg
 from psycopg import sql
 
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+
 ADMIN_DSN = os.environ.get("ETLML_BENCH_ADMIN_DSN", "postgresql://postgres@127.0.0.1:5432/postgres")
+INTERVAL_START = datetime(2026, 11, 25, 18, 0, tzinfo=UTC)
+STEPS = ("extract", "transform", "load_processed", "predict", "store_predictions")
 
 
 def peak_rss_mb() -> int:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024
+    """This process's peak resident memory since the last :func:`reset_peak` (VmHWM)."""
+    status = Path("/proc/self/status").read_text()
+    match = re.search(r"VmHWM:\s+(\d+) kB", status)
+    return int(match.group(1)) // 1024 if match else 0
 
 
-def timed(label: str, events: int, step: Callable[[], Any], results: list[tuple[str, float]]) -> Any:
-    started = time.perf_counter()
-    out = step()
-    seconds = time.perf_counter() - started
-    results.append((label, seconds))
-    rate = events / seconds
-    print(f"{label:<24}{seconds:>9.2f} s {rate:>13,.0f} events/s   peak RSS {peak_rss_mb():>6} MB")
-    return out
+def reset_peak() -> None:
+    """Start a new peak: Linux resets VmHWM to the current RSS (proc(5), clear_refs)."""
+    Path("/proc/self/clear_refs").write_text("5")
 
 
-def run_pipeline(events: int, label: str) -> float:
+@dataclass
+class Run:
+    """Seconds and peak RSS (MB) per step of one pipeline run."""
+
+    label: str
+    events: int
+    seconds: dict[str, float] = field(default_factory=dict)
+    peak_mb: dict[str, int] = field(default_factory=dict)
+
+    def step(self, name: str, func: Callable[[], Any]) -> Any:
+        reset_peak()
+        started = time.perf_counter()
+        out = func()
+        self.seconds[name] = time.perf_counter() - started
+        self.peak_mb[name] = peak_rss_mb()
+        rate = self.events / self.seconds[name]
+        print(f"  {name:<20}{self.seconds[name]:>8.2f} s {rate:>12,.0f} events/s {self.peak_mb[name]:>7} MB")
+        return out
+
+    @property
+    def total(self) -> float:
+        return sum(self.seconds.values())
+
+    @property
+    def rate(self) -> float:
+        return self.events / self.total
+
+
+def run_context(label: str, offset: int = 0) -> Any:
     from etlml import pipeline
     from etlml.interval import Interval
 
-    start = datetime(2026, 11, 25, 18, 0, tzinfo=UTC)
-    run = pipeline.RunContext("bench", f"bench_{label}", Interval(start, start + timedelta(minutes=10)))
-    results: list[tuple[str, float]] = []
+    start = INTERVAL_START + timedelta(minutes=10 * offset)
+    return pipeline.RunContext("bench", f"bench_{label}", Interval(start, start + timedelta(minutes=10)))
+
+
+def pipeline_run(
+    label: str, events: int, shard_size: int
+) -> tuple[Run, dict[str, Any], list[Any], list[Any]]:
+    """The five steps in this process; mapped steps run shard after shard, as on one worker."""
+    from etlml import pipeline
+
+    ctx = run_context("one_worker")
+    run = Run(label, events)
     print(f"\n{label}: {events:,} events")
-    extracted = timed("extract", events, lambda: pipeline.extract(run, batch_size=events), results)
-    processed = timed("transform", events, lambda: pipeline.transform_step(run, extracted, "model"), results)
-    timed("load_processed", events, lambda: pipeline.load_processed(run, processed, extracted), results)
-    predicted = timed("predict", events, lambda: pipeline.predict(run, processed), results)
-    timed("store_predictions", events, lambda: pipeline.store_predictions(run, predicted), results)
-    total = sum(seconds for _, seconds in results)
-    print(f"{'end to end':<24}{total:>9.2f} s {events / total:>13,.0f} events/s")
-    return events / total
+    extracted = run.step("extract", lambda: pipeline.extract(ctx, batch_size=events, shard_size=shard_size))
+    shards = extracted["shards"]
+    processed = run.step(
+        "transform", lambda: [pipeline.transform_step(ctx, extracted, "model", s) for s in shards]
+    )
+    run.step("load_processed", lambda: pipeline.load_processed(ctx, processed, extracted))
+    predicted = run.step("predict", lambda: [pipeline.predict(ctx, p) for p in processed])
+    run.step("store_predictions", lambda: [pipeline.store_predictions(ctx, p) for p in predicted])
+    print(f"  {'end to end':<20}{run.total:>8.2f} s {run.rate:>12,.0f} events/s")
+    return run, extracted, processed, predicted
+
+
+def _worker_init(env: dict[str, str]) -> None:
+    os.environ.update(env)
+    from etlml import pipeline  # noqa: F401 - import once, before the clock starts
+
+
+def _transform(ctx: Any, extracted: dict[str, Any], shard: dict[str, Any]) -> dict[str, Any]:
+    from etlml import pipeline
+
+    return pipeline.transform_step(ctx, extracted, "model", shard)
+
+
+def _predict(ctx: Any, processed: dict[str, Any]) -> dict[str, Any]:
+    from etlml import pipeline
+
+    return pipeline.predict(ctx, processed)
+
+
+def _store(ctx: Any, predicted: dict[str, Any]) -> dict[str, Any]:
+    from etlml import pipeline
+
+    return pipeline.store_predictions(ctx, predicted)
+
+
+def sharded_run(events: int, shards: int, env: dict[str, str]) -> Run:
+    """The interval in ``shards`` shards: the mapped steps of each shard in a worker process of its
+    own (started before the clock), extract and load_processed once, as the DAG runs them."""
+    from etlml import pipeline
+
+    ctx = run_context("sharded")
+    run = Run(f"{shards} shards, {shards} workers", events)
+    print(f"\n{run.label}: {events:,} events")
+    with ProcessPoolExecutor(
+        shards, mp_context=get_context("spawn"), initializer=_worker_init, initargs=(env,)
+    ) as pool:
+        list(pool.map(_worker_init, [env] * shards))  # warm both workers
+        size = -(-events // shards)
+        extracted = run.step("extract", lambda: pipeline.extract(ctx, batch_size=events, shard_size=size))
+        parts = extracted["shards"]
+        processed = run.step(
+            "transform",
+            lambda: list(pool.map(_transform, [ctx] * len(parts), [extracted] * len(parts), parts)),
+        )
+        run.step("load_processed", lambda: pipeline.load_processed(ctx, processed, extracted))
+        predicted = run.step("predict", lambda: list(pool.map(_predict, [ctx] * len(processed), processed)))
+        run.step("store_predictions", lambda: list(pool.map(_store, [ctx] * len(predicted), predicted)))
+    print(f"  {'end to end':<20}{run.total:>8.2f} s {run.rate:>12,.0f} events/s")
+    return run
+
+
+def copy_bound(
+    dsn: str, processed: list[dict[str, Any]], predicted: list[dict[str, Any]], work: Path
+) -> float:
+    """Seconds to binary-COPY the run's processed rows and predictions, encoded beforehand, into
+    empty tables with the columns and indexes of ``processed_data`` and ``predictions``."""
+    from etlml import pgcopy, storage, warehouse
+
+    ctx = run_context("one_worker")
+    tables = {
+        "bound_processed": ("processed_data", warehouse.PROCESSED_DIRECT),
+        "bound_predictions": ("predictions", warehouse.PREDICTIONS_DIRECT),
+    }
+    files = {
+        "bound_processed": [storage.FileRef.from_xcom(p) for p in processed],
+        "bound_predictions": [storage.FileRef.from_xcom(f) for p in predicted for f in p["files"]],
+    }
+    constants = {
+        "bound_processed": {
+            "normalized_with": "baseline_v1",
+            "interval_start": ctx.interval.start,
+            "interval_end": ctx.interval.end,
+        },
+        "bound_predictions": {"model_version": "baseline_v1", "written_by_run": ctx.ref},
+    }
+    seconds = 0.0
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        for table, (like, columns) in tables.items():
+            encoded = work / f"{table}.copy"
+            with encoded.open("wb") as out:
+                out.write(pgcopy.HEADER)
+                for ref in files[table]:
+                    for batch in storage.read_batches(ref):
+                        for piece in pgcopy.pieces(batch.assign(**constants[table]), columns):
+                            out.write(piece)
+                out.write(pgcopy.TRAILER)
+            conn.execute(
+                sql.SQL("CREATE TABLE {} (LIKE {} INCLUDING ALL)").format(
+                    sql.Identifier(table), sql.Identifier(like)
+                )
+            )
+            names = sql.SQL(", ").join(sql.Identifier(name) for name, _ in columns)
+            statement = sql.SQL("COPY {} ({}) FROM STDIN (FORMAT BINARY)").format(
+                sql.Identifier(table), names
+            )
+            started = time.perf_counter()
+            with (
+                conn.transaction(),
+                conn.cursor() as cur,
+                cur.copy(statement) as copy,
+                encoded.open("rb") as fh,
+            ):
+                while block := fh.read(8 << 20):
+                    copy.write(block)
+            elapsed = time.perf_counter() - started
+            rows = conn.execute(sql.SQL("SELECT count(*) FROM {}").format(sql.Identifier(table))).fetchone()
+            print(f"  {table:<20}{elapsed:>8.2f} s  ({rows[0] if rows else 0:,} rows)")
+            seconds += elapsed
+            conn.execute(sql.SQL("DROP TABLE {}").format(sql.Identifier(table)))
+            encoded.unlink()
+    return seconds
+
+
+def naive_reference(dsn: str, extracted: dict[str, Any], sample: int, work: Path) -> float:
+    """Events/s of the naive approach on the first ``sample`` events the pipeline extracted."""
+    import pandas as pd
+
+    from etlml import source, storage
+    from naive import run_naive
+
+    batches = []
+    taken = 0
+    for shard in extracted["shards"]:
+        for batch in storage.read_batches(storage.FileRef.from_xcom(shard), columns=list(source.RAW_COLUMNS)):
+            batches.append(batch.iloc[: sample - taken])
+            taken += len(batches[-1])
+            if taken >= sample:
+                break
+        if taken >= sample:
+            break
+    events = pd.concat(batches, ignore_index=True)
+    seconds = run_naive(dsn, events, work / "naive")
+    for name, s in seconds.items():
+        print(f"  {name:<20}{s:>8.2f} s {len(events) / s:>12,.0f} events/s")
+    total = sum(seconds.values())
+    print(f"  {'end to end':<20}{total:>8.2f} s {len(events) / total:>12,.0f} events/s ({len(events):,})")
+    return len(events) / total
+
+
+def truncate(dsn: str) -> None:
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute("TRUNCATE processed_data, predictions, rejected_events, run_audit")
+        conn.execute("VACUUM ANALYZE")
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--events", type=int, default=1_000_000)
+    parser.add_argument("--shard-size", type=int, default=None, help="default: the DAG's (1,000,000)")
+    parser.add_argument("--shards", type=int, default=2, help="shards (and workers) of the sharded run")
+    parser.add_argument("--naive-sample", type=int, default=100_000)
+    parser.add_argument("--chart", type=Path, default=HERE / "out" / "throughput.png")
+    parser.add_argument("--json", type=Path, default=HERE / "out" / "bench.json")
     args = parser.parse_args()
 
     work = Path(tempfile.mkdtemp(prefix="etlml-bench-"))
     dbname = f"etlml_bench_{uuid.uuid4().hex[:8]}"
     info = psycopg.conninfo.conninfo_to_dict(ADMIN_DSN)
     user, host, port = info.get("user", "postgres"), info.get("host", "127.0.0.1"), info.get("port", 5432)
-    url = f"postgresql://{user}@{host}:{port}"
-    os.environ.update(
-        {
-            "AIRFLOW_HOME": str(work / "airflow"),
-            "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-            "AIRFLOW_CONN_WAREHOUSE": f"{url}/{dbname}",
-            "ETLML_STORAGE_ROOT": (work / "storage").as_uri(),
-        }
-    )
+    dsn = f"postgresql://{user}@{host}:{port}/{dbname}"
+    env = {
+        "AIRFLOW_HOME": str(work / "airflow"),
+        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+        "AIRFLOW_CONN_WAREHOUSE": dsn,
+        "ETLML_STORAGE_ROOT": (work / "storage").as_uri(),
+    }
+    os.environ.update(env)
     with psycopg.connect(ADMIN_DSN, autocommit=True) as admin:
         admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(dbname)))
         try:
             from etlml import pipeline
 
             pipeline.migrate_schema()
-            first = run_pipeline(args.events, "first run")
-            rerun = run_pipeline(args.events, "rerun (all rows unchanged)")
+            shard_size = args.shard_size or pipeline.DEFAULT_SHARD_SIZE
+            first, extracted, processed, predicted = pipeline_run(
+                "pipeline, first run of the interval", args.events, shard_size
+            )
+            rerun, *_ = pipeline_run(
+                "rerun of the same interval (rows unchanged: merge path)", args.events, shard_size
+            )
+            print("\nCOPY bound: the same rows, encoded beforehand, into empty tables of the same shape")
+            bound = copy_bound(dsn, processed, predicted, work)
+            print(f"  {'both tables':<20}{bound:>8.2f} s {args.events / bound:>12,.0f} events/s")
+            print(f"\nnaive reference on {args.naive_sample:,} of the same events")
+            naive_rate = naive_reference(dsn, extracted, args.naive_sample, work)
+            truncate(dsn)
+            sharded = sharded_run(args.events, args.shards, env)
         finally:
             admin.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(dbname)))
             shutil.rmtree(work, ignore_errors=True)
+
+    ratio = bound / first.total
+    speedup = first.rate / naive_rate
+    peak = max(first.peak_mb.values())
+    figures = {
+        "events": args.events,
+        "shard_size": shard_size,
+        "first_run": {"seconds": first.seconds, "peak_rss_mb": first.peak_mb, "events_per_s": first.rate},
+        "rerun": {"seconds": rerun.seconds, "peak_rss_mb": rerun.peak_mb, "events_per_s": rerun.rate},
+        "copy_bound": {"seconds": bound, "events_per_s": args.events / bound},
+        "naive": {"sample": args.naive_sample, "events_per_s": naive_rate},
+        "sharded": {"shards": args.shards, "seconds": sharded.seconds, "events_per_s": sharded.rate},
+        "copy_bound_ratio": ratio,
+        "naive_speedup": speedup,
+        "shard_speedup": sharded.rate / first.rate,
+    }
+    args.json.parent.mkdir(parents=True, exist_ok=True)
+    args.json.write_text(json.dumps(figures, indent=2))
+    from chart import write_chart
+
+    write_chart(
+        args.chart,
+        [(name, args.events / first.seconds[name]) for name in STEPS] + [("end to end", first.rate)],
+        [
+            ("rerun, end to end", rerun.rate),
+            (f"{args.shards} shards on {args.shards} workers, end to end", sharded.rate),
+            ("COPY bound (both tables)", args.events / bound),
+            (f"naive approach ({args.naive_sample:,} events)", naive_rate),
+        ],
+        f"etlml pipeline, {args.events:,} events, {os.cpu_count()} cores: events/s",
+    )
     print(
-        f"\nRESULT events={args.events} events_per_s={first:.0f} rerun_events_per_s={rerun:.0f} "
-        f"peak_rss_mb={peak_rss_mb()}"
+        f"\nend to end {first.rate:,.0f} events/s; COPY bound {args.events / bound:,.0f} events/s "
+        f"(ratio {ratio:.2f}); naive {naive_rate:,.0f} events/s (speedup {speedup:.1f}x); "
+        f"{args.shards} shards {sharded.rate:,.0f} events/s ({sharded.rate / first.rate:.2f}x); "
+        f"rerun {rerun.rate:,.0f} events/s"
+    )
+    print(f"chart: {args.chart}  figures: {args.json}")
+    print(
+        f"RESULT events_per_s={first.rate:.0f} copy_bound_ratio={ratio:.2f} "
+        f"naive_speedup={speedup:.1f} peak_rss_mb={peak}"
     )
     return 0
 

@@ -5,6 +5,11 @@ function of ``etlml.pipeline``; data moves as Parquet files under the storage ro
 carries only paths, row counts and checksums. Every step is keyed by the data interval, so a
 rerun or a cleared task reproduces the same rows.
 
+An interval of more than ``shard_size`` records is split by event id into shards:
+``transform``, ``predict`` and ``store_predictions`` are mapped over them (one task instance per
+shard, so Celery workers share the interval), while ``load_processed`` commits every shard's rows,
+the quarantine and the audit of the interval in one transaction. A small interval is one shard.
+
 Records come from the simulator or from landing files (``ETLML_SOURCE``). ``extract`` checks them
 against the data contract; ``load_processed`` quarantines the rejected ones in ``rejected_events``
 with the loaded events, and fails the run without retries when more than
@@ -48,6 +53,13 @@ def _param(name: str) -> Any:
     default_args=DEFAULT_ARGS,
     params={
         "batch_size": Param(200, type="integer", minimum=1, description="events per interval"),
+        "shard_size": Param(
+            1_000_000,
+            type="integer",
+            minimum=1,
+            description="records per shard: a larger interval is split into ceil(records / shard_size) "
+            "shards, each transformed, scored and stored by its own mapped task instances",
+        ),
         "normalization": Param(
             "model",
             enum=["model", "batch"],
@@ -60,22 +72,31 @@ def _param(name: str) -> Any:
 )
 def etl_ml_pipeline() -> None:
     @task
-    def extract() -> dict[str, Any]:
+    def extract() -> list[dict[str, Any]]:
+        """Returns the shards (what the mapped tasks expand over); the run's metadata goes to XCom
+        key ``run``."""
         from etlml import pipeline
 
-        return pipeline.extract(_run(), batch_size=int(_param("batch_size")))
+        meta = pipeline.extract(
+            _run(),
+            batch_size=int(_param("batch_size")),
+            shard_size=int(_param("shard_size")),
+            normalization=_param("normalization"),
+        )
+        get_current_context()["ti"].xcom_push(key="run", value=meta)
+        return list(meta["shards"])
 
     @task
-    def transform(extracted: dict[str, Any]) -> dict[str, Any]:
+    def transform(extracted: dict[str, Any], shard: dict[str, Any]) -> dict[str, Any]:
         from etlml import pipeline
 
-        return pipeline.transform_step(_run(), extracted, normalization=_param("normalization"))
+        return pipeline.transform_step(_run(), extracted, _param("normalization"), shard)
 
     @task
-    def load_processed(processed: dict[str, Any], extracted: dict[str, Any]) -> dict[str, Any]:
+    def load_processed(processed: list[dict[str, Any]], extracted: dict[str, Any]) -> dict[str, Any]:
         from etlml import pipeline
 
-        return pipeline.load_processed(_run(), processed, extracted)
+        return pipeline.load_processed(_run(), list(processed), extracted)
 
     @task
     def predict(processed: dict[str, Any]) -> dict[str, Any]:
@@ -89,13 +110,14 @@ def etl_ml_pipeline() -> None:
 
         return pipeline.store_predictions(_run(), predicted)
 
-    extracted = extract()
-    processed = transform(extracted)
-    # also writes the run's rejected records and audit, then applies the quality gate
+    shards = extract()
+    extracted = shards["run"]  # type: ignore[index]
+    processed = transform.partial(extracted=extracted).expand(shard=shards)
+    # every shard in one transaction, with the run's rejected records and audit; then the quality gate
     loaded = load_processed(processed, extracted)
-    predicted = predict(processed)
+    predicted = predict.expand(processed=processed)
     loaded >> predicted
-    store_predictions(predicted)
+    store_predictions.expand(predicted=predicted)
 
 
 etl_ml_pipeline()

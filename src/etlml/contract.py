@@ -119,6 +119,55 @@ class Checked:
     valid: pd.DataFrame  # RAW_COLUMNS: string ids, UTC microsecond timestamps, float64 (NaN = missing)
     rejected: pd.DataFrame  # REJECTED_COLUMNS, ordered by source_file and row_number
     counts: Counts
+    extra: Counter[str] = field(default_factory=Counter)  # every unknown field -> records carrying it
+
+
+def total(parts: list[Checked]) -> Counts:
+    """The counts of records checked in parts (chunks of one interval), as if checked at once."""
+    extra: Counter[str] = Counter()
+    by_reason: Counter[str] = Counter()
+    imputed: Counter[str] = Counter()
+    for part in parts:
+        extra.update(part.extra)
+        by_reason.update(part.counts.by_reason)
+        imputed.update(part.counts.imputed)
+    counts = Counts(
+        extracted=sum(p.counts.extracted for p in parts),
+        accepted=sum(p.counts.accepted for p in parts),
+        rejected=sum(p.counts.rejected for p in parts),
+        deduplicated=sum(p.counts.deduplicated for p in parts),
+        by_reason=_ranked(by_reason),
+        extra_fields=_top(extra),
+        extra_field_names=len(extra),
+        imputed={f: imputed[f] for f in FEATURES if imputed[f]},
+    )
+    if not counts.balanced:
+        raise ContractError(f"records do not add up: {counts}")
+    return counts
+
+
+def _ranked(counts: Mapping[str, int]) -> dict[str, int]:
+    """Nonzero counts, most frequent first, ties by name."""
+    return {k: int(n) for k, n in sorted(counts.items(), key=lambda kv: (-int(kv[1]), str(kv[0]))) if n}
+
+
+def _top(extra: Counter[str]) -> dict[str, int]:
+    return {printable(name)[:EXCERPT_CHARS]: n for name, n in extra.most_common(TOP_EXTRA_FIELDS)}
+
+
+def empty_valid(provenance: bool = False) -> pd.DataFrame:
+    """Zero valid events, with the columns and types :func:`apply` gives."""
+    frame = pd.DataFrame(
+        {
+            "event_id": pd.Series(dtype="string"),
+            "ts_utc": pd.Series(dtype="datetime64[us, UTC]"),
+            **{f: pd.Series(dtype=np.float64) for f in FEATURES},
+        }
+    )
+    if provenance:
+        frame["source_file"] = pd.Series(dtype="string")
+        frame["row_number"] = pd.Series(dtype=np.int64)
+    return frame
 
 
 def empty_rejected() -> pd.DataFrame:
@@ -338,16 +387,14 @@ def _deduplicate(frame: pd.DataFrame, ids: pd.Series, verdicts: _Verdicts) -> No
     verdicts.flag(mask, DUPLICATE, messages)
 
 
-def _extra_fields(frame: pd.DataFrame) -> tuple[dict[str, int], int]:
-    """How many records carried each unknown field (the most frequent ones), and how many distinct
-    unknown fields there were."""
+def _extra_fields(frame: pd.DataFrame) -> Counter[str]:
+    """How many records carried each unknown field."""
     per_record = frame["extra_fields"].dropna().value_counts()
     seen: Counter[str] = Counter()
     for names, records in per_record.items():
         for name in json.loads(str(names)):
             seen[str(name)] += int(records)
-    top = {printable(name)[:EXCERPT_CHARS]: n for name, n in seen.most_common(TOP_EXTRA_FIELDS)}
-    return top, len(seen)
+    return seen
 
 
 def _raw_bytes(frame: pd.DataFrame, rows: np.ndarray[Any, Any]) -> list[bytes]:
@@ -364,8 +411,12 @@ def _raw_bytes(frame: pd.DataFrame, rows: np.ndarray[Any, Any]) -> list[bytes]:
     return out
 
 
-def apply(records: pd.DataFrame, rules: Rules) -> Checked:
-    """Check every record against the contract; see :data:`REASONS` for the rules and their order."""
+def apply(records: pd.DataFrame, rules: Rules, *, provenance: bool = False) -> Checked:
+    """Check every record against the contract; see :data:`REASONS` for the rules and their order.
+
+    With ``provenance``, the valid events keep their ``source_file`` and ``row_number``, so that
+    duplicates across chunks checked one by one can be resolved later (``etlml.pipeline.extract``).
+    """
     frame = _complete(records)
     verdicts = _Verdicts(len(frame))
     problem = frame["problem"].astype(object)
@@ -393,6 +444,9 @@ def apply(records: pd.DataFrame, rules: Rules) -> Checked:
             **{f: values[f][accepted] for f in FEATURES},
         }
     )
+    if provenance:
+        valid["source_file"] = frame["source_file"][accepted].astype("string").reset_index(drop=True)
+        valid["row_number"] = frame["row_number"][accepted].to_numpy(dtype=np.int64)
     rows = np.flatnonzero(~accepted)
     rejected = pd.DataFrame(
         {
@@ -409,10 +463,11 @@ def apply(records: pd.DataFrame, rules: Rules) -> Checked:
         }
     )
     rejected = rejected.sort_values(["source_file", "row_number"], kind="stable").reset_index(drop=True)
-    return Checked(valid, rejected, _count(frame, valid, rejected))
+    extra = _extra_fields(frame)
+    return Checked(valid, rejected, _count(frame, valid, rejected, extra), extra)
 
 
-def _count(frame: pd.DataFrame, valid: pd.DataFrame, rejected: pd.DataFrame) -> Counts:
+def _count(frame: pd.DataFrame, valid: pd.DataFrame, rejected: pd.DataFrame, extra: Counter[str]) -> Counts:
     reasons = rejected["reason"].value_counts()
     deduplicated = int(reasons.get(DUPLICATE, 0))
     by_reason = {
@@ -420,15 +475,14 @@ def _count(frame: pd.DataFrame, valid: pd.DataFrame, rejected: pd.DataFrame) -> 
         for code, n in sorted(reasons.items(), key=lambda item: (-int(item[1]), str(item[0])))
         if code != DUPLICATE
     }
-    top, distinct = _extra_fields(frame)
     counts = Counts(
         extracted=len(frame),
         accepted=len(valid),
         rejected=len(rejected) - deduplicated,
         deduplicated=deduplicated,
         by_reason=by_reason,
-        extra_fields=top,
-        extra_field_names=distinct,
+        extra_fields=_top(extra),
+        extra_field_names=len(extra),
         imputed={f: int(n) for f in FEATURES if (n := int(valid[f].isna().sum()))},
     )
     if not counts.balanced:

@@ -130,6 +130,13 @@ def _scatter_text(out: Bytes, at: Ints, starts: Ints, lengths: Ints, data: Bytes
     out[np.repeat(at, lengths) + within] = data[np.repeat(starts, lengths) + within]
 
 
+def pieces(frame: pd.DataFrame, columns: Sequence[tuple[str, str]], size: int = 50_000) -> Iterator[bytes]:
+    """The binary COPY rows of ``frame``, ``size`` rows a piece: the server ingests one piece while
+    the next is encoded."""
+    for start in range(0, len(frame), size):
+        yield encode(frame.iloc[start : start + size], columns)
+
+
 def chunks(frame: pd.DataFrame, columns: Sequence[tuple[str, str]], rows: int = 100_000) -> Iterator[bytes]:
     """The whole binary COPY stream of ``frame``: header, rows in chunks of ``rows``, trailer."""
     yield HEADER

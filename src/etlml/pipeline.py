@@ -9,22 +9,27 @@ from __future__ import annotations
 
 import functools
 import logging
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from contextlib import ExitStack
+from dataclasses import asdict, dataclass, replace
 from datetime import UTC, datetime
 from typing import Any, Literal, ParamSpec, TypeVar
 
+import numpy as np
 import pandas as pd
 import psycopg
+import pyarrow as pa
 
-from etlml import contract, db, migrations, model, quality, settings, storage, transform, warehouse
+from etlml import FEATURES, contract, db, migrations, model, quality, settings, storage, transform, warehouse
 from etlml.interval import Interval
 from etlml.landing import LandingFileSource
-from etlml.source import EventSource, SimulatedSource
+from etlml.source import RAW_COLUMNS, EventSource, SimulatedSource
 
 log = logging.getLogger(__name__)
 
 Normalization = Literal["model", "batch"]
+DEFAULT_SHARD_SIZE = 1_000_000
+"""Records per shard when the DAG does not say (its ``shard_size`` param)."""
 P = ParamSpec("P")
 R = TypeVar("R")
 
@@ -103,29 +108,120 @@ def _source(cfg: settings.Settings, batch_size: int) -> EventSource:
     return SimulatedSource(cfg.source_seed, batch_size)
 
 
+def _records(source: EventSource, interval: Interval) -> tuple[int, Iterable[pd.DataFrame]]:
+    """How many records the interval has and the records in chunks (one chunk if the source
+    cannot stream)."""
+    if isinstance(source, SimulatedSource) or (
+        hasattr(source, "record_count") and hasattr(source, "record_chunks")
+    ):
+        streaming: Any = source
+        return int(streaming.record_count(interval)), streaming.record_chunks(interval)
+    records = source.records(interval)
+    return len(records), [records]
+
+
+def shard_count(records: int, shard_size: int) -> int:
+    """Shards of an interval: one per ``shard_size`` records, at least one."""
+    if shard_size < 1:
+        raise settings.SettingsError(f"shard_size must be >= 1, got {shard_size}")
+    return max(1, -(-records // shard_size))
+
+
+def _shard_of(ids: pd.Series, shards: int) -> np.ndarray[Any, Any]:
+    """The shard of each event id: a stable hash, so every record of one id lands in one shard."""
+    hashes = pd.util.hash_pandas_object(ids, index=False).to_numpy(dtype=np.uint64)
+    return hashes % np.uint64(shards)
+
+
+def _part(name: str, shard: int, shards: int) -> str:
+    return f"{name}-{shard + 1:03d}-of-{shards:03d}.parquet"
+
+
+def _deduplicate_part(
+    ref: storage.FileRef, rules: contract.Rules, rejected: storage.FrameWriter
+) -> tuple[storage.FileRef, contract.Checked | None]:
+    """Resolve duplicates that met only in this shard (their records came in different chunks);
+    every record of one id is in one shard. Rewrites the shard if it held any."""
+    ids = pd.concat(list(storage.read_batches(ref, columns=["event_id"])), ignore_index=True)["event_id"]
+    if not ids.duplicated().any():
+        return ref, None
+    checked = contract.apply(storage.read_frame(ref), rules, provenance=True)
+    rejected.write(checked.rejected)
+    with storage.FrameWriter(storage.at(ref.path), contract.empty_valid(provenance=True)) as out:
+        out.write(checked.valid)
+    assert out.ref is not None
+    return out.ref, checked
+
+
 @_fail_fast
-def extract(run: RunContext, batch_size: int, source: EventSource | None = None) -> dict[str, Any]:
-    """Check the warehouse, read the interval's records from the source (``ETLML_SOURCE``; the
-    simulator makes ``batch_size`` events) and split them by the data contract into events
-    (``extract.parquet``) and rejected records (``rejected.parquet``, written only if there are any)."""
+def extract(
+    run: RunContext,
+    batch_size: int,
+    source: EventSource | None = None,
+    *,
+    shard_size: int = DEFAULT_SHARD_SIZE,
+    normalization: Normalization = "model",
+) -> dict[str, Any]:
+    """Check the warehouse, resolve the model versions the run scores with, read the interval's
+    records from the source (``ETLML_SOURCE``; the simulator makes ``batch_size`` events) chunk by
+    chunk and split them by the data contract into events and rejected records (``rejected.parquet``).
+
+    Events go to ``ceil(records / shard_size)`` shard files by a hash of their id; the DAG maps
+    ``transform``, ``predict`` and ``store_predictions`` over them. In ``batch`` normalization the
+    batch statistics are computed here, over every shard, so sharding does not change them.
+    """
     cfg = settings.load()
-    preflight(cfg.warehouse_conn_id)
+    with db.connect(cfg.warehouse_conn_id) as conn:
+        migrations.check(conn)
+        # the aliases are read once per run, here: a promotion during the run cannot mix versions
+        serving = model.aliases(conn)
+        version = serving.get("champion") or model.champion(conn)
+        model.load(conn, version)
     source = source or _source(cfg, batch_size)
     source_name = str(getattr(source, "name", type(source).__name__))
     rules = contract.Rules(run.interval, now=datetime.now(UTC), max_future_skew=cfg.max_future_skew)
-    checked = contract.apply(source.records(run.interval), rules)
+    total, chunks = _records(source, run.interval)
+    shards = shard_count(total, shard_size)
     folder = _folder(run, cfg)
-    ref = storage.write_frame(checked.valid, folder / "extract.parquet")
-    rejected = None
-    if len(checked.rejected):
-        rejected = storage.write_frame(checked.rejected, folder / "rejected.parquet")
-    counts = checked.counts
+    parts: list[contract.Checked] = []
+    empty = contract.empty_valid(provenance=True)
+    rejected_types = {"raw": pa.large_binary()}
+    with storage.FrameWriter(
+        folder / "rejected.parquet", contract.empty_rejected(), rejected_types
+    ) as rejected:
+        with ExitStack() as stack:
+            writers = [
+                stack.enter_context(storage.FrameWriter(folder / _part("events", k, shards), empty))
+                for k in range(shards)
+            ]
+            for chunk in chunks:
+                checked = contract.apply(chunk, rules, provenance=True)
+                rejected.write(checked.rejected)
+                shard = _shard_of(checked.valid["event_id"], shards) if shards > 1 else None
+                for k, writer in enumerate(writers):
+                    writer.write(checked.valid if shard is None else checked.valid[shard == k])
+                parts.append(replace(checked, valid=empty, rejected=empty))
+        refs = [w.ref for w in writers if w.ref is not None]
+        if len(parts) > 1:
+            for k, ref in enumerate(refs):
+                refs[k], resolved = _deduplicate_part(ref, rules, rejected)
+                if resolved is not None:
+                    parts.append(_correction(resolved))
+    counts = contract.total(parts)
+    stats = None
+    if normalization == "batch":
+
+        def events() -> Iterable[pd.DataFrame]:
+            return (b for ref in refs for b in storage.read_batches(ref, columns=list(FEATURES)))
+
+        stats = {f: asdict(s) for f, s in transform.batch_stats(events).items()}
     log.info(
-        "extracted %d records for %s from %s: %d events, %d rejected %s, %d duplicates",
+        "extracted %d records for %s from %s: %d events in %d shard(s), %d rejected %s, %d duplicates",
         counts.extracted,
         run.interval.key,
         source_name,
         counts.accepted,
+        shards,
         counts.rejected,
         counts.by_reason,
         counts.deduplicated,
@@ -136,41 +232,77 @@ def extract(run: RunContext, batch_size: int, source: EventSource | None = None)
             counts.extra_field_names,
             counts.extra_fields,
         )
+    assert rejected.ref is not None
     return {
-        **ref.as_xcom(),
+        "shards": [{**ref.as_xcom(), "shard": k, "of": shards} for k, ref in enumerate(refs)],
         "source": source_name,
-        "rejected": rejected.as_xcom() if rejected else None,
+        "rejected": rejected.ref.as_xcom(),
         "counts": counts.as_xcom(),
+        "model_version": version,
+        "challenger": serving.get("challenger"),
+        "batch_stats": stats,
     }
+
+
+def _correction(resolved: contract.Checked) -> contract.Checked:
+    """Counts that turn a shard's events counted as accepted per chunk into the deduplicated ones."""
+    dropped = resolved.counts.deduplicated
+    imputed = {f: -n for f, n in resolved.counts.imputed.items()}
+    counts = contract.Counts(
+        extracted=0,
+        accepted=-dropped,
+        rejected=0,
+        deduplicated=dropped,
+        imputed=imputed,
+    )
+    return contract.Checked(resolved.valid.iloc[:0], resolved.rejected.iloc[:0], counts)
+
+
+def _shard(meta: Mapping[str, Any]) -> str:
+    return f"shard {int(meta.get('shard', 0)) + 1} of {int(meta.get('of', 1))}"
 
 
 @_fail_fast
 def transform_step(
-    run: RunContext, extracted: dict[str, Any], normalization: Normalization
+    run: RunContext,
+    extracted: dict[str, Any],
+    normalization: Normalization,
+    shard: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """Clean, impute and z-score with the champion's statistics (or per batch, if asked)."""
+    """Clean, impute and z-score one shard's events (``shard``; the only one if not given) with the
+    champion's statistics, or with the batch statistics extract computed; batch by batch."""
     cfg = settings.load()
-    raw = storage.read_frame(storage.FileRef.from_xcom(extracted))
-    with db.connect(cfg.warehouse_conn_id) as conn:
-        # the aliases are read once per run, here: a promotion during the run cannot mix versions
-        serving = model.aliases(conn)
-        version = serving.get("champion") or model.champion(conn)
-        champion = model.load(conn, version)
-    cleaned = transform.clean(raw)
-    stats = champion.stats if normalization == "model" else transform.batch_stats(cleaned)
-    normalized = transform.normalize(cleaned, stats)
-    ref = storage.write_frame(normalized, _folder(run, cfg) / "processed.parquet")
+    shard = shard or extracted["shards"][0]
+    version = str(extracted["model_version"])
+    if normalization == "model":
+        with db.connect(cfg.warehouse_conn_id) as conn:
+            stats: model.Stats = model.load(conn, version).stats
+    elif extracted.get("batch_stats"):
+        stats = model.parse_stats("batch", extracted["batch_stats"])
+    else:
+        raise settings.SettingsError(
+            "batch normalization needs the statistics extract computes: rerun extract"
+        )
+    k, shards = int(shard.get("shard", 0)), int(shard.get("of", 1))
+    empty = transform.normalize(transform.clean(contract.empty_valid()), stats)
+    with storage.FrameWriter(_folder(run, cfg) / _part("processed", k, shards), empty) as out:
+        for raw in storage.read_batches(storage.FileRef.from_xcom(shard), columns=list(RAW_COLUMNS)):
+            out.write(transform.normalize(transform.clean(raw), stats))
+    assert out.ref is not None
     normalized_with = version if normalization == "model" else "batch"
-    challenger = serving.get("challenger")
+    challenger = extracted.get("challenger")
     log.info(
-        "normalized %d events with %s statistics; champion %s, challenger %s",
-        ref.rows,
+        "normalized %d events of %s with %s statistics; champion %s, challenger %s",
+        out.ref.rows,
+        _shard(shard),
         normalized_with,
         version,
         challenger or "none",
     )
     return {
-        **ref.as_xcom(),
+        **out.ref.as_xcom(),
+        "shard": k,
+        "of": shards,
         "model_version": version,
         "challenger": challenger,
         "normalized_with": normalized_with,
@@ -183,7 +315,10 @@ def _quarantine(
     """Make the interval's ``rejected_events`` equal what extract rejected, then check and store where
     every record went (``run_audit``); raises :class:`quality.InvariantError` if they do not add up."""
     meta = extracted.get("rejected")
-    rejected = storage.read_frame(storage.FileRef.from_xcom(meta)) if meta else contract.empty_rejected()
+    rejected: warehouse.Rows = contract.empty_rejected()
+    if meta:
+        ref = storage.FileRef.from_xcom(meta)
+        rejected = functools.partial(storage.read_batches, ref)
     merged = warehouse.upsert_rejected(conn, rejected, run.interval, run.ref)
     log.info("rejected_events for %s: %s", run.interval.key, merged.as_xcom())
     counts = contract.Counts.from_xcom(extracted["counts"])
@@ -207,9 +342,12 @@ def _quarantine(
 
 @_fail_fast
 def load_processed(
-    run: RunContext, processed: dict[str, Any], extracted: dict[str, Any] | None = None
+    run: RunContext,
+    processed: Mapping[str, Any] | Sequence[Mapping[str, Any]],
+    extracted: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """Upsert the interval's processed rows into ``processed_data``.
+    """Make the interval's rows in ``processed_data`` equal every shard's processed events, in one
+    transaction (a first run COPYs them in; a rerun merges).
 
     Given extract's metadata (the DAG passes it), the same transaction also replaces the interval's
     quarantine in ``rejected_events`` and stores the run's accounting in ``run_audit`` once
@@ -218,11 +356,23 @@ def load_processed(
     rows stay committed, but the run scores none of its events.
     """
     cfg = settings.load()
-    frame = storage.read_frame(storage.FileRef.from_xcom(processed))
+    shards = sorted(
+        [processed] if isinstance(processed, Mapping) else list(processed), key=lambda m: m.get("shard", 0)
+    )
+    normalized = {str(m["normalized_with"]) for m in shards}
+    if len(normalized) != 1:
+        raise quality.InvariantError(
+            f"the shards of one run were normalized differently: {sorted(normalized)}"
+        )
+    refs = [storage.FileRef.from_xcom(m) for m in shards]
+
+    def events() -> Iterable[pd.DataFrame]:
+        return (batch for ref in refs for batch in storage.read_batches(ref))
+
     with db.connect(cfg.warehouse_conn_id) as conn, conn.transaction():
-        result = warehouse.upsert_processed(conn, frame, run.interval, str(processed["normalized_with"]))
+        result = warehouse.upsert_processed(conn, events, run.interval, normalized.pop())
         audit = _quarantine(conn, run, extracted, cfg) if extracted is not None else None
-    log.info("processed_data for %s: %s", run.interval.key, result.as_xcom())
+    log.info("processed_data for %s (%d shard(s)): %s", run.interval.key, len(refs), result.as_xcom())
     if audit is None:
         return result.as_xcom()
     quality.enforce(audit, run.interval)
@@ -231,41 +381,75 @@ def load_processed(
 
 @_fail_fast
 def predict(run: RunContext, processed: dict[str, Any]) -> dict[str, Any]:
-    """Score the processed rows with the champion and, if one was set, the challenger that the run
-    resolved in ``transform``; one Parquet file per version."""
+    """Score one shard's processed rows with the champion and, if one was set, the challenger that
+    the run resolved in ``extract``; one Parquet file per version, written batch by batch."""
     cfg = settings.load()
-    frame = storage.read_frame(storage.FileRef.from_xcom(processed))
+    ref = storage.FileRef.from_xcom(processed)
     versions = [str(processed["model_version"])]
     if processed.get("challenger"):
         versions.append(str(processed["challenger"]))
     with db.connect(cfg.warehouse_conn_id) as conn:
         scorers = [model.load(conn, version) for version in versions]
+    k, shards = int(processed.get("shard", 0)), int(processed.get("of", 1))
+    empty = pd.DataFrame(
+        {
+            "event_id": pd.Series(dtype="string"),
+            "ts_utc": pd.Series(dtype="datetime64[us, UTC]"),
+            "y_hat": pd.Series(dtype=np.float64),
+        }
+    )
     files = []
     for scorer in scorers:
         # batch mode keeps its per-batch z-scores; otherwise each version scores under its own statistics
         stored_z = processed["normalized_with"] in {"batch", scorer.version}
-        scored = frame[["event_id", "ts_utc"]].assign(y_hat=scorer.predict(frame, use_stored_z=stored_z))
-        ref = storage.write_frame(scored, _folder(run, cfg) / f"predictions-{scorer.version}.parquet")
-        files.append({**ref.as_xcom(), "model_version": scorer.version})
-        log.info("scored %d events with model version %s", ref.rows, scorer.version)
-    return {"model_version": versions[0], "challenger": processed.get("challenger"), "files": files}
+        path = _folder(run, cfg) / _part(f"predictions-{scorer.version}", k, shards)
+        with storage.FrameWriter(path, empty) as out:
+            for frame in storage.read_batches(ref):
+                out.write(
+                    frame[["event_id", "ts_utc"]].assign(y_hat=scorer.predict(frame, use_stored_z=stored_z))
+                )
+        assert out.ref is not None
+        files.append({**out.ref.as_xcom(), "model_version": scorer.version})
+        log.info(
+            "scored %d events of %s with model version %s", out.ref.rows, _shard(processed), scorer.version
+        )
+    return {
+        "model_version": versions[0],
+        "challenger": processed.get("challenger"),
+        "files": files,
+        "shard": k,
+        "of": shards,
+    }
 
 
 @_fail_fast
 def store_predictions(run: RunContext, predicted: dict[str, Any]) -> dict[str, Any]:
-    """Upsert every scored version's predictions into ``predictions``, all in one transaction."""
+    """Store one shard's predictions of every scored version, in one transaction: COPYed straight
+    into ``predictions`` on a first run (load_processed committed their events before predict ran),
+    merged on a rerun."""
     cfg = settings.load()
     results = {}
     with db.connect(cfg.warehouse_conn_id) as conn, conn.transaction():
         for file in predicted["files"]:
-            frame = storage.read_frame(storage.FileRef.from_xcom(file))
+            ref = storage.FileRef.from_xcom(file)
             version = str(file["model_version"])
-            results[version] = warehouse.upsert_predictions(conn, frame, version, run.ref).as_xcom()
-            log.info("predictions of %s for %s: %s", version, run.interval.key, results[version])
+            rows = functools.partial(storage.read_batches, ref)
+            results[version] = warehouse.upsert_predictions(
+                conn, rows, version, run.ref, loaded=True
+            ).as_xcom()
+            log.info(
+                "predictions of %s for %s, %s: %s",
+                version,
+                run.interval.key,
+                _shard(predicted),
+                results[version],
+            )
     return {
         "model_version": predicted["model_version"],
         "challenger": predicted["challenger"],
         "by_version": results,
+        "shard": predicted.get("shard", 0),
+        "of": predicted.get("of", 1),
     }
 
 

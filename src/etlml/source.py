@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Iterator
 from typing import Protocol
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from etlml.interval import Interval
 
@@ -30,16 +33,28 @@ class EventSource(Protocol):
     def records(self, interval: Interval) -> pd.DataFrame: ...
 
 
+class StreamingSource(EventSource, Protocol):
+    """A source that can also give an interval's records in chunks, and say how many there are
+    before reading them: ``extract`` then holds one chunk in memory, however large the interval."""
+
+    def record_count(self, interval: Interval) -> int: ...
+
+    def record_chunks(self, interval: Interval) -> Iterator[pd.DataFrame]: ...
+
+
 class SimulatedSource:
     """A stand-in upstream system whose events are a pure function of (seed, interval, batch size).
 
     Rerunning or clearing an interval therefore reproduces exactly the same events:
-    ids ``evt-<interval start>-<n>``, timestamps inside the interval, and
-    f1 ~ N(10, 2), f2 ~ N(0, 1) with about 5% missing, f3 ~ N(100, 10).
+    ids ``evt-<interval start>-<n>``, timestamps inside the interval in ascending order, and
+    f1 ~ N(10, 2), f2 ~ N(0, 1) with about 5% missing, f3 ~ N(100, 10). Events are made in chunks of
+    :attr:`chunk_rows`, each from its own random stream and its own slice of the interval, so a chunk
+    needs no other in memory.
     """
 
     name = "simulator"
     missing_share = 0.05
+    chunk_rows = 250_000  # part of the definition of the events: changing it changes them
 
     def __init__(self, seed: int, batch_size: int) -> None:
         if batch_size < 0:
@@ -47,25 +62,29 @@ class SimulatedSource:
         self.seed = seed
         self.batch_size = batch_size
 
-    def _rng(self, interval: Interval) -> np.random.Generator:
+    def _rng(self, interval: Interval, first: int) -> np.random.Generator:
         material = f"{self.seed}|{interval.start.isoformat()}|{interval.end.isoformat()}|{self.batch_size}"
+        if first:
+            material += f"|{first}"
         digest = hashlib.sha256(material.encode()).digest()
         return np.random.default_rng(int.from_bytes(digest[:16], "big"))
 
-    def events(self, interval: Interval) -> pd.DataFrame:
-        n = self.batch_size
-        rng = self._rng(interval)
+    def _chunk(self, interval: Interval, first: int, last: int) -> pd.DataFrame:
+        n, size = self.batch_size, last - first
+        rng = self._rng(interval, first)
         span_us = int((interval.end - interval.start).total_seconds() * 1_000_000)
-        offsets = np.sort(rng.integers(0, span_us, size=n))
-        f1 = rng.normal(10.0, 2.0, n)
-        f2 = rng.normal(0.0, 1.0, n)
-        f3 = rng.normal(100.0, 10.0, n)
-        f2[rng.random(n) < self.missing_share] = np.nan
-        prefix = f"evt-{interval.start:%Y%m%dT%H%M%S}-"
+        low, high = (span_us * first // n, span_us * last // n) if n else (0, 1)
+        offsets = np.sort(rng.integers(low, max(high, low + 1), size=size))
+        f1 = rng.normal(10.0, 2.0, size)
+        f2 = rng.normal(0.0, 1.0, size)
+        f3 = rng.normal(100.0, 10.0, size)
+        f2[rng.random(size) < self.missing_share] = np.nan
+        numbers = pc.utf8_lpad(pc.cast(pa.array(np.arange(first, last)), pa.string()), 7, "0")
+        ids = pc.binary_join_element_wise(f"evt-{interval.start:%Y%m%dT%H%M%S}-", numbers, "")
         start = pd.Timestamp(interval.start).as_unit("us")
         return pd.DataFrame(
             {
-                "event_id": pd.Series([f"{prefix}{i:07d}" for i in range(n)], dtype="string"),
+                "event_id": pd.Series(ids.to_pandas(), dtype="string"),
                 "ts_utc": start + pd.to_timedelta(offsets, unit="us"),
                 "f1": f1,
                 "f2": f2,
@@ -73,9 +92,32 @@ class SimulatedSource:
             }
         )
 
+    def _chunks(self, interval: Interval) -> Iterator[pd.DataFrame]:
+        for first in range(0, self.batch_size, self.chunk_rows):
+            yield self._chunk(interval, first, min(self.batch_size, first + self.chunk_rows))
+
+    def events(self, interval: Interval) -> pd.DataFrame:
+        """All events of the interval in one frame (for tests and small batches)."""
+        chunks = list(self._chunks(interval)) or [self._chunk(interval, 0, 0)]
+        return pd.concat(chunks, ignore_index=True)
+
+    def record_count(self, interval: Interval) -> int:
+        return self.batch_size
+
+    def record_chunks(self, interval: Interval) -> Iterator[pd.DataFrame]:
+        """:meth:`events` chunk by chunk, with synthetic provenance: ``source_file`` ``simulator``,
+        rows numbered from 1."""
+        first = 0
+        for events in self._chunks(interval):
+            yield events.assign(
+                source_file="simulator",
+                row_number=np.arange(first + 1, first + len(events) + 1, dtype=np.int64),
+            )
+            first += len(events)
+
     def records(self, interval: Interval) -> pd.DataFrame:
-        """:meth:`events` with synthetic provenance: ``source_file`` ``simulator``, rows numbered from 1."""
-        events = self.events(interval)
-        return events.assign(
-            source_file="simulator", row_number=np.arange(1, len(events) + 1, dtype=np.int64)
-        )
+        """:meth:`record_chunks` in one frame."""
+        chunks = list(self.record_chunks(interval))
+        if not chunks:
+            return self.events(interval).assign(source_file="simulator", row_number=np.empty(0, np.int64))
+        return pd.concat(chunks, ignore_index=True)

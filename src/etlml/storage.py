@@ -1,10 +1,16 @@
-"""Intermediate Parquet files under the storage root, one folder per DAG and data interval."""
+"""Intermediate Parquet files under the storage root, one folder per DAG and data interval.
+
+Large files are written and read in batches of :data:`BATCH_ROWS` rows (one Parquet row group per
+batch), so a step's memory does not grow with the size of its interval.
+"""
 
 from __future__ import annotations
 
 import hashlib
 import io
+from collections.abc import Iterator, Mapping
 from dataclasses import asdict, dataclass
+from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 import pandas as pd
@@ -15,6 +21,11 @@ from etlml.interval import Interval
 
 if TYPE_CHECKING:
     from airflow.sdk import ObjectStoragePath
+
+
+BATCH_ROWS = 250_000
+"""Rows per Parquet row group and per batch a streaming step holds in memory."""
+_READ_BYTES = 8 << 20
 
 
 class StorageIntegrityError(RuntimeError):
@@ -33,7 +44,7 @@ class FileRef:
         return asdict(self)
 
     @classmethod
-    def from_xcom(cls, meta: dict[str, Any]) -> FileRef:
+    def from_xcom(cls, meta: Mapping[str, Any]) -> FileRef:
         return cls(path=str(meta["path"]), rows=int(meta["rows"]), sha256=str(meta["sha256"]))
 
 
@@ -42,6 +53,13 @@ def run_folder(root: str, dag_id: str, interval: Interval) -> ObjectStoragePath:
     from airflow.sdk import ObjectStoragePath
 
     return ObjectStoragePath(root) / dag_id / interval.key
+
+
+def at(uri: str) -> ObjectStoragePath:
+    """The ``ObjectStoragePath`` of a file a :class:`FileRef` names."""
+    from airflow.sdk import ObjectStoragePath
+
+    return ObjectStoragePath(uri)
 
 
 def write_frame(frame: pd.DataFrame, path: ObjectStoragePath) -> FileRef:
@@ -54,6 +72,89 @@ def write_frame(frame: pd.DataFrame, path: ObjectStoragePath) -> FileRef:
     with target.open("wb") as fh:
         fh.write(data)
     return FileRef(path=str(path), rows=len(frame), sha256=hashlib.sha256(data).hexdigest())
+
+
+def _sha256(path: ObjectStoragePath) -> str:
+    digest = hashlib.sha256()
+    source: Any = path  # ObjectStoragePath.open is untyped
+    with source.open("rb") as fh:
+        while block := fh.read(_READ_BYTES):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+class FrameWriter:
+    """Write frames of one schema as row groups of a Parquet file; :attr:`ref` once closed.
+
+    ``empty`` gives the schema (``types`` that of its object columns), so the file always exists and
+    readers need no special case. The file is replaced as a whole when the writer closes
+    without an error; on an error the partial file is left for the retry to overwrite, and nothing
+    refers to it.
+    """
+
+    def __init__(
+        self, path: ObjectStoragePath, empty: pd.DataFrame, types: Mapping[str, pa.DataType] | None = None
+    ) -> None:
+        self.path = path
+        schema = pa.Schema.from_pandas(empty, preserve_index=False)
+        for name, kind in (types or {}).items():  # what an empty object column cannot tell
+            schema = schema.set(schema.get_field_index(name), pa.field(name, kind))
+        self.schema = schema
+        self.rows = 0
+        self.ref: FileRef | None = None
+        self._fh: Any = None
+        self._writer: pq.ParquetWriter | None = None
+
+    def __enter__(self) -> FrameWriter:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        target: Any = self.path
+        self._fh = target.open("wb")
+        self._writer = pq.ParquetWriter(self._fh, self.schema, compression="zstd")
+        return self
+
+    def write(self, frame: pd.DataFrame) -> None:
+        assert self._writer is not None, "use FrameWriter as a context manager"
+        if len(frame):
+            table = pa.Table.from_pandas(frame, schema=self.schema, preserve_index=False)
+            self._writer.write_table(table, row_group_size=BATCH_ROWS)
+            self.rows += len(frame)
+
+    def __exit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        assert self._writer is not None
+        self._writer.close()
+        self._fh.close()
+        if kind is None:
+            self.ref = FileRef(path=str(self.path), rows=self.rows, sha256=_sha256(self.path))
+
+
+def read_batches(
+    ref: FileRef, columns: list[str] | None = None, rows: int = BATCH_ROWS
+) -> Iterator[pd.DataFrame]:
+    """The frames of a file written by :class:`FrameWriter` (or :func:`write_frame`), ``rows`` at a
+    time, after checking its checksum; memory holds one batch."""
+    from airflow.sdk import ObjectStoragePath
+
+    path = ObjectStoragePath(ref.path)
+    digest = _sha256(path)
+    if digest != ref.sha256:
+        raise StorageIntegrityError(
+            f"{ref.path} has sha256 {digest}, but its writer recorded {ref.sha256}; "
+            "the file was changed or partly written: clear the upstream task to rewrite it"
+        )
+    source: Any = path
+    with source.open("rb") as fh:
+        parquet = pq.ParquetFile(fh)
+        if parquet.metadata.num_rows != ref.rows:
+            raise StorageIntegrityError(
+                f"{ref.path} holds {parquet.metadata.num_rows} rows, its writer recorded {ref.rows}"
+            )
+        if ref.rows == 0:
+            yield parquet.schema_arrow.empty_table().select(columns or parquet.schema_arrow.names).to_pandas()
+            return
+        for batch in parquet.iter_batches(batch_size=rows, columns=columns):
+            yield batch.to_pandas()
 
 
 def read_frame(ref: FileRef) -> pd.DataFrame:

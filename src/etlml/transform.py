@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import math
+from collections.abc import Callable, Iterable
+from itertools import chain
+
 import numpy as np
 import pandas as pd
 
@@ -23,18 +27,29 @@ def clean(raw: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
-def batch_stats(frame: pd.DataFrame) -> dict[str, FeatureStats]:
+def batch_stats(frames: pd.DataFrame | Callable[[], Iterable[pd.DataFrame]]) -> dict[str, FeatureStats]:
     """Mean and sample std of each feature over this batch: the case study's normalization.
 
     Kept only to reproduce the case study; a row's z-score then depends on its batch mates.
     A feature with no spread (or fewer than two values) gets std 1, so its z-scores are 0.
+    ``frames`` is a frame or a function giving the batch in parts (called twice: mean, then
+    spread). Sums are exact (``math.fsum``), so the statistics do not depend on how the batch is
+    split or ordered: a sharded run normalizes exactly as an unsharded one.
     """
+
+    def values(feature: str) -> Iterable[np.ndarray]:
+        parts = [frames] if isinstance(frames, pd.DataFrame) else frames()
+        for part in parts:
+            column = part[feature].to_numpy(dtype=np.float64)
+            yield column[~np.isnan(column)]
+
     stats = {}
     for feature in FEATURES:
-        values = frame[feature].dropna()
-        mean = float(values.mean()) if len(values) else 0.0
-        std = float(values.std(ddof=1)) if len(values) > 1 else 0.0
-        stats[feature] = FeatureStats(mean, std if np.isfinite(std) and std > 0 else 1.0)
+        n = sum(len(v) for v in values(feature))
+        mean = math.fsum(chain.from_iterable(v.tolist() for v in values(feature))) / n if n else 0.0
+        squares = math.fsum(chain.from_iterable(((v - mean) ** 2).tolist() for v in values(feature)))
+        std = math.sqrt(squares / (n - 1)) if n > 1 else 0.0
+        stats[feature] = FeatureStats(mean, std if math.isfinite(std) and std > 0 else 1.0)
     return stats
 
 

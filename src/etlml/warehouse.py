@@ -1,8 +1,15 @@
-"""Writes to the warehouse: binary COPY into a staging table, then one merge, in one transaction."""
+"""Writes to the warehouse, each in one transaction, in binary COPY batches.
+
+Rows come as a frame or as a function giving an iterable of frames (batches read from a Parquet file),
+so memory holds one batch. Where the target holds none of the rows yet (a first run), they are
+COPYed straight into the table; otherwise, or if that meets a key already stored, they are COPYed
+into a staging table and merged, so a rerun changes only rows whose values changed.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+import logging
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -15,6 +22,11 @@ from etlml import FEATURES, pgcopy
 from etlml.contract import DUPLICATE
 from etlml.db import query
 from etlml.interval import Interval
+
+log = logging.getLogger(__name__)
+
+Rows = pd.DataFrame | Callable[[], Iterable[pd.DataFrame]]
+"""A frame, or a function giving the batches of one (called again if a write has to be redone)."""
 
 PROCESSED_STAGE: tuple[tuple[str, str], ...] = (
     ("event_id", "text"),
@@ -38,6 +50,15 @@ REJECTED_STAGE: tuple[tuple[str, str], ...] = (
 )
 
 
+PROCESSED_DIRECT = (
+    *PROCESSED_STAGE,
+    ("normalized_with", "text"),
+    ("interval_start", "timestamptz"),
+    ("interval_end", "timestamptz"),
+)
+PREDICTIONS_DIRECT = (*PREDICTIONS_STAGE, ("model_version", "text"), ("written_by_run", "text"))
+
+
 class MissingReferenceError(RuntimeError):
     """Predictions name a model version or events the warehouse does not hold."""
 
@@ -59,29 +80,69 @@ class MergeResult:
         return {**asdict(self), "unchanged": self.unchanged}
 
 
-def copy_frame(
-    cur: psycopg.Cursor[Any], table: str, columns: Sequence[tuple[str, str]], frame: pd.DataFrame
-) -> None:
-    """Binary ``COPY`` of ``frame``'s ``columns`` (name, PostgreSQL type) into ``table``."""
+def batches(rows: Rows) -> Iterable[pd.DataFrame]:
+    return [rows] if isinstance(rows, pd.DataFrame) else rows()
+
+
+def copy_frames(
+    cur: psycopg.Cursor[Any],
+    table: str,
+    columns: Sequence[tuple[str, str]],
+    frames: Iterable[pd.DataFrame],
+    constants: dict[str, Any] | None = None,
+) -> int:
+    """Binary ``COPY`` of the ``columns`` (name, PostgreSQL type) of every frame into ``table``, as one
+    statement; ``constants`` are columns with the same value on every row. Returns the rows sent."""
     names = [name for name, _ in columns]
     statement = sql.SQL("COPY {} ({}) FROM STDIN (FORMAT BINARY)").format(
         sql.Identifier(table), sql.SQL(", ").join(map(sql.Identifier, names))
     )
+    sent = 0
     with cur.copy(statement) as copy:
-        for chunk in pgcopy.chunks(frame, columns):
-            copy.write(chunk)
+        copy.write(pgcopy.HEADER)
+        for frame in frames:
+            for chunk in pgcopy.pieces(frame.assign(**constants) if constants else frame, columns):
+                copy.write(chunk)
+            sent += len(frame)
+        copy.write(pgcopy.TRAILER)
+    return sent
+
+
+def copy_frame(
+    cur: psycopg.Cursor[Any], table: str, columns: Sequence[tuple[str, str]], frame: pd.DataFrame
+) -> None:
+    """Binary ``COPY`` of ``frame``'s ``columns`` (name, PostgreSQL type) into ``table``."""
+    copy_frames(cur, table, columns, [frame])
+
+
+def _direct(
+    conn: psycopg.Connection[Any],
+    table: str,
+    columns: Sequence[tuple[str, str]],
+    rows: Rows,
+    constants: dict[str, Any],
+) -> int | None:
+    """COPY ``rows`` straight into ``table`` under a savepoint; ``None`` (and nothing written) if one
+    of them has a key the table already holds."""
+    try:
+        with conn.transaction(), conn.cursor() as cur:
+            return copy_frames(cur, table, columns, batches(rows), constants)
+    except psycopg.errors.UniqueViolation as exc:
+        log.info("%s already holds some of these keys (%s); merging instead", table, exc.diag.message_detail)
+        return None
 
 
 @contextmanager
 def _staged(
-    cur: psycopg.Cursor[Any], table: str, columns: Sequence[tuple[str, str]], frame: pd.DataFrame
-) -> Iterator[None]:
-    """Create the temporary staging ``table`` (``sql/<table>.sql``), COPY ``frame`` into it and
-    analyze it for the planner; drop it afterwards, so one transaction may stage the same table again."""
+    cur: psycopg.Cursor[Any], table: str, columns: Sequence[tuple[str, str]], rows: Rows
+) -> Iterator[int]:
+    """Create the temporary staging ``table`` (``sql/<table>.sql``), COPY ``rows`` into it and
+    analyze it for the planner; yield the rows staged and drop the table afterwards, so one
+    transaction may stage the same table again."""
     cur.execute(query(table))
-    copy_frame(cur, table, columns, frame)
+    staged = copy_frames(cur, table, columns, batches(rows))
     cur.execute(sql.SQL("ANALYZE {}").format(sql.Identifier(table)))
-    yield
+    yield staged
     cur.execute(sql.SQL("DROP TABLE {}").format(sql.Identifier(table)))
 
 
@@ -94,36 +155,70 @@ def _merge(cur: psycopg.Cursor[Any], sql_name: str, params: dict[str, Any]) -> t
 
 
 def upsert_processed(
-    conn: psycopg.Connection[Any], frame: pd.DataFrame, interval: Interval, normalized_with: str
+    conn: psycopg.Connection[Any], rows: Rows, interval: Interval, normalized_with: str
 ) -> MergeResult:
-    """Make the interval's rows in ``processed_data`` equal ``frame``, in one transaction.
+    """Make the interval's rows in ``processed_data`` equal ``rows``, in one transaction.
 
     New events are inserted, changed ones updated (``updated_at`` moves only when a value changed),
-    and rows of this interval that the frame no longer holds are removed with their predictions.
+    and rows of this interval that ``rows`` no longer holds are removed with their predictions.
+    An interval with no rows yet gets them by a plain COPY, unless an event id is stored under
+    another interval (then the merge moves it here).
     """
     params = {
         "interval_start": interval.start,
         "interval_end": interval.end,
         "normalized_with": normalized_with,
     }
-    with conn.transaction(), conn.cursor() as cur, _staged(cur, "stage_processed", PROCESSED_STAGE, frame):
-        inserted, updated = _merge(cur, "merge_processed", params)
-        cur.execute(query("count_interval_rows"), params)
-        in_interval = cur.fetchone()
-        # after the merge the interval holds every staged row; anything more is stale
-        removed = _merge(cur, "remove_stale_processed", params)[0] if in_interval != (len(frame),) else 0
-    return MergeResult(staged=len(frame), inserted=inserted, updated=updated, removed=removed)
+    with conn.transaction():
+        if not _exists(conn, "interval_has_rows", params):
+            sent = _direct(conn, "processed_data", PROCESSED_DIRECT, rows, params)
+            if sent is not None:
+                return MergeResult(staged=sent, inserted=sent, updated=0)
+        with conn.cursor() as cur, _staged(cur, "stage_processed", PROCESSED_STAGE, rows) as staged:
+            inserted, updated = _merge(cur, "merge_processed", params)
+            cur.execute(query("count_interval_rows"), params)
+            in_interval = cur.fetchone()
+            # after the merge the interval holds every staged row; anything more is stale
+            removed = _merge(cur, "remove_stale_processed", params)[0] if in_interval != (staged,) else 0
+    return MergeResult(staged=staged, inserted=inserted, updated=updated, removed=removed)
+
+
+def _exists(conn: psycopg.Connection[Any], sql_name: str, params: dict[str, Any]) -> bool:
+    with conn.cursor() as cur:
+        cur.execute(query(sql_name), params)
+        row = cur.fetchone()
+    return bool(row and row[0])
 
 
 def upsert_predictions(
-    conn: psycopg.Connection[Any], frame: pd.DataFrame, model_version: str, written_by_run: str
+    conn: psycopg.Connection[Any],
+    rows: Rows,
+    model_version: str,
+    written_by_run: str,
+    *,
+    loaded: bool = False,
 ) -> MergeResult:
-    """Upsert one model version's predictions; other versions' rows are never touched."""
+    """Upsert one model version's predictions; other versions' rows are never touched.
+
+    The staging path checks set-wise that every prediction's event is in ``processed_data``. A
+    caller that knows it is (``loaded``: the pipeline, whose ``load_processed`` committed these events
+    before ``predict`` ran) may skip that check: the rows are then COPYed straight into
+    ``predictions`` unless one of them is already stored.
+    """
     params = {"model_version": model_version, "written_by_run": written_by_run}
+    if loaded:
+        with conn.transaction():
+            if not _exists(conn, "model_registered", params):
+                raise MissingReferenceError(
+                    f"model version {model_version!r} is not registered in model_versions"
+                )
+            sent = _direct(conn, "predictions", PREDICTIONS_DIRECT, rows, params)
+        if sent is not None:
+            return MergeResult(staged=sent, inserted=sent, updated=0)
     with (
         conn.transaction(),
         conn.cursor() as cur,
-        _staged(cur, "stage_predictions", PREDICTIONS_STAGE, frame),
+        _staged(cur, "stage_predictions", PREDICTIONS_STAGE, rows) as staged,
     ):
         known_model, orphans = _merge(cur, "check_prediction_references", params)
         if not known_model:
@@ -136,23 +231,27 @@ def upsert_predictions(
                 "run load_processed for this interval before store_predictions"
             )
         inserted, updated = _merge(cur, "merge_predictions", params)
-    return MergeResult(staged=len(frame), inserted=inserted, updated=updated)
+    return MergeResult(staged=staged, inserted=inserted, updated=updated)
 
 
 def upsert_rejected(
-    conn: psycopg.Connection[Any], frame: pd.DataFrame, interval: Interval, written_by_run: str
+    conn: psycopg.Connection[Any], rows: Rows, interval: Interval, written_by_run: str
 ) -> MergeResult:
-    """Make the interval's rows in ``rejected_events`` equal ``frame`` (``contract.REJECTED_COLUMNS``):
+    """Make the interval's rows in ``rejected_events`` equal ``rows`` (``contract.REJECTED_COLUMNS``):
     binary ``COPY`` into a staging table, one merge, then removal of rows the run no longer rejected."""
     params = {
         "interval_start": interval.start,
         "interval_end": interval.end,
         "written_by_run": written_by_run,
     }
-    with conn.transaction(), conn.cursor() as cur, _staged(cur, "stage_rejected", REJECTED_STAGE, frame):
+    with (
+        conn.transaction(),
+        conn.cursor() as cur,
+        _staged(cur, "stage_rejected", REJECTED_STAGE, rows) as staged,
+    ):
         inserted, updated = _merge(cur, "merge_rejected", params)
         removed = _merge(cur, "remove_stale_rejected", params)[0]
-    return MergeResult(staged=len(frame), inserted=inserted, updated=updated, removed=removed)
+    return MergeResult(staged=staged, inserted=inserted, updated=updated, removed=removed)
 
 
 def interval_outcomes(conn: psycopg.Connection[Any], interval: Interval) -> tuple[int, int, int]:

@@ -45,20 +45,28 @@ def digests(conn: psycopg.Connection[Any], queries: dict[str, str]) -> dict[str,
     return {table: str(conn.execute(q).fetchone()[0]) for table, q in queries.items()}  # type: ignore[index]
 
 
+PUSHED_KEYS = ("return_value", "run")  # "run": extract's metadata; its return value is the shard list
+
+
 def xcom_values(dag_id: str, run_id: str) -> dict[str, Any]:
+    """The run's return values, named ``task`` (``task[i]`` for map index i), and the other XComs
+    pushed by key, named ``task.key`` (not those TaskFlow splits a returned dict into)."""
     from airflow.models.xcom import XComModel
     from airflow.utils.session import create_session
     from sqlalchemy import select
 
     with create_session() as session:
         rows = session.execute(
-            select(XComModel.task_id, XComModel.value).where(
-                XComModel.dag_id == dag_id, XComModel.run_id == run_id, XComModel.key == "return_value"
+            select(XComModel.task_id, XComModel.map_index, XComModel.key, XComModel.value).where(
+                XComModel.dag_id == dag_id, XComModel.run_id == run_id, XComModel.key.in_(PUSHED_KEYS)
             )
         ).all()
-    return {
-        task_id: json.loads(value) if isinstance(value, str | bytes) else value for task_id, value in rows
-    }
+    values = {}
+    for task_id, map_index, key, value in rows:
+        name = task_id if map_index < 0 else f"{task_id}[{map_index}]"
+        name += "" if key == "return_value" else f".{key}"
+        values[name] = json.loads(value) if isinstance(value, str | bytes) else value
+    return values
 
 
 def test_init_schema_migrates_a_fresh_warehouse_and_is_idempotent(
@@ -117,16 +125,27 @@ def test_every_stored_y_hat_equals_the_formula_recomputed_in_sql(
 def test_xcom_carries_only_metadata(dags: dict[str, Any], conn: psycopg.Connection[Any]) -> None:
     dag_run = run(dags[PIPELINE], LOGICAL)
     values = xcom_values(PIPELINE, dag_run.run_id)
-    assert set(values) == {"extract", "transform", "load_processed", "predict", "store_predictions"}
+    # 200 events are one shard: the mapped tasks have one instance each
+    assert set(values) == {
+        "extract",
+        "extract.run",
+        "transform[0]",
+        "load_processed",
+        "predict[0]",
+        "store_predictions[0]",
+    }
     for task_id, value in values.items():
-        assert len(json.dumps(value)) < 600, f"{task_id} pushed {value!r}"
-    assert values["extract"]["rows"] == 200
-    assert values["extract"]["path"].endswith("20261125T180000Z_20261125T181000Z/extract.parquet")
-    assert len(values["transform"]["sha256"]) == 64
-    assert values["predict"]["model_version"] == "baseline_v1"
-    assert values["predict"]["challenger"] is None
-    assert [f["model_version"] for f in values["predict"]["files"]] == ["baseline_v1"]
-    assert values["store_predictions"]["by_version"]["baseline_v1"]["inserted"] == 200
+        assert len(json.dumps(value)) < 1200, f"{task_id} pushed {value!r}"
+    [shard] = values["extract"]
+    assert shard["rows"] == 200
+    assert shard["path"].endswith("20261125T180000Z_20261125T181000Z/events-001-of-001.parquet")
+    assert values["extract.run"]["shards"] == values["extract"]
+    assert values["extract.run"]["model_version"] == "baseline_v1"
+    assert len(values["transform[0]"]["sha256"]) == 64
+    assert values["predict[0]"]["model_version"] == "baseline_v1"
+    assert values["predict[0]"]["challenger"] is None
+    assert [f["model_version"] for f in values["predict[0]"]["files"]] == ["baseline_v1"]
+    assert values["store_predictions[0]"]["by_version"]["baseline_v1"]["inserted"] == 200
 
 
 def test_same_interval_twice_and_cleared_rerun_leave_byte_identical_tables(

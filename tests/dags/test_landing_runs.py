@@ -127,7 +127,7 @@ def test_mixed_files_every_record_is_scored_or_quarantined(
     values = xcom_values(PIPELINE, dag_run.run_id)
     for task_id, value in values.items():
         assert len(json.dumps(value)) < 1200, f"{task_id} pushed {value!r}"
-    assert values["extract"]["counts"]["extracted"] == exp.extracted
+    assert values["extract.run"]["counts"]["extracted"] == exp.extracted
     assert values["load_processed"]["audit"]["gate"] == "passed"
     # the README's queries run, and show this run
     section = (ROOT / "README.md").read_text().split("## Landing files and quarantine")[1].split("\n## ")[0]
