@@ -83,8 +83,9 @@ def etl_ml_pipeline() -> None:
             shard_size=int(_param("shard_size")),
             normalization=_param("normalization"),
         )
+        shards = meta.pop("shards")
         get_current_context()["ti"].xcom_push(key="run", value=meta)
-        return list(meta["shards"])
+        return list(shards)
 
     @task
     def transform(extracted: dict[str, Any], shard: dict[str, Any]) -> dict[str, Any]:

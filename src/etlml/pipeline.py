@@ -108,16 +108,16 @@ def _source(cfg: settings.Settings, batch_size: int) -> EventSource:
     return SimulatedSource(cfg.source_seed, batch_size)
 
 
-def _records(source: EventSource, interval: Interval) -> tuple[int, Iterable[pd.DataFrame]]:
-    """How many records the interval has and the records in chunks (one chunk if the source
-    cannot stream)."""
+def _records(source: EventSource, interval: Interval) -> tuple[int, Iterable[pd.DataFrame], bool]:
+    """How many records the interval has, the records in chunks, and whether there may be more than
+    one chunk (a source that cannot stream gives one)."""
     if isinstance(source, SimulatedSource) or (
         hasattr(source, "record_count") and hasattr(source, "record_chunks")
     ):
         streaming: Any = source
-        return int(streaming.record_count(interval)), streaming.record_chunks(interval)
+        return int(streaming.record_count(interval)), streaming.record_chunks(interval), True
     records = source.records(interval)
-    return len(records), [records]
+    return len(records), [records], False
 
 
 def shard_count(records: int, shard_size: int) -> int:
@@ -140,17 +140,23 @@ def _part(name: str, shard: int, shards: int) -> str:
 def _deduplicate_part(
     ref: storage.FileRef, rules: contract.Rules, rejected: storage.FrameWriter
 ) -> tuple[storage.FileRef, contract.Checked | None]:
-    """Resolve duplicates that met only in this shard (their records came in different chunks);
-    every record of one id is in one shard. Rewrites the shard if it held any."""
-    ids = pd.concat(list(storage.read_batches(ref, columns=["event_id"])), ignore_index=True)["event_id"]
-    if not ids.duplicated().any():
+    """Resolve the duplicates among a shard's events (every record of one id is in one shard):
+    apply the contract again to the shard if an id occurs twice, and rewrite it. Returns the new
+    file and the counts that move the dropped events from accepted to deduplicated."""
+    if not contract.has_duplicates(storage.read_table(ref, columns=["event_id"])["event_id"]):
         return ref, None
-    checked = contract.apply(storage.read_frame(ref), rules, provenance=True)
+    events = storage.read_frame(ref)
+    checked = contract.apply(events, rules, provenance=True)
     rejected.write(checked.rejected)
     with storage.FrameWriter(storage.at(ref.path), contract.empty_valid(provenance=True)) as out:
         out.write(checked.valid)
     assert out.ref is not None
-    return out.ref, checked
+    dropped = checked.counts.deduplicated
+    missing = {f: int(checked.valid[f].isna().sum() - events[f].isna().sum()) for f in FEATURES}
+    correction = contract.Counts(
+        extracted=0, accepted=-dropped, rejected=0, deduplicated=dropped, imputed=missing
+    )
+    return out.ref, contract.Checked(checked.valid.iloc[:0], checked.rejected.iloc[:0], correction)
 
 
 @_fail_fast
@@ -180,7 +186,7 @@ def extract(
     source = source or _source(cfg, batch_size)
     source_name = str(getattr(source, "name", type(source).__name__))
     rules = contract.Rules(run.interval, now=datetime.now(UTC), max_future_skew=cfg.max_future_skew)
-    total, chunks = _records(source, run.interval)
+    total, chunks, streaming = _records(source, run.interval)
     shards = shard_count(total, shard_size)
     folder = _folder(run, cfg)
     parts: list[contract.Checked] = []
@@ -195,18 +201,19 @@ def extract(
                 for k in range(shards)
             ]
             for chunk in chunks:
-                checked = contract.apply(chunk, rules, provenance=True)
+                # chunks are deduplicated per shard below, where every record of an id meets
+                checked = contract.apply(chunk, rules, provenance=True, deduplicate=not streaming)
                 rejected.write(checked.rejected)
                 shard = _shard_of(checked.valid["event_id"], shards) if shards > 1 else None
                 for k, writer in enumerate(writers):
                     writer.write(checked.valid if shard is None else checked.valid[shard == k])
                 parts.append(replace(checked, valid=empty, rejected=empty))
         refs = [w.ref for w in writers if w.ref is not None]
-        if len(parts) > 1:
+        if streaming:
             for k, ref in enumerate(refs):
-                refs[k], resolved = _deduplicate_part(ref, rules, rejected)
-                if resolved is not None:
-                    parts.append(_correction(resolved))
+                refs[k], correction = _deduplicate_part(ref, rules, rejected)
+                if correction is not None:
+                    parts.append(correction)
     counts = contract.total(parts)
     stats = None
     if normalization == "batch":
@@ -242,20 +249,6 @@ def extract(
         "challenger": serving.get("challenger"),
         "batch_stats": stats,
     }
-
-
-def _correction(resolved: contract.Checked) -> contract.Checked:
-    """Counts that turn a shard's events counted as accepted per chunk into the deduplicated ones."""
-    dropped = resolved.counts.deduplicated
-    imputed = {f: -n for f, n in resolved.counts.imputed.items()}
-    counts = contract.Counts(
-        extracted=0,
-        accepted=-dropped,
-        rejected=0,
-        deduplicated=dropped,
-        imputed=imputed,
-    )
-    return contract.Checked(resolved.valid.iloc[:0], resolved.rejected.iloc[:0], counts)
 
 
 def _shard(meta: Mapping[str, Any]) -> str:
@@ -310,7 +303,11 @@ def transform_step(
 
 
 def _quarantine(
-    conn: psycopg.Connection[Any], run: RunContext, extracted: dict[str, Any], cfg: settings.Settings
+    conn: psycopg.Connection[Any],
+    run: RunContext,
+    extracted: dict[str, Any],
+    cfg: settings.Settings,
+    loaded: int | None = None,
 ) -> quality.Audit:
     """Make the interval's ``rejected_events`` equal what extract rejected, then check and store where
     every record went (``run_audit``); raises :class:`quality.InvariantError` if they do not add up."""
@@ -322,7 +319,7 @@ def _quarantine(
     merged = warehouse.upsert_rejected(conn, rejected, run.interval, run.ref)
     log.info("rejected_events for %s: %s", run.interval.key, merged.as_xcom())
     counts = contract.Counts.from_xcom(extracted["counts"])
-    loaded, rejected_rows, duplicates = warehouse.interval_outcomes(conn, run.interval)
+    loaded, rejected_rows, duplicates = warehouse.interval_outcomes(conn, run.interval, loaded)
     audit = quality.Audit(
         source=str(extracted.get("source", "")),
         extracted=counts.extracted,
@@ -371,7 +368,8 @@ def load_processed(
 
     with db.connect(cfg.warehouse_conn_id) as conn, conn.transaction():
         result = warehouse.upsert_processed(conn, events, run.interval, normalized.pop())
-        audit = _quarantine(conn, run, extracted, cfg) if extracted is not None else None
+        # after the upsert the interval holds exactly the staged rows (MergeResult.staged)
+        audit = _quarantine(conn, run, extracted, cfg, result.staged) if extracted is not None else None
     log.info("processed_data for %s (%d shard(s)): %s", run.interval.key, len(refs), result.as_xcom())
     if audit is None:
         return result.as_xcom()

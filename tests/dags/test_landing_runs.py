@@ -15,7 +15,7 @@ from etlml import pipeline
 from etlml.interval import Interval
 from tests.conftest import ROOT
 from tests.dags.test_bad_config import task_states
-from tests.dags.test_dag_runs import FULL_DIGEST, PIPELINE, digests, xcom_values
+from tests.dags.test_dag_runs import FULL_DIGEST, PIPELINE, PIPELINE_PARAMS, digests, xcom_values
 from tests.landing_files import INJECTION_ID, Expected, bad_partition, mixed_partition
 
 pytestmark = [pytest.mark.airflow, pytest.mark.db]
@@ -47,8 +47,7 @@ def wh(conn: psycopg.Connection[Any]) -> psycopg.Connection[Any]:
 
 def run(dags: dict[str, Any], logical_date: datetime = LOGICAL) -> Any:
     # explicit params: a run_conf given to dag.test() by an earlier test outlives its run
-    conf = {"batch_size": 200, "normalization": "model"}
-    return dags[PIPELINE].test(logical_date=logical_date, run_conf=conf)
+    return dags[PIPELINE].test(logical_date=logical_date, run_conf=dict(PIPELINE_PARAMS))
 
 
 def stored(conn: psycopg.Connection[Any]) -> dict[str, Any]:

@@ -52,3 +52,38 @@ def test_interval_later_gets_its_own_folder(tmp_path: Path) -> None:
     later = Interval(INTERVAL.end, INTERVAL.end + timedelta(minutes=10))
     root = tmp_path.as_uri()
     assert storage.run_folder(root, "d", INTERVAL) != storage.run_folder(root, "d", later)
+
+
+def test_a_file_written_in_batches_reads_back_in_batches(tmp_path: Path) -> None:
+    events = SimulatedSource(seed=5, batch_size=1000).events(INTERVAL)
+    path = storage.run_folder(tmp_path.as_uri(), "d", INTERVAL) / "b.parquet"
+    with storage.FrameWriter(path, events.iloc[:0]) as out:
+        for start in range(0, 1000, 300):
+            out.write(events.iloc[start : start + 300])
+        out.write(events.iloc[:0])
+    assert out.ref is not None and out.ref.rows == 1000
+    batches = list(storage.read_batches(out.ref, rows=400))
+    assert [len(b) for b in batches] == [400, 400, 200]
+    pd.testing.assert_frame_equal(pd.concat(batches, ignore_index=True), events, check_dtype=False)
+    assert storage.read_table(out.ref, columns=["event_id"]).num_rows == 1000
+
+
+def test_an_empty_file_still_has_its_columns(tmp_path: Path) -> None:
+    empty = SimulatedSource(seed=5, batch_size=0).events(INTERVAL)
+    path = storage.run_folder(tmp_path.as_uri(), "d", INTERVAL) / "empty.parquet"
+    with storage.FrameWriter(path, empty) as out:
+        pass
+    assert out.ref is not None and out.ref.rows == 0
+    [back] = list(storage.read_batches(out.ref))
+    assert list(back.columns) == list(empty.columns) and len(back) == 0
+
+
+def test_batches_of_a_changed_file_are_refused(tmp_path: Path) -> None:
+    events = SimulatedSource(seed=5, batch_size=10).events(INTERVAL)
+    path = storage.run_folder(tmp_path.as_uri(), "d", INTERVAL) / "c.parquet"
+    with storage.FrameWriter(path, events) as out:
+        out.write(events)
+    assert out.ref is not None
+    storage.write_frame(events.iloc[:5], path)
+    with pytest.raises(storage.StorageIntegrityError, match="clear the upstream task"):
+        next(storage.read_batches(out.ref))

@@ -113,3 +113,50 @@ def test_a_failed_load_leaves_nothing_half_written(conn: psycopg.Connection[Any]
     with pytest.raises(psycopg.errors.CheckViolation):
         warehouse.upsert_processed(conn, broken, INTERVAL, "baseline_v1")
     assert table_digest(conn, "processed_data", "event_id") == before
+
+
+def test_an_event_stored_under_another_interval_is_moved_not_refused(conn: psycopg.Connection[Any]) -> None:
+    earlier = Interval(INTERVAL.start - timedelta(minutes=10), INTERVAL.start)
+    first = processed(20, earlier)
+    warehouse.upsert_processed(conn, first, earlier, "baseline_v1")
+    # the same event id delivered again, inside the next interval: the plain COPY meets the primary
+    # key, the savepoint rolls it back and the merge moves the row
+    moved = processed(30).assign(event_id=lambda f: f["event_id"].where(f.index != 0, first["event_id"][0]))
+    result = warehouse.upsert_processed(conn, moved, INTERVAL, "baseline_v1")
+    assert (result.staged, result.inserted, result.updated) == (30, 29, 1)
+    assert conn.execute(
+        "SELECT interval_start FROM processed_data WHERE event_id = %s", (first["event_id"][0],)
+    ).fetchone() == (INTERVAL.start,)
+    assert conn.execute("SELECT count(*) FROM processed_data").fetchone() == (49,)
+
+
+def test_predictions_copy_straight_in_once_then_merge(conn: psycopg.Connection[Any]) -> None:
+    frame = processed(40)
+    warehouse.upsert_processed(conn, frame, INTERVAL, "baseline_v1")
+    scored = frame[["event_id", "ts_utc"]].assign(y_hat=0.5)
+    first = warehouse.upsert_predictions(conn, scored, "baseline_v1", "d/r1", loaded=True)
+    assert (first.inserted, first.updated) == (40, 0)
+    before = table_digest(conn, "predictions", "event_id, model_version")
+    # a rerun meets the stored keys and merges: nothing changes, not even written_by_run
+    again = warehouse.upsert_predictions(conn, scored, "baseline_v1", "d/r2", loaded=True)
+    assert (again.inserted, again.updated, again.unchanged) == (0, 0, 40)
+    assert table_digest(conn, "predictions", "event_id, model_version") == before
+    with pytest.raises(warehouse.MissingReferenceError, match="not registered"):
+        warehouse.upsert_predictions(conn, scored, "no_such_v", "d/r3", loaded=True)
+
+
+def test_batches_of_a_file_load_like_one_frame(conn: psycopg.Connection[Any]) -> None:
+    frame = processed(250)
+    parts = [frame.iloc[:100], frame.iloc[100:100], frame.iloc[100:]]
+    result = warehouse.upsert_processed(conn, lambda: iter(parts), INTERVAL, "baseline_v1")
+    assert (result.staged, result.inserted) == (250, 250)
+    content = (
+        "SELECT md5(string_agg((t.event_id, t.ts_utc, t.f1, t.f2, t.f3, t.f1_z, t.f2_z, t.f3_z, "
+        "t.f1_imputed, t.f2_imputed, t.f3_imputed, t.normalized_with, t.interval_start, "
+        "t.interval_end)::text, "
+        "'|' ORDER BY event_id)) FROM processed_data t"
+    )
+    in_batches = conn.execute(content).fetchone()
+    conn.execute("TRUNCATE processed_data")
+    warehouse.upsert_processed(conn, frame, INTERVAL, "baseline_v1")
+    assert conn.execute(content).fetchone() == in_batches

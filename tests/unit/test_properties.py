@@ -55,6 +55,18 @@ def test_batch_statistics_always_give_finite_z_scores(frame: pd.DataFrame) -> No
     assert np.isfinite(out[["f1_z", "f2_z", "f3_z"]].to_numpy()).all()
 
 
+@given(frame=frames, data=st.data())
+def test_batch_statistics_do_not_depend_on_how_the_batch_is_split(
+    frame: pd.DataFrame, data: st.DataObject
+) -> None:
+    # a sharded run computes them over shards in another order: the result must be bit-identical
+    order = data.draw(st.permutations(range(len(frame))))
+    cut = data.draw(st.integers(0, len(frame)))
+    shuffled = frame.iloc[list(order)]
+    parts = [shuffled.iloc[:cut], shuffled.iloc[cut:]]
+    assert batch_stats(lambda: iter(parts)) == batch_stats(frame)
+
+
 @settings(max_examples=40, deadline=None)
 @given(
     seed=st.integers(0, 2**63),

@@ -1,7 +1,8 @@
--- Where an interval's records are now: events loaded, records rejected, duplicates dropped.
+-- Where an interval's records are now: events loaded (counted unless the caller already knows),
+-- records rejected, duplicates dropped.
 SELECT
-    (SELECT count(*) FROM processed_data
-     WHERE interval_start = %(interval_start)s AND interval_end = %(interval_end)s),
+    coalesce(%(loaded)s::bigint, (SELECT count(*) FROM processed_data
+     WHERE interval_start = %(interval_start)s AND interval_end = %(interval_end)s)),
     (SELECT count(*) FROM rejected_events
      WHERE interval_start = %(interval_start)s AND interval_end = %(interval_end)s
        AND reason <> %(duplicate)s),

@@ -1,0 +1,90 @@
+"""extract on a source that streams: chunks checked one by one, events split into shards by id,
+duplicates that met only across chunks resolved in their shard."""
+
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from typing import Any
+
+import pandas as pd
+import psycopg
+import pytest
+
+from etlml import pipeline, storage
+from etlml.interval import Interval
+from etlml.source import SimulatedSource
+
+pytestmark = pytest.mark.db
+
+INTERVAL = Interval(datetime(2026, 11, 25, 18, 10, tzinfo=UTC), datetime(2026, 11, 25, 18, 20, tzinfo=UTC))
+RUN = pipeline.RunContext("shards_test", "manual__1", INTERVAL)
+
+
+class OneFrameSource:
+    """Records from a source that cannot stream: one frame."""
+
+    name = "whole"
+
+    def __init__(self, chunks: list[pd.DataFrame]) -> None:
+        self.chunks = chunks
+
+    def records(self, interval: Interval) -> pd.DataFrame:
+        return pd.concat(self.chunks, ignore_index=True)
+
+
+class ChunkedSource(OneFrameSource):
+    """The same records in fixed chunks, as a streaming source delivers them."""
+
+    name = "chunked"
+
+    def record_count(self, interval: Interval) -> int:
+        return sum(len(c) for c in self.chunks)
+
+    def record_chunks(self, interval: Interval) -> Iterator[pd.DataFrame]:
+        return iter(self.chunks)
+
+
+def chunks() -> list[pd.DataFrame]:
+    records = SimulatedSource(4, 12).records(INTERVAL).assign(source_file="a.jsonl")
+    first, second = records.iloc[:8].copy(), records.iloc[8:].copy()
+    # records 2, 5 and 7 delivered again later in the same file, with another f1: those win
+    again = records.iloc[[2, 5, 7]].assign(row_number=[13, 14, 15], f1=[-1.0, -2.0, -3.0])
+    return [first, pd.concat([second, again], ignore_index=True)]
+
+
+def events_of(meta: dict[str, Any]) -> pd.DataFrame:
+    frames = [storage.read_frame(storage.FileRef.from_xcom(s)) for s in meta["shards"]]
+    return pd.concat(frames, ignore_index=True).sort_values("event_id", ignore_index=True)
+
+
+def test_duplicates_across_chunks_are_resolved_in_their_shard(conn: psycopg.Connection[Any]) -> None:
+    meta = pipeline.extract(RUN, batch_size=0, source=ChunkedSource(chunks()), shard_size=5)
+    assert len(meta["shards"]) == 3  # 15 records, 5 per shard
+    counts = meta["counts"]
+    assert (counts["extracted"], counts["accepted"], counts["deduplicated"]) == (15, 12, 3)
+    events = events_of(meta)
+    assert events["event_id"].is_unique and len(events) == 12
+    for shard in meta["shards"]:
+        ids = storage.read_frame(storage.FileRef.from_xcom(shard))["event_id"]
+        assert shard["rows"] == len(ids)
+    winners = events.set_index("row_number").loc[[13, 14, 15], "f1"].tolist()
+    assert winners == [-1.0, -2.0, -3.0]
+    rejected = storage.read_frame(storage.FileRef.from_xcom(meta["rejected"]))
+    assert sorted(rejected["row_number"]) == [3, 6, 8]
+    assert set(rejected["reason"]) == {"duplicate"}
+    assert all("is kept from 'a.jsonl' row 1" in m for m in rejected["message"])
+
+
+def test_streamed_and_whole_extracts_agree(conn: psycopg.Connection[Any]) -> None:
+    streamed = pipeline.extract(RUN, batch_size=0, source=ChunkedSource(chunks()), shard_size=4)
+    streamed_events = events_of(streamed)
+    streamed_rejected = storage.read_frame(storage.FileRef.from_xcom(streamed["rejected"]))
+    whole = pipeline.extract(RUN, batch_size=0, source=OneFrameSource(chunks()), shard_size=100)
+    assert len(whole["shards"]) == 1
+    pd.testing.assert_frame_equal(events_of(whole), streamed_events)
+    whole_rejected = storage.read_frame(storage.FileRef.from_xcom(whole["rejected"]))
+    key = ["row_number", "reason", "message", "event_id"]
+    pd.testing.assert_frame_equal(
+        whole_rejected[key].sort_values("row_number", ignore_index=True),
+        streamed_rejected[key].sort_values("row_number", ignore_index=True),
+    )
+    assert {k: v for k, v in whole["counts"].items()} == streamed["counts"]
