@@ -239,5 +239,11 @@ class AirflowApi:
         raise TimeoutError(f"run {dag_id}/{run_id} not finished after {timeout:.0f} s")
 
     def task_states(self, dag_id: str, run_id: str) -> dict[str, str]:
-        body = self._call("GET", f"/api/v2/dags/{dag_id}/dagRuns/{run_id}/taskInstances")
-        return {ti["task_id"]: str(ti["state"]) for ti in body["task_instances"]}
+        """State of each task instance, named ``task_id``, or ``task_id[i]`` for map index i."""
+        body = self._call(
+            "GET", f"/api/v2/dags/{dag_id}/dagRuns/{run_id}/taskInstances", params={"limit": 1000}
+        )
+        return {
+            ti["task_id"] + (f"[{ti['map_index']}]" if ti.get("map_index", -1) >= 0 else ""): str(ti["state"])
+            for ti in body["task_instances"]
+        }

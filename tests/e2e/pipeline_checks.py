@@ -15,8 +15,9 @@ LOGICAL = datetime(2026, 11, 25, 18, 10, tzinfo=UTC)
 BATCH = 300
 
 
-def run_both_dags(stack: Stack) -> dict[str, Any]:
-    """Unpause and run 00_init_schema, then unpause and trigger the pipeline; return that run."""
+def run_both_dags(stack: Stack, **conf: Any) -> dict[str, Any]:
+    """Unpause and run 00_init_schema, then unpause and trigger the pipeline (``BATCH`` events and
+    ``conf``); return that run."""
     api = stack.api
     api.wait_for_dag(INIT)
     api.unpause(INIT)
@@ -25,7 +26,7 @@ def run_both_dags(stack: Stack) -> dict[str, Any]:
     # unpaused only now: its first scheduled run would otherwise find the warehouse unmigrated
     api.wait_for_dag(PIPELINE)
     api.unpause(PIPELINE)
-    run_id = api.trigger(PIPELINE, logical_date=LOGICAL, conf={"batch_size": BATCH})
+    run_id = api.trigger(PIPELINE, logical_date=LOGICAL, conf={"batch_size": BATCH, **conf})
     state = api.wait_for_run(PIPELINE, run_id, timeout=420)
     assert state == "success", api.task_states(PIPELINE, run_id)
     run: dict[str, Any] = api._call("GET", f"/api/v2/dags/{PIPELINE}/dagRuns/{run_id}")
