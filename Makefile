@@ -1,7 +1,8 @@
 # etlml: every command a developer, CI and the README use.
 #   make demo   install, start PostgreSQL + Airflow locally, run the pipeline, show predictions
 #   make test   lint, type check and the whole test suite (what .ci/run calls)
-#   make bench  throughput of the pipeline steps at 1,000,000 events
+#   make bench  the benchmark: pipeline steps at 1,000,000 events (EVENTS=...) against the COPY bound and
+#               the naive approach, a sharded run, and Airflow's overhead under a real scheduler
 
 PYTHON ?= python3
 VENV := .venv
@@ -48,6 +49,7 @@ test: lint typecheck system-deps
 demo: install
 	$(BIN)/python scripts/demo.py
 
+# Figures go to bench/out/ (JSON and chart); the last line printed is the RESULT line.
 bench: install
 	$(BIN)/python bench/bench.py --events $(EVENTS)
 

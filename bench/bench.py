@@ -10,7 +10,9 @@ On one data interval of ``--events`` simulated events, in a throwaway warehouse 
    one connection cannot beat;
 4. the naive reference (bench/naive.py) on the first ``--naive-sample`` of the same events;
 5. the same interval split into ``--shards`` shards, the mapped steps of each shard in their own
-   worker process, as Celery workers would run them.
+   worker process, as Celery workers would run them;
+6. first (unless ``--no-airflow``): a 10,000-event run under a real scheduler
+   (bench/airflow_overhead.py), for what Airflow adds per task and the DAG file's parse time.
 
 Ends with one line: ``RESULT events_per_s=... copy_bound_ratio=... naive_speedup=... peak_rss_mb=...``
 and writes a chart (``--chart``) and the figures as JSON (``--json``).
@@ -66,6 +68,7 @@ class Run:
     events: int
     seconds: dict[str, float] = field(default_factory=dict)
     peak_mb: dict[str, int] = field(default_factory=dict)
+    quiet: bool = False
 
     def step(self, name: str, func: Callable[[], Any]) -> Any:
         reset_peak()
@@ -74,7 +77,10 @@ class Run:
         self.seconds[name] = time.perf_counter() - started
         self.peak_mb[name] = peak_rss_mb()
         rate = self.events / self.seconds[name]
-        print(f"  {name:<20}{self.seconds[name]:>8.2f} s {rate:>12,.0f} events/s {self.peak_mb[name]:>7} MB")
+        if not self.quiet:
+            print(
+                f"  {name:<20}{self.seconds[name]:>8.2f} s {rate:>12,.0f} events/s {self.peak_mb[name]:>7} MB"
+            )
         return out
 
     @property
@@ -145,30 +151,33 @@ def _store(ctx: Any, predicted: dict[str, Any]) -> dict[str, Any]:
     return pipeline.store_predictions(ctx, predicted)
 
 
-def sharded_run(events: int, shards: int, env: dict[str, str]) -> Run:
+def sharded_run(events: int, shards: int, env: dict[str, str], dsn: str) -> Run:
     """The interval in ``shards`` shards: the mapped steps of each shard in a worker process of its
-    own (started before the clock), extract and load_processed once, as the DAG runs them."""
-    from etlml import pipeline
-
-    ctx = run_context("sharded")
-    run = Run(f"{shards} shards, {shards} workers", events)
-    print(f"\n{run.label}: {events:,} events")
-    with ProcessPoolExecutor(
-        shards, mp_context=get_context("spawn"), initializer=_worker_init, initargs=(env,)
-    ) as pool:
-        list(pool.map(_worker_init, [env] * shards))  # warm both workers
-        size = -(-events // shards)
-        extracted = run.step("extract", lambda: pipeline.extract(ctx, batch_size=events, shard_size=size))
-        parts = extracted["shards"]
-        processed = run.step(
-            "transform",
-            lambda: list(pool.map(_transform, [ctx] * len(parts), [extracted] * len(parts), parts)),
-        )
-        run.step("load_processed", lambda: pipeline.load_processed(ctx, processed, extracted))
-        predicted = run.step("predict", lambda: list(pool.map(_predict, [ctx] * len(processed), processed)))
-        run.step("store_predictions", lambda: list(pool.map(_store, [ctx] * len(predicted), predicted)))
+    own, extract and load_processed once, as the DAG runs them. The workers first run a small
+    interval, so both sides start warm."""
+    context = get_context("spawn")
+    with ProcessPoolExecutor(shards, mp_context=context, initializer=_worker_init, initargs=(env,)) as pool:
+        _sharded(pool, 10_000, shards, Run("warm-up", 10_000, quiet=True), offset=-2)
+        truncate(dsn)
+        run = Run(f"{shards} shards, {shards} workers", events)
+        print(f"\n{run.label}: {events:,} events")
+        _sharded(pool, events, shards, run, offset=1)
     print(f"  {'end to end':<20}{run.total:>8.2f} s {run.rate:>12,.0f} events/s")
     return run
+
+
+def _sharded(pool: ProcessPoolExecutor, events: int, shards: int, run: Run, offset: int) -> None:
+    from etlml import pipeline
+
+    ctx = run_context("sharded", offset)
+    size = -(-events // shards)
+    extracted = run.step("extract", lambda: pipeline.extract(ctx, batch_size=events, shard_size=size))
+    parts = extracted["shards"]
+    n = len(parts)
+    processed = run.step("transform", lambda: list(pool.map(_transform, [ctx] * n, [extracted] * n, parts)))
+    run.step("load_processed", lambda: pipeline.load_processed(ctx, processed, extracted))
+    predicted = run.step("predict", lambda: list(pool.map(_predict, [ctx] * n, processed)))
+    run.step("store_predictions", lambda: list(pool.map(_store, [ctx] * n, predicted)))
 
 
 def copy_bound(
@@ -259,6 +268,24 @@ def naive_reference(dsn: str, extracted: dict[str, Any], sample: int, work: Path
     return len(events) / total
 
 
+def airflow_overhead(path: Path) -> dict[str, Any]:
+    """Run bench/airflow_overhead.py (its own throwaway stack) and return its figures."""
+    import subprocess
+
+    command = [sys.executable, str(HERE / "airflow_overhead.py"), "--json", str(path)]
+    print(f"Airflow overhead: {' '.join(command[1:])}", flush=True)
+    done = subprocess.run(command, check=False, capture_output=True, text=True)
+    if done.returncode != 0:
+        raise RuntimeError(
+            f"airflow_overhead.py failed ({done.returncode}):\n{done.stdout[-3000:]}{done.stderr[-3000:]}"
+        )
+    summary = [line for line in done.stdout.splitlines() if line.startswith("AIRFLOW ")]
+    print("\n".join(done.stdout.splitlines()[-25:]))
+    figures: dict[str, Any] = json.loads(path.read_text())
+    figures["summary"] = summary[-1] if summary else ""
+    return figures
+
+
 def truncate(dsn: str) -> None:
     with psycopg.connect(dsn, autocommit=True) as conn:
         conn.execute("TRUNCATE processed_data, predictions, rejected_events, run_audit")
@@ -275,7 +302,11 @@ def main() -> int:
     parser.add_argument("--naive-sample", type=int, default=100_000)
     parser.add_argument("--chart", type=Path, default=HERE / "out" / "throughput.png")
     parser.add_argument("--json", type=Path, default=HERE / "out" / "bench.json")
+    parser.add_argument("--no-airflow", action="store_true", help="skip the run under a real scheduler")
     args = parser.parse_args()
+
+    args.json.parent.mkdir(parents=True, exist_ok=True)
+    overhead = None if args.no_airflow else airflow_overhead(args.json.with_name("airflow.json"))
 
     work = Path(tempfile.mkdtemp(prefix="etlml-bench-"))
     dbname = f"etlml_bench_{uuid.uuid4().hex[:8]}"
@@ -312,7 +343,7 @@ def main() -> int:
             print(f"\nnaive reference on {args.naive_sample:,} of the same events")
             naive_rate = naive_reference(dsn, extracted, args.naive_sample, work)
             truncate(dsn)
-            sharded = sharded_run(args.events, args.shards, env)
+            sharded = sharded_run(args.events, args.shards, env, dsn)
         finally:
             admin.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(dbname)))
             shutil.rmtree(work, ignore_errors=True)
@@ -331,6 +362,7 @@ def main() -> int:
         "copy_bound_ratio": ratio,
         "naive_speedup": speedup,
         "shard_speedup": sharded.rate / first.rate,
+        "airflow": overhead["summary"] if overhead else None,
     }
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps(figures, indent=2))

@@ -110,11 +110,11 @@ def _source(cfg: settings.Settings, batch_size: int) -> EventSource:
 
 def _records(source: EventSource, interval: Interval) -> tuple[int, Iterable[pd.DataFrame], bool]:
     """How many records the interval has, the records in chunks, and whether there may be more than
-    one chunk (a source that cannot stream gives one)."""
-    if isinstance(source, SimulatedSource) or (
-        hasattr(source, "record_count") and hasattr(source, "record_chunks")
+    one chunk (a source that cannot stream, see ``etlml.source.StreamingSource``, gives one)."""
+    streaming: Any = source
+    if callable(getattr(streaming, "record_count", None)) and callable(
+        getattr(streaming, "record_chunks", None)
     ):
-        streaming: Any = source
         return int(streaming.record_count(interval)), streaming.record_chunks(interval), True
     records = source.records(interval)
     return len(records), [records], False
@@ -127,10 +127,35 @@ def shard_count(records: int, shard_size: int) -> int:
     return max(1, -(-records // shard_size))
 
 
-def _shard_of(ids: pd.Series, shards: int) -> np.ndarray[Any, Any]:
-    """The shard of each event id: a stable hash, so every record of one id lands in one shard."""
-    hashes = pd.util.hash_pandas_object(ids, index=False).to_numpy(dtype=np.uint64)
+def shard_of(ids: pd.Series, shards: int) -> np.ndarray[Any, Any]:
+    """The shard of each event id, so every record of one id lands in one shard: a polynomial hash
+    of its UTF-8 bytes, the same in every process and release (unlike Python's ``hash``), computed
+    over the Arrow buffers at once (several times faster than pandas' per-value hashing)."""
+    arrow = pa.array(ids, from_pandas=True, type=pa.large_string())
+    if isinstance(arrow, pa.ChunkedArray):
+        arrow = arrow.combine_chunks()
+    _, offset_buffer, data_buffer = arrow.buffers()
+    offsets = np.frombuffer(offset_buffer, dtype=np.int64)[arrow.offset : arrow.offset + len(arrow) + 1]
+    lengths = np.diff(offsets)
+    if len(ids) == 0 or not lengths.any():
+        return np.zeros(len(ids), dtype=np.uint64)
+    data = np.frombuffer(data_buffer, dtype=np.uint8)[offsets[0] : offsets[-1]].astype(np.uint64)
+    starts = offsets[:-1] - offsets[0]
+    position = np.arange(len(data), dtype=np.int64) - np.repeat(starts, lengths)
+    with np.errstate(over="ignore"):  # arithmetic modulo 2**64 is the point
+        powers = np.ones(int(lengths.max()), dtype=np.uint64)  # base**i modulo 2**64
+        np.cumprod(np.full(len(powers) - 1, _HASH_BASE, dtype=np.uint64), out=powers[1:])
+        # a trailing 0 keeps every start a valid index; an empty id's sum is set to 0 below
+        sums = np.add.reduceat(np.append(data * powers[position], np.uint64(0)), starts)
+        hashes = np.where(lengths > 0, sums, 0).astype(np.uint64) + lengths.astype(np.uint64)
+        hashes ^= hashes >> np.uint64(33)
+        hashes *= _HASH_MIX
+        hashes ^= hashes >> np.uint64(29)
     return hashes % np.uint64(shards)
+
+
+_HASH_BASE = np.uint64(1_099_511_628_211)  # the 64-bit FNV prime
+_HASH_MIX = np.uint64(0xFF51AFD7ED558CCD)  # a 64-bit finalizer constant (MurmurHash3's fmix64)
 
 
 def _part(name: str, shard: int, shards: int) -> str:
@@ -204,7 +229,7 @@ def extract(
                 # chunks are deduplicated per shard below, where every record of an id meets
                 checked = contract.apply(chunk, rules, provenance=True, deduplicate=not streaming)
                 rejected.write(checked.rejected)
-                shard = _shard_of(checked.valid["event_id"], shards) if shards > 1 else None
+                shard = shard_of(checked.valid["event_id"], shards) if shards > 1 else None
                 for k, writer in enumerate(writers):
                     writer.write(checked.valid if shard is None else checked.valid[shard == k])
                 parts.append(replace(checked, valid=empty, rejected=empty))
