@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -142,27 +143,19 @@ def run_naive(dsn: str, events: pd.DataFrame, workdir: Path) -> dict[str, float]
             cur.execute(CREATE_SCHEMA)
         conn.commit()
         try:
-            started = time.perf_counter()
-            extract(events, raw_path)
-            seconds["extract"] = time.perf_counter() - started
-
-            started = time.perf_counter()
-            transform(raw_path, processed_path)
-            seconds["transform"] = time.perf_counter() - started
-
-            started = time.perf_counter()
-            load_processed(conn, processed_path)
-            seconds["load_processed"] = time.perf_counter() - started
-            _check_count(conn, "processed_data", len(events))
-
-            started = time.perf_counter()
-            predict(processed_path, predictions_path)
-            seconds["predict"] = time.perf_counter() - started
-
-            started = time.perf_counter()
-            store_predictions(conn, predictions_path)
-            seconds["store_predictions"] = time.perf_counter() - started
-            _check_count(conn, "predictions", len(events))
+            steps: list[tuple[str, Callable[[], None], str | None]] = [
+                ("extract", lambda: extract(events, raw_path), None),
+                ("transform", lambda: transform(raw_path, processed_path), None),
+                ("load_processed", lambda: load_processed(conn, processed_path), "processed_data"),
+                ("predict", lambda: predict(processed_path, predictions_path), None),
+                ("store_predictions", lambda: store_predictions(conn, predictions_path), "predictions"),
+            ]
+            for name, step, loaded_table in steps:
+                started = time.perf_counter()
+                step()
+                seconds[name] = time.perf_counter() - started
+                if loaded_table:
+                    _check_count(conn, loaded_table, len(events))
         finally:
             conn.rollback()
             with conn.cursor() as cur:

@@ -130,24 +130,26 @@ def shard_count(records: int, shard_size: int) -> int:
 def shard_of(ids: pd.Series, shards: int) -> np.ndarray[Any, Any]:
     """The shard of each event id, so every record of one id lands in one shard: a polynomial hash
     of its UTF-8 bytes, the same in every process and release (unlike Python's ``hash``), computed
-    over the Arrow buffers at once (several times faster than pandas' per-value hashing)."""
+    over the Arrow buffers a byte position at a time (several times faster than pandas' per-value
+    hashing, in memory proportional to the number of ids)."""
     arrow = pa.array(ids, from_pandas=True, type=pa.large_string())
     if isinstance(arrow, pa.ChunkedArray):
         arrow = arrow.combine_chunks()
     _, offset_buffer, data_buffer = arrow.buffers()
     offsets = np.frombuffer(offset_buffer, dtype=np.int64)[arrow.offset : arrow.offset + len(arrow) + 1]
-    lengths = np.diff(offsets)
-    if len(ids) == 0 or not lengths.any():
-        return np.zeros(len(ids), dtype=np.uint64)
-    data = np.frombuffer(data_buffer, dtype=np.uint8)[offsets[0] : offsets[-1]].astype(np.uint64)
-    starts = offsets[:-1] - offsets[0]
-    position = np.arange(len(data), dtype=np.int64) - np.repeat(starts, lengths)
+    data = np.frombuffer(data_buffer, dtype=np.uint8) if data_buffer is not None else np.zeros(0, np.uint8)
+    starts, lengths = offsets[:-1], np.diff(offsets)
+    hashes = lengths.astype(np.uint64)
+    power = np.uint64(1)
+    shortest = int(lengths.min(initial=0))
     with np.errstate(over="ignore"):  # arithmetic modulo 2**64 is the point
-        powers = np.ones(int(lengths.max()), dtype=np.uint64)  # base**i modulo 2**64
-        np.cumprod(np.full(len(powers) - 1, _HASH_BASE, dtype=np.uint64), out=powers[1:])
-        # a trailing 0 keeps every start a valid index; an empty id's sum is set to 0 below
-        sums = np.add.reduceat(np.append(data * powers[position], np.uint64(0)), starts)
-        hashes = np.where(lengths > 0, sums, 0).astype(np.uint64) + lengths.astype(np.uint64)
+        for position in range(int(lengths.max(initial=0))):
+            if position < shortest:
+                hashes += data[starts + position].astype(np.uint64) * power
+            else:
+                longer = lengths > position
+                hashes[longer] += data[starts[longer] + position].astype(np.uint64) * power
+            power *= _HASH_BASE
         hashes ^= hashes >> np.uint64(33)
         hashes *= _HASH_MIX
         hashes ^= hashes >> np.uint64(29)
