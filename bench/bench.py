@@ -57,12 +57,15 @@ def peak_rss_mb() -> int:
 
 def reset_peak() -> None:
     """Start a new peak from what the process holds: memory earlier steps freed is given back first
-    (Arrow's pool, glibc's heap), as a task process of its own would not have it; then Linux resets
-    VmHWM to the current RSS (proc(5), clear_refs)."""
+    (garbage collected, Arrow's pool, glibc's heap), as a task process of its own would not have it;
+    then Linux resets VmHWM to the current RSS (proc(5), clear_refs). What earlier steps left behind
+    and cannot be given back still counts, so in-process peaks are an upper bound of a task's."""
     import ctypes
+    import gc
 
     import pyarrow as pa
 
+    gc.collect()
     pa.default_memory_pool().release_unused()
     ctypes.CDLL("libc.so.6").malloc_trim(0)
     Path("/proc/self/clear_refs").write_text("5")
