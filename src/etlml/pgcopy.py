@@ -140,6 +140,5 @@ def pieces(frame: pd.DataFrame, columns: Sequence[tuple[str, str]], size: int = 
 def chunks(frame: pd.DataFrame, columns: Sequence[tuple[str, str]], rows: int = 100_000) -> Iterator[bytes]:
     """The whole binary COPY stream of ``frame``: header, rows in chunks of ``rows``, trailer."""
     yield HEADER
-    for start in range(0, len(frame), rows):
-        yield encode(frame.iloc[start : start + rows], columns)
+    yield from pieces(frame, columns, rows)
     yield TRAILER

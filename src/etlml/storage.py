@@ -7,7 +7,6 @@ batch), so a step's memory does not grow with the size of its interval.
 from __future__ import annotations
 
 import hashlib
-import io
 from collections.abc import Iterator, Mapping
 from dataclasses import asdict, dataclass
 from types import TracebackType
@@ -68,15 +67,10 @@ def at(uri: str) -> ObjectStoragePath:
 
 def write_frame(frame: pd.DataFrame, path: ObjectStoragePath) -> FileRef:
     """Write ``frame`` as Parquet to ``path`` (replacing it) and return its reference."""
-    buffer = io.BytesIO()
-    table = pa.Table.from_pandas(frame, preserve_index=False)
-    pq.write_table(table, buffer, **_options(table.schema))
-    data = buffer.getbuffer()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    target: Any = path  # ObjectStoragePath.open is untyped
-    with target.open("wb") as fh:
-        fh.write(data)
-    return FileRef(path=str(path), rows=len(frame), sha256=hashlib.sha256(data).hexdigest())
+    with FrameWriter(path, frame) as out:
+        out.write(frame)
+    assert out.ref is not None
+    return out.ref
 
 
 def _options(schema: pa.Schema) -> dict[str, Any]:
@@ -180,17 +174,7 @@ def read_table(ref: FileRef, columns: list[str] | None = None) -> pa.Table:
 
 
 def read_frame(ref: FileRef) -> pd.DataFrame:
-    """Read a file written by :func:`write_frame`, refusing it if its checksum changed."""
-    from airflow.sdk import ObjectStoragePath
-
-    data = ObjectStoragePath(ref.path).read_bytes()
-    digest = hashlib.sha256(data).hexdigest()
-    if digest != ref.sha256:
-        raise StorageIntegrityError(
-            f"{ref.path} has sha256 {digest}, but its writer recorded {ref.sha256}; "
-            "the file was changed or partly written: clear the upstream task to rewrite it"
-        )
-    frame: pd.DataFrame = pq.read_table(io.BytesIO(data)).to_pandas()
-    if len(frame) != ref.rows:
-        raise StorageIntegrityError(f"{ref.path} holds {len(frame)} rows, its writer recorded {ref.rows}")
+    """Read a whole file written by :func:`write_frame` or :class:`FrameWriter`, refusing it if its
+    checksum changed."""
+    frame: pd.DataFrame = read_table(ref).to_pandas()
     return frame
