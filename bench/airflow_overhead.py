@@ -62,7 +62,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -223,12 +222,6 @@ class RunTiming:
 
 
 # --- helpers ---------------------------------------------------------------------------------------
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def when(value: Any) -> datetime | None:
@@ -567,7 +560,7 @@ def run_benchmark(args: argparse.Namespace, work: Path) -> dict[str, Any]:
         metadata_db=f"etlml_bench_af_meta_{suffix}",
         warehouse_db=f"etlml_bench_af_wh_{suffix}",
     )
-    home, standalone_log, port = work / "airflow", work / "airflow-standalone.log", free_port()
+    home, standalone_log, port = work / "airflow", work / "airflow-standalone.log", localstack.free_port()
     proc: subprocess.Popen[bytes] | None = None
     failed = True
     load, cpus = os.getloadavg()[0], os.cpu_count() or 1

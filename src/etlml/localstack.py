@@ -10,6 +10,7 @@ import json
 import os
 import secrets
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -113,6 +114,13 @@ def airflow_env(
     )
     env.update(extra or {})
     return env
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
 
 
 def start(args: Iterable[str], env: dict[str, str], log_path: Path) -> subprocess.Popen[bytes]:

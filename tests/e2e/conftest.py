@@ -6,7 +6,6 @@ process group, and must leave no process behind when stopped.
 
 from __future__ import annotations
 
-import socket
 import subprocess
 import sys
 import uuid
@@ -39,12 +38,6 @@ class Stack:
         return self.api.base_url
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def _databases(tag: str) -> localstack.Databases:
     suffix = uuid.uuid4().hex[:8]
     return localstack.Databases(
@@ -59,7 +52,7 @@ def _databases(tag: str) -> localstack.Databases:
 def _start_stack(name: str, commands: list[list[str]], extra_env: dict[str, str]) -> Iterator[Stack]:
     dbs = _databases(name)
     dbs.ensure()
-    port = free_port()
+    port = localstack.free_port()
     home = WORK_DIR / f"e2e-{name}"
     env = localstack.airflow_env(home, dbs, ROOT / "dags", port, extra=extra_env)
     env["AIRFLOW__CELERY__RESULT_BACKEND"] = "db+" + dbs.metadata_url
