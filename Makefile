@@ -34,9 +34,11 @@ system-deps:
 lock: install
 	$(BIN)/uv pip compile --quiet --python-version 3.11 requirements.in -o requirements.lock
 
+# lint-imports checks the layering contracts in pyproject.toml ([tool.importlinter]).
 lint: install
 	$(BIN)/ruff check src dags tests bench scripts
 	$(BIN)/ruff format --check src dags tests bench scripts
+	$(BIN)/lint-imports --no-cache
 
 # dags/ is checked without arg-type: TaskFlow passes XComArg where a task declares the value it resolves to.
 typecheck: install
@@ -47,11 +49,11 @@ test: lint typecheck system-deps
 	$(BIN)/pytest
 
 demo: install
-	$(BIN)/python scripts/demo.py
+	$(BIN)/python -m scripts.demo
 
 # Figures go to bench/out/ (JSON and chart); the last line printed is the RESULT line.
 bench: install
 	$(BIN)/python bench/bench.py --events $(EVENTS)
 
 clean:
-	rm -rf $(VENV) .demo .mypy_cache .ruff_cache .pytest_cache .hypothesis bench/out
+	rm -rf $(VENV) .demo .mypy_cache .ruff_cache .pytest_cache .hypothesis .import_linter_cache bench/out

@@ -4,7 +4,7 @@
 instance that is scheduled, queued, handed to the executor, run in a fresh task process that parses the
 DAG file and imports the library, and reported back before the next one can start. This script measures
 that overhead on a throwaway local stack started the way ``scripts/demo.py`` and the end-to-end tests
-start theirs (``etlml.localstack``: a role and two databases with unique names, an own AIRFLOW_HOME and
+start theirs (``scripts/localstack.py``: a role and two databases with unique names, an own AIRFLOW_HOME and
 free port, ``airflow standalone`` on LocalExecutor in its own process group) and removes it afterwards:
 process group stopped, both databases dropped, AIRFLOW_HOME deleted.
 
@@ -15,10 +15,10 @@ Measured:
   file needs beyond that); ``reparse_s`` the median of three more parses in the same interpreter (the
   file's own cost: close to what the DAG processor pays per refresh, since it pre-imports a file's
   Airflow modules before forking). This runs before the stack starts, with the CPU to itself. The same
-  way, ``task_import_s`` times ``import etlml.pipeline`` after Airflow's task runner: every task process
+  way, ``task_import_s`` times ``import etlml.steps.extract`` after Airflow's task runner: every task process
   pays it inside its step, since the tasks import the library lazily.
 * ``--runs`` runs (default 2), one after the other, triggered through the REST API with
-  ``conf={"batch_size": --events}`` and the DAG's other params at their defaults, each for its own past
+  ``conf={"simulated_events": --events}`` and the DAG's other params at their defaults, each for its own past
   10-minute data interval (fixed, so every invocation scores the same simulated events). The first run
   after start-up is cold (the execution API's first calls, the first task processes); the headline is
   the last run, which is warm. Scheduled runs are off (``[scheduler] use_job_schedule = False``), so
@@ -41,7 +41,7 @@ has one per ``map_index`` >= 0), the run itself and the DAG's structure (``GET .
   process exists); ``startup`` = that -> the "::endgroup::" after which the callable is called (startup
   message from the supervisor, DAG bundle, DAG file parse, of which ``parse`` = "Filling up the DagBag"
   -> "Worker startup parse complete", context); ``step`` = that -> "Done. Returned value ..." (the
-  ``etlml.pipeline`` function, including its import in this fresh process, and the TaskFlow wrapper);
+  ``etlml.steps`` function, including its import in this fresh process, and the TaskFlow wrapper);
   ``finish`` = that -> ``end_date`` (XCom push, state report). Log timestamps and the API's dates come
   from the same host clock. Where a marker is missing the split shows "-" and the summary keeps what
   the REST dates alone give (durations and handoffs).
@@ -73,9 +73,11 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
-from etlml import localstack
-
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))  # the local stack of the demo and the e2e tests: scripts/localstack.py
+
+from scripts import localstack  # noqa: E402
+
 PIPELINE = "10_etl_ml_pipeline"
 AIRFLOW = str(Path(sys.executable).with_name("airflow"))
 ETLML = str(Path(sys.executable).with_name("etlml"))
@@ -116,7 +118,7 @@ TASK_IMPORT_CODE = r"""
 import json, sys, time
 import airflow.sdk.execution_time.task_runner
 start = time.perf_counter()
-import etlml.pipeline
+import etlml.steps.extract
 print("RESULT " + json.dumps({"task_import_s": time.perf_counter() - start}))
 """
 
@@ -462,7 +464,9 @@ def print_parse(parses: list[FileParse], task_import_s: float) -> None:
             f"  {p.file:<28}{len(p.dags):>5}{p.tasks:>6}{fmt(p.parse_s, 9, 3)}{fmt(p.reparse_s, 9, 3)}"
             f"{fmt(p.airflow_import_s, 16)}"
         )
-    print(f"  import etlml.pipeline after Airflow's task runner (each task process): {task_import_s:.3f} s")
+    print(
+        f"  import etlml.steps.extract after Airflow's task runner (each task process): {task_import_s:.3f} s"
+    )
 
 
 def print_run(run: RunTiming, task_import_s: float) -> None:
@@ -488,7 +492,7 @@ def print_run(run: RunTiming, task_import_s: float) -> None:
         ("first task start -> last task end", run.first_start_to_last_end_s),
         (f"  = {n} task instances on the critical path", run.path_in_tasks_s),
         ("      their steps (callable called -> returned)", run.path_step_s),
-        (f"        of which import etlml.pipeline, est. {n} x {task_import_s:.2f}", n * task_import_s),
+        (f"        of which import etlml.steps.extract, est. {n} x {task_import_s:.2f}", n * task_import_s),
         ("  + handoffs between them", run.path_handoffs_s),
         ("Airflow overhead on the path (wall - steps)", run.overhead_s),
         ("sum of queued -> start, all instances", run.sum_queued_to_start_s),
@@ -536,9 +540,9 @@ def measure_runs(
 ) -> tuple[dict[str, Any], list[RunTiming]]:
     api.wait_for_dag(PIPELINE, timeout=180)
     defaults = dag_params(api)
-    if "batch_size" not in defaults:
-        raise BenchError(f"{PIPELINE} has no batch_size param any more: {defaults}")
-    conf = {"batch_size": args.events, **args.conf}
+    if "simulated_events" not in defaults:
+        raise BenchError(f"{PIPELINE} has no simulated_events param any more: {defaults}")
+    conf = {"simulated_events": args.events, **args.conf}
     print(f"stack: {PIPELINE} params (defaults) {json.dumps(defaults)}; conf {json.dumps(conf)}")
     upstream = upstream_map(api)
     api.unpause(PIPELINE)
@@ -581,7 +585,9 @@ def run_benchmark(args: argparse.Namespace, work: Path) -> dict[str, Any]:
                 raise BenchError(f"`{' '.join(command[-3:])}` failed:\n{output}")
 
         parses = measure_parse(env, args.dags)
-        task_import_s = float(run_code(TASK_IMPORT_CODE, [], env, "import etlml.pipeline")["task_import_s"])
+        task_import_s = float(
+            run_code(TASK_IMPORT_CODE, [], env, "import etlml.steps.extract")["task_import_s"]
+        )
         print_parse(parses, task_import_s)
         parse = pipeline_file(parses)
 
@@ -630,7 +636,9 @@ def main() -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--events", type=int, default=10_000, help="batch_size of each run (default 10000)")
+    parser.add_argument(
+        "--events", type=int, default=10_000, help="simulated_events of each run (default 10000)"
+    )
     parser.add_argument("--runs", type=int, default=2, help="runs in a row; the last is the headline")
     parser.add_argument("--json", type=Path, help="also write every number to this JSON file")
     parser.add_argument("--keep-logs", type=Path, help="copy Airflow's logs here (on failure: a temp dir)")

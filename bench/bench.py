@@ -104,30 +104,32 @@ class Run:
 
 
 def run_context(label: str, offset: int = 0) -> Any:
-    from etlml import pipeline
     from etlml.interval import Interval
+    from etlml.steps.run import RunContext
 
     start = INTERVAL_START + timedelta(minutes=10 * offset)
-    return pipeline.RunContext("bench", f"bench_{label}", Interval(start, start + timedelta(minutes=10)))
+    return RunContext("bench", f"bench_{label}", Interval(start, start + timedelta(minutes=10)))
 
 
 def pipeline_run(
     label: str, events: int, shard_size: int, offset: int = 0
-) -> tuple[Run, dict[str, Any], list[Any], list[Any]]:
+) -> tuple[Run, Any, list[Any], list[Any]]:
     """The five steps in this process; mapped steps run shard after shard, as on one worker."""
-    from etlml import pipeline
+    from etlml.steps.extract import extract
+    from etlml.steps.load_processed import load_processed
+    from etlml.steps.predict import predict
+    from etlml.steps.store_predictions import store_predictions
+    from etlml.steps.transform import transform
 
     ctx = run_context("one_worker", offset)
     run = Run(label, events)
     print(f"\n{label}: {events:,} events")
-    extracted = run.step("extract", lambda: pipeline.extract(ctx, batch_size=events, shard_size=shard_size))
-    shards = extracted["shards"]
-    processed = run.step(
-        "transform", lambda: [pipeline.transform_step(ctx, extracted, "model", s) for s in shards]
-    )
-    run.step("load_processed", lambda: pipeline.load_processed(ctx, processed, extracted))
-    predicted = run.step("predict", lambda: [pipeline.predict(ctx, p) for p in processed])
-    run.step("store_predictions", lambda: [pipeline.store_predictions(ctx, p) for p in predicted])
+    extracted = run.step("extract", lambda: extract(ctx, simulated_events=events, shard_size=shard_size))
+    plan = extracted.plan
+    processed = run.step("transform", lambda: [transform(ctx, plan, s) for s in extracted.shards])
+    run.step("load_processed", lambda: load_processed(ctx, plan, processed))
+    predicted = run.step("predict", lambda: [predict(ctx, plan, p) for p in processed])
+    run.step("store_predictions", lambda: [store_predictions(ctx, p) for p in predicted])
     print(f"  {'end to end':<20}{run.total:>8.2f} s {run.rate:>12,.0f} events/s")
     return run, extracted, processed, predicted
 
@@ -137,29 +139,32 @@ def _worker_init(env: dict[str, str]) -> None:
     os.environ.update(env)
     from airflow.sdk import ObjectStoragePath
 
-    from etlml import db, pipeline, settings
+    from etlml import settings
+    from etlml.steps import predict, store_predictions, transform
+    from etlml.warehouse import connection
 
     ObjectStoragePath(settings.load().storage_root)
-    with db.connect(settings.load().warehouse_conn_id):
-        pipeline.log.debug("worker %d ready", os.getpid())
+    with connection.connect(settings.load().warehouse_conn_id):
+        for step in (transform, predict, store_predictions):
+            step.log.debug("worker %d ready", os.getpid())
 
 
-def _transform(ctx: Any, extracted: dict[str, Any], shard: dict[str, Any]) -> dict[str, Any]:
-    from etlml import pipeline
+def _transform(ctx: Any, plan: Any, shard: Any) -> Any:
+    from etlml.steps.transform import transform
 
-    return pipeline.transform_step(ctx, extracted, "model", shard)
-
-
-def _predict(ctx: Any, processed: dict[str, Any]) -> dict[str, Any]:
-    from etlml import pipeline
-
-    return pipeline.predict(ctx, processed)
+    return transform(ctx, plan, shard)
 
 
-def _store(ctx: Any, predicted: dict[str, Any]) -> dict[str, Any]:
-    from etlml import pipeline
+def _predict(ctx: Any, plan: Any, processed: Any) -> Any:
+    from etlml.steps.predict import predict
 
-    return pipeline.store_predictions(ctx, predicted)
+    return predict(ctx, plan, processed)
+
+
+def _store(ctx: Any, predicted: Any) -> Any:
+    from etlml.steps.store_predictions import store_predictions
+
+    return store_predictions(ctx, predicted)
 
 
 def sharded_run(events: int, shards: int, env: dict[str, str], dsn: str) -> Run:
@@ -178,34 +183,34 @@ def sharded_run(events: int, shards: int, env: dict[str, str], dsn: str) -> Run:
 
 
 def _sharded(pool: ProcessPoolExecutor, events: int, shards: int, run: Run, offset: int) -> None:
-    from etlml import pipeline
+    from etlml.steps.extract import extract
+    from etlml.steps.load_processed import load_processed
 
     ctx = run_context("sharded", offset)
     size = -(-events // shards)
-    extracted = run.step("extract", lambda: pipeline.extract(ctx, batch_size=events, shard_size=size))
-    parts = extracted["shards"]
+    extracted = run.step("extract", lambda: extract(ctx, simulated_events=events, shard_size=size))
+    plan, parts = extracted.plan, extracted.shards
     n = len(parts)
-    processed = run.step("transform", lambda: list(pool.map(_transform, [ctx] * n, [extracted] * n, parts)))
-    run.step("load_processed", lambda: pipeline.load_processed(ctx, processed, extracted))
-    predicted = run.step("predict", lambda: list(pool.map(_predict, [ctx] * n, processed)))
+    processed = run.step("transform", lambda: list(pool.map(_transform, [ctx] * n, [plan] * n, parts)))
+    run.step("load_processed", lambda: load_processed(ctx, plan, processed))
+    predicted = run.step("predict", lambda: list(pool.map(_predict, [ctx] * n, [plan] * n, processed)))
     run.step("store_predictions", lambda: list(pool.map(_store, [ctx] * n, predicted)))
 
 
-def copy_bound(
-    dsn: str, processed: list[dict[str, Any]], predicted: list[dict[str, Any]], work: Path
-) -> float:
+def copy_bound(dsn: str, processed: list[Any], predicted: list[Any], work: Path) -> float:
     """Seconds to binary-COPY the run's processed rows and predictions, encoded beforehand, into
     empty tables with the columns and indexes of ``processed_data`` and ``predictions``."""
-    from etlml import pgcopy, storage, warehouse
+    from etlml import storage
+    from etlml.warehouse import pgcopy, writes
 
     ctx = run_context("one_worker")
     tables = {
-        "bound_processed": ("processed_data", warehouse.PROCESSED_DIRECT),
-        "bound_predictions": ("predictions", warehouse.PREDICTIONS_DIRECT),
+        "bound_processed": ("processed_data", writes.PROCESSED_DIRECT),
+        "bound_predictions": ("predictions", writes.PREDICTIONS_DIRECT),
     }
     files = {
-        "bound_processed": [storage.FileRef.from_xcom(p) for p in processed],
-        "bound_predictions": [storage.FileRef.from_xcom(f) for p in predicted for f in p["files"]],
+        "bound_processed": [p.processed for p in processed],
+        "bound_predictions": [f.predictions for p in predicted for f in p.files],
     }
     constants = {
         "bound_processed": {
@@ -222,8 +227,8 @@ def copy_bound(
             with encoded.open("wb") as out:
                 out.write(pgcopy.HEADER)
                 for ref in files[table]:
-                    for batch in storage.read_batches(ref):
-                        for piece in pgcopy.pieces(batch.assign(**constants[table]), columns):
+                    for frame in storage.read_frames(ref):
+                        for piece in pgcopy.pieces(frame.assign(**constants[table]), columns):
                             out.write(piece)
                 out.write(pgcopy.TRAILER)
             conn.execute(
@@ -253,24 +258,24 @@ def copy_bound(
     return seconds
 
 
-def naive_reference(dsn: str, extracted: dict[str, Any], sample: int, work: Path) -> float:
+def naive_reference(dsn: str, extracted: Any, sample: int, work: Path) -> float:
     """Events/s of the naive approach on the first ``sample`` events the pipeline extracted."""
     import pandas as pd
 
-    from etlml import source, storage
+    from etlml import records, storage
     from naive import run_naive
 
-    batches = []
+    frames = []
     taken = 0
-    for shard in extracted["shards"]:
-        for batch in storage.read_batches(storage.FileRef.from_xcom(shard), columns=list(source.RAW_COLUMNS)):
-            batches.append(batch.iloc[: sample - taken])
-            taken += len(batches[-1])
+    for shard in extracted.shards:
+        for frame in storage.read_frames(shard.events, columns=list(records.EVENT.names)):
+            frames.append(frame.iloc[: sample - taken])
+            taken += len(frames[-1])
             if taken >= sample:
                 break
         if taken >= sample:
             break
-    events = pd.concat(batches, ignore_index=True)
+    events = pd.concat(frames, ignore_index=True)
     seconds = run_naive(dsn, events, work / "naive")
     for name, s in seconds.items():
         print(f"  {name:<20}{s:>8.2f} s {len(events) / s:>12,.0f} events/s")
@@ -343,10 +348,11 @@ def main() -> int:
     with psycopg.connect(ADMIN_DSN, autocommit=True) as admin:
         admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(dbname)))
         try:
-            from etlml import pipeline
+            from etlml.steps.init_schema import migrate_schema
+            from etlml.steps.run import DEFAULT_SHARD_SIZE
 
-            pipeline.migrate_schema()
-            shard_size = args.shard_size or pipeline.DEFAULT_SHARD_SIZE
+            migrate_schema()
+            shard_size = args.shard_size or DEFAULT_SHARD_SIZE
             # first calls import and compile what the steps use; in Airflow that is start-up cost
             # (bench/airflow_overhead.py measures it), here it would blur the steps' own speed
             pipeline_run("warm-up, another interval", 10_000, shard_size, offset=-1)
@@ -418,7 +424,7 @@ def report(args: argparse.Namespace, figures: dict[str, Any]) -> None:
             f"{overhead['first_start_to_last_end_s']:.1f} s (run {overhead['run_s']:.1f} s), of which "
             f"{overhead['overhead_s']:.1f} s Airflow's ({overhead['handoffs_s']:.1f} s between tasks, "
             f"{overhead['task_startup_s']:.2f} s start-up and finish per task instance, plus "
-            f"{overhead['library_import_s']:.2f} s importing etlml.pipeline); DAG file parse "
+            f"{overhead['library_import_s']:.2f} s importing etlml.steps); DAG file parse "
             f"{overhead['parse_s'] * 1000:.0f} ms"
         )
     print(f"chart: {args.chart}  figures: {args.json}")

@@ -20,15 +20,15 @@ from airflow.sdk import dag, task
 def init_schema() -> None:
     @task
     def migrate() -> list[str]:
-        from etlml import pipeline
+        from etlml.steps.init_schema import migrate_schema
 
-        return pipeline.migrate_schema()
+        return migrate_schema()
 
     @task
     def check() -> dict[str, object]:
-        from etlml import pipeline
+        from etlml.steps.init_schema import check_schema
 
-        return pipeline.check_schema()
+        return check_schema().to_xcom()
 
     migrate() >> check()
 

@@ -1,19 +1,21 @@
 """DAG 10_etl_ml_pipeline: every 10 minutes, score the events of the run's data interval.
 
 extract -> transform -> load_processed -> predict -> store_predictions. Each task calls one
-function of ``etlml.pipeline``; data moves as Parquet files under the storage root and XCom
-carries only paths, row counts and checksums. Every step is keyed by the data interval, so a
-rerun or a cleared task reproduces the same rows.
+function of ``etlml.steps``; data moves as Parquet files under the storage root and XCom carries
+only paths, row counts, checksums and the run's plan. Every step is keyed by the data interval, so
+a rerun or a cleared task reproduces the same rows.
 
-An interval of more than ``shard_size`` records is split by event id into shards:
-``transform``, ``predict`` and ``store_predictions`` are mapped over them (one task instance per
-shard, so Celery workers share the interval), while ``load_processed`` commits every shard's rows,
-the quarantine and the audit of the interval in one transaction. A small interval is one shard.
+``extract`` plans the run (XCom key ``run``: the model versions it scores with, resolved once, and
+the statistics it normalizes with) and splits an interval of more than ``shard_size`` records by
+event id into shards: ``transform``, ``predict`` and ``store_predictions`` are mapped over them
+(one task instance per shard, so Celery workers share the interval), while ``load_processed``
+commits every shard's rows, the quarantine and the audit of the interval in one transaction. A
+small interval is one shard.
 
-Records come from the simulator or from landing files (``ETLML_SOURCE``). ``extract`` checks them
-against the data contract; ``load_processed`` quarantines the rejected ones in ``rejected_events``
-with the loaded events, and fails the run without retries when more than
-``ETLML_MAX_REJECTED_SHARE`` of the records were rejected.
+Records come from the simulator (``simulated_events`` per interval) or from landing files
+(``ETLML_SOURCE``). ``extract`` checks them against the data contract; ``load_processed``
+quarantines the rejected ones in ``rejected_events`` with the loaded events, and fails the run
+without retries when more than ``ETLML_MAX_REJECTED_SHARE`` of the records were rejected.
 """
 
 from __future__ import annotations
@@ -33,14 +35,14 @@ DEFAULT_ARGS = {
 
 
 def _run() -> Any:
-    """The running DAG run as an ``etlml.pipeline.RunContext``."""
-    from etlml.pipeline import RunContext
+    """The running DAG run as an ``etlml.steps.run.RunContext``."""
+    from etlml.steps.run import RunContext
 
     return RunContext.from_airflow(get_current_context())
 
 
-def _param(name: str) -> Any:
-    return get_current_context()["params"][name]
+def _params() -> Any:
+    return get_current_context()["params"]
 
 
 @dag(
@@ -52,7 +54,13 @@ def _param(name: str) -> Any:
     dagrun_timeout=timedelta(minutes=30),
     default_args=DEFAULT_ARGS,
     params={
-        "batch_size": Param(200, type="integer", minimum=1, description="events per interval"),
+        "simulated_events": Param(
+            200,
+            type="integer",
+            minimum=1,
+            description="events the simulator makes per interval (ETLML_SOURCE=simulator only; "
+            "landing files are read as they are)",
+        ),
         "shard_size": Param(
             1_000_000,
             type="integer",
@@ -66,6 +74,13 @@ def _param(name: str) -> Any:
             description="'model': the champion's stored statistics; 'batch': per-batch z-scores "
             "(reproduces the case study; a score then depends on its batch mates)",
         ),
+        "batch_size": Param(
+            None,
+            type=["null", "integer"],
+            minimum=1,
+            description="deprecated: the old name of simulated_events, still obeyed (with a warning) "
+            "in this release; use simulated_events",
+        ),
     },
     tags=["etlml", "ml"],
     doc_md=__doc__,
@@ -73,50 +88,56 @@ def _param(name: str) -> Any:
 def etl_ml_pipeline() -> None:
     @task
     def extract() -> list[dict[str, Any]]:
-        """Returns the shards (what the mapped tasks expand over); the run's metadata goes to XCom
-        key ``run``."""
-        from etlml import pipeline
+        """Returns the shards (what the mapped tasks expand over); the run's plan goes to XCom key
+        ``run``."""
+        from etlml.steps.extract import extract
+        from etlml.steps.run import simulated_events
 
-        meta = pipeline.extract(
+        params = _params()
+        extracted = extract(
             _run(),
-            batch_size=int(_param("batch_size")),
-            shard_size=int(_param("shard_size")),
-            normalization=_param("normalization"),
+            simulated_events=simulated_events(params),
+            shard_size=int(params["shard_size"]),
+            normalization=params["normalization"],
         )
-        shards = meta.pop("shards")
-        get_current_context()["ti"].xcom_push(key="run", value=meta)
-        return list(shards)
+        get_current_context()["ti"].xcom_push(key="run", value=extracted.plan.to_xcom())
+        return [shard.to_xcom() for shard in extracted.shards]
 
     @task
-    def transform(extracted: dict[str, Any], shard: dict[str, Any]) -> dict[str, Any]:
-        from etlml import pipeline
+    def transform(plan: dict[str, Any], shard: dict[str, Any]) -> dict[str, Any]:
+        from etlml.steps.run import RunPlan, Shard
+        from etlml.steps.transform import transform
 
-        return pipeline.transform_step(_run(), extracted, _param("normalization"), shard)
-
-    @task
-    def load_processed(processed: list[dict[str, Any]], extracted: dict[str, Any]) -> dict[str, Any]:
-        from etlml import pipeline
-
-        return pipeline.load_processed(_run(), list(processed), extracted)
+        return transform(_run(), RunPlan.from_xcom(plan), Shard.from_xcom(shard)).to_xcom()
 
     @task
-    def predict(processed: dict[str, Any]) -> dict[str, Any]:
-        from etlml import pipeline
+    def load_processed(processed: list[dict[str, Any]], plan: dict[str, Any]) -> dict[str, Any]:
+        from etlml.steps.load_processed import load_processed
+        from etlml.steps.run import ProcessedShard, RunPlan
 
-        return pipeline.predict(_run(), processed)
+        shards = [ProcessedShard.from_xcom(p) for p in processed]
+        return load_processed(_run(), RunPlan.from_xcom(plan), shards).to_xcom()
+
+    @task
+    def predict(plan: dict[str, Any], processed: dict[str, Any]) -> dict[str, Any]:
+        from etlml.steps.predict import predict
+        from etlml.steps.run import ProcessedShard, RunPlan
+
+        return predict(_run(), RunPlan.from_xcom(plan), ProcessedShard.from_xcom(processed)).to_xcom()
 
     @task
     def store_predictions(predicted: dict[str, Any]) -> dict[str, Any]:
-        from etlml import pipeline
+        from etlml.steps.run import PredictedShard
+        from etlml.steps.store_predictions import store_predictions
 
-        return pipeline.store_predictions(_run(), predicted)
+        return store_predictions(_run(), PredictedShard.from_xcom(predicted)).to_xcom()
 
     shards = extract()
-    extracted = shards["run"]  # type: ignore[index]
-    processed = transform.partial(extracted=extracted).expand(shard=shards)
+    plan = shards["run"]  # type: ignore[index]
+    processed = transform.partial(plan=plan).expand(shard=shards)
     # every shard in one transaction, with the run's rejected records and audit; then the quality gate
-    loaded = load_processed(processed, extracted)
-    predicted = predict.expand(processed=processed)
+    loaded = load_processed(processed, plan)
+    predicted = predict.partial(plan=plan).expand(processed=processed)
     loaded >> predicted
     store_predictions.expand(predicted=predicted)
 

@@ -32,17 +32,17 @@ from airflow.sdk import Param, dag, get_current_context, task
 def rescore_dag() -> None:
     @task
     def rescore() -> dict[str, Any]:
-        from etlml import pipeline
+        from etlml.steps.rescore import rescore
 
         ctx = get_current_context()
         params = ctx["params"]
-        return pipeline.rescore(
+        return rescore(
             run_ref=f"{ctx['dag'].dag_id}/{ctx['run_id']}",
             version=str(params["model_version"]),
             start=datetime.fromisoformat(params["from"]),
             end=datetime.fromisoformat(params["to"]),
             chunk_size=int(params["chunk_size"]),
-        )
+        ).to_xcom()
 
     rescore()
 

@@ -17,7 +17,7 @@ from types import FrameType
 
 import psycopg
 
-from etlml import localstack
+from scripts import localstack
 
 ROOT = Path(__file__).resolve().parents[1]
 STATE = ROOT / ".demo"

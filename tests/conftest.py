@@ -98,20 +98,20 @@ def fresh_warehouse(warehouse_dsn: str, monkeypatch: pytest.MonkeyPatch) -> Iter
 @pytest.fixture
 def fresh_migrated(fresh_warehouse: str) -> str:
     """:func:`fresh_warehouse` with every migration applied: a registry the test may change freely."""
-    from etlml import migrations
+    from etlml.warehouse import schema
 
     with psycopg.connect(fresh_warehouse) as conn:
-        migrations.migrate(conn)
+        schema.migrate(conn)
     return fresh_warehouse
 
 
 @pytest.fixture(scope="session")
 def migrated(warehouse_dsn: str) -> str:
     """The session's warehouse with every migration applied."""
-    from etlml import migrations
+    from etlml.warehouse import schema
 
     with psycopg.connect(warehouse_dsn) as conn:
-        migrations.migrate(conn)
+        schema.migrate(conn)
     return warehouse_dsn
 
 

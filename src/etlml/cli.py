@@ -2,6 +2,8 @@
 
 It finds the warehouse the way the DAGs do: the Airflow connection ``warehouse``
 (``AIRFLOW_CONN_WAREHOUSE``). Errors print one line saying what to do and exit with status 2.
+Each command imports what it uses when it runs, so ``db migrate`` and ``models`` start without
+pandas and pyarrow.
 """
 
 from __future__ import annotations
@@ -13,17 +15,25 @@ from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any
 
-from etlml import db, migrations, model, pipeline, registry, settings
+from etlml import settings
+from etlml.errors import PermanentError
+from etlml.features.stats import FeatureStats, parse_stats
+from etlml.models import registry
+from etlml.warehouse import connection
 
 
 def _migrate(_: argparse.Namespace) -> int:
-    applied = pipeline.migrate_schema()
+    from etlml.steps.init_schema import migrate_schema
+
+    applied = migrate_schema()
     print(f"applied {len(applied)} migration(s): {', '.join(applied)}" if applied else "schema is up to date")
     return 0
 
 
 def _check(_: argparse.Namespace) -> int:
-    print(json.dumps(pipeline.check_schema()))
+    from etlml.steps.init_schema import check_schema
+
+    print(json.dumps(check_schema().to_xcom()))
     return 0
 
 
@@ -31,7 +41,7 @@ def _with_registry(action: Callable[[Any, argparse.Namespace], Any]) -> Callable
     """Run ``action(conn, args)`` on the warehouse and print its result as a table or JSON."""
 
     def run(args: argparse.Namespace) -> int:
-        with db.connect(settings.load().warehouse_conn_id) as conn:
+        with connection.connect(settings.load().warehouse_conn_id) as conn:
             result = action(conn, args)
         if args.json:
             print(json.dumps(result, default=str, indent=2))
@@ -71,13 +81,13 @@ def _fields(result: dict[str, Any]) -> str:
     )
 
 
-def _stats(conn: Any, args: argparse.Namespace) -> dict[str, model.FeatureStats]:
+def _stats(conn: Any, args: argparse.Namespace) -> dict[str, FeatureStats]:
     if args.stats:
         try:
             given = json.loads(args.stats)
         except json.JSONDecodeError as exc:
             raise registry.RegistryError(f"--stats is not JSON: {exc}") from exc
-        return model.parse_stats(args.version, given)
+        return parse_stats(args.version, given)
     if args.fit_stats_from and args.fit_stats_to:
         return registry.fit_stats(conn, args.fit_stats_from, args.fit_stats_to)
     raise registry.RegistryError(
@@ -185,12 +195,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return int(args.func(args))
-    except (
-        db.WarehouseUnavailableError,
-        migrations.MigrationError,
-        model.ModelError,
-        registry.RegistryError,
-    ) as exc:
+    except (PermanentError, connection.WarehouseUnavailableError) as exc:
         print(f"etlml: {exc}", file=sys.stderr)
         return 2
 

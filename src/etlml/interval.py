@@ -28,8 +28,3 @@ class Interval:
     def key(self) -> str:
         """A path- and id-safe name, e.g. ``20261125T1810Z_20261125T1820Z``."""
         return f"{self.start:%Y%m%dT%H%M%S}Z_{self.end:%Y%m%dT%H%M%S}Z"
-
-    @classmethod
-    def parse(cls, start: str, end: str) -> Interval:
-        """Build from ISO-8601 strings, as they travel through XCom."""
-        return cls(datetime.fromisoformat(start), datetime.fromisoformat(end))

@@ -1,4 +1,7 @@
-"""The one place that reads etlml's environment variables."""
+"""The one place that reads etlml's environment variables.
+
+A value etlml cannot use raises :class:`~etlml.errors.SettingsError` naming the variable.
+"""
 
 from __future__ import annotations
 
@@ -10,16 +13,13 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Literal
 
-DEFAULT_BATCH_SIZE = 200
+from etlml.errors import SettingsError
+
 DEFAULT_SEED = 20_240_601
 WAREHOUSE_CONN_ID = "warehouse"
 SOURCES = ("simulator", "landing")
 DEFAULT_MAX_FUTURE_SKEW_SECONDS = 300.0
 DEFAULT_MAX_REJECTED_SHARE = 0.05
-
-
-class SettingsError(ValueError):
-    """An environment variable has a value etlml cannot use: retrying does not fix it."""
 
 
 @dataclass(frozen=True)
@@ -77,12 +77,20 @@ def _number(name: str, default: float, low: float, high: float) -> float:
     return value
 
 
+def _integer(name: str, default: int) -> int:
+    text = os.environ.get(name) or str(default)
+    try:
+        return int(text)
+    except ValueError:
+        raise SettingsError(f"{name} must be an integer, got {text!r}") from None
+
+
 def load() -> Settings:
     """Read the environment; called at run time, never at DAG parse time."""
     return Settings(
         storage_root=os.environ.get("ETLML_STORAGE_ROOT") or _default_storage_root(),
         warehouse_conn_id=os.environ.get("ETLML_WAREHOUSE_CONN_ID") or WAREHOUSE_CONN_ID,
-        source_seed=int(os.environ.get("ETLML_SOURCE_SEED") or DEFAULT_SEED),
+        source_seed=_integer("ETLML_SOURCE_SEED", DEFAULT_SEED),
         source=_source(),
         landing_root=os.environ.get("ETLML_LANDING_ROOT") or _default_landing_root(),
         max_future_skew=timedelta(

@@ -1,7 +1,7 @@
 """Intermediate Parquet files under the storage root, one folder per DAG and data interval.
 
-Large files are written and read in batches of :data:`BATCH_ROWS` rows (one Parquet row group per
-batch), so a step's memory does not grow with the size of its interval.
+Files are written and read :data:`ROW_GROUP_ROWS` rows at a time (one Parquet row group each), so a
+step's memory does not grow with the size of its interval.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from etlml.interval import Interval
+from etlml.records import Layout
 
 if TYPE_CHECKING:
     from airflow.sdk import ObjectStoragePath
@@ -26,8 +27,8 @@ if TYPE_CHECKING:
 # than doubles the time to write a file (and to read it back) for no saving in size.
 _DICTIONARY_COLUMNS = ("source_file", "reason", "model_version", "normalized_with")
 
-BATCH_ROWS = 250_000
-"""Rows per Parquet row group and per batch a streaming step holds in memory."""
+ROW_GROUP_ROWS = 250_000
+"""Rows per Parquet row group, and per frame a streaming step holds in memory."""
 _READ_BYTES = 8 << 20
 
 
@@ -43,7 +44,7 @@ class FileRef:
     rows: int
     sha256: str
 
-    def as_xcom(self) -> dict[str, Any]:
+    def to_xcom(self) -> dict[str, Any]:
         return asdict(self)
 
     @classmethod
@@ -65,14 +66,6 @@ def at(uri: str) -> ObjectStoragePath:
     return ObjectStoragePath(uri)
 
 
-def write_frame(frame: pd.DataFrame, path: ObjectStoragePath) -> FileRef:
-    """Write ``frame`` as Parquet to ``path`` (replacing it) and return its reference."""
-    with FrameWriter(path, frame) as out:
-        out.write(frame)
-    assert out.ref is not None
-    return out.ref
-
-
 def _options(schema: pa.Schema) -> dict[str, Any]:
     return {
         "compression": "zstd",
@@ -90,21 +83,18 @@ def _sha256(path: ObjectStoragePath) -> str:
 
 
 class FrameWriter:
-    """Write frames of one schema as row groups of a Parquet file; :attr:`ref` once closed.
+    """Write frames of one layout as row groups of a Parquet file; :attr:`ref` once closed.
 
-    ``empty`` gives the schema (``types`` that of its object columns), so the file always exists and
-    readers need no special case. The file is replaced as a whole when the writer closes
-    without an error; on an error the partial file is left for the retry to overwrite, and nothing
-    refers to it.
+    The file always exists, with the layout's columns, so readers need no special case. It is replaced
+    as a whole when the writer closes without an error; on an error the partial file is left for the
+    retry to overwrite, and nothing refers to it.
     """
 
-    def __init__(
-        self, path: ObjectStoragePath, empty: pd.DataFrame, types: Mapping[str, pa.DataType] | None = None
-    ) -> None:
+    def __init__(self, path: ObjectStoragePath, layout: Layout) -> None:
         self.path = path
-        schema = pa.Schema.from_pandas(empty, preserve_index=False)
-        for name, kind in (types or {}).items():  # what an empty object column cannot tell
-            schema = schema.set(schema.get_field_index(name), pa.field(name, kind))
+        schema = pa.Schema.from_pandas(layout.empty(), preserve_index=False)
+        for name, kind in layout.arrow_types().items():  # what an empty object column cannot tell
+            schema = schema.set(schema.get_field_index(name), pa.field(name, getattr(pa, kind)()))
         self.schema = schema
         self.rows = 0
         self.ref: FileRef | None = None
@@ -122,7 +112,7 @@ class FrameWriter:
         assert self._writer is not None, "use FrameWriter as a context manager"
         if len(frame):
             table = pa.Table.from_pandas(frame, schema=self.schema, preserve_index=False)
-            self._writer.write_table(table, row_group_size=BATCH_ROWS)
+            self._writer.write_table(table, row_group_size=ROW_GROUP_ROWS)
             self.rows += len(frame)
 
     def __exit__(
@@ -159,22 +149,21 @@ def _arrow_batches(ref: FileRef, columns: list[str] | None, rows: int) -> Iterat
             yield pa.Table.from_batches([batch])
 
 
-def read_batches(
-    ref: FileRef, columns: list[str] | None = None, rows: int = BATCH_ROWS
+def read_frames(
+    ref: FileRef, columns: list[str] | None = None, rows: int = ROW_GROUP_ROWS
 ) -> Iterator[pd.DataFrame]:
-    """The frames of a file written by :class:`FrameWriter` (or :func:`write_frame`), ``rows`` at a
-    time, after checking its checksum; memory holds one batch."""
+    """The frames of a file written by :class:`FrameWriter`, ``rows`` at a time, after checking its
+    checksum; memory holds one frame."""
     for table in _arrow_batches(ref, columns, rows):
         yield table.to_pandas()
 
 
 def read_table(ref: FileRef, columns: list[str] | None = None) -> pa.Table:
     """The ``columns`` of a whole file as one Arrow table, after checking its checksum."""
-    return pa.concat_tables(_arrow_batches(ref, columns, BATCH_ROWS))
+    return pa.concat_tables(_arrow_batches(ref, columns, ROW_GROUP_ROWS))
 
 
 def read_frame(ref: FileRef) -> pd.DataFrame:
-    """Read a whole file written by :func:`write_frame` or :class:`FrameWriter`, refusing it if its
-    checksum changed."""
+    """Read a whole file written by :class:`FrameWriter`, refusing it if its checksum changed."""
     frame: pd.DataFrame = read_table(ref).to_pandas()
     return frame

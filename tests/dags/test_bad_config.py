@@ -6,15 +6,15 @@ from typing import Any
 import psycopg
 import pytest
 
-from etlml import db, pipeline
 from etlml.interval import Interval
+from etlml.steps.extract import extract
+from etlml.steps.run import RunContext
+from etlml.warehouse import connection
 from tests.dags.test_dag_runs import LOGICAL, PIPELINE
 
 pytestmark = [pytest.mark.airflow, pytest.mark.db]
 
-RUN = pipeline.RunContext(
-    "10_etl_ml_pipeline", "manual__test", Interval(LOGICAL - timedelta(minutes=10), LOGICAL)
-)
+RUN = RunContext("10_etl_ml_pipeline", "manual__test", Interval(LOGICAL - timedelta(minutes=10), LOGICAL))
 
 
 def task_states(dag_run: Any) -> dict[str, tuple[str, int]]:
@@ -32,7 +32,7 @@ def test_unapplied_migrations_fail_extract_once_and_write_nothing(
     from airflow.sdk.exceptions import AirflowFailException
 
     with pytest.raises(AirflowFailException, match="run `etlml db migrate` or trigger DAG 00_init_schema"):
-        pipeline.extract(RUN, batch_size=10)
+        extract(RUN, simulated_events=10)
     dag_run = dags[PIPELINE].test(logical_date=datetime(2026, 11, 25, 18, 40, tzinfo=UTC))
     assert dag_run.state == "failed"
     states = task_states(dag_run)
@@ -49,11 +49,13 @@ def test_a_missing_connection_names_the_variable_to_set(monkeypatch: pytest.Monk
 
     monkeypatch.delenv("AIRFLOW_CONN_WAREHOUSE")
     with pytest.raises(AirflowFailException, match="AIRFLOW_CONN_WAREHOUSE=postgresql://"):
-        pipeline.extract(RUN, batch_size=10)
+        extract(RUN, simulated_events=10)
 
 
 def test_an_unreachable_warehouse_is_retried_with_a_clear_message(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("AIRFLOW_CONN_WAREHOUSE", "postgresql://nobody@127.0.0.1:1/nowhere")
-    with pytest.raises(db.WarehouseUnavailableError, match="check that PostgreSQL is running") as caught:
-        pipeline.extract(RUN, batch_size=10)
-    assert not isinstance(caught.value, db.ConnectionMissingError)
+    with pytest.raises(
+        connection.WarehouseUnavailableError, match="check that PostgreSQL is running"
+    ) as caught:
+        extract(RUN, simulated_events=10)
+    assert not isinstance(caught.value, connection.ConnectionMissingError)

@@ -7,7 +7,7 @@ from typing import Any
 import psycopg
 import pytest
 
-from etlml import migrations
+from etlml.warehouse import schema
 
 pytestmark = [pytest.mark.airflow, pytest.mark.db]
 
@@ -31,7 +31,12 @@ CONTENT_DIGEST = {
 
 
 # dag.test() keeps a run_conf on the DAG object for later runs: every pipeline run states all its params
-PIPELINE_PARAMS = {"batch_size": 200, "normalization": "model", "shard_size": 1_000_000}
+PIPELINE_PARAMS = {
+    "simulated_events": 200,
+    "normalization": "model",
+    "shard_size": 1_000_000,
+    "batch_size": None,
+}
 
 
 def run(dag: Any, logical_date: datetime, **conf: Any) -> Any:
@@ -75,9 +80,7 @@ def test_init_schema_migrates_a_fresh_warehouse_and_is_idempotent(
     run(dags["00_init_schema"], LOGICAL)
     run(dags["00_init_schema"], datetime(2026, 11, 25, 18, 20, tzinfo=UTC))
     with psycopg.connect(fresh_warehouse) as conn:
-        assert conn.execute("SELECT count(*) FROM schema_migrations").fetchone() == (
-            len(migrations.available()),
-        )
+        assert conn.execute("SELECT count(*) FROM schema_migrations").fetchone() == (len(schema.available()),)
         assert conn.execute(
             "SELECT model_version FROM model_aliases WHERE alias = 'champion'"
         ).fetchone() == ("baseline_v1",)
@@ -183,7 +186,7 @@ def test_smaller_batch_replaces_the_interval_and_batch_normalization_is_marked(
     dags: dict[str, Any], conn: psycopg.Connection[Any]
 ) -> None:
     run(dags[PIPELINE], LOGICAL)
-    run(dags[PIPELINE], LOGICAL, batch_size=50, normalization="batch")
+    run(dags[PIPELINE], LOGICAL, simulated_events=50, normalization="batch")
     summary = conn.execute(
         "SELECT count(*), bool_and(normalized_with = 'batch'), abs(avg(f1_z)) < 1e-9 FROM processed_data"
     ).fetchone()
@@ -225,3 +228,13 @@ def test_a_sharded_run_stores_exactly_what_an_unsharded_one_does(
     run(dags[PIPELINE], LOGICAL, normalization=normalization, shard_size=70)
     assert digests(conn, CONTENT_DIGEST) == unsharded_content
     assert conn.execute(audit).fetchall() == unsharded_audit == [(200, 200, 0, 0, "passed")]
+
+
+def test_the_deprecated_batch_size_param_is_still_obeyed_with_a_warning(
+    dags: dict[str, Any], conn: psycopg.Connection[Any], caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level("WARNING", logger="etlml.steps.run"):
+        run(dags[PIPELINE], LOGICAL, batch_size=50)
+    assert conn.execute("SELECT count(*) FROM processed_data").fetchone() == (50,)
+    warnings = [r.getMessage() for r in caplog.records if r.name == "etlml.steps.run"]
+    assert any("batch_size is deprecated" in w and "simulated_events=50" in w for w in warnings), warnings

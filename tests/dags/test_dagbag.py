@@ -44,13 +44,14 @@ def test_pipeline_schedule_has_a_real_ten_minute_interval(dagbag: Any) -> None:
     assert dag.catchup is False
 
 
-def test_pipeline_retries_with_backoff_and_batch_size_param(dagbag: Any) -> None:
+def test_pipeline_retries_with_backoff_and_its_params(dagbag: Any) -> None:
     dag = dagbag.dags["10_etl_ml_pipeline"]
     for task in dag.tasks:
         assert task.retries == 3
         assert task.retry_exponential_backoff
         assert task.max_retry_delay == timedelta(minutes=5)
-    assert dag.params["batch_size"] == 200
+    assert dag.params["simulated_events"] == 200
+    assert dag.params["batch_size"] is None  # the deprecated name, still accepted
     assert dag.params["normalization"] == "model"
 
 

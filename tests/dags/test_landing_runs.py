@@ -4,6 +4,7 @@ quarantined with a reason, the counts add up, and the run's state follows the qu
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -11,8 +12,11 @@ from typing import Any
 import psycopg
 import pytest
 
-from etlml import pipeline
 from etlml.interval import Interval
+from etlml.steps.extract import extract
+from etlml.steps.load_processed import load_processed
+from etlml.steps.run import RunContext
+from etlml.steps.transform import transform
 from tests.conftest import ROOT
 from tests.dags.test_bad_config import task_states
 from tests.dags.test_dag_runs import FULL_DIGEST, PIPELINE, PIPELINE_PARAMS, digests, xcom_values
@@ -25,7 +29,7 @@ pytestmark = [pytest.mark.airflow, pytest.mark.db]
 LOGICAL = datetime(2026, 11, 25, 19, 10, tzinfo=UTC)
 START = datetime(2026, 11, 25, 19, 0, tzinfo=UTC)
 KEY = "2026-11-25/1900"  # the partition of [19:00, 19:10), the interval dag.test(LOGICAL) runs
-RUN = pipeline.RunContext(PIPELINE, "manual__landing", Interval(START, LOGICAL))
+RUN = RunContext(PIPELINE, "manual__landing", Interval(START, LOGICAL))
 REJECTED_DIGEST = (
     "SELECT md5(string_agg(t::text, '|' ORDER BY source_file, row_number)) FROM rejected_events t"
 )
@@ -179,10 +183,10 @@ def test_the_gate_message_names_the_top_reasons(wh: psycopg.Connection[Any], lan
     from airflow.sdk.exceptions import AirflowFailException
 
     bad_partition(landing_root, START, KEY)
-    extracted = pipeline.extract(RUN, batch_size=1)
-    processed = pipeline.transform_step(RUN, extracted, "model")
+    extracted = extract(RUN, simulated_events=1)
+    processed = [transform(RUN, extracted.plan, shard) for shard in extracted.shards]
     with pytest.raises(AirflowFailException) as failed:
-        pipeline.load_processed(RUN, processed, extracted)
+        load_processed(RUN, extracted.plan, processed)
     message = str(failed.value)
     assert (
         "quality gate failed: 42 of 303 records of 20261125T190000Z_20261125T191000Z rejected (13.9%)"
@@ -197,16 +201,14 @@ def test_counts_that_do_not_add_up_write_nothing(wh: psycopg.Connection[Any], la
     from airflow.sdk.exceptions import AirflowFailException
 
     mixed_partition(landing_root, START, KEY)
-    extracted = pipeline.extract(RUN, batch_size=1)
-    processed = pipeline.transform_step(RUN, extracted, "model")
-    tampered = {
-        **extracted,
-        "counts": {**extracted["counts"], "extracted": extracted["counts"]["extracted"] + 1},
-    }
+    extracted = extract(RUN, simulated_events=1)
+    processed = [transform(RUN, extracted.plan, shard) for shard in extracted.shards]
+    counts = extracted.plan.counts
+    tampered = replace(extracted.plan, counts=replace(counts, extracted=counts.extracted + 1))
     with pytest.raises(
         AirflowFailException, match=r"do not add up: extracted 272 != loaded 260 \+ rejected 10"
     ):
-        pipeline.load_processed(RUN, processed, tampered)
+        load_processed(RUN, tampered, processed)
     counts = wh.execute(
         "SELECT (SELECT count(*) FROM processed_data), (SELECT count(*) FROM rejected_events), "
         "(SELECT count(*) FROM run_audit)"
@@ -253,4 +255,4 @@ def test_a_bad_setting_fails_extract_without_retry(monkeypatch: pytest.MonkeyPat
 
     monkeypatch.setenv("ETLML_SOURCE", "files")
     with pytest.raises(AirflowFailException, match="ETLML_SOURCE must be one of simulator, landing"):
-        pipeline.extract(RUN, batch_size=1)
+        extract(RUN, simulated_events=1)

@@ -10,17 +10,25 @@ import pytest
 import skops.io
 from sklearn.linear_model import LinearRegression
 
-from etlml import model, pipeline, registry
+from etlml.features.stats import FeatureStats
 from etlml.interval import Interval
+from etlml.models import registry
+from etlml.steps.extract import extract
+from etlml.steps.load_processed import load_processed
+from etlml.steps.predict import predict
+from etlml.steps.rescore import rescore
+from etlml.steps.run import RunContext
+from etlml.steps.store_predictions import store_predictions
+from etlml.steps.transform import transform
 from tests.dags.test_dag_runs import CONTENT_DIGEST, FULL_DIGEST, LOGICAL, PIPELINE, digests, run
 
 pytestmark = [pytest.mark.airflow, pytest.mark.db]
 
 # v2 has statistics of its own, so its z-scores differ from the champion's
 V2_STATS = {
-    "f1": model.FeatureStats(9, 3),
-    "f2": model.FeatureStats(0.5, 2),
-    "f3": model.FeatureStats(95, 12),
+    "f1": FeatureStats(9, 3),
+    "f2": FeatureStats(0.5, 2),
+    "f3": FeatureStats(95, 12),
 }
 V2_FORMULA = " + ".join(
     [
@@ -126,19 +134,18 @@ def test_rescoring_a_window_twice_gives_identical_rows(dags: dict[str, Any], reg
 def test_rescore_counts_its_chunks_and_refuses_an_empty_window(reg: Any) -> None:
     end = datetime(2030, 1, 1, tzinfo=UTC)
     with pytest.raises(Exception, match="'from' must be < 'to'"):
-        pipeline.rescore("t/r", "v2", end, end, 10)
-    assert pipeline.rescore("t/r", "v2", end - timedelta(days=1), end, 10)["chunks"] == 0
+        rescore("t/r", "v2", end, end, 10)
+    assert rescore("t/r", "v2", end - timedelta(days=1), end, 10).chunks == 0
 
 
 def test_a_promotion_during_a_run_does_not_mix_versions(reg: Any) -> None:
-    ctx = pipeline.RunContext(
-        PIPELINE, "manual__promotion", Interval(LOGICAL - timedelta(minutes=10), LOGICAL)
-    )
-    extracted = pipeline.extract(ctx, batch_size=50)
-    processed = pipeline.transform_step(ctx, extracted, "model")  # the run reads the aliases here
+    ctx = RunContext(PIPELINE, "manual__promotion", Interval(LOGICAL - timedelta(minutes=10), LOGICAL))
+    extracted = extract(ctx, simulated_events=50)  # the run reads the aliases here, once
+    plan = extracted.plan
+    processed = [transform(ctx, plan, shard) for shard in extracted.shards]
     registry.promote(reg, "v2", "someone-else")
-    pipeline.load_processed(ctx, processed)
-    stored = pipeline.store_predictions(ctx, pipeline.predict(ctx, processed))
-    assert stored["model_version"] == "baseline_v1"
+    load_processed(ctx, plan, processed)
+    [stored] = [store_predictions(ctx, predict(ctx, plan, shard)) for shard in processed]
+    assert [(f.model_version, f.role) for f, _ in stored.stored] == [("baseline_v1", "champion")]
     assert reg.execute("SELECT DISTINCT model_version FROM predictions").fetchall() == [("baseline_v1",)]
     assert reg.execute("SELECT DISTINCT normalized_with FROM processed_data").fetchall() == [("baseline_v1",)]

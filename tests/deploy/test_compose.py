@@ -687,3 +687,11 @@ def test_no_runtime_pip_installs_and_no_pickle(path: str) -> None:
     text = (ROOT / path).read_text()
     assert "_PIP_ADDITIONAL_REQUIREMENTS" not in text
     assert "pickl" not in text.lower()
+
+
+def test_the_image_ships_the_package_and_the_dags_not_the_dev_tooling() -> None:
+    """The demo's local stack (admin/admin, process control), the tests and the benchmark stay out."""
+    sources = {source.rstrip("/") for _, copied, _ in _copies() for source in copied}
+    assert sources == {"requirements.lock", "pyproject.toml", "README.md", "src", "dags"}
+    shipped = [p.relative_to(ROOT).as_posix() for p in (ROOT / "src").rglob("*.py")]
+    assert not [p for p in shipped if "localstack" in p or p.startswith("src/scripts")]

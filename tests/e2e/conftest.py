@@ -14,8 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from scripts import localstack
 
-from etlml import localstack
 from tests.conftest import ADMIN_DSN, ROOT, WORK_DIR
 
 AIRFLOW = str(Path(sys.executable).with_name("airflow"))

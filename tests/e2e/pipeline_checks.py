@@ -26,7 +26,7 @@ def run_both_dags(stack: Stack, **conf: Any) -> dict[str, Any]:
     # unpaused only now: its first scheduled run would otherwise find the warehouse unmigrated
     api.wait_for_dag(PIPELINE)
     api.unpause(PIPELINE)
-    run_id = api.trigger(PIPELINE, logical_date=LOGICAL, conf={"batch_size": BATCH, **conf})
+    run_id = api.trigger(PIPELINE, logical_date=LOGICAL, conf={"simulated_events": BATCH, **conf})
     state = api.wait_for_run(PIPELINE, run_id, timeout=420)
     assert state == "success", api.task_states(PIPELINE, run_id)
     run: dict[str, Any] = api._call("GET", f"/api/v2/dags/{PIPELINE}/dagRuns/{run_id}")

@@ -78,3 +78,24 @@ def test_the_installed_command_finds_the_warehouse_through_the_airflow_connectio
     )
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout)["aliases"] == ["champion"]
+
+
+LIGHT_COMMAND = """
+import json, sys
+from etlml import cli
+code = cli.main(sys.argv[1:])
+heavy = sorted(m for m in ("pandas", "pyarrow") if m in sys.modules)
+print(json.dumps({"code": code, "heavy": heavy}), file=sys.stderr)
+"""
+
+
+@pytest.mark.parametrize("command", [["db", "migrate"], ["models", "list"], ["db", "check"]])
+def test_schema_and_registry_commands_do_not_load_pandas_or_pyarrow(
+    fresh_migrated: str, command: list[str]
+) -> None:
+    done = subprocess.run(
+        [sys.executable, "-c", LIGHT_COMMAND, *command], capture_output=True, text=True, check=False
+    )
+    result = json.loads(done.stderr.strip().splitlines()[-1])
+    assert result["code"] == 0, done.stderr
+    assert result["heavy"] == [], f"etlml {' '.join(command)} imported {result['heavy']}"

@@ -9,14 +9,16 @@ import pandas as pd
 import psycopg
 import pytest
 
-from etlml import pipeline, storage
+from etlml import storage
+from etlml.ingest.simulator import SimulatedSource
 from etlml.interval import Interval
-from etlml.source import SimulatedSource
+from etlml.steps.extract import extract
+from etlml.steps.run import Extracted, RunContext
 
 pytestmark = pytest.mark.db
 
 INTERVAL = Interval(datetime(2026, 11, 25, 18, 10, tzinfo=UTC), datetime(2026, 11, 25, 18, 20, tzinfo=UTC))
-RUN = pipeline.RunContext("shards_test", "manual__1", INTERVAL)
+RUN = RunContext("shards_test", "manual__1", INTERVAL)
 
 
 class OneFrameSource:
@@ -51,40 +53,40 @@ def chunks() -> list[pd.DataFrame]:
     return [first, pd.concat([second, again], ignore_index=True)]
 
 
-def events_of(meta: dict[str, Any]) -> pd.DataFrame:
-    frames = [storage.read_frame(storage.FileRef.from_xcom(s)) for s in meta["shards"]]
+def events_of(extracted: Extracted) -> pd.DataFrame:
+    frames = [storage.read_frame(s.events) for s in extracted.shards]
     return pd.concat(frames, ignore_index=True).sort_values("event_id", ignore_index=True)
 
 
 def test_duplicates_across_chunks_are_resolved_in_their_shard(conn: psycopg.Connection[Any]) -> None:
-    meta = pipeline.extract(RUN, batch_size=0, source=ChunkedSource(chunks()), shard_size=5)
-    assert len(meta["shards"]) == 3  # 15 records, 5 per shard
-    counts = meta["counts"]
-    assert (counts["extracted"], counts["accepted"], counts["deduplicated"]) == (15, 12, 3)
-    events = events_of(meta)
+    extracted = extract(RUN, source=ChunkedSource(chunks()), shard_size=5)
+    assert len(extracted.shards) == 3  # 15 records, 5 per shard
+    counts = extracted.plan.counts
+    assert (counts.extracted, counts.accepted, counts.deduplicated) == (15, 12, 3)
+    events = events_of(extracted)
     assert events["event_id"].is_unique and len(events) == 12
-    for shard in meta["shards"]:
-        ids = storage.read_frame(storage.FileRef.from_xcom(shard))["event_id"]
-        assert shard["rows"] == len(ids)
+    for shard in extracted.shards:
+        ids = storage.read_frame(shard.events)["event_id"]
+        assert shard.events.rows == len(ids)
     winners = events.set_index("row_number").loc[[13, 14, 15], "f1"].tolist()
     assert winners == [-1.0, -2.0, -3.0]
-    rejected = storage.read_frame(storage.FileRef.from_xcom(meta["rejected"]))
+    rejected = storage.read_frame(extracted.plan.rejected)
     assert sorted(rejected["row_number"]) == [3, 6, 8]
     assert set(rejected["reason"]) == {"duplicate"}
     assert all("is kept from 'a.jsonl' row 1" in m for m in rejected["message"])
 
 
 def test_streamed_and_whole_extracts_agree(conn: psycopg.Connection[Any]) -> None:
-    streamed = pipeline.extract(RUN, batch_size=0, source=ChunkedSource(chunks()), shard_size=4)
+    streamed = extract(RUN, source=ChunkedSource(chunks()), shard_size=4)
     streamed_events = events_of(streamed)
-    streamed_rejected = storage.read_frame(storage.FileRef.from_xcom(streamed["rejected"]))
-    whole = pipeline.extract(RUN, batch_size=0, source=OneFrameSource(chunks()), shard_size=100)
-    assert len(whole["shards"]) == 1
+    streamed_rejected = storage.read_frame(streamed.plan.rejected)
+    whole = extract(RUN, source=OneFrameSource(chunks()), shard_size=100)
+    assert len(whole.shards) == 1
     pd.testing.assert_frame_equal(events_of(whole), streamed_events)
-    whole_rejected = storage.read_frame(storage.FileRef.from_xcom(whole["rejected"]))
+    whole_rejected = storage.read_frame(whole.plan.rejected)
     key = ["row_number", "reason", "message", "event_id"]
     pd.testing.assert_frame_equal(
         whole_rejected[key].sort_values("row_number", ignore_index=True),
         streamed_rejected[key].sort_values("row_number", ignore_index=True),
     )
-    assert {k: v for k, v in whole["counts"].items()} == streamed["counts"]
+    assert whole.plan.counts == streamed.plan.counts

@@ -6,7 +6,9 @@ from typing import Any
 import psycopg
 import pytest
 
-from etlml import migrations, model
+from etlml.errors import ModelError
+from etlml.models import loader, serving
+from etlml.warehouse import schema
 from tests.conftest import scratch_database
 
 pytestmark = pytest.mark.db
@@ -19,37 +21,37 @@ def empty_db(warehouse_dsn: str) -> Iterator[psycopg.Connection[Any]]:
 
 
 def test_migrate_applies_each_file_once(empty_db: psycopg.Connection[Any]) -> None:
-    shipped = migrations.available()
-    assert [m.version for m in migrations.migrate(empty_db)] == [m.version for m in shipped]
-    assert migrations.migrate(empty_db) == []
-    recorded = migrations.applied(empty_db)
+    shipped = schema.available()
+    assert [m.version for m in schema.migrate(empty_db)] == [m.version for m in shipped]
+    assert schema.migrate(empty_db) == []
+    recorded = schema.applied(empty_db)
     assert recorded == {m.version: m.checksum for m in shipped}
-    migrations.check(empty_db)
+    schema.check(empty_db)
 
 
 def test_check_on_an_empty_database_says_what_to_run(empty_db: psycopg.Connection[Any]) -> None:
-    with pytest.raises(migrations.MigrationError, match="etlml db migrate"):
-        migrations.check(empty_db)
+    with pytest.raises(schema.MigrationError, match="etlml db migrate"):
+        schema.check(empty_db)
 
 
 def test_an_edited_applied_migration_is_refused(empty_db: psycopg.Connection[Any]) -> None:
-    migrations.migrate(empty_db)
+    schema.migrate(empty_db)
     empty_db.execute("UPDATE schema_migrations SET checksum = 'x' WHERE version = 1")
     empty_db.commit()
-    with pytest.raises(migrations.MigrationError, match="changed after it was applied"):
-        migrations.migrate(empty_db)
+    with pytest.raises(schema.MigrationError, match="changed after it was applied"):
+        schema.migrate(empty_db)
 
 
 def test_a_migration_newer_than_the_code_is_refused(empty_db: psycopg.Connection[Any]) -> None:
-    migrations.migrate(empty_db)
+    schema.migrate(empty_db)
     empty_db.execute("INSERT INTO schema_migrations (version, name, checksum) VALUES (999, 'future', 'x')")
     empty_db.commit()
-    with pytest.raises(migrations.MigrationError, match="does not ship"):
-        migrations.check(empty_db)
+    with pytest.raises(schema.MigrationError, match="does not ship"):
+        schema.check(empty_db)
 
 
 def test_seeded_champion_is_the_case_study_baseline(conn: psycopg.Connection[Any]) -> None:
-    baseline = model.load(conn, model.champion(conn))
+    baseline = loader.load(conn, serving.resolve(conn).champion)
     assert baseline.version == "baseline_v1"
     assert dict(baseline.coef) == {"f1": 0.3, "f2": 0.2, "f3": 0.5}
     assert baseline.intercept == 0.0
@@ -65,5 +67,5 @@ def test_model_versions_are_immutable(conn: psycopg.Connection[Any]) -> None:
 
 
 def test_unknown_model_version_is_a_clear_error(conn: psycopg.Connection[Any]) -> None:
-    with pytest.raises(model.ModelError, match="not registered"):
-        model.load(conn, "no_such_version")
+    with pytest.raises(ModelError, match="not registered"):
+        loader.load(conn, "no_such_version")

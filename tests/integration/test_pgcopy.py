@@ -10,8 +10,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from etlml import pgcopy
-from etlml.warehouse import copy_frame
+from etlml.warehouse import pgcopy
+from etlml.warehouse.writes import copy_frames
 
 pytestmark = pytest.mark.db
 
@@ -23,7 +23,7 @@ def load(conn: psycopg.Connection[Any], frame: pd.DataFrame) -> list[tuple[Any, 
         cur.execute(
             "CREATE TEMP TABLE t (id text, ts timestamptz, x float8, flag bool, n int8) ON COMMIT DROP"
         )
-        copy_frame(cur, "t", COLUMNS, frame)
+        copy_frames(cur, "t", COLUMNS, [frame])
         rows = cur.execute("SELECT id, ts, x, flag, n FROM t").fetchall()
     conn.rollback()
     return rows
@@ -72,13 +72,12 @@ def test_an_empty_frame_copies_no_rows(conn: psycopg.Connection[Any]) -> None:
     assert load(conn, frame) == []
 
 
-def test_chunks_split_rows_but_not_values() -> None:
+def test_pieces_split_rows_but_not_values() -> None:
     frame = pd.DataFrame({"id": pd.Series([f"id{i}" for i in range(25)], dtype="string")})
-    whole = b"".join(pgcopy.chunks(frame, [("id", "text")], rows=1000))
-    split = b"".join(pgcopy.chunks(frame, [("id", "text")], rows=7))
-    assert whole == split
-    assert whole.startswith(pgcopy.HEADER)
-    assert whole.endswith(pgcopy.TRAILER)
+    whole = b"".join(pgcopy.pieces(frame, [("id", "text")], size=1000))
+    split = list(pgcopy.pieces(frame, [("id", "text")], size=7))
+    assert [len(p) for p in split] != [len(whole)] and b"".join(split) == whole
+    assert whole == pgcopy.encode(frame, [("id", "text")])
 
 
 def test_unknown_types_and_naive_timestamps_are_refused() -> None:

@@ -11,8 +11,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from etlml import contract, landing, quality, warehouse
+from etlml import quality, records
+from etlml.ingest import contract, landing
 from etlml.interval import Interval
+from etlml.warehouse import writes
 from tests.landing_files import HUGE_FIELD, INJECTION_ID
 
 pytestmark = pytest.mark.db
@@ -56,7 +58,7 @@ NASTY = {
 
 def test_nasty_records_are_stored_verbatim_and_never_executed(qconn: psycopg.Connection[Any]) -> None:
     rejected = rejected_of(NASTY)
-    result = warehouse.upsert_rejected(qconn, rejected, INTERVAL, "test/run")
+    result = writes.upsert_rejected(qconn, rejected, INTERVAL, "test/run")
     qconn.commit()
     assert (result.staged, result.inserted, result.updated, result.removed) == (8, 8, 0, 0)
     rows = qconn.execute(
@@ -88,18 +90,18 @@ def test_nasty_records_are_stored_verbatim_and_never_executed(qconn: psycopg.Con
 def test_rerun_is_idempotent_and_removes_what_is_no_longer_rejected(qconn: psycopg.Connection[Any]) -> None:
     rejected = rejected_of(NASTY)
     later = Interval(INTERVAL.end, INTERVAL.end + timedelta(minutes=10))
-    warehouse.upsert_rejected(qconn, rejected.iloc[:2], later, "test/other-interval")
-    warehouse.upsert_rejected(qconn, rejected, INTERVAL, "test/first")
+    writes.upsert_rejected(qconn, rejected.iloc[:2], later, "test/other-interval")
+    writes.upsert_rejected(qconn, rejected, INTERVAL, "test/first")
     qconn.commit()
     before = qconn.execute(DIGEST).fetchone()
-    again = warehouse.upsert_rejected(qconn, rejected, INTERVAL, "test/second")
+    again = writes.upsert_rejected(qconn, rejected, INTERVAL, "test/second")
     qconn.commit()
     assert (again.inserted, again.updated, again.removed, again.unchanged) == (0, 0, 0, 8)
     assert qconn.execute(DIGEST).fetchone() == before  # byte-identical, rejected_at and run included
     changed = rejected.copy()
     changed.loc[0, "message"] = "another message"
     fixed = changed.iloc[:3]  # the other files were fixed
-    result = warehouse.upsert_rejected(qconn, fixed, INTERVAL, "test/third")
+    result = writes.upsert_rejected(qconn, fixed, INTERVAL, "test/third")
     qconn.commit()
     assert (result.inserted, result.updated, result.removed) == (0, 1, 5)
     runs = qconn.execute(
@@ -113,7 +115,7 @@ def test_rerun_is_idempotent_and_removes_what_is_no_longer_rejected(qconn: psyco
 
 
 def test_outcomes_and_audit_follow_the_invariant(qconn: psycopg.Connection[Any]) -> None:
-    rejected = contract.empty_rejected()
+    rejected = records.REJECTED.empty()
     for reason, n in (("invalid_number", 3), ("duplicate", 2)):
         part = pd.DataFrame(
             {
@@ -126,25 +128,21 @@ def test_outcomes_and_audit_follow_the_invariant(qconn: psycopg.Connection[Any])
             }
         )
         rejected = pd.concat([rejected, part], ignore_index=True)
-    warehouse.upsert_rejected(qconn, rejected.astype({"row_number": "int64"}), INTERVAL, "test/run")
-    assert warehouse.interval_outcomes(qconn, INTERVAL) == (0, 3, 2)
-    audit = quality.Audit(
-        "landing", extracted=5, loaded=0, rejected=3, deduplicated=2, max_rejected_share=0.05
-    )
-    warehouse.store_audit(qconn, "dag", INTERVAL, "dag/run", audit.as_params())
-    warehouse.store_audit(qconn, "dag", INTERVAL, "dag/run2", audit.as_params())  # upsert, one row
+    writes.upsert_rejected(qconn, rejected.astype({"row_number": "int64"}), INTERVAL, "test/run")
+    assert writes.interval_outcomes(qconn, INTERVAL) == (0, 3, 2)
+    audit = quality.Audit("landing", contract.Counts(5, 0, 3, 2), max_rejected_share=0.05)
+    writes.store_audit(qconn, "dag", INTERVAL, "dag/run", audit)
+    writes.store_audit(qconn, "dag", INTERVAL, "dag/run2", audit)  # upsert, one row
     qconn.commit()
     row = qconn.execute(
         "SELECT extracted, loaded, rejected, deduplicated, gate, written_by_run FROM run_audit"
     ).fetchall()
     assert row == [(5, 0, 3, 2, "failed", "dag/run2")]
-    unbalanced = quality.Audit(
-        "landing", extracted=6, loaded=0, rejected=3, deduplicated=2, max_rejected_share=0.05
-    )
+    unbalanced = quality.Audit("landing", contract.Counts(6, 0, 3, 2), max_rejected_share=0.05)
     with pytest.raises(quality.InvariantError, match=r"extracted 6 != loaded 0 \+ rejected 3"):
         quality.check_balanced(unbalanced, INTERVAL)
     with pytest.raises(psycopg.errors.CheckViolation):
-        warehouse.store_audit(qconn, "dag", INTERVAL, "dag/run3", unbalanced.as_params())
+        writes.store_audit(qconn, "dag", INTERVAL, "dag/run3", unbalanced)
     qconn.rollback()
 
 
@@ -158,7 +156,7 @@ def test_bytea_copy_arrives_exactly(conn: psycopg.Connection[Any], values: list[
     frame = pd.DataFrame({"b": pd.Series(values, dtype=object)})
     with conn.cursor() as cur:
         cur.execute("CREATE TEMP TABLE tb (b bytea) ON COMMIT DROP")
-        warehouse.copy_frame(cur, "tb", (("b", "bytea"),), frame)
+        writes.copy_frames(cur, "tb", (("b", "bytea"),), [frame])
         got = [None if v is None else bytes(v) for (v,) in cur.execute("SELECT b FROM tb").fetchall()]
     conn.rollback()
     assert got == values

@@ -13,13 +13,17 @@ from sklearn.linear_model import LinearRegression
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
-from etlml import artifacts, model, registry, transform, warehouse
+from etlml.errors import ModelError
+from etlml.features import transform
+from etlml.features.stats import FeatureStats
+from etlml.ingest.simulator import SimulatedSource
 from etlml.interval import Interval
-from etlml.source import SimulatedSource
+from etlml.models import artifacts, loader, registry, serving
+from etlml.warehouse import writes
 
 pytestmark = pytest.mark.db
 
-STATS = {"f1": model.FeatureStats(10, 2), "f2": model.FeatureStats(0, 1), "f3": model.FeatureStats(100, 10)}
+STATS = {"f1": FeatureStats(10, 2), "f2": FeatureStats(0, 1), "f3": FeatureStats(100, 10)}
 COEF = {"f1": 0.5, "f2": 0.1, "f3": 0.4}
 
 
@@ -77,9 +81,9 @@ def test_register_promote_shadow_rollback_with_audit(reg: psycopg.Connection[Any
     register(reg, "v2")
     register(reg, "v3", intercept=1.0)
     registry.shadow(reg, "v2", "alice")
-    assert model.aliases(reg) == {"champion": "baseline_v1", "challenger": "v2"}
+    assert registry.aliases(reg) == {"champion": "baseline_v1", "challenger": "v2"}
     assert registry.promote(reg, "v2", "bob") == "baseline_v1"
-    assert model.aliases(reg) == {"champion": "v2"}  # a promoted challenger stops shadowing
+    assert registry.aliases(reg) == {"champion": "v2"}  # a promoted challenger stops shadowing
     registry.promote(reg, "v3", "bob")
     assert registry.rollback(reg, "carol") == ("v3", "v2")
     assert registry.rollback(reg, "carol") == ("v2", "baseline_v1")
@@ -113,9 +117,9 @@ def test_audit_trail_and_versions_cannot_be_changed(reg: psycopg.Connection[Any]
 
 
 def test_unknown_versions_and_bad_alias_moves_are_refused(reg: psycopg.Connection[Any]) -> None:
-    with pytest.raises(model.ModelError, match="not registered"):
+    with pytest.raises(ModelError, match="not registered"):
         registry.promote(reg, "nope", "x")
-    with pytest.raises(model.ModelError, match="not registered"):
+    with pytest.raises(ModelError, match="not registered"):
         registry.shadow(reg, "nope", "x")
     with pytest.raises(registry.RegistryError, match="already the champion"):
         registry.promote(reg, "baseline_v1", "x")
@@ -130,7 +134,7 @@ def test_statistics_fitted_from_a_window(reg: psycopg.Connection[Any]) -> None:
     start = datetime(2026, 11, 25, 18, 0, tzinfo=UTC)
     interval = Interval(start, start + timedelta(minutes=10))
     frame = transform.normalize(transform.clean(SimulatedSource(3, 500).events(interval)), STATS)
-    warehouse.upsert_processed(reg, frame, interval, "baseline_v1")
+    writes.upsert_processed(reg, frame, interval, "baseline_v1")
     fitted = registry.fit_stats(reg, interval.start, interval.end)
     assert fitted["f1"].mean == pytest.approx(frame["f1"].mean(), rel=1e-12)
     assert fitted["f2"].std == pytest.approx(frame["f2"].std(ddof=1), rel=1e-12)  # NULLs left out
@@ -143,7 +147,7 @@ def test_sklearn_artifact_is_stored_checked_and_scores(reg: psycopg.Connection[A
     record = registry.show(reg, "sk1")
     assert record["artifact_uri"].endswith("/models/sk1/model.skops")
     assert len(record["artifact_sha256"]) == 64
-    scorer = model.load(reg, "sk1")
+    scorer = loader.load(reg, "sk1")
     frame = pd_frame([[12.0, None, 110.0]])
     y = scorer.predict(frame, use_stored_z=False)
     assert y == pytest.approx([12.0 * 0.1 + 0.0 * 0.2 + 110.0 * 0.03], rel=1e-9)  # f2 imputed with its mean 0
@@ -154,10 +158,10 @@ def test_a_tampered_artifact_is_refused(reg: psycopg.Connection[Any], tmp_path: 
     stored = Path(registry.show(reg, "sk1")["artifact_uri"].removeprefix("file://"))
     stored.write_bytes(stored.read_bytes() + b"\0")
     with pytest.raises(artifacts.UntrustedArtifactError, match="changed after registration"):
-        model.load(reg, "sk1")
+        loader.load(reg, "sk1")
     with pytest.raises(artifacts.UntrustedArtifactError):
         registry.promote(reg, "sk1", "t")
-    assert model.champion(reg) == "baseline_v1"
+    assert serving.resolve(reg).champion == "baseline_v1"
 
 
 def test_pickle_and_untrusted_types_are_refused(reg: psycopg.Connection[Any], tmp_path: Path) -> None:

@@ -6,14 +6,16 @@ from typing import Any
 import psycopg
 import pytest
 
-from etlml import model, transform, warehouse
+from etlml.features import transform
+from etlml.features.stats import FeatureStats
+from etlml.ingest.simulator import SimulatedSource
 from etlml.interval import Interval
-from etlml.source import SimulatedSource
+from etlml.warehouse import writes
 
 pytestmark = pytest.mark.db
 
 INTERVAL = Interval(datetime(2026, 11, 25, 18, 10, tzinfo=UTC), datetime(2026, 11, 25, 18, 20, tzinfo=UTC))
-STATS = {"f1": model.FeatureStats(10, 2), "f2": model.FeatureStats(0, 1), "f3": model.FeatureStats(100, 10)}
+STATS = {"f1": FeatureStats(10, 2), "f2": FeatureStats(0, 1), "f3": FeatureStats(100, 10)}
 
 
 def processed(batch: int = 100, interval: Interval = INTERVAL) -> Any:
@@ -28,7 +30,7 @@ def table_digest(conn: psycopg.Connection[Any], table: str, key: str) -> str:
 
 def test_load_inserts_every_row_with_nulls_for_missing_raw_values(conn: psycopg.Connection[Any]) -> None:
     frame = processed()
-    result = warehouse.upsert_processed(conn, frame, INTERVAL, "baseline_v1")
+    result = writes.upsert_processed(conn, frame, INTERVAL, "baseline_v1")
     assert (result.staged, result.inserted, result.updated, result.removed) == (100, 100, 0, 0)
     count, nulls, imputed = conn.execute(
         "SELECT count(*), count(*) FILTER (WHERE f2 IS NULL), count(*) FILTER (WHERE f2_imputed) "
@@ -43,18 +45,18 @@ def test_load_inserts_every_row_with_nulls_for_missing_raw_values(conn: psycopg.
 
 def test_reload_of_same_rows_changes_nothing(conn: psycopg.Connection[Any]) -> None:
     frame = processed()
-    warehouse.upsert_processed(conn, frame, INTERVAL, "baseline_v1")
+    writes.upsert_processed(conn, frame, INTERVAL, "baseline_v1")
     before = table_digest(conn, "processed_data", "event_id")
-    again = warehouse.upsert_processed(conn, frame, INTERVAL, "baseline_v1")
+    again = writes.upsert_processed(conn, frame, INTERVAL, "baseline_v1")
     assert (again.inserted, again.updated, again.unchanged) == (0, 0, 100)
     assert table_digest(conn, "processed_data", "event_id") == before
 
 
 def test_a_changed_value_updates_only_that_row(conn: psycopg.Connection[Any]) -> None:
     frame = processed()
-    warehouse.upsert_processed(conn, frame, INTERVAL, "baseline_v1")
+    writes.upsert_processed(conn, frame, INTERVAL, "baseline_v1")
     frame.loc[3, "f1"] = 99.0
-    result = warehouse.upsert_processed(conn, frame, INTERVAL, "baseline_v1")
+    result = writes.upsert_processed(conn, frame, INTERVAL, "baseline_v1")
     assert (result.inserted, result.updated) == (0, 1)
     changed = conn.execute("SELECT count(*) FROM processed_data WHERE updated_at > created_at").fetchone()
     assert changed == (1,)
@@ -64,12 +66,12 @@ def test_rows_the_interval_no_longer_has_are_removed_with_their_predictions(
     conn: psycopg.Connection[Any],
 ) -> None:
     later = Interval(INTERVAL.end, INTERVAL.end + timedelta(minutes=10))
-    warehouse.upsert_processed(conn, processed(100, later), later, "baseline_v1")
+    writes.upsert_processed(conn, processed(100, later), later, "baseline_v1")
     frame = processed(100)
-    warehouse.upsert_processed(conn, frame, INTERVAL, "baseline_v1")
+    writes.upsert_processed(conn, frame, INTERVAL, "baseline_v1")
     scored = frame[["event_id", "ts_utc"]].assign(y_hat=1.0)
-    warehouse.upsert_predictions(conn, scored, "baseline_v1", "test/run")
-    result = warehouse.upsert_processed(conn, frame.iloc[:60], INTERVAL, "baseline_v1")
+    writes.upsert_predictions(conn, scored, "baseline_v1", "test/run")
+    result = writes.upsert_processed(conn, frame.iloc[:60], INTERVAL, "baseline_v1")
     assert result.removed == 40
     counts = conn.execute(
         "SELECT (SELECT count(*) FROM processed_data WHERE interval_start = %(s)s),"
@@ -82,7 +84,7 @@ def test_rows_the_interval_no_longer_has_are_removed_with_their_predictions(
 
 def test_predictions_of_another_version_are_never_touched(conn: psycopg.Connection[Any]) -> None:
     frame = processed(20)
-    warehouse.upsert_processed(conn, frame, INTERVAL, "baseline_v1")
+    writes.upsert_processed(conn, frame, INTERVAL, "baseline_v1")
     conn.execute(
         "INSERT INTO model_versions (model_version, kind, params, feature_stats) "
         "SELECT 'other_v', kind, params, feature_stats FROM model_versions "
@@ -90,9 +92,9 @@ def test_predictions_of_another_version_are_never_touched(conn: psycopg.Connecti
         "ON CONFLICT DO NOTHING"
     )
     conn.commit()
-    warehouse.upsert_predictions(conn, frame[["event_id", "ts_utc"]].assign(y_hat=1.0), "other_v", "r/1")
+    writes.upsert_predictions(conn, frame[["event_id", "ts_utc"]].assign(y_hat=1.0), "other_v", "r/1")
     before = table_digest(conn, "predictions", "event_id, model_version")
-    result = warehouse.upsert_predictions(
+    result = writes.upsert_predictions(
         conn, frame[["event_id", "ts_utc"]].assign(y_hat=2.0), "baseline_v1", "r/2"
     )
     assert result.inserted == 20
@@ -105,24 +107,24 @@ def test_predictions_of_another_version_are_never_touched(conn: psycopg.Connecti
 
 def test_a_failed_load_leaves_nothing_half_written(conn: psycopg.Connection[Any]) -> None:
     frame = processed(50)
-    warehouse.upsert_processed(conn, frame, INTERVAL, "baseline_v1")
+    writes.upsert_processed(conn, frame, INTERVAL, "baseline_v1")
     before = table_digest(conn, "processed_data", "event_id")
     broken = frame.copy()
     broken.loc[:, "f1"] = 1.0
     broken.loc[49, "ts_utc"] = INTERVAL.end + timedelta(hours=1)  # violates the interval CHECK
     with pytest.raises(psycopg.errors.CheckViolation):
-        warehouse.upsert_processed(conn, broken, INTERVAL, "baseline_v1")
+        writes.upsert_processed(conn, broken, INTERVAL, "baseline_v1")
     assert table_digest(conn, "processed_data", "event_id") == before
 
 
 def test_an_event_stored_under_another_interval_is_moved_not_refused(conn: psycopg.Connection[Any]) -> None:
     earlier = Interval(INTERVAL.start - timedelta(minutes=10), INTERVAL.start)
     first = processed(20, earlier)
-    warehouse.upsert_processed(conn, first, earlier, "baseline_v1")
+    writes.upsert_processed(conn, first, earlier, "baseline_v1")
     # the same event id delivered again, inside the next interval: the plain COPY meets the primary
     # key, the savepoint rolls it back and the merge moves the row
     moved = processed(30).assign(event_id=lambda f: f["event_id"].where(f.index != 0, first["event_id"][0]))
-    result = warehouse.upsert_processed(conn, moved, INTERVAL, "baseline_v1")
+    result = writes.upsert_processed(conn, moved, INTERVAL, "baseline_v1")
     assert (result.staged, result.inserted, result.updated) == (30, 29, 1)
     assert conn.execute(
         "SELECT interval_start FROM processed_data WHERE event_id = %s", (first["event_id"][0],)
@@ -132,23 +134,23 @@ def test_an_event_stored_under_another_interval_is_moved_not_refused(conn: psyco
 
 def test_predictions_copy_straight_in_once_then_merge(conn: psycopg.Connection[Any]) -> None:
     frame = processed(40)
-    warehouse.upsert_processed(conn, frame, INTERVAL, "baseline_v1")
+    writes.upsert_processed(conn, frame, INTERVAL, "baseline_v1")
     scored = frame[["event_id", "ts_utc"]].assign(y_hat=0.5)
-    first = warehouse.upsert_predictions(conn, scored, "baseline_v1", "d/r1", loaded=True)
+    first = writes.upsert_predictions(conn, scored, "baseline_v1", "d/r1", copy_first=True)
     assert (first.inserted, first.updated) == (40, 0)
     before = table_digest(conn, "predictions", "event_id, model_version")
     # a rerun meets the stored keys and merges: nothing changes, not even written_by_run
-    again = warehouse.upsert_predictions(conn, scored, "baseline_v1", "d/r2", loaded=True)
+    again = writes.upsert_predictions(conn, scored, "baseline_v1", "d/r2", copy_first=True)
     assert (again.inserted, again.updated, again.unchanged) == (0, 0, 40)
     assert table_digest(conn, "predictions", "event_id, model_version") == before
-    with pytest.raises(warehouse.MissingReferenceError, match="not registered"):
-        warehouse.upsert_predictions(conn, scored, "no_such_v", "d/r3", loaded=True)
+    with pytest.raises(writes.MissingReferenceError, match="not registered"):
+        writes.upsert_predictions(conn, scored, "no_such_v", "d/r3", copy_first=True)
 
 
 def test_batches_of_a_file_load_like_one_frame(conn: psycopg.Connection[Any]) -> None:
     frame = processed(250)
     parts = [frame.iloc[:100], frame.iloc[100:100], frame.iloc[100:]]
-    result = warehouse.upsert_processed(conn, lambda: iter(parts), INTERVAL, "baseline_v1")
+    result = writes.upsert_processed(conn, lambda: iter(parts), INTERVAL, "baseline_v1")
     assert (result.staged, result.inserted) == (250, 250)
     content = (
         "SELECT md5(string_agg((t.event_id, t.ts_utc, t.f1, t.f2, t.f3, t.f1_z, t.f2_z, t.f3_z, "
@@ -158,5 +160,5 @@ def test_batches_of_a_file_load_like_one_frame(conn: psycopg.Connection[Any]) ->
     )
     in_batches = conn.execute(content).fetchone()
     conn.execute("TRUNCATE processed_data")
-    warehouse.upsert_processed(conn, frame, INTERVAL, "baseline_v1")
+    writes.upsert_processed(conn, frame, INTERVAL, "baseline_v1")
     assert conn.execute(content).fetchone() == in_batches

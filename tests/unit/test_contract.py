@@ -11,9 +11,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from etlml import contract
+from etlml.ingest import contract
+from etlml.ingest.simulator import SimulatedSource
 from etlml.interval import Interval
-from etlml.source import SimulatedSource
 
 INTERVAL = Interval(datetime(2026, 11, 25, 18, 0, tzinfo=UTC), datetime(2026, 11, 25, 18, 10, tzinfo=UTC))
 NOW = datetime(2026, 11, 25, 18, 12, tzinfo=UTC)
@@ -239,7 +239,7 @@ def test_zero_records() -> None:
 
 def test_counts_travel_through_xcom() -> None:
     counts = one({"f1": "x"}).counts
-    assert contract.Counts.from_xcom(counts.as_xcom()) == counts
+    assert contract.Counts.from_xcom(counts.to_xcom()) == counts
 
 
 text_values = st.one_of(

@@ -22,9 +22,13 @@ import pyarrow.parquet as pq
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from etlml import contract, landing, pgcopy, quality, storage
+from etlml import FEATURES, quality, storage
+from etlml.ingest import contract, landing
 from etlml.interval import Interval
-from etlml.warehouse import PROCESSED_STAGE, REJECTED_STAGE
+from etlml.records import REJECTED
+from etlml.warehouse import pgcopy
+from etlml.warehouse.writes import PROCESSED_STAGE, REJECTED_STAGE
+from tests.helpers import write_frame
 
 INTERVAL = Interval(datetime(2026, 11, 25, 18, 0, tzinfo=UTC), datetime(2026, 11, 25, 18, 10, tzinfo=UTC))
 KEY = "2026-11-25/1800"
@@ -86,7 +90,7 @@ def check(records: pd.DataFrame) -> contract.Checked:
     pgcopy.encode(checked.rejected, REJECTED_STAGE)
     pgcopy.encode(
         checked.valid.assign(
-            **{c: 0.0 for c, t in PROCESSED_STAGE[5:8]}, **{c: False for c, t in PROCESSED_STAGE[8:]}
+            **{f"{f}_z": 0.0 for f in FEATURES}, **{f"{f}_imputed": False for f in FEATURES}
         ),
         PROCESSED_STAGE,
     )
@@ -95,15 +99,7 @@ def check(records: pd.DataFrame) -> contract.Checked:
 
 
 def gate(counts: contract.Counts) -> None:
-    audit = quality.Audit(
-        source="landing",
-        extracted=counts.extracted,
-        loaded=counts.accepted,
-        rejected=counts.rejected,
-        deduplicated=counts.deduplicated,
-        max_rejected_share=0.05,
-        by_reason=counts.by_reason,
-    )
+    audit = quality.Audit(source="landing", counts=counts, max_rejected_share=0.05)
     quality.check_balanced(audit, INTERVAL)
     try:
         quality.enforce(audit, INTERVAL)
@@ -187,7 +183,8 @@ def test_a_partition_of_garbage_through_the_source_and_storage(files: dict[str, 
         checked = check(records)
         from airflow.sdk import ObjectStoragePath
 
-        ref = storage.write_frame(checked.rejected, ObjectStoragePath(Path(tmp, "rejected.parquet").as_uri()))
+        path = ObjectStoragePath(Path(tmp, "rejected.parquet").as_uri())
+        ref = write_frame(checked.rejected, path, REJECTED)
         again = storage.read_frame(ref)
         assert again["raw"].tolist() == checked.rejected["raw"].tolist()
         assert again["message"].tolist() == checked.rejected["message"].tolist()

@@ -16,11 +16,6 @@ def test_key_names_both_bounds_in_utc() -> None:
     assert interval.start.tzinfo == UTC
 
 
-def test_parse_round_trips_iso_strings() -> None:
-    interval = Interval(START, START + timedelta(minutes=10))
-    assert Interval.parse(interval.start.isoformat(), interval.end.isoformat()) == interval
-
-
 def test_empty_interval_says_which_timetable_to_use() -> None:
     with pytest.raises(ValueError, match="CronDataIntervalTimetable"):
         Interval(START, START)

@@ -14,9 +14,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from etlml import contract, landing
+from etlml.ingest import contract, landing
 from etlml.interval import Interval
-from etlml.source import RECORD_COLUMNS
+from etlml.records import RECORD
 from tests.landing_files import Expected, csv_text, jsonl, mixed_partition, parquet
 
 INTERVAL = Interval(datetime(2026, 11, 25, 18, 10, tzinfo=UTC), datetime(2026, 11, 25, 18, 20, tzinfo=UTC))
@@ -48,7 +48,7 @@ FORMATS = [
 @pytest.mark.parametrize(("name", "data"), FORMATS, ids=[n for n, _ in FORMATS])
 def test_every_format_gives_the_same_event(name: str, data: bytes) -> None:
     records = landing.read_file(f"{KEY}/{name}", data)
-    assert list(records.columns) == list(RECORD_COLUMNS)
+    assert list(records.columns) == list(RECORD.names)
     assert records["source_file"].tolist() == [f"{KEY}/{name}"]
     assert records["row_number"].tolist() == [2 if ".csv" in name.lower() else 1]
     checked = contract.apply(records, RULES)
@@ -231,9 +231,9 @@ def test_a_missing_or_empty_partition_gives_zero_records(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     source = landing.LandingFileSource(tmp_path.as_uri())
-    with caplog.at_level("INFO", logger="etlml.landing"):
+    with caplog.at_level("INFO", logger="etlml.ingest.landing"):
         missing = source.records(INTERVAL)
-    assert missing.empty and list(missing.columns) == list(RECORD_COLUMNS)
+    assert missing.empty and list(missing.columns) == list(RECORD.names)
     assert "does not exist: zero records" in caplog.text
     (tmp_path / KEY).mkdir(parents=True)
     (tmp_path / KEY / "_SUCCESS").touch()

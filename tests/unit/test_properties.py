@@ -8,10 +8,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.pandas import column, data_frames, range_indexes
 
+from etlml.features.stats import FeatureStats
+from etlml.features.transform import batch_stats, normalize
+from etlml.ingest.simulator import SimulatedSource
 from etlml.interval import Interval
-from etlml.model import FeatureStats
-from etlml.source import SimulatedSource
-from etlml.transform import batch_stats, normalize
 
 finite = st.floats(min_value=-1e6, max_value=1e6, allow_nan=False)
 maybe_missing = st.one_of(finite, st.just(float("nan")))

@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from etlml.pipeline import shard_count, shard_of
+from etlml.ingest.shards import shard_count, shard_of
 from etlml.settings import SettingsError
 
 

@@ -6,8 +6,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from etlml.model import FeatureStats
-from etlml.transform import batch_stats, clean, normalize
+from etlml.features.stats import FeatureStats
+from etlml.features.transform import batch_stats, clean, normalize
 
 STATS = {"f1": FeatureStats(10, 2), "f2": FeatureStats(0, 1), "f3": FeatureStats(100, 10)}
 

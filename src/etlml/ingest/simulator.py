@@ -1,10 +1,9 @@
-"""Event sources: where a run's raw events come from."""
+"""The simulated upstream system: every event a pure function of seed, interval and event count."""
 
 from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterator
-from typing import Protocol
 
 import numpy as np
 import pandas as pd
@@ -13,37 +12,9 @@ import pyarrow.compute as pc
 
 from etlml.interval import Interval
 
-RAW_COLUMNS = ("event_id", "ts_utc", "f1", "f2", "f3")
-PROVENANCE = ("source_file", "row_number")
-RECORD_COLUMNS = (*PROVENANCE, "raw", *RAW_COLUMNS, "problem", "problem_detail", "extra_fields")
-"""What a source reads, one row per record, before the contract (``etlml.contract``) checks it.
-
-``source_file`` and ``row_number`` say where the record came from (unique per record); ``raw`` is its
-bytes as found (or missing: the contract then renders the fields as JSON); the :data:`RAW_COLUMNS`
-are the values as text, or already typed (the simulator's); ``problem`` and ``problem_detail`` are a
-reason code and message when the source itself could not read the record; ``extra_fields`` is a JSON
-list of the record's fields the contract does not know. Only the provenance and
-:data:`RAW_COLUMNS` are required.
-"""
-
-
-class EventSource(Protocol):
-    """Gives the records of one data interval as a frame with :data:`RECORD_COLUMNS`."""
-
-    def records(self, interval: Interval) -> pd.DataFrame: ...
-
-
-class StreamingSource(EventSource, Protocol):
-    """A source that can also give an interval's records in chunks, and say how many there are
-    before reading them: ``extract`` then holds one chunk in memory, however large the interval."""
-
-    def record_count(self, interval: Interval) -> int: ...
-
-    def record_chunks(self, interval: Interval) -> Iterator[pd.DataFrame]: ...
-
 
 class SimulatedSource:
-    """A stand-in upstream system whose events are a pure function of (seed, interval, batch size).
+    """A stand-in upstream system whose events are a pure function of (seed, interval, event count).
 
     Rerunning or clearing an interval therefore reproduces exactly the same events:
     ids ``evt-<interval start>-<n>``, timestamps inside the interval in ascending order, and
@@ -56,21 +27,22 @@ class SimulatedSource:
     missing_share = 0.05
     chunk_rows = 250_000  # part of the definition of the events: changing it changes them
 
-    def __init__(self, seed: int, batch_size: int) -> None:
-        if batch_size < 0:
-            raise ValueError(f"batch_size must be >= 0, got {batch_size}")
+    def __init__(self, seed: int, events_per_interval: int) -> None:
+        if events_per_interval < 0:
+            raise ValueError(f"events_per_interval must be >= 0, got {events_per_interval}")
         self.seed = seed
-        self.batch_size = batch_size
+        self.events_per_interval = events_per_interval
 
     def _rng(self, interval: Interval, first: int) -> np.random.Generator:
-        material = f"{self.seed}|{interval.start.isoformat()}|{interval.end.isoformat()}|{self.batch_size}"
+        bounds = f"{interval.start.isoformat()}|{interval.end.isoformat()}"
+        material = f"{self.seed}|{bounds}|{self.events_per_interval}"
         if first:
             material += f"|{first}"
         digest = hashlib.sha256(material.encode()).digest()
         return np.random.default_rng(int.from_bytes(digest[:16], "big"))
 
     def _chunk(self, interval: Interval, first: int, last: int) -> pd.DataFrame:
-        n, size = self.batch_size, last - first
+        n, size = self.events_per_interval, last - first
         rng = self._rng(interval, first)
         span_us = int((interval.end - interval.start).total_seconds() * 1_000_000)
         low, high = (span_us * first // n, span_us * last // n) if n else (0, 1)
@@ -93,16 +65,16 @@ class SimulatedSource:
         )
 
     def _chunks(self, interval: Interval) -> Iterator[pd.DataFrame]:
-        for first in range(0, self.batch_size, self.chunk_rows):
-            yield self._chunk(interval, first, min(self.batch_size, first + self.chunk_rows))
+        for first in range(0, self.events_per_interval, self.chunk_rows):
+            yield self._chunk(interval, first, min(self.events_per_interval, first + self.chunk_rows))
 
     def events(self, interval: Interval) -> pd.DataFrame:
-        """All events of the interval in one frame (for tests and small batches)."""
+        """All events of the interval in one frame (for tests and small intervals)."""
         chunks = list(self._chunks(interval)) or [self._chunk(interval, 0, 0)]
         return pd.concat(chunks, ignore_index=True)
 
     def record_count(self, interval: Interval) -> int:
-        return self.batch_size
+        return self.events_per_interval
 
     def record_chunks(self, interval: Interval) -> Iterator[pd.DataFrame]:
         """:meth:`events` chunk by chunk, with synthetic provenance: ``source_file`` ``simulator``,

@@ -135,10 +135,3 @@ def pieces(frame: pd.DataFrame, columns: Sequence[tuple[str, str]], size: int = 
     the next is encoded."""
     for start in range(0, len(frame), size):
         yield encode(frame.iloc[start : start + size], columns)
-
-
-def chunks(frame: pd.DataFrame, columns: Sequence[tuple[str, str]], rows: int = 100_000) -> Iterator[bytes]:
-    """The whole binary COPY stream of ``frame``: header, rows in chunks of ``rows``, trailer."""
-    yield HEADER
-    yield from pieces(frame, columns, rows)
-    yield TRAILER

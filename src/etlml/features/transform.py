@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 
 from etlml import FEATURES
-from etlml.model import FeatureStats, Stats
+from etlml.features.stats import FeatureStats, Stats
 
 
 def clean(raw: pd.DataFrame) -> pd.DataFrame:
@@ -28,7 +28,8 @@ def clean(raw: pd.DataFrame) -> pd.DataFrame:
 
 
 def batch_stats(frames: pd.DataFrame | Callable[[], Iterable[pd.DataFrame]]) -> dict[str, FeatureStats]:
-    """Mean and sample std of each feature over this batch: the case study's normalization.
+    """Mean and sample std of each feature over a run's events (its "batch"): the case study's
+    normalization.
 
     Kept only to reproduce the case study; a row's z-score then depends on its batch mates.
     A feature with no spread (or fewer than two values) gets std 1, so its z-scores are 0.

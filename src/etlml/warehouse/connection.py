@@ -1,4 +1,4 @@
-"""Warehouse connections and the SQL files that live beside the code."""
+"""Warehouse connections, and the SQL files (``sql/*.sql``) that live beside the code."""
 
 from __future__ import annotations
 
@@ -7,12 +7,14 @@ from importlib import resources
 
 import psycopg
 
+from etlml.errors import PermanentError
+
 
 class WarehouseUnavailableError(RuntimeError):
     """The warehouse connection is missing or the server does not answer."""
 
 
-class ConnectionMissingError(WarehouseUnavailableError):
+class ConnectionMissingError(PermanentError, WarehouseUnavailableError):
     """No Airflow connection of that id is defined: a configuration error that retrying cannot fix."""
 
 
@@ -45,4 +47,4 @@ def connect(conn_id: str) -> psycopg.Connection[tuple[object, ...]]:
 @cache
 def query(name: str) -> str:
     """Return the text of ``sql/<name>.sql`` from this package."""
-    return resources.files("etlml").joinpath("sql", f"{name}.sql").read_text(encoding="utf-8")
+    return resources.files("etlml.warehouse").joinpath("sql", f"{name}.sql").read_text(encoding="utf-8")

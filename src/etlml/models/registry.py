@@ -15,11 +15,14 @@ from typing import Any
 import psycopg
 from psycopg.types.json import Jsonb
 
-from etlml import FEATURES, model
-from etlml.db import query
+from etlml import FEATURES
+from etlml.errors import ModelError, PermanentError
+from etlml.features.stats import FeatureStats, Stats, stats_json
+from etlml.models import artifacts, spec
+from etlml.warehouse.connection import query
 
 
-class RegistryError(ValueError):
+class RegistryError(PermanentError, ValueError):
     """A registry change that cannot be made as asked (unknown version, nothing to roll back, ...)."""
 
 
@@ -48,7 +51,7 @@ def parse_coefficients(text: str) -> dict[str, float]:
     return coef
 
 
-def fit_stats(conn: psycopg.Connection[Any], start: datetime, end: datetime) -> dict[str, model.FeatureStats]:
+def fit_stats(conn: psycopg.Connection[Any], start: datetime, end: datetime) -> dict[str, FeatureStats]:
     """Mean and sample std of each raw feature over ``processed_data`` events in ``[start, end)``."""
     row = conn.execute(query("fit_feature_stats"), {"from": start, "to": end}).fetchone()
     assert row is not None  # an aggregate always returns one row
@@ -62,12 +65,8 @@ def fit_stats(conn: psycopg.Connection[Any], start: datetime, end: datetime) -> 
         mean, std = moments[2 * i], moments[2 * i + 1]
         if mean is None or std is None or not float(std) > 0:
             raise RegistryError(f"{feature} has no spread in that window; choose a wider one")
-        stats[feature] = model.FeatureStats(float(mean), float(std))
+        stats[feature] = FeatureStats(float(mean), float(std))
     return stats
-
-
-def _stats_json(stats: Mapping[str, model.FeatureStats]) -> dict[str, dict[str, float]]:
-    return {f: {"mean": stats[f].mean, "std": stats[f].std} for f in FEATURES}
 
 
 def _event(
@@ -113,14 +112,14 @@ def register_linear(
     version: str,
     *,
     coef: Mapping[str, float],
-    stats: Mapping[str, model.FeatureStats],
+    stats: Stats,
     actor: str,
     intercept: float = 0.0,
     description: str = "",
 ) -> None:
     """Register a linear version (validated exactly as the pipeline will load it)."""
     params = {"coef": {f: coef[f] for f in FEATURES}, "intercept": intercept}
-    model.LinearModel.from_record(version, "linear", params, _stats_json(stats))
+    spec.parse(version, "linear", params, stats_json(stats))
     with conn.transaction(), conn.cursor() as cur:
         cur.execute(query("lock_model_aliases"))
         _insert_version(
@@ -129,7 +128,7 @@ def register_linear(
             model_version=version,
             kind="linear",
             params=Jsonb(params),
-            feature_stats=Jsonb(_stats_json(stats)),
+            feature_stats=Jsonb(stats_json(stats)),
             artifact_uri=None,
             artifact_sha256=None,
             description=description,
@@ -141,14 +140,12 @@ def register_sklearn(
     version: str,
     *,
     artifact_path: str,
-    stats: Mapping[str, model.FeatureStats],
+    stats: Stats,
     storage_root: str,
     actor: str,
     description: str = "",
 ) -> None:
     """Register a skops-saved estimator: checked, copied under the storage root, sha256 recorded."""
-    from etlml import artifacts
-
     with conn.transaction(), conn.cursor() as cur:
         cur.execute(query("lock_model_aliases"))
         # checked before the file is written: a stored artifact is never overwritten
@@ -161,24 +158,54 @@ def register_sklearn(
             model_version=version,
             kind="sklearn",
             params=Jsonb({"features": list(FEATURES)}),
-            feature_stats=Jsonb(_stats_json(stats)),
+            feature_stats=Jsonb(stats_json(stats)),
             artifact_uri=uri,
             artifact_sha256=sha256,
             description=description,
         )
 
 
-def _require(conn: psycopg.Connection[Any], version: str) -> None:
+def aliases(conn: psycopg.Connection[Any]) -> dict[str, str]:
+    """Alias -> version, read once: ``champion`` always, ``challenger`` when one is shadowing."""
+    with conn.cursor() as cur:
+        cur.execute(query("model_aliases"))
+        return {str(alias): str(version) for alias, version in cur.fetchall()}
+
+
+def read_spec(conn: psycopg.Connection[Any], version: str) -> spec.VersionSpec:
+    """One version's ``model_versions`` row, checked (see :func:`etlml.models.spec.parse`)."""
+    with conn.cursor() as cur:
+        cur.execute(query("model_version"), {"model_version": version})
+        row = cur.fetchone()
+    if row is None:
+        raise ModelError(
+            f"model version {version!r} is not registered in model_versions (see `etlml models list`)"
+        )
+    kind, params, feature_stats, artifact_uri, artifact_sha256 = row
+    return spec.parse(
+        version,
+        str(kind),
+        params,
+        feature_stats,
+        artifact_uri=artifact_uri,
+        artifact_sha256=artifact_sha256,
+    )
+
+
+def verify(conn: psycopg.Connection[Any], version: str) -> spec.VersionSpec:
     """Refuse unknown versions, and versions that do not load (a tampered artifact, say)."""
-    model.load(conn, version)
+    checked = read_spec(conn, version)
+    if checked.kind == "sklearn":
+        artifacts.load_estimator(str(checked.artifact_uri), str(checked.artifact_sha256))
+    return checked
 
 
 def promote(conn: psycopg.Connection[Any], version: str, actor: str) -> str | None:
     """Make ``version`` the champion; returns the previous champion. A promoted challenger stops shadowing."""
     with conn.transaction(), conn.cursor() as cur:
         cur.execute(query("lock_model_aliases"))
-        _require(conn, version)
-        current = model.aliases(conn)
+        verify(conn, version)
+        current = aliases(conn)
         previous = current.get("champion")
         if previous == version:
             raise RegistryError(f"{version!r} is already the champion")
@@ -197,8 +224,8 @@ def shadow(conn: psycopg.Connection[Any], version: str | None, actor: str) -> st
     with conn.transaction(), conn.cursor() as cur:
         cur.execute(query("lock_model_aliases"))
         if version is not None:
-            _require(conn, version)
-        current = model.aliases(conn)
+            verify(conn, version)
+        current = aliases(conn)
         previous = current.get("challenger")
         if version is None:
             if previous is None:
@@ -232,7 +259,7 @@ def rollback(conn: psycopg.Connection[Any], actor: str) -> tuple[str, str]:
         if len(history) < 2:
             raise RegistryError("there is no previous champion to roll back to")
         demoted, restored = history[-1], history[-2]
-        model.load(conn, restored)
+        verify(conn, restored)
         cur.execute(query("set_model_alias"), {"alias": "champion", "model_version": restored})
         _event(cur, "rollback", version=restored, previous=demoted, actor=actor)
     return demoted, restored

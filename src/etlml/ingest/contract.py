@@ -1,9 +1,9 @@
 """The data contract of incoming records, in one place: pure, vectorized checks, no I/O, no clock.
 
-:func:`apply` takes the records a source read (see :data:`etlml.source.RECORD_COLUMNS`) and splits
-them into the events that satisfy the contract (:data:`etlml.source.RAW_COLUMNS`, typed) and the
-rejected records, each with the first reason of :data:`REASONS` it fails, a message, its provenance
-and its raw bytes. Every record ends up in exactly one of three places, so
+:func:`apply` takes the records a source read (:data:`etlml.records.RECORD`) and splits them into
+the events that satisfy the contract (:data:`etlml.records.EVENT`) and the rejected records
+(:data:`etlml.records.REJECTED`), each with the first reason of :data:`REASONS` it fails, a message,
+its provenance and its raw bytes. Every record ends up in exactly one of three places, so
 ``extracted == accepted + rejected + deduplicated`` always holds.
 """
 
@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -22,8 +22,9 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from etlml import FEATURES
+from etlml.errors import PermanentError
 from etlml.interval import Interval
-from etlml.source import PROVENANCE, RAW_COLUMNS
+from etlml.records import DUPLICATE, EVENT, PROVENANCE, REJECTED
 
 MAX_EVENT_ID_LENGTH = 128
 
@@ -46,11 +47,9 @@ REASONS: dict[str, str] = {
     "duplicate": "another record of the run has the same event_id and was kept instead "
     "(counted as deduplicated, not as rejected)",
 }
-DUPLICATE = "duplicate"
 READER_REASONS = frozenset(
     {"unparseable_file", "unsupported_file", "invalid_encoding", "malformed_record", "invalid_event_id"}
 )
-REJECTED_COLUMNS = ("source_file", "row_number", "event_id", "reason", "message", "raw")
 TOP_EXTRA_FIELDS = 5
 EXCERPT_CHARS = 80
 
@@ -63,7 +62,7 @@ _NUMBER = r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?"
 Mask = np.ndarray[Any, np.dtype[np.bool_]]
 
 
-class ContractError(RuntimeError):
+class ContractError(PermanentError, RuntimeError):
     """The contract's own bookkeeping does not add up: a bug, never a property of the data."""
 
 
@@ -106,7 +105,7 @@ class Counts:
     def rejected_share(self) -> float:
         return self.rejected / self.extracted if self.extracted else 0.0
 
-    def as_xcom(self) -> dict[str, Any]:
+    def to_xcom(self) -> dict[str, Any]:
         return asdict(self)
 
     @classmethod
@@ -118,34 +117,44 @@ class Counts:
 class Checked:
     """The outcome of :func:`apply`."""
 
-    valid: pd.DataFrame  # RAW_COLUMNS: string ids, UTC microsecond timestamps, float64 (NaN = missing)
-    rejected: pd.DataFrame  # REJECTED_COLUMNS, ordered by source_file and row_number
+    valid: pd.DataFrame  # records.EVENT (with provenance if asked for)
+    rejected: pd.DataFrame  # records.REJECTED, ordered by source_file and row_number
     counts: Counts
     extra: Counter[str] = field(default_factory=Counter)  # every unknown field -> records carrying it
 
 
-def total(parts: list[Checked]) -> Counts:
-    """The counts of records checked in parts (chunks of one interval), as if checked at once."""
+def total(parts: Sequence[tuple[Counts, Counter[str]]]) -> Counts:
+    """The counts of records checked in parts (chunks of one interval, each with its unknown fields
+    and the records carrying them), as if checked at once."""
     extra: Counter[str] = Counter()
     by_reason: Counter[str] = Counter()
     imputed: Counter[str] = Counter()
-    for part in parts:
-        extra.update(part.extra)
-        by_reason.update(part.counts.by_reason)
-        imputed.update(part.counts.imputed)
-    counts = Counts(
-        extracted=sum(p.counts.extracted for p in parts),
-        accepted=sum(p.counts.accepted for p in parts),
-        rejected=sum(p.counts.rejected for p in parts),
-        deduplicated=sum(p.counts.deduplicated for p in parts),
+    for counts, part_extra in parts:
+        extra.update(part_extra)
+        by_reason.update(counts.by_reason)
+        imputed.update(counts.imputed)
+    summed = Counts(
+        extracted=sum(c.extracted for c, _ in parts),
+        accepted=sum(c.accepted for c, _ in parts),
+        rejected=sum(c.rejected for c, _ in parts),
+        deduplicated=sum(c.deduplicated for c, _ in parts),
         by_reason=_ranked(by_reason),
         extra_fields=_top(extra),
         extra_field_names=len(extra),
         imputed={f: imputed[f] for f in FEATURES if imputed[f]},
     )
-    if not counts.balanced:
-        raise ContractError(f"records do not add up: {counts}")
-    return counts
+    if not summed.balanced:
+        raise ContractError(f"records do not add up: {summed}")
+    return summed
+
+
+def recount_after_dedup(accepted: pd.DataFrame, checked: Checked) -> Counts:
+    """What changes in the counts of records checked chunk by chunk (without deduplication) when the
+    contract is applied again to ``accepted``, events of one shard in which an id occurs twice:
+    the dropped duplicates move from accepted to deduplicated, and the imputed counts follow."""
+    dropped = checked.counts.deduplicated
+    imputed = {f: int(checked.valid[f].isna().sum() - accepted[f].isna().sum()) for f in FEATURES}
+    return Counts(extracted=0, accepted=-dropped, rejected=0, deduplicated=dropped, imputed=imputed)
 
 
 def _ranked(counts: Mapping[str, int]) -> dict[str, int]:
@@ -155,35 +164,6 @@ def _ranked(counts: Mapping[str, int]) -> dict[str, int]:
 
 def _top(extra: Counter[str]) -> dict[str, int]:
     return {printable(name)[:EXCERPT_CHARS]: n for name, n in extra.most_common(TOP_EXTRA_FIELDS)}
-
-
-def empty_valid(provenance: bool = False) -> pd.DataFrame:
-    """Zero valid events, with the columns and types :func:`apply` gives."""
-    frame = pd.DataFrame(
-        {
-            "event_id": pd.Series(dtype="string"),
-            "ts_utc": pd.Series(dtype="datetime64[us, UTC]"),
-            **{f: pd.Series(dtype=np.float64) for f in FEATURES},
-        }
-    )
-    if provenance:
-        frame["source_file"] = pd.Series(dtype="string")
-        frame["row_number"] = pd.Series(dtype=np.int64)
-    return frame
-
-
-def empty_rejected() -> pd.DataFrame:
-    """Zero rejected records, with the columns and types :func:`apply` gives."""
-    return pd.DataFrame(
-        {
-            "source_file": pd.Series(dtype="string"),
-            "row_number": pd.Series(dtype=np.int64),
-            "event_id": pd.Series(dtype="string"),
-            "reason": pd.Series(dtype="string"),
-            "message": pd.Series(dtype="string"),
-            "raw": pd.Series(dtype=object),
-        }
-    )
 
 
 def excerpt(value: object) -> str:
@@ -220,7 +200,7 @@ def _mask(values: pd.Series) -> Mask:
 
 
 def _lazy(rows: Mask, render: Any, index: pd.Index) -> pd.Series:
-    """Messages only for ``rows``: rendering every record would cost time on large, clean batches."""
+    """Messages only for ``rows``: rendering every record would cost time on large, clean chunks."""
     out = pd.Series(None, index=index, dtype=object)
     picked = np.flatnonzero(rows)
     out.iloc[picked] = [render(i) for i in picked]
@@ -228,11 +208,11 @@ def _lazy(rows: Mask, render: Any, index: pd.Index) -> pd.Series:
 
 
 def _complete(records: pd.DataFrame) -> pd.DataFrame:
-    missing = [c for c in PROVENANCE if c not in records]
+    missing = [c for c in PROVENANCE.names if c not in records]
     if missing:
         raise ContractError(f"records need provenance columns {missing}")
     frame = records.reset_index(drop=True)
-    for name in (*RAW_COLUMNS, "raw", "problem", "problem_detail", "extra_fields"):
+    for name in (*EVENT.names, "raw", "problem", "problem_detail", "extra_fields"):
         if name not in frame:
             frame[name] = pd.Series(None, index=frame.index, dtype=object)
     return frame
@@ -416,7 +396,7 @@ def _raw_bytes(frame: pd.DataFrame, rows: np.ndarray[Any, Any]) -> list[bytes]:
         if isinstance(raw, bytes | bytearray | memoryview):
             out.append(bytes(raw))
             continue
-        fields = {c: frame[c].iloc[i] for c in RAW_COLUMNS}
+        fields = {c: frame[c].iloc[i] for c in EVENT.names}
         text = json.dumps({k: None if pd.isna(v) else str(v) for k, v in fields.items()}, ensure_ascii=False)
         out.append(text.encode("utf-8", "surrogatepass"))
     return out
@@ -428,22 +408,13 @@ def apply(
     """Check every record against the contract; see :data:`REASONS` for the rules and their order.
 
     With ``provenance``, the valid events keep their ``source_file`` and ``row_number``; without
-    ``deduplicate``, duplicates stay among them. ``etlml.pipeline.extract`` checks a large interval
+    ``deduplicate``, duplicates stay among them. ``etlml.steps.extract`` checks a large interval
     chunk by chunk that way, then applies the contract again to the events of each shard in which
     an id occurs twice.
     """
     frame = _complete(records)
     verdicts = _Verdicts(len(frame))
-    problem = frame["problem"].astype(object)
-    flagged = problem.notna().to_numpy(dtype=bool)
-    if flagged.any():
-        unknown = set(problem[flagged]) - READER_REASONS
-        if unknown:
-            raise ContractError(f"a source reported unknown reasons {sorted(unknown)}")
-        for code in problem[flagged].unique():
-            details = frame["problem_detail"].astype(object).where(frame["problem_detail"].notna(), code)
-            verdicts.flag(flagged & (problem == code).to_numpy(dtype=bool), str(code), details)
-
+    _flag_reader_problems(frame, verdicts)
     ids = _check_ids(frame, verdicts)
     well_formed_id = verdicts.open.copy()
     ts = _check_timestamps(frame, verdicts)
@@ -451,8 +422,35 @@ def apply(
     _check_time_window(ts, rules, verdicts)
     if deduplicate:
         _deduplicate(frame, ids, verdicts)
+    valid = _valid(frame, verdicts.open, ids, ts, values, provenance=provenance)
+    rejected = _rejected(frame, verdicts, ids, well_formed_id)
+    extra = _extra_fields(frame)
+    return Checked(valid, rejected, _count(frame, valid, rejected, extra), extra)
 
-    accepted = verdicts.open
+
+def _flag_reader_problems(frame: pd.DataFrame, verdicts: _Verdicts) -> None:
+    """Records the source itself could not read keep the reason it gave them."""
+    problem = frame["problem"].astype(object)
+    flagged = problem.notna().to_numpy(dtype=bool)
+    if not flagged.any():
+        return
+    unknown = set(problem[flagged]) - READER_REASONS
+    if unknown:
+        raise ContractError(f"a source reported unknown reasons {sorted(unknown)}")
+    for code in problem[flagged].unique():
+        details = frame["problem_detail"].astype(object).where(frame["problem_detail"].notna(), code)
+        verdicts.flag(flagged & (problem == code).to_numpy(dtype=bool), str(code), details)
+
+
+def _valid(
+    frame: pd.DataFrame,
+    accepted: Mask,
+    ids: pd.Series,
+    ts: pd.Series,
+    values: dict[str, np.ndarray[Any, Any]],
+    *,
+    provenance: bool,
+) -> pd.DataFrame:
     valid = pd.DataFrame(
         {
             "event_id": ids[accepted].astype("string").reset_index(drop=True),
@@ -463,7 +461,11 @@ def apply(
     if provenance:
         valid["source_file"] = frame["source_file"][accepted].astype("string").reset_index(drop=True)
         valid["row_number"] = frame["row_number"][accepted].to_numpy(dtype=np.int64)
-    rows = np.flatnonzero(~accepted)
+    return valid
+
+
+def _rejected(frame: pd.DataFrame, verdicts: _Verdicts, ids: pd.Series, well_formed_id: Mask) -> pd.DataFrame:
+    rows = np.flatnonzero(~verdicts.open)
     rejected = pd.DataFrame(
         {
             "source_file": pd.Series(
@@ -476,11 +478,10 @@ def apply(
             "reason": pd.Series(verdicts.reason[rows], dtype="string"),
             "message": pd.Series([printable(str(m)) for m in verdicts.message[rows]], dtype="string"),
             "raw": pd.Series(_raw_bytes(frame, rows), dtype=object),
-        }
+        },
+        columns=list(REJECTED.names),
     )
-    rejected = rejected.sort_values(["source_file", "row_number"], kind="stable").reset_index(drop=True)
-    extra = _extra_fields(frame)
-    return Checked(valid, rejected, _count(frame, valid, rejected, extra), extra)
+    return rejected.sort_values(["source_file", "row_number"], kind="stable").reset_index(drop=True)
 
 
 def _count(frame: pd.DataFrame, valid: pd.DataFrame, rejected: pd.DataFrame, extra: Counter[str]) -> Counts:

@@ -1,7 +1,7 @@
-"""Writes to the warehouse, each in one transaction, in binary COPY batches.
+"""Writes to the warehouse, each in one transaction, by binary COPY.
 
-Rows come as a frame or as a function giving an iterable of frames (batches read from a Parquet file),
-so memory holds one batch. Where the target holds none of the rows yet (a first run), they are
+Rows come as a frame or as a function giving an iterable of frames (the row groups of a Parquet
+file), so memory holds one frame. Where the target holds none of the rows yet (a first run), they are
 COPYed straight into the table; otherwise, or if that meets a key already stored, they are COPYed
 into a staging table and merged, so a rerun changes only rows whose values changed.
 """
@@ -11,52 +11,30 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass
-from typing import Any
+from dataclasses import asdict, astuple, dataclass
+from typing import Any, NamedTuple
 
 import pandas as pd
 import psycopg
 from psycopg import sql
+from psycopg.types.json import Jsonb
 
-from etlml import FEATURES, pgcopy
-from etlml.contract import DUPLICATE
-from etlml.db import query
+from etlml import records
 from etlml.interval import Interval
+from etlml.quality import Audit
+from etlml.warehouse import pgcopy
+from etlml.warehouse.connection import query
 
 log = logging.getLogger(__name__)
 
 Rows = pd.DataFrame | Callable[[], Iterable[pd.DataFrame]]
-"""A frame, or a function giving the batches of one (called again if a write has to be redone)."""
+"""A frame, or a function giving the frames of one (called again if a write has to be redone)."""
 
-PROCESSED_STAGE: tuple[tuple[str, str], ...] = (
-    ("event_id", "text"),
-    ("ts_utc", "timestamptz"),
-    *((f, "float8") for f in FEATURES),
-    *((f"{f}_z", "float8") for f in FEATURES),
-    *((f"{f}_imputed", "bool") for f in FEATURES),
-)
-PREDICTIONS_STAGE: tuple[tuple[str, str], ...] = (
-    ("event_id", "text"),
-    ("ts_utc", "timestamptz"),
-    ("y_hat", "float8"),
-)
-REJECTED_STAGE: tuple[tuple[str, str], ...] = (
-    ("source_file", "text"),
-    ("row_number", "int8"),
-    ("event_id", "text"),
-    ("reason", "text"),
-    ("message", "text"),
-    ("raw", "bytea"),
-)
-
-
-PROCESSED_DIRECT = (
-    *PROCESSED_STAGE,
-    ("normalized_with", "text"),
-    ("interval_start", "timestamptz"),
-    ("interval_end", "timestamptz"),
-)
-PREDICTIONS_DIRECT = (*PREDICTIONS_STAGE, ("model_version", "text"), ("written_by_run", "text"))
+PROCESSED_STAGE = records.PROCESSED.copy_columns()
+PREDICTIONS_STAGE = records.PREDICTION.copy_columns()
+REJECTED_STAGE = records.REJECTED.copy_columns()
+PROCESSED_DIRECT = (records.PROCESSED + records.PROCESSED_RUN).copy_columns()
+PREDICTIONS_DIRECT = (records.PREDICTION + records.PREDICTION_RUN).copy_columns()
 
 
 class MissingReferenceError(RuntimeError):
@@ -76,11 +54,22 @@ class MergeResult:
     def unchanged(self) -> int:
         return self.staged - self.inserted - self.updated
 
-    def as_xcom(self) -> dict[str, int]:
+    def to_xcom(self) -> dict[str, int]:
         return {**asdict(self), "unchanged": self.unchanged}
 
+    def __add__(self, other: MergeResult) -> MergeResult:
+        return MergeResult(*(a + b for a, b in zip(astuple(self), astuple(other), strict=True)))
 
-def batches(rows: Rows) -> Iterable[pd.DataFrame]:
+
+class Stored(NamedTuple):
+    """What the warehouse holds for an interval: loaded events, rejected records, duplicates."""
+
+    loaded: int
+    rejected: int
+    deduplicated: int
+
+
+def _frames(rows: Rows) -> Iterable[pd.DataFrame]:
     return [rows] if isinstance(rows, pd.DataFrame) else rows()
 
 
@@ -111,13 +100,6 @@ def copy_frames(
     return sent
 
 
-def copy_frame(
-    cur: psycopg.Cursor[Any], table: str, columns: Sequence[tuple[str, str]], frame: pd.DataFrame
-) -> None:
-    """Binary ``COPY`` of ``frame``'s ``columns`` (name, PostgreSQL type) into ``table``."""
-    copy_frames(cur, table, columns, [frame])
-
-
 def _direct(
     conn: psycopg.Connection[Any],
     table: str,
@@ -129,7 +111,7 @@ def _direct(
     of them has a key the table already holds."""
     try:
         with conn.transaction(), conn.cursor() as cur:
-            return copy_frames(cur, table, columns, batches(rows), constants)
+            return copy_frames(cur, table, columns, _frames(rows), constants)
     except psycopg.errors.UniqueViolation as exc:
         log.info("%s already holds some of these keys (%s); merging instead", table, exc.diag.message_detail)
         return None
@@ -143,7 +125,7 @@ def _staged(
     analyze it for the planner; yield the rows staged and drop the table afterwards, so one
     transaction may stage the same table again."""
     cur.execute(query(table))
-    staged = copy_frames(cur, table, columns, batches(rows))
+    staged = copy_frames(cur, table, columns, _frames(rows))
     cur.execute(sql.SQL("ANALYZE {}").format(sql.Identifier(table)))
     yield staged
     cur.execute(sql.SQL("DROP TABLE {}").format(sql.Identifier(table)))
@@ -199,17 +181,17 @@ def upsert_predictions(
     model_version: str,
     written_by_run: str,
     *,
-    loaded: bool = False,
+    copy_first: bool = False,
 ) -> MergeResult:
     """Upsert one model version's predictions; other versions' rows are never touched.
 
-    The staging path checks set-wise that every prediction's event is in ``processed_data``. A
-    caller that knows it is (``loaded``: the pipeline, whose ``load_processed`` committed these events
-    before ``predict`` ran) may skip that check: the rows are then COPYed straight into
-    ``predictions`` unless one of them is already stored.
+    The staging path checks set-wise that every prediction's event is in ``processed_data``. With
+    ``copy_first`` (the pipeline, whose ``load_processed`` committed these events before ``predict``
+    ran) the rows are first COPYed straight into ``predictions``, without that check; if one of
+    them is already stored, they take the staging path instead.
     """
     params = {"model_version": model_version, "written_by_run": written_by_run}
-    if loaded:
+    if copy_first:
         with conn.transaction():
             if not _exists(conn, "model_registered", params):
                 raise MissingReferenceError(
@@ -240,7 +222,7 @@ def upsert_predictions(
 def upsert_rejected(
     conn: psycopg.Connection[Any], rows: Rows, interval: Interval, written_by_run: str
 ) -> MergeResult:
-    """Make the interval's rows in ``rejected_events`` equal ``rows`` (``contract.REJECTED_COLUMNS``):
+    """Make the interval's rows in ``rejected_events`` equal ``rows`` (:data:`etlml.records.REJECTED`):
     binary ``COPY`` into a staging table, one merge, then removal of rows the run no longer rejected."""
     params = {
         "interval_start": interval.start,
@@ -258,33 +240,45 @@ def upsert_rejected(
 
 
 def interval_outcomes(
-    conn: psycopg.Connection[Any], interval: Interval, loaded: int | None = None
-) -> tuple[int, int, int]:
-    """Rows the warehouse holds for the interval: (loaded events, rejected records, duplicates).
+    conn: psycopg.Connection[Any], interval: Interval, loaded_rows: int | None = None
+) -> Stored:
+    """What the warehouse holds for the interval.
 
-    ``loaded``, when the caller's transaction has just established it (the rows a COPY into an
+    ``loaded_rows``, when the caller's transaction has just established it (the rows a COPY into an
     empty interval reported, or the count a merge checked), spares counting rows that were just
     written: the first scan after a bulk load also sets every row's hint bits, which costs more
     than a tenth of a second per million rows."""
     params = {
         "interval_start": interval.start,
         "interval_end": interval.end,
-        "duplicate": DUPLICATE,
-        "loaded": loaded,
+        "duplicate": records.DUPLICATE,
+        "loaded": loaded_rows,
     }
     with conn.cursor() as cur:
         cur.execute(query("count_interval_outcomes"), params)
         row = cur.fetchone()
     assert row is not None  # scalar subqueries always return one row
-    return int(row[0]), int(row[1]), int(row[2])
+    return Stored(int(row[0]), int(row[1]), int(row[2]))
 
 
 def store_audit(
-    conn: psycopg.Connection[Any], dag_id: str, interval: Interval, written_by_run: str, audit: dict[str, Any]
+    conn: psycopg.Connection[Any], dag_id: str, interval: Interval, written_by_run: str, audit: Audit
 ) -> None:
-    """Upsert the run's accounting (``quality.Audit.as_params()``) into ``run_audit``."""
+    """Upsert the run's accounting into ``run_audit``."""
+    counts = audit.counts
     params = {
-        **audit,
+        "source": audit.source,
+        "extracted": counts.extracted,
+        "loaded": counts.accepted,
+        "rejected": counts.rejected,
+        "deduplicated": counts.deduplicated,
+        "rejected_share": counts.rejected_share,
+        "max_rejected_share": audit.max_rejected_share,
+        "gate": audit.gate,
+        "by_reason": Jsonb(counts.by_reason),
+        "extra_fields": Jsonb(counts.extra_fields),
+        "extra_field_names": counts.extra_field_names,
+        "imputed": Jsonb(counts.imputed),
         "dag_id": dag_id,
         "interval_start": interval.start,
         "interval_end": interval.end,

@@ -9,7 +9,7 @@ import hashlib
 import zipfile
 from typing import Any
 
-from etlml.model import ModelError
+from etlml.errors import ModelError
 
 
 class UntrustedArtifactError(ModelError):

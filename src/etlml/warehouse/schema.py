@@ -1,4 +1,5 @@
-"""Numbered SQL migrations, applied once each and recorded in ``schema_migrations``."""
+"""The migrations runner: numbered SQL files (``migrations/NNNN_slug.sql``), applied once each and
+recorded in ``schema_migrations``."""
 
 from __future__ import annotations
 
@@ -9,14 +10,15 @@ from importlib import resources
 
 import psycopg
 
-from etlml.db import query
+from etlml.errors import PermanentError
+from etlml.warehouse.connection import query
 
 _NAME = re.compile(r"^(\d{4})_([a-z0-9_]+)\.sql$")
 # Any constant shared by every migrating process: two `migrate` calls never interleave.
 _LOCK_KEY = 4_242_001
 
 
-class MigrationError(RuntimeError):
+class MigrationError(PermanentError, RuntimeError):
     """The migrations on disk and those recorded in the database disagree."""
 
 
@@ -36,7 +38,7 @@ class Migration:
 def available() -> list[Migration]:
     """All migrations shipped with the package, in version order."""
     found = []
-    for entry in resources.files("etlml").joinpath("migrations").iterdir():
+    for entry in resources.files("etlml.warehouse").joinpath("migrations").iterdir():
         match = _NAME.match(entry.name)
         if match:
             found.append(Migration(int(match[1]), match[2], entry.read_text(encoding="utf-8")))

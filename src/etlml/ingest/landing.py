@@ -27,9 +27,9 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from etlml.contract import excerpt, printable
+from etlml.ingest.contract import excerpt, printable
 from etlml.interval import Interval
-from etlml.source import RAW_COLUMNS, RECORD_COLUMNS
+from etlml.records import EVENT, RECORD
 
 if TYPE_CHECKING:
     from airflow.sdk import ObjectStoragePath
@@ -40,16 +40,7 @@ EXTENSIONS = (".jsonl", ".jsonl.gz", ".csv", ".csv.gz", ".parquet")
 WHOLE_FILE = 0  # the row_number of a record that stands for a whole file
 _BOM = b"\xef\xbb\xbf"
 _CSV_FIELD_LIMIT = 2**31 - 1  # the csv module's default of 128 KiB would reject a huge field unread
-_DTYPES: dict[str, Any] = {
-    "source_file": "string",
-    "row_number": "int64",
-    "raw": object,
-    **dict.fromkeys(RAW_COLUMNS, "string"),
-    "problem": "string",
-    "problem_detail": "string",
-    "extra_fields": "string",
-}
-# One record: row_number, raw, the RAW_COLUMNS as text, problem, problem_detail, extra_fields
+# One record: row_number, raw, the event fields as text, problem, problem_detail, extra_fields
 Row = tuple[Any, ...]
 
 
@@ -83,7 +74,7 @@ class LandingFileSource:
         folder = partition(self.root, interval)
         if not folder.exists():
             log.info("landing partition %s does not exist: zero records for this interval", folder)
-            return empty()
+            return RECORD.empty()
         frames = []
         for path in sorted(folder.iterdir(), key=lambda p: str(p.name)):
             name = str(path.name)
@@ -96,13 +87,8 @@ class LandingFileSource:
             frames.append(frame)
         if not frames:
             log.info("landing partition %s holds no files: zero records for this interval", folder)
-            return empty()
+            return RECORD.empty()
         return pd.concat(frames, ignore_index=True)
-
-
-def empty() -> pd.DataFrame:
-    """A frame of zero records with the right columns and types."""
-    return _frame("", [])
 
 
 def read_file(source_file: str, data: bytes) -> pd.DataFrame:
@@ -127,15 +113,15 @@ def read_file(source_file: str, data: bytes) -> pd.DataFrame:
 
 
 def _frame(source_file: str, rows: list[Row]) -> pd.DataFrame:
-    columns = [c for c in RECORD_COLUMNS if c != "source_file"]
+    columns = [c for c in RECORD.names if c != "source_file"]
     frame = pd.DataFrame.from_records(rows, columns=columns) if rows else pd.DataFrame(columns=columns)
     frame.insert(0, "source_file", printable(source_file))
-    return frame.astype(_DTYPES)
+    return frame.astype(RECORD.dtypes())
 
 
 def _whole_file(source_file: str, data: bytes, problem: str, detail: str) -> pd.DataFrame:
     message = f"{detail} ({len(data)} bytes; the raw value is the whole file as found)"
-    return _frame(source_file, [(WHOLE_FILE, data, *([None] * len(RAW_COLUMNS)), problem, message, None)])
+    return _frame(source_file, [(WHOLE_FILE, data, *([None] * len(EVENT.names)), problem, message, None)])
 
 
 def _gunzip(data: bytes) -> bytes:
@@ -146,11 +132,11 @@ def _gunzip(data: bytes) -> bytes:
 
 
 def _problem(number: int, raw: bytes, problem: str, detail: str) -> Row:
-    return (number, raw, *([None] * len(RAW_COLUMNS)), problem, detail, None)
+    return (number, raw, *([None] * len(EVENT.names)), problem, detail, None)
 
 
 def _extras(names: Any) -> str | None:
-    unknown = sorted(str(n) for n in names if n not in RAW_COLUMNS)
+    unknown = sorted(str(n) for n in names if n not in EVENT.names)
     return json.dumps(unknown) if unknown else None  # ASCII-escaped: safe for any field name
 
 
@@ -181,8 +167,8 @@ def _from_mapping(number: int, raw: bytes, record: Mapping[Any, Any]) -> Row:
     if event_id is not None and not isinstance(event_id, str):
         detail = f"event_id must be a string, not {type(event_id).__name__}: {excerpt(event_id)}"
         return _problem(number, raw, "invalid_event_id", detail)
-    values = [_text(record.get(name)) for name in RAW_COLUMNS]
-    broken = [n for n, v in zip(RAW_COLUMNS, values, strict=True) if v is not None and not _encodable(v)]
+    values = [_text(record.get(name)) for name in EVENT.names]
+    broken = [n for n, v in zip(EVENT.names, values, strict=True) if v is not None and not _encodable(v)]
     if broken:
         return _problem(
             number, raw, "invalid_encoding", f"{', '.join(broken)}: escaped lone UTF-16 surrogate"
@@ -268,7 +254,7 @@ def _csv(content: bytes) -> list[Row]:
                 rows.append(_problem(number, raw, "malformed_record", detail))
             else:
                 named = dict(zip(header, fields, strict=True))
-                rows.append((number, raw, *(named.get(c) for c in RAW_COLUMNS), None, None, extras))
+                rows.append((number, raw, *(named.get(c) for c in EVENT.names), None, None, extras))
     except csv.Error as exc:
         raise UnreadableFileError(f"CSV cannot be parsed: {exc}") from exc
     return rows

@@ -1,0 +1,1 @@
+"""Features: their normalization statistics and the pure transforms (clean, impute, z-score)."""

@@ -1,1 +1,0 @@
-SELECT model_version FROM model_aliases WHERE alias = 'champion';

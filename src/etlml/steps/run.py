@@ -1,0 +1,272 @@
+"""What every step shares: the run it belongs to, the payloads XCom carries, and failing fast.
+
+Each step reads the files a previous step named, writes its output under the run folder of the data
+interval, and returns a frozen payload; ``to_xcom``/``from_xcom`` convert it to the small JSON that
+XCom stores (paths, row counts, checksums, model versions; never rows).
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal, ParamSpec, TypeVar
+
+from etlml.errors import PermanentError, SettingsError
+from etlml.features.stats import FeatureStats, parse_stats, stats_json
+from etlml.ingest.contract import Counts
+from etlml.interval import Interval
+from etlml.models.serving import Role, Serving
+from etlml.quality import Audit
+from etlml.settings import Settings
+from etlml.storage import FileRef, run_folder
+from etlml.warehouse.writes import MergeResult
+
+log = logging.getLogger(__name__)
+
+Normalization = Literal["model", "batch"]
+NORMALIZATIONS: tuple[Normalization, ...] = ("model", "batch")
+DEFAULT_SHARD_SIZE = 1_000_000
+"""Records per shard when the DAG does not say (its ``shard_size`` param)."""
+DEFAULT_SIMULATED_EVENTS = 200
+"""Events the simulator makes per interval when the DAG does not say (``simulated_events``)."""
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def fail_fast(func: Callable[P, R]) -> Callable[P, R]:
+    """Raise a :class:`~etlml.errors.PermanentError` as ``AirflowFailException``: no retry can fix it."""
+
+    @functools.wraps(func)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return func(*args, **kwargs)
+        except PermanentError as exc:
+            from airflow.sdk.exceptions import AirflowFailException
+
+            raise AirflowFailException(str(exc)) from exc
+
+    return wrapper
+
+
+@dataclass(frozen=True)
+class RunContext:
+    """What a step needs to know about the DAG run it belongs to."""
+
+    dag_id: str
+    run_id: str
+    interval: Interval
+
+    @property
+    def ref(self) -> str:
+        """``dag_id/run_id``: recorded on the rows a run writes."""
+        return f"{self.dag_id}/{self.run_id}"
+
+    def folder(self, cfg: Settings) -> Any:
+        """The run folder of this DAG and interval under the storage root (an ``ObjectStoragePath``)."""
+        return run_folder(cfg.storage_root, self.dag_id, self.interval)
+
+    @classmethod
+    def from_airflow(cls, context: Mapping[str, Any]) -> RunContext:
+        """Build from an Airflow task context (``get_current_context()``)."""
+        start, end = context.get("data_interval_start"), context.get("data_interval_end")
+        if start is None or end is None:
+            raise ValueError(
+                "this run has no data interval; schedule the DAG with CronDataIntervalTimetable "
+                "or trigger it with a logical date"
+            )
+        return cls(dag_id=context["dag"].dag_id, run_id=str(context["run_id"]), interval=Interval(start, end))
+
+
+def simulated_events(params: Mapping[str, Any]) -> int:
+    """The DAG param ``simulated_events``; the old name ``batch_size``, when given, is still obeyed
+    for this release, with a warning."""
+    old = params.get("batch_size")
+    if old is None:
+        return int(params.get("simulated_events", DEFAULT_SIMULATED_EVENTS))
+    log.warning(
+        "the DAG param batch_size is deprecated and will be removed in the next release; "
+        "it is the number of events the simulator makes per interval: pass simulated_events=%d instead",
+        int(old),
+    )
+    return int(old)
+
+
+@dataclass(frozen=True)
+class ShardKey:
+    """Which shard of a run's events a payload is about: ``index`` (from 0) of ``of``."""
+
+    index: int = 0
+    of: int = 1
+
+    @property
+    def label(self) -> str:
+        return f"shard {self.index + 1} of {self.of}"
+
+    def file_name(self, stem: str) -> str:
+        """``<stem>-<k>-of-<n>.parquet``: each shard's files are its own."""
+        return f"{stem}-{self.index + 1:03d}-of-{self.of:03d}.parquet"
+
+    def to_xcom(self) -> dict[str, int]:
+        return {"shard": self.index, "of": self.of}
+
+    @classmethod
+    def from_xcom(cls, data: Mapping[str, Any]) -> ShardKey:
+        return cls(int(data.get("shard", 0)), int(data.get("of", 1)))
+
+
+@dataclass(frozen=True)
+class Shard:
+    """One shard of a run's events, as ``extract`` wrote it: what the mapped tasks expand over."""
+
+    key: ShardKey
+    events: FileRef
+
+    def to_xcom(self) -> dict[str, Any]:
+        return {**self.events.to_xcom(), **self.key.to_xcom()}
+
+    @classmethod
+    def from_xcom(cls, data: Mapping[str, Any]) -> Shard:
+        return cls(ShardKey.from_xcom(data), FileRef.from_xcom(data))
+
+
+@dataclass(frozen=True)
+class RunPlan:
+    """What ``extract`` decided for the whole run, read by the tasks after it (XCom key ``run``):
+    the model versions to score with, the statistics to normalize with, the records' accounting and
+    the file of rejected records."""
+
+    source: str
+    counts: Counts
+    rejected: FileRef
+    serving: Serving
+    normalization: Normalization
+    stats: dict[str, FeatureStats]
+
+    @property
+    def normalized_with(self) -> str:
+        """What ``processed_data.normalized_with`` records: the champion's version, or ``batch``."""
+        return self.serving.champion if self.normalization == "model" else "batch"
+
+    def to_xcom(self) -> dict[str, Any]:
+        return {
+            "source": self.source,
+            "counts": self.counts.to_xcom(),
+            "rejected": self.rejected.to_xcom(),
+            **self.serving.to_xcom(),
+            "normalization": self.normalization,
+            "stats": stats_json(self.stats),
+        }
+
+    @classmethod
+    def from_xcom(cls, data: Mapping[str, Any]) -> RunPlan:
+        if "stats" not in data or data.get("normalization") not in NORMALIZATIONS:
+            raise SettingsError(
+                "this run was planned by an older etlml release (its extract XCom has no statistics); "
+                "clear the run from extract so that this release plans it again"
+            )
+        normalization: Normalization = "batch" if data["normalization"] == "batch" else "model"
+        serving = Serving.from_xcom(data)
+        stats_of = serving.champion if normalization == "model" else "batch"
+        return cls(
+            source=str(data["source"]),
+            counts=Counts.from_xcom(data["counts"]),
+            rejected=FileRef.from_xcom(data["rejected"]),
+            serving=serving,
+            normalization=normalization,
+            stats=parse_stats(stats_of, data["stats"]),
+        )
+
+
+@dataclass(frozen=True)
+class Extracted:
+    """``extract``'s outcome: the run's plan and its shards."""
+
+    plan: RunPlan
+    shards: tuple[Shard, ...]
+
+
+@dataclass(frozen=True)
+class ProcessedShard:
+    """One shard's processed events, as ``transform`` wrote them."""
+
+    key: ShardKey
+    processed: FileRef
+    normalized_with: str
+
+    def to_xcom(self) -> dict[str, Any]:
+        return {**self.processed.to_xcom(), **self.key.to_xcom(), "normalized_with": self.normalized_with}
+
+    @classmethod
+    def from_xcom(cls, data: Mapping[str, Any]) -> ProcessedShard:
+        return cls(ShardKey.from_xcom(data), FileRef.from_xcom(data), str(data["normalized_with"]))
+
+
+@dataclass(frozen=True)
+class Loaded:
+    """``load_processed``'s outcome: what the merge did, and the run's audit."""
+
+    merge: MergeResult
+    audit: Audit
+
+    def to_xcom(self) -> dict[str, Any]:
+        return {**self.merge.to_xcom(), "audit": self.audit.to_xcom()}
+
+
+@dataclass(frozen=True)
+class ScoredFile:
+    """The predictions of one model version for one shard."""
+
+    model_version: str
+    role: Role
+    predictions: FileRef
+
+    def to_xcom(self) -> dict[str, Any]:
+        return {**self.predictions.to_xcom(), "model_version": self.model_version, "role": self.role}
+
+    @classmethod
+    def from_xcom(cls, data: Mapping[str, Any]) -> ScoredFile:
+        role: Role = "challenger" if data.get("role") == "challenger" else "champion"
+        return cls(str(data["model_version"]), role, FileRef.from_xcom(data))
+
+
+def _versions(files: Sequence[tuple[str, Role]]) -> dict[str, Any]:
+    """The ``model_version`` (champion) and ``challenger`` keys of a shard's payload, for readers of
+    XCom in the UI."""
+    by_role = {role: version for version, role in files}
+    return {"model_version": by_role.get("champion"), "challenger": by_role.get("challenger")}
+
+
+@dataclass(frozen=True)
+class PredictedShard:
+    """One shard scored by every version the run serves, as ``predict`` wrote it."""
+
+    key: ShardKey
+    files: tuple[ScoredFile, ...]
+
+    def to_xcom(self) -> dict[str, Any]:
+        return {
+            **_versions([(f.model_version, f.role) for f in self.files]),
+            "files": [f.to_xcom() for f in self.files],
+            **self.key.to_xcom(),
+        }
+
+    @classmethod
+    def from_xcom(cls, data: Mapping[str, Any]) -> PredictedShard:
+        return cls(ShardKey.from_xcom(data), tuple(ScoredFile.from_xcom(f) for f in data["files"]))
+
+
+@dataclass(frozen=True)
+class StoredShard:
+    """What ``store_predictions`` did with one shard, per model version."""
+
+    key: ShardKey
+    stored: tuple[tuple[ScoredFile, MergeResult], ...]
+
+    def to_xcom(self) -> dict[str, Any]:
+        return {
+            **_versions([(f.model_version, f.role) for f, _ in self.stored]),
+            "by_version": {f.model_version: result.to_xcom() for f, result in self.stored},
+            **self.key.to_xcom(),
+        }
