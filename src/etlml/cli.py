@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from datetime import datetime
 from typing import Any
 
@@ -191,10 +193,29 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+@contextmanager
+def _logs_to_stderr() -> Iterator[None]:
+    """While a command runs, the library's warnings go to stderr and nothing else is logged: stdout
+    holds only the command's output (a table or JSON that scripts parse). Airflow sets up logging
+    when first imported, so it is imported first."""
+    import airflow  # noqa: F401
+
+    logger = logging.getLogger("etlml")
+    saved = (logger.handlers[:], logger.level, logger.propagate)
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("etlml: %(levelname)s %(message)s"))
+    logger.handlers[:], logger.level, logger.propagate = [handler], logging.WARNING, False
+    try:
+        yield
+    finally:
+        logger.handlers[:], logger.level, logger.propagate = saved
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        return int(args.func(args))
+        with _logs_to_stderr():
+            return int(args.func(args))
     except (PermanentError, connection.WarehouseUnavailableError) as exc:
         print(f"etlml: {exc}", file=sys.stderr)
         return 2

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from etlml import cli
+from etlml.warehouse import schema
 
 pytestmark = pytest.mark.db
 
@@ -83,6 +84,7 @@ def test_the_installed_command_finds_the_warehouse_through_the_airflow_connectio
 LIGHT_COMMAND = """
 import json, sys
 from etlml import cli
+from etlml.warehouse import schema
 code = cli.main(sys.argv[1:])
 heavy = sorted(m for m in ("pandas", "pyarrow") if m in sys.modules)
 print(json.dumps({"code": code, "heavy": heavy}), file=sys.stderr)
@@ -99,3 +101,21 @@ def test_schema_and_registry_commands_do_not_load_pandas_or_pyarrow(
     result = json.loads(done.stderr.strip().splitlines()[-1])
     assert result["code"] == 0, done.stderr
     assert result["heavy"] == [], f"etlml {' '.join(command)} imported {result['heavy']}"
+
+
+def test_db_check_prints_only_its_json_on_stdout(fresh_migrated: str) -> None:
+    command = Path(sys.executable).with_name("etlml")
+    done = subprocess.run([str(command), "db", "check"], capture_output=True, text=True, check=False)
+    assert done.returncode == 0, done.stderr
+    shipped = len(schema.available())
+    assert json.loads(done.stdout) == {"migrations": shipped, "champion": "baseline_v1"}  # no log line first
+
+
+def test_a_missing_connection_says_which_variable_to_export(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("AIRFLOW_CONN_WAREHOUSE")
+    command = Path(sys.executable).with_name("etlml")
+    done = subprocess.run([str(command), "models", "list"], capture_output=True, text=True, check=False)
+    assert done.returncode == 2
+    assert "set AIRFLOW_CONN_WAREHOUSE=postgresql://USER:PASSWORD@HOST:5432/DATABASE" in done.stderr
+    assert "make demo` prints the line" in done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1

@@ -31,8 +31,9 @@ def connect(conn_id: str) -> psycopg.Connection[tuple[object, ...]]:
         conn = PostgresHook(postgres_conn_id=conn_id).get_conn()
     except AirflowNotFoundException as exc:
         raise ConnectionMissingError(
-            f"the Airflow connection {conn_id!r} is not defined; create it in the UI or set "
-            f"AIRFLOW_CONN_{conn_id.upper()}=postgresql://USER:PASSWORD@HOST:5432/DATABASE"
+            f"the Airflow connection {conn_id!r} is not defined: set AIRFLOW_CONN_{conn_id.upper()}="
+            "postgresql://USER:PASSWORD@HOST:5432/DATABASE in the environment (in a shell: export it; "
+            "`make demo` prints the line for its warehouse), or add the connection to Airflow"
         ) from exc
     except psycopg.OperationalError as exc:
         raise WarehouseUnavailableError(
