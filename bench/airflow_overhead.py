@@ -593,9 +593,12 @@ def run_benchmark(args: argparse.Namespace, work: Path) -> dict[str, Any]:
 
         print(f"\nstack: starting `airflow standalone`, output in {standalone_log}", flush=True)
         started = time.monotonic()
-        proc = localstack.start([AIRFLOW, "standalone"], env, standalone_log)
+        standalone = localstack.Component.start(
+            "airflow standalone", [AIRFLOW, "standalone"], env, standalone_log
+        )
+        proc = standalone.proc
         api = localstack.AirflowApi(f"http://127.0.0.1:{port}")
-        api.wait_healthy(timeout=240, proc=proc)
+        api.wait_healthy(timeout=240, watch=[standalone])
         api.login()
         print(f"stack: healthy after {time.monotonic() - started:.1f} s", flush=True)
         defaults, runs = measure_runs(api, args)

@@ -1,11 +1,13 @@
-"""A local Airflow for ``make demo`` and the end-to-end tests: databases, processes, REST API v2.
+"""A local Airflow for ``make demo``, the end-to-end tests and the benchmark: databases, the Airflow
+components as watched processes, and a client of the REST API v2.
 
 Everything here is for one machine and local use only: the admin/admin login it configures must
-never reach a shared deployment.
+never reach a shared deployment, and the API server listens on 127.0.0.1 unless told otherwise.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import secrets
@@ -14,7 +16,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -25,7 +27,14 @@ import psycopg
 from psycopg import conninfo, sql
 
 LOCAL_LOGIN = {"admin": "admin"}  # local demo and tests only; see README "Deploy with Docker Compose"
+LOCAL_HOST = "127.0.0.1"
 TERMINAL_STATES = {"success", "failed"}
+LOG_TAIL_LINES = 15
+_ERROR_MARKS = ("Error", "Errno", "Exception", "error:", "FATAL")
+
+
+class ComponentExitedError(RuntimeError):
+    """A process of the local stack exited; the message ends with the lines of its log that say why."""
 
 
 @dataclass(frozen=True)
@@ -68,11 +77,14 @@ class Databases:
                         )
                     )
 
-    def drop(self) -> None:
-        """Drop both databases (the role stays: other stacks may share it)."""
+    def drop(self, *, role: bool = False) -> None:
+        """Drop both databases, and with ``role`` the role too (by default it stays: other stacks of
+        the tests may share it)."""
         with psycopg.connect(self.admin_dsn, autocommit=True) as admin:
             for name in (self.metadata_db, self.warehouse_db):
                 admin.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+            if role:
+                admin.execute(sql.SQL("DROP ROLE IF EXISTS {}").format(sql.Identifier(self.role)))
 
 
 def airflow_env(
@@ -81,10 +93,11 @@ def airflow_env(
     dags_folder: Path,
     port: int,
     *,
+    host: str = LOCAL_HOST,
     executor: str = "LocalExecutor",
     extra: dict[str, str] | None = None,
 ) -> dict[str, str]:
-    """The environment of every process of one local stack."""
+    """The environment of every process of one local stack; its API server listens on ``host``."""
     home.mkdir(parents=True, exist_ok=True)
     passwords = home / "simple_auth_manager_passwords.json"
     passwords.write_text(json.dumps(LOCAL_LOGIN))  # local only
@@ -103,9 +116,12 @@ def airflow_env(
             "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": "admin:admin",
             "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(passwords),
             "AIRFLOW__API_AUTH__JWT_SECRET": secret_file.read_text(),
+            "AIRFLOW__API__HOST": host,
             "AIRFLOW__API__PORT": str(port),
-            "AIRFLOW__API__BASE_URL": f"http://127.0.0.1:{port}",
-            "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://127.0.0.1:{port}/execution/",
+            "AIRFLOW__API__BASE_URL": base_url(host, port),
+            "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"{base_url(host, port)}/execution/",
+            # the LocalExecutor starts this many worker processes (~150 MB each): a few per core
+            "AIRFLOW__CORE__PARALLELISM": str(parallelism()),
             "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "5",
             "AIRFLOW__SCHEDULER__ENABLE_HEALTH_CHECK": "True",
             "AIRFLOW_CONN_WAREHOUSE": dbs.warehouse_url,
@@ -114,6 +130,31 @@ def airflow_env(
     )
     env.update(extra or {})
     return env
+
+
+def base_url(host: str, port: int) -> str:
+    """Where local clients reach an API server listening on ``host``."""
+    reachable = LOCAL_HOST if host in {"0.0.0.0", "::", ""} else host  # noqa: S104 - the wildcard, compared
+    return f"http://{reachable}:{port}"
+
+
+def parallelism() -> int:
+    """Task slots for a local stack: twice the cores, at least 4 (Airflow's default of 32 starts 32
+    LocalExecutor workers, about 5 GB, whatever the machine)."""
+    return max(4, 2 * (os.cpu_count() or 1))
+
+
+def bind_error(host: str, port: int) -> OSError | None:
+    """Why a server could not listen on ``host:port`` now (``errno.EADDRINUSE``: another program
+    does), or ``None`` if it could."""
+    try:
+        family = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0][0]
+        with socket.socket(family) as sock:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            sock.bind((host, port))
+    except OSError as exc:
+        return exc
+    return None
 
 
 def free_port() -> int:
@@ -130,6 +171,74 @@ def start(args: Iterable[str], env: dict[str, str], log_path: Path) -> subproces
         return subprocess.Popen(
             list(args), env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
         )
+
+
+def log_tail(path: Path, lines: int = LOG_TAIL_LINES) -> str:
+    """The end of a log, and before it any earlier line of its last few hundred that names an error:
+    what a reader needs to see why a process stopped."""
+    try:
+        text = path.read_text(errors="replace").splitlines()[-400:]
+    except OSError as exc:
+        return f"(cannot read {path}: {exc})"
+    tail = text[-lines:]
+    errors = [line for line in text[:-lines] if any(mark in line for mark in _ERROR_MARKS)][-5:]
+    return "\n".join([*errors, "...", *tail] if errors else tail)
+
+
+@dataclass
+class Component:
+    """One process (group) of a local stack, with its own log."""
+
+    name: str
+    proc: subprocess.Popen[bytes]
+    log: Path
+
+    @classmethod
+    def start(cls, name: str, args: Iterable[str], env: dict[str, str], log: Path) -> Component:
+        return cls(name, start(args, env, log), log)
+
+    def check(self) -> None:
+        """Raise :class:`ComponentExitedError` if the process has exited."""
+        code = self.proc.poll()
+        if code is not None:
+            raise ComponentExitedError(
+                f"{self.name} exited with code {code}; the end of {self.log}:\n{log_tail(self.log)}"
+            )
+
+
+def check_all(components: Sequence[Component]) -> None:
+    for component in components:
+        component.check()
+
+
+def stop_all(
+    components: Sequence[Component], grace: float = 30.0, on_stopped: Callable[[str], None] | None = None
+) -> None:
+    """SIGTERM every component's group at once, SIGKILL what is left after ``grace`` seconds. The
+    group of a component that has already exited is killed at once: its leader is gone, and what is
+    left of it (task workers, say) has nobody to wait for."""
+    for component in components:
+        exited = component.proc.poll() is not None
+        _signal(component.proc.pid, signal.SIGKILL if exited else signal.SIGTERM)
+    deadline = time.monotonic() + grace
+    waiting = list(components)
+    while waiting and time.monotonic() < deadline:
+        for component in list(waiting):
+            component.proc.poll()
+            if not group_alive(component.proc.pid):
+                waiting.remove(component)
+                if on_stopped:
+                    on_stopped(component.name)
+        time.sleep(0.2)
+    for component in waiting:
+        stop(component.proc, grace=0)
+        if on_stopped:
+            on_stopped(f"{component.name} (killed after {grace:.0f} s)")
+
+
+def _signal(pgid: int, sig: signal.Signals) -> None:
+    with contextlib.suppress(ProcessLookupError):  # the group has already exited: nothing to stop
+        os.killpg(pgid, sig)
 
 
 def stop(proc: subprocess.Popen[bytes], grace: float = 30.0) -> None:
@@ -180,13 +289,13 @@ class AirflowApi:
         self.client = httpx.Client(base_url=self.base_url, timeout=30)
         self.username, self.password = username, password
 
-    def wait_healthy(self, timeout: float = 180, proc: subprocess.Popen[bytes] | None = None) -> None:
-        """Wait until the API server answers and the metadata DB and scheduler are healthy."""
+    def wait_healthy(self, timeout: float = 180, watch: Sequence[Component] = ()) -> None:
+        """Wait until the API server answers and the metadata DB and scheduler are healthy; raise
+        :class:`ComponentExitedError` at once if one of ``watch`` exits meanwhile."""
         deadline = time.monotonic() + timeout
         last = ""
         while time.monotonic() < deadline:
-            if proc is not None and proc.poll() is not None:
-                raise RuntimeError(f"Airflow exited with code {proc.returncode} while starting")
+            check_all(watch)
             try:
                 health = self.client.get("/api/v2/monitor/health").json()
                 last = json.dumps(health)
@@ -213,10 +322,11 @@ class AirflowApi:
             raise RuntimeError(f"{method} {path} -> {response.status_code}: {response.text[:500]}")
         return response.json()
 
-    def wait_for_dag(self, dag_id: str, timeout: float = 120) -> None:
+    def wait_for_dag(self, dag_id: str, timeout: float = 120, watch: Sequence[Component] = ()) -> None:
         """Wait until the DAG processor has parsed ``dag_id``."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
+            check_all(watch)
             if self.client.get(f"/api/v2/dags/{dag_id}").status_code == 200:
                 return
             time.sleep(1)
@@ -233,13 +343,26 @@ class AirflowApi:
         body = {"logical_date": when.isoformat(), "conf": conf or {}}
         return str(self._call("POST", f"/api/v2/dags/{dag_id}/dagRuns", json=body)["dag_run_id"])
 
-    def run_state(self, dag_id: str, run_id: str) -> str:
-        return str(self._call("GET", f"/api/v2/dags/{dag_id}/dagRuns/{run_id}")["state"])
+    def run(self, dag_id: str, run_id: str) -> dict[str, Any]:
+        found: dict[str, Any] = self._call("GET", f"/api/v2/dags/{dag_id}/dagRuns/{run_id}")
+        return found
 
-    def wait_for_run(self, dag_id: str, run_id: str, timeout: float = 300) -> str:
+    def run_state(self, dag_id: str, run_id: str) -> str:
+        return str(self.run(dag_id, run_id)["state"])
+
+    def runs(self, dag_id: str) -> list[dict[str, Any]]:
+        """The DAG's runs, newest data interval first."""
+        body = self._call("GET", f"/api/v2/dags/{dag_id}/dagRuns", params={"limit": 100})
+        runs: list[dict[str, Any]] = body["dag_runs"]
+        return sorted(runs, key=lambda r: str(r.get("data_interval_end") or ""), reverse=True)
+
+    def wait_for_run(
+        self, dag_id: str, run_id: str, timeout: float = 300, watch: Sequence[Component] = ()
+    ) -> str:
         """Wait until the run succeeds or fails; return its final state."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
+            check_all(watch)
             state = self.run_state(dag_id, run_id)
             if state in TERMINAL_STATES:
                 return state

@@ -14,8 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from scripts import localstack
 
+from scripts import localstack
 from tests.conftest import ADMIN_DSN, ROOT, WORK_DIR
 
 AIRFLOW = str(Path(sys.executable).with_name("airflow"))
@@ -30,7 +30,7 @@ class Stack:
     api: localstack.AirflowApi
     dbs: localstack.Databases
     env: dict[str, str]
-    procs: list[subprocess.Popen[bytes]]
+    components: list[localstack.Component]
     logs: Path
 
     @property
@@ -60,18 +60,19 @@ def _start_stack(name: str, commands: list[list[str]], extra_env: dict[str, str]
     logs.mkdir(parents=True, exist_ok=True)
     migrate = subprocess.run([AIRFLOW, "db", "migrate"], env=env, capture_output=True, text=True, check=False)
     assert migrate.returncode == 0, migrate.stdout[-2000:] + migrate.stderr[-2000:]
-    procs = [localstack.start(cmd, env, logs / f"{cmd[1].replace(' ', '-')}.log") for cmd in commands]
+    components = [
+        localstack.Component.start(" ".join(cmd[1:]), cmd, env, logs / f"{cmd[1].replace(' ', '-')}.log")
+        for cmd in commands
+    ]
     api = localstack.AirflowApi(f"http://127.0.0.1:{port}")
-    stack = Stack(name, api, dbs, env, procs, logs)
+    stack = Stack(name, api, dbs, env, components, logs)
     try:
-        for proc in procs:
-            api.wait_healthy(timeout=240, proc=proc)
+        api.wait_healthy(timeout=240, watch=components)
         api.login()
         yield stack
     finally:
-        for proc in procs:
-            localstack.stop(proc)
-        groups = [proc.pid for proc in procs if localstack.group_alive(proc.pid)]
+        localstack.stop_all(components)
+        groups = [c.proc.pid for c in components if localstack.group_alive(c.proc.pid)]
         strays = localstack.processes_with_env("AIRFLOW_HOME", str(home))
         dbs.drop()
         assert groups == [], f"process groups still alive after stop: {groups}"
