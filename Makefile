@@ -1,5 +1,6 @@
 # etlml: every command a developer, CI and the README use.
 #   make demo   install, start PostgreSQL + Airflow locally, run the pipeline, show predictions
+#               (make demo-clean: drop the demo's databases and role, delete .demo)
 #   make test   lint, type check and the whole test suite (what .ci/run calls)
 #   make bench  the benchmark: pipeline steps at 1,000,000 events (EVENTS=...) against the COPY bound and
 #               the naive approach, a sharded run, and Airflow's overhead under a real scheduler
@@ -11,7 +12,7 @@ UV_VERSION := $(shell sed -n 's/^uv==//p' requirements.lock)
 STAMP := $(VENV)/.installed
 EVENTS ?= 1000000
 
-.PHONY: install system-deps lock lint typecheck test demo bench clean
+.PHONY: install system-deps lock lint typecheck test demo demo-clean bench clean
 
 install: $(STAMP)
 
@@ -50,6 +51,10 @@ test: lint typecheck system-deps
 
 demo: install
 	$(BIN)/python -m scripts.demo
+
+# Start over: stop what is left of the demo, drop its databases and role, delete .demo.
+demo-clean: install
+	$(BIN)/python -m scripts.demo --clean
 
 # Figures go to bench/out/ (JSON and chart); the last line printed is the RESULT line.
 bench: install

@@ -1,17 +1,25 @@
-"""`make demo`: a local Airflow with both DAGs unpaused, a first run, and its predictions.
+"""`make demo`: a local Airflow with both DAGs unpaused, the pipeline's first run, its predictions, and
+the lines to paste to use the `etlml` command on the demo's warehouse.
 
-Local use only: the login is admin/admin and the database role's password is fixed below.
-Ctrl-C stops every process this script started.
+Local use only: the login is admin/admin, the database role's password is fixed below, and the API
+server listens on 127.0.0.1 unless ETLML_DEMO_HOST says otherwise. Ctrl-C stops every process this
+script started. `make demo-clean` (``--clean``) also drops the demo's databases and role and deletes
+its folder, to start over.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import errno
 import os
+import shutil
 import signal
 import subprocess
 import sys
 import time
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import FrameType
 
@@ -20,96 +28,247 @@ import psycopg
 from scripts import localstack
 
 ROOT = Path(__file__).resolve().parents[1]
-STATE = ROOT / ".demo"
-
+BIN = Path(sys.executable).parent
+INIT, PIPELINE = "00_init_schema", "10_etl_ml_pipeline"
+COMPONENTS = ("api-server", "scheduler", "dag-processor", "triggerer")
+SCHEDULER_GRACE = 45.0  # seconds the scheduler gets to start the latest interval's run by itself
+INTERVAL = timedelta(minutes=10)
 QUERY = """SELECT p.event_id, p.model_version, round(p.y_hat::numeric, 4) AS y_hat, p.ts_utc
 FROM predictions p ORDER BY p.ts_utc DESC LIMIT 5;"""
 
 
-def parse_args() -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--port", type=int, default=int(os.environ.get("ETLML_DEMO_PORT", "8080")))
+class DemoError(Exception):
+    """Something the user can fix; printed as one line, exit status 2."""
+
+
+@dataclass(frozen=True)
+class Config:
+    """Where the demo runs: bind address, port, the server it creates its databases on, its folder."""
+
+    host: str
+    port: int
+    admin_dsn: str
+    state: Path
+    name: str
+    clean: bool
+
+    def databases(self) -> localstack.Databases:
+        return localstack.Databases(
+            admin_dsn=self.admin_dsn,
+            role=self.name,
+            password=self.name,  # local demo only
+            metadata_db=f"{self.name}_airflow",
+            warehouse_db=f"{self.name}_warehouse",
+        )
+
+
+def parse_config(argv: list[str] | None) -> Config:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--clean", action="store_true", help="stop the demo, drop its databases and role")
     parser.add_argument(
-        "--admin-dsn",
-        default=os.environ.get("ETLML_DEMO_ADMIN_DSN", "postgresql://postgres@127.0.0.1:5432/postgres"),
-        help="a superuser connection used once to create the demo role and databases",
+        "--state", type=Path, default=ROOT / ".demo", help="the demo's folder (default .demo)"
     )
-    return parser.parse_args()
-
-
-def main() -> int:
-    args = parse_args()
-    subprocess.run([str(ROOT / "scripts" / "services.sh")], check=True)
-    dbs = localstack.Databases(
-        admin_dsn=args.admin_dsn,
-        role="etlml",
-        password="etlml",  # noqa: S106 - local demo only
-        metadata_db="etlml_airflow",
-        warehouse_db="etlml_warehouse",
+    parser.add_argument("--name", default="etlml", help="role and database prefix (default etlml)")
+    args = parser.parse_args(argv)
+    port_text = os.environ.get("ETLML_DEMO_PORT") or "8080"
+    if not port_text.isdigit() or not 0 < int(port_text) < 65536:
+        raise DemoError(f"ETLML_DEMO_PORT must be a TCP port number (1-65535), got {port_text!r}")
+    return Config(
+        host=os.environ.get("ETLML_DEMO_HOST") or localstack.LOCAL_HOST,
+        port=int(port_text),
+        admin_dsn=os.environ.get("ETLML_DEMO_ADMIN_DSN") or "postgresql://postgres@127.0.0.1:5432/postgres",
+        state=args.state.resolve(),
+        name=args.name,
+        clean=args.clean,
     )
-    dbs.ensure()
-    env = localstack.airflow_env(STATE / "airflow", dbs, ROOT / "dags", args.port)
-    airflow = Path(sys.executable).with_name("airflow")
-    etlml = Path(sys.executable).with_name("etlml")
-    print("demo: migrating Airflow's metadata DB and the warehouse ...", flush=True)
-    for command in ([str(airflow), "db", "migrate"], [str(etlml), "db", "migrate"]):
-        if subprocess.run(command, env=env, check=False, stdout=subprocess.DEVNULL).returncode != 0:
-            print(f"demo: `{' '.join(command[-3:])}` failed (its error is above); nothing was started.")
-            return 1
 
-    log = STATE / "airflow.log"
-    proc = localstack.start([str(airflow), "standalone"], env, log)
 
-    def shutdown(signum: int, frame: FrameType | None) -> None:
-        print("\ndemo: stopping Airflow ...", flush=True)
-        localstack.stop(proc)
-        print("demo: stopped; data stays in PostgreSQL (etlml_warehouse) until you drop it.")
-        sys.exit(0)
+def say(text: str, *, err: bool = False) -> None:
+    print(text, file=sys.stderr if err else sys.stdout, flush=True)
 
-    signal.signal(signal.SIGINT, shutdown)
-    signal.signal(signal.SIGTERM, shutdown)
-    try:
-        run_demo(env, args.port, proc, log, dbs)
-    except Exception:
-        print(f"demo: failed; Airflow's output is in {log}", file=sys.stderr)
-        localstack.stop(proc)
-        raise
-    while proc.poll() is None:
+
+def check_before_starting(cfg: Config) -> None:
+    """What would otherwise fail later, after minutes: etlml's settings and the port."""
+    from etlml import settings
+
+    settings.load()  # a SettingsError names the variable
+    problem = localstack.bind_error(cfg.host, cfg.port)
+    if problem is not None and problem.errno == errno.EADDRINUSE:
+        raise DemoError(
+            f"port {cfg.port} on {cfg.host} is taken by another program; stop it, or choose another "
+            f"port: ETLML_DEMO_PORT={cfg.port + 1} make demo"
+        )
+    if problem is not None:
+        raise DemoError(
+            f"cannot listen on {cfg.host}:{cfg.port} ({problem}); ETLML_DEMO_HOST must be an address of "
+            "this machine (default 127.0.0.1)"
+        )
+
+
+def migrate(env: dict[str, str]) -> None:
+    """Airflow's metadata DB and the warehouse, migrated; a failure is one line saying why."""
+    for command in (["airflow", "db", "migrate"], ["etlml", "db", "migrate"]):
+        done = subprocess.run(
+            [str(BIN / command[0]), *command[1:]], env=env, capture_output=True, text=True, check=False
+        )
+        if done.returncode != 0:
+            lines = [line for line in done.stderr.splitlines() if line.strip()] or ["(no output)"]
+            raise DemoError(f"`{' '.join(command)}` failed: {lines[-1].removeprefix('etlml: ')}")
+
+
+def fresh_logs(state: Path) -> Path:
+    """``.demo/logs/`` for this start; the previous start's logs move to ``logs/previous/``."""
+    logs, previous = state / "logs", state / "logs" / "previous"
+    shutil.rmtree(previous, ignore_errors=True)
+    previous.mkdir(parents=True)
+    for log in logs.glob("*.log"):
+        log.rename(previous / log.name)
+    return logs
+
+
+def start_airflow(cfg: Config, env: dict[str, str]) -> list[localstack.Component]:
+    logs = fresh_logs(cfg.state)
+    say(f"demo: starting Airflow's {', '.join(COMPONENTS)} (logs in {logs}) ...")
+    return [
+        localstack.Component.start(name, [str(BIN / "airflow"), name], env, logs / f"{name}.log")
+        for name in COMPONENTS
+    ]
+
+
+def latest_closed_interval_end(now: datetime) -> datetime:
+    """The end of the latest 10-minute interval that has closed: what the scheduler runs first."""
+    midnight = now.replace(hour=0, minute=0, second=0, microsecond=0)
+    return midnight + (now - midnight) // INTERVAL * INTERVAL
+
+
+def first_pipeline_run(api: localstack.AirflowApi, watch: list[localstack.Component], since: datetime) -> str:
+    """The run of the latest closed interval: the one the scheduler starts when the DAG is unpaused
+    (or ran in an earlier start of the demo); triggered only if the scheduler has not started it."""
+    deadline = time.monotonic() + SCHEDULER_GRACE
+    while time.monotonic() < deadline:
+        localstack.check_all(watch)
+        for run in api.runs(PIPELINE):
+            if datetime.fromisoformat(str(run["data_interval_end"])) >= since:
+                return str(run["dag_run_id"])
         time.sleep(1)
-    print(f"demo: Airflow exited with code {proc.returncode}; see {log}", file=sys.stderr)
-    return 1
+    return api.trigger(PIPELINE)
 
 
-def run_demo(
-    env: dict[str, str], port: int, proc: subprocess.Popen[bytes], log: Path, dbs: localstack.Databases
-) -> None:
-    api = localstack.AirflowApi(f"http://127.0.0.1:{port}")
-    print(f"demo: starting Airflow (output in {log}) ...", flush=True)
-    api.wait_healthy(proc=proc)
+def run_dags(api: localstack.AirflowApi, watch: list[localstack.Component]) -> datetime:
+    """Both DAGs unpaused, the schema DAG run, then the pipeline's first run; returns the end of
+    its data interval."""
+    api.wait_healthy(watch=watch)
     api.login()
-    for dag_id in ("00_init_schema", "10_etl_ml_pipeline"):
-        api.wait_for_dag(dag_id)
-        api.unpause(dag_id)
-    for dag_id in ("00_init_schema", "10_etl_ml_pipeline"):
-        run_id = api.trigger(dag_id)
-        state = api.wait_for_run(dag_id, run_id)
-        print(f"demo: {dag_id} run {run_id}: {state}", flush=True)
-        if state != "success":
-            raise RuntimeError(f"{dag_id} did not succeed: {api.task_states(dag_id, run_id)}")
+    for dag_id in (INIT, PIPELINE):
+        api.wait_for_dag(dag_id, watch=watch)
+    api.unpause(INIT)
+    init_run = api.trigger(INIT)
+    if (state := api.wait_for_run(INIT, init_run, watch=watch)) != "success":
+        raise DemoError(f"{INIT} ended {state}: {api.task_states(INIT, init_run)}")
+    since = latest_closed_interval_end(datetime.now(UTC))
+    api.unpause(PIPELINE)
+    run_id = first_pipeline_run(api, watch, since)
+    say(f"demo: {PIPELINE} is scoring the interval that ended at {since:%H:%M} UTC ({run_id}) ...")
+    if (state := api.wait_for_run(PIPELINE, run_id, watch=watch)) != "success":
+        raise DemoError(f"{PIPELINE} run {run_id} ended {state}: {api.task_states(PIPELINE, run_id)}")
+    return datetime.fromisoformat(str(api.run(PIPELINE, run_id)["data_interval_end"]))
+
+
+def show_predictions(dbs: localstack.Databases) -> None:
     with psycopg.connect(dbs.warehouse_url) as conn:
         rows = conn.execute(QUERY).fetchall()
         total = conn.execute("SELECT count(*) FROM predictions").fetchone()
-    print(f"\ndemo: {total[0] if total else 0} predictions stored; the latest:")
+    say(f"\ndemo: {total[0] if total else 0} predictions stored; the latest:")
     for row in rows:
-        print("   ", *row)
-    print(
-        f"""
-  Airflow UI   http://127.0.0.1:{port}   (login admin / admin, local demo only)
+        say("    " + "  ".join(map(str, row)))
+
+
+def next_steps(cfg: Config, dbs: localstack.Databases, interval_end: datetime) -> str:
+    """What to do with the running demo: the UI, and the exact lines to paste into a shell."""
+    start, end = (interval_end - INTERVAL).isoformat(), interval_end.isoformat()
+    reach = "127.0.0.1 only" if cfg.host == localstack.LOCAL_HOST else f"{cfg.host} (ETLML_DEMO_HOST)"
+    return f"""
+  Airflow UI   {localstack.base_url(cfg.host, cfg.port)}   login admin / admin (local demo only)
+               listening on {reach}
+  The pipeline runs every 10 minutes. Ctrl-C stops Airflow; `make demo-clean` starts over.
+
+  The etlml command, in another shell in {ROOT}:
+    source .venv/bin/activate
+    export AIRFLOW_CONN_WAREHOUSE={dbs.warehouse_url}
+    etlml models list
+    # a challenger with statistics fitted on the first run's events, scored beside the champion
+    etlml models register v2 --kind linear --coef f1=0.5,f2=0.1,f3=0.4 \\
+        --fit-stats-from {start} --fit-stats-to {end}
+    etlml models shadow v2
+
   Query        psql {dbs.warehouse_url} -c "{QUERY.replace(chr(10), " ")}"
-  The pipeline now runs every 10 minutes. Ctrl-C stops Airflow.
-""",
-        flush=True,
-    )
+"""
+
+
+def watch_until_stopped(components: list[localstack.Component]) -> None:
+    """Until Ctrl-C; a component that exits meanwhile raises with the end of its log."""
+    while True:
+        localstack.check_all(components)
+        time.sleep(1)
+
+
+def interrupt(signum: int, frame: FrameType | None) -> None:
+    raise KeyboardInterrupt
+
+
+def demo(cfg: Config) -> int:
+    subprocess.run([str(ROOT / "scripts" / "services.sh")], check=True)
+    dbs = cfg.databases()
+    dbs.ensure()
+    env = localstack.airflow_env(cfg.state / "airflow", dbs, ROOT / "dags", cfg.port, host=cfg.host)
+    say("demo: migrating Airflow's metadata DB and the warehouse ...")
+    migrate(env)
+    for sig in (signal.SIGINT, signal.SIGTERM):  # SIGINT too: a shell may start us with it ignored
+        signal.signal(sig, interrupt)
+    components = start_airflow(cfg, env)
+    try:
+        interval_end = run_dags(localstack.AirflowApi(localstack.base_url(cfg.host, cfg.port)), components)
+        show_predictions(dbs)
+        say(next_steps(cfg, dbs, interval_end))
+        watch_until_stopped(components)
+    except KeyboardInterrupt:
+        say("\ndemo: stopping Airflow; running tasks get up to 30 s to finish ...")
+        return 0
+    except (localstack.ComponentExitedError, DemoError) as exc:
+        say(f"demo: {exc}", err=True)
+        return 1
+    finally:
+        localstack.stop_all(components, on_stopped=lambda name: say(f"demo: stopped {name}"))
+    return 0
+
+
+def clean(cfg: Config) -> int:
+    """Stop what is left of the demo, drop its databases and role, delete its folder."""
+    home = str(cfg.state / "airflow")
+    for pid in localstack.processes_with_env("AIRFLOW_HOME", home):
+        with contextlib.suppress(ProcessLookupError):  # it exited meanwhile
+            os.kill(pid, signal.SIGKILL)  # processes of this demo only: they run with its AIRFLOW_HOME
+    dbs = cfg.databases()
+    dbs.drop(role=True)
+    shutil.rmtree(cfg.state, ignore_errors=True)
+    say(f"demo: dropped {dbs.metadata_db}, {dbs.warehouse_db} and role {dbs.role}; removed {cfg.state}")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    from etlml.errors import SettingsError
+
+    try:
+        cfg = parse_config(argv)
+        if cfg.clean:
+            return clean(cfg)
+        check_before_starting(cfg)
+        return demo(cfg)
+    except (DemoError, SettingsError, psycopg.OperationalError) as exc:
+        say(f"demo: {str(exc).strip().splitlines()[0]}", err=True)
+        return 2
 
 
 if __name__ == "__main__":
