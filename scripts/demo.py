@@ -129,12 +129,35 @@ def fresh_logs(state: Path) -> Path:
 
 
 def start_airflow(cfg: Config, env: dict[str, str]) -> list[localstack.Component]:
+    """The components, each in a process group of its own, whose ids go to ``.demo/pids``: some
+    Airflow processes retitle themselves, which hides their environment, so ``--clean`` finds
+    what is left of a demo that was killed by its process groups."""
     logs = fresh_logs(cfg.state)
     say(f"demo: starting Airflow's {', '.join(COMPONENTS)} (logs in {logs}) ...")
-    return [
+    components = [
         localstack.Component.start(name, [str(BIN / "airflow"), name], env, logs / f"{name}.log")
         for name in COMPONENTS
     ]
+    (cfg.state / "pids").write_text("".join(f"{c.proc.pid}\n" for c in components))
+    return components
+
+
+def demo_groups(state: Path) -> list[int]:
+    """The process groups the last start of the demo in ``state`` recorded, those still running
+    Airflow (a recorded id may have been reused by now)."""
+    try:
+        recorded = [int(line) for line in (state / "pids").read_text().split()]
+    except (OSError, ValueError):
+        return []
+    alive = []
+    for pgid in recorded:
+        try:
+            leader = Path(f"/proc/{pgid}/cmdline").read_bytes()
+        except OSError:
+            leader = b"airflow" if localstack.group_alive(pgid) else b""  # the leader died first
+        if b"airflow" in leader and localstack.group_alive(pgid):
+            alive.append(pgid)
+    return alive
 
 
 def latest_closed_interval_end(now: datetime) -> datetime:
@@ -246,9 +269,11 @@ def demo(cfg: Config) -> int:
 
 def clean(cfg: Config) -> int:
     """Stop what is left of the demo, drop its databases and role, delete its folder."""
-    home = str(cfg.state / "airflow")
-    for pid in localstack.processes_with_env("AIRFLOW_HOME", home):
+    for pgid in demo_groups(cfg.state):
         with contextlib.suppress(ProcessLookupError):  # it exited meanwhile
+            os.killpg(pgid, signal.SIGKILL)
+    for pid in localstack.processes_with_env("AIRFLOW_HOME", str(cfg.state / "airflow")):
+        with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGKILL)  # processes of this demo only: they run with its AIRFLOW_HOME
     dbs = cfg.databases()
     dbs.drop(role=True)

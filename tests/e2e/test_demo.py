@@ -157,9 +157,11 @@ def demo(scratch: tuple[str, Path]) -> Iterator[Demo]:
         yield started
     finally:
         if started.proc.poll() is None:
-            started.proc.kill()
+            started.proc.kill()  # the demo cannot stop its components: --clean must find them
+        groups = [int(pgid) for pgid in (state / "pids").read_text().split()]
         done = run_demo(["--clean", "--name", name, "--state", str(state)], demo_env())
         assert done.returncode == 0, done.stderr
+        assert [g for g in groups if localstack.group_alive(g)] == []
         assert localstack.processes_with_env("AIRFLOW_HOME", str(state / "airflow")) == []
 
 
@@ -254,8 +256,10 @@ def test_first_predictions_then_the_pasted_lines_work_then_ctrl_c(demo: Demo) ->
     scheduler = component_pid(demo, "scheduler")  # its workers retitle themselves: found by group
     workers = [pid for pid in group_members(scheduler) if b"LocalExecutor" in cmdline(pid)]
     assert 0 < len(workers) <= localstack.parallelism()
+    groups = [int(pgid) for pgid in (demo.state / "pids").read_text().split()]
     demo.proc.send_signal(signal.SIGINT)
     assert demo.finish() == 0
+    assert [g for g in groups if localstack.group_alive(g)] == []
     assert "demo: stopping Airflow" in demo.output
     assert all(f"demo: stopped {c}" in demo.output for c in ("api-server", "scheduler", "triggerer"))
     assert localstack.processes_with_env("AIRFLOW_HOME", str(demo.state / "airflow")) == []
@@ -270,3 +274,12 @@ def test_a_component_that_dies_is_noticed_at_once_with_the_end_of_its_log(demo: 
     assert demo.when("demo: scheduler exited with code -9; the end of") - killed < 10  # not minutes later
     assert str(demo.state / "logs" / "scheduler.log") in demo.output
     assert localstack.processes_with_env("AIRFLOW_HOME", str(demo.state / "airflow")) == []
+
+
+def test_a_demo_killed_outright_leaves_what_demo_clean_removes(demo: Demo) -> None:
+    demo.wait_for("predictions stored", FIRST_PREDICTIONS_TIMEOUT)
+    groups = [int(pgid) for pgid in (demo.state / "pids").read_text().split()]
+    demo.proc.kill()  # SIGKILL: the demo cannot stop Airflow; its components keep running
+    assert demo.finish() == -signal.SIGKILL
+    assert all(localstack.group_alive(g) for g in groups)
+    # the fixture runs `--clean` now and checks that none of these groups is left
