@@ -46,8 +46,15 @@ typecheck: install
 	$(BIN)/mypy
 	$(BIN)/mypy --disable-error-code=arg-type dags
 
+# The end-to-end suites spend most of their time waiting on Airflow's scheduler, so they run beside the
+# other layers; their report follows the others' (the full one is in test-output/e2e.log).
 test: lint typecheck system-deps
-	$(BIN)/pytest
+	@mkdir -p test-output
+	@$(BIN)/pytest -m e2e > test-output/e2e.log 2>&1 & e2e=$$!; \
+	$(BIN)/pytest -m "not e2e"; others=$$?; \
+	wait $$e2e; e2e_status=$$?; \
+	echo "--- end-to-end suites (tests/e2e) ---"; grep -v '^[0-9]\{4\}-[0-9][0-9]-[0-9][0-9]T' test-output/e2e.log; \
+	test $$others -eq 0 && test $$e2e_status -eq 0
 
 demo: install
 	$(BIN)/python -m scripts.demo
