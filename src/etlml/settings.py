@@ -31,7 +31,8 @@ class Settings:
     ``warehouse_conn_id``: the Airflow connection of the warehouse database, so
     ``AIRFLOW_CONN_WAREHOUSE`` configures it the usual Airflow way.
     ``source_seed``: seed of the simulated upstream source; with the data interval it fixes every event.
-    ``source``: ``simulator`` (default) or ``landing`` (files under ``landing_root``, see ``etlml.landing``).
+    ``source``: ``simulator`` (default) or ``landing`` (files under ``landing_root``, see
+    ``etlml.ingest.landing``).
     ``landing_root``: ``ObjectStoragePath`` URL of the landing area, partitioned ``YYYY-MM-DD/HHMM/``.
     ``max_future_skew``: how far after the moment ``extract`` runs (and the interval's end) an event's
     timestamp may lie before it is rejected as in the future rather than outside the interval.

@@ -4,7 +4,7 @@ The partition of an interval is ``<landing root>/YYYY-MM-DD/HHMM/`` of its UTC s
 ``ObjectStoragePath`` (``file://``, ``s3://``, ...). Formats go by extension: ``.jsonl``, ``.csv``,
 ``.parquet``, and gzip-compressed ``.jsonl.gz`` and ``.csv.gz``. Reading never rejects anything on
 its own account except what it cannot read (a whole file, an undecodable line, a line that is not a
-JSON object, a CSV row of the wrong width); every value is passed on as text for ``etlml.contract``
+JSON object, a CSV row of the wrong width); every value is passed on as text for ``etlml.ingest.contract``
 to judge. Names starting with ``.`` or ``_`` (uploads in progress, ``_SUCCESS`` markers) and
 sub-folders are skipped and logged.
 """
