@@ -15,13 +15,20 @@ import sys
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime
-from typing import Any
+from typing import Any, NoReturn
 
 from etlml import settings
 from etlml.errors import PermanentError
 from etlml.features.stats import FeatureStats, parse_stats
 from etlml.models import registry
-from etlml.warehouse import connection
+from etlml.warehouse import connection, schema
+
+
+class _Parser(argparse.ArgumentParser):
+    """A malformed command line is one line too, like every other error of the command."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"etlml: {message} (see `{self.prog} --help`)\n")
 
 
 def _migrate(_: argparse.Namespace) -> int:
@@ -44,6 +51,7 @@ def _with_registry(action: Callable[[Any, argparse.Namespace], Any]) -> Callable
 
     def run(args: argparse.Namespace) -> int:
         with connection.connect(settings.load().warehouse_conn_id) as conn:
+            schema.check(conn)  # an unmigrated warehouse says what to run, not which table is missing
             result = action(conn, args)
         if args.json:
             print(json.dumps(result, default=str, indent=2))
@@ -144,14 +152,19 @@ def _rollback(conn: Any, _: argparse.Namespace) -> dict[str, Any]:
 
 
 def _timestamp(text: str) -> datetime:
-    value = datetime.fromisoformat(text)
+    try:
+        value = datetime.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not an ISO-8601 date and time, e.g. 2026-11-25T00:00:00+00:00"
+        ) from None
     if value.tzinfo is None:
         raise argparse.ArgumentTypeError(f"{text!r} needs a UTC offset, e.g. 2026-11-25T00:00:00+00:00")
     return value
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="etlml", description=__doc__)
+    parser = _Parser(prog="etlml", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
 
     db_commands = commands.add_parser("db", help="warehouse schema").add_subparsers(

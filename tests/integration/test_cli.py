@@ -119,3 +119,33 @@ def test_a_missing_connection_says_which_variable_to_export(monkeypatch: pytest.
     assert "set AIRFLOW_CONN_WAREHOUSE=postgresql://USER:PASSWORD@HOST:5432/DATABASE" in done.stderr
     assert "make demo` prints the line" in done.stderr
     assert len(done.stderr.strip().splitlines()) == 1
+
+
+def test_an_unmigrated_warehouse_says_to_migrate_in_one_line(fresh_warehouse: str) -> None:
+    done = subprocess.run(
+        [str(Path(sys.executable).with_name("etlml")), "models", "list"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 2
+    assert done.stderr.startswith("etlml: ") and "run `etlml db migrate`" in done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["models", "register", "v3", "--kind", "linear", "--fit-stats-from", "yesterday"], "ISO-8601"),
+        (["models", "register", "v3", "--kind", "tree"], "invalid choice: 'tree'"),
+        (["modles", "list"], "invalid choice: 'modles'"),
+    ],
+)
+def test_a_malformed_command_line_is_one_line_with_status_2(args: list[str], message: str) -> None:
+    done = subprocess.run(
+        [str(Path(sys.executable).with_name("etlml")), *args], capture_output=True, text=True, check=False
+    )
+    assert done.returncode == 2
+    assert done.stderr.startswith("etlml: ") and message in done.stderr
+    assert "--help" in done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1
