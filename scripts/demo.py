@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import FrameType
+from typing import NoReturn
 
 import psycopg
 
@@ -143,21 +144,24 @@ def start_airflow(cfg: Config, env: dict[str, str]) -> list[localstack.Component
 
 
 def demo_groups(state: Path) -> list[int]:
-    """The process groups the last start of the demo in ``state`` recorded, those still running
-    Airflow (a recorded id may have been reused by now)."""
+    """The process groups the last start of the demo in ``state`` recorded that still run Airflow
+    (a group whose leader has exited is still ours: its id cannot be reused while it has members)."""
     try:
         recorded = [int(line) for line in (state / "pids").read_text().split()]
     except (OSError, ValueError):
         return []
-    alive = []
-    for pgid in recorded:
-        try:
-            leader = Path(f"/proc/{pgid}/cmdline").read_bytes()
-        except OSError:
-            leader = b"airflow" if localstack.group_alive(pgid) else b""  # the leader died first
-        if b"airflow" in leader and localstack.group_alive(pgid):
-            alive.append(pgid)
-    return alive
+    return [
+        pgid
+        for pgid in recorded
+        if localstack.group_alive(pgid) and b"airflow" in _cmdline(pgid, missing=b"airflow")
+    ]
+
+
+def _cmdline(pid: int, missing: bytes) -> bytes:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return missing
 
 
 def latest_closed_interval_end(now: datetime) -> datetime:
@@ -230,7 +234,7 @@ def next_steps(cfg: Config, dbs: localstack.Databases, interval_end: datetime) -
 """
 
 
-def watch_until_stopped(components: list[localstack.Component]) -> None:
+def watch_until_stopped(components: list[localstack.Component]) -> NoReturn:
     """Until Ctrl-C; a component that exits meanwhile raises with the end of its log."""
     while True:
         localstack.check_all(components)
@@ -264,7 +268,6 @@ def demo(cfg: Config) -> int:
         return 1
     finally:
         localstack.stop_all(components, on_stopped=lambda name: say(f"demo: stopped {name}"))
-    return 0
 
 
 def clean(cfg: Config) -> int:

@@ -256,16 +256,23 @@ def stop(proc: subprocess.Popen[bytes], grace: float = 30.0) -> None:
             time.sleep(0.2)
 
 
-def group_alive(pgid: int) -> bool:
-    """Whether any process of group ``pgid`` is still running (zombies do not count)."""
+def group_members(pgid: int) -> list[int]:
+    """The running processes of group ``pgid`` (zombies do not count). Found by /proc/<pid>/stat:
+    a process that retitles itself hides its environment, not its group."""
+    members = []
     for stat in Path("/proc").glob("[0-9]*/stat"):
         try:
             fields = stat.read_text().rsplit(")", 1)[1].split()
         except OSError:
             continue
         if int(fields[2]) == pgid and fields[0] != "Z":
-            return True
-    return False
+            members.append(int(stat.parent.name))
+    return members
+
+
+def group_alive(pgid: int) -> bool:
+    """Whether any process of group ``pgid`` is still running."""
+    return bool(group_members(pgid))
 
 
 def processes_with_env(name: str, value: str) -> list[int]:

@@ -205,20 +205,6 @@ def cmdline(pid: int) -> bytes:
         return b""
 
 
-def group_members(pgid: int) -> list[int]:
-    """The processes of a process group (from /proc/<pid>/stat; a retitled process's environment
-    cannot be read, its group can)."""
-    members = []
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if int(fields[2]) == pgid:
-            members.append(int(stat.parent.name))
-    return members
-
-
 def listening_addresses(port: int) -> set[str]:
     """The local addresses of the sockets listening on ``port`` (IPv4, from /proc/net/tcp)."""
     found = set()
@@ -254,7 +240,7 @@ def test_first_predictions_then_the_pasted_lines_work_then_ctrl_c(demo: Demo) ->
     assert runs == [("scheduled",)]
     # a few LocalExecutor workers, not Airflow's default of 32
     scheduler = component_pid(demo, "scheduler")  # its workers retitle themselves: found by group
-    workers = [pid for pid in group_members(scheduler) if b"LocalExecutor" in cmdline(pid)]
+    workers = [pid for pid in localstack.group_members(scheduler) if b"LocalExecutor" in cmdline(pid)]
     assert 0 < len(workers) <= localstack.parallelism()
     groups = [int(pgid) for pgid in (demo.state / "pids").read_text().split()]
     demo.proc.send_signal(signal.SIGINT)
