@@ -32,7 +32,7 @@ ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 INIT, PIPELINE = "00_init_schema", "10_etl_ml_pipeline"
 COMPONENTS = ("api-server", "scheduler", "dag-processor", "triggerer")
-SCHEDULER_GRACE = 45.0  # seconds the scheduler gets to start the latest interval's run by itself
+SCHEDULER_GRACE = 90.0  # seconds the scheduler gets to start the latest interval's run by itself
 INTERVAL = timedelta(minutes=10)
 QUERY = """SELECT p.event_id, p.model_version, round(p.y_hat::numeric, 4) AS y_hat, p.ts_utc
 FROM predictions p ORDER BY p.ts_utc DESC LIMIT 5;"""
