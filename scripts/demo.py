@@ -36,6 +36,11 @@ SCHEDULER_GRACE = 90.0  # seconds the scheduler gets to start the latest interva
 INTERVAL = timedelta(minutes=10)
 QUERY = """SELECT p.event_id, p.model_version, round(p.y_hat::numeric, 4) AS y_hat, p.ts_utc
 FROM predictions p ORDER BY p.ts_utc DESC LIMIT 5;"""
+FIRST_RUN_COUNTS = """SELECT count(*) FILTER (WHERE d.interval_end = %(end)s), count(*)
+FROM predictions p JOIN processed_data d USING (event_id)"""
+FIRST_RUN_LATEST = """SELECT p.event_id, p.model_version, round(p.y_hat::numeric, 4) AS y_hat, p.ts_utc
+FROM predictions p JOIN processed_data d USING (event_id) WHERE d.interval_end = %(end)s
+ORDER BY p.ts_utc DESC LIMIT 5"""
 
 
 class DemoError(Exception):
@@ -203,11 +208,14 @@ def run_dags(api: localstack.AirflowApi, watch: list[localstack.Component]) -> d
     return datetime.fromisoformat(str(api.run(PIPELINE, run_id)["data_interval_end"]))
 
 
-def show_predictions(dbs: localstack.Databases) -> None:
+def show_predictions(dbs: localstack.Databases, interval_end: datetime) -> None:
+    """The predictions of the first run's interval (the scheduler may have scored a later one too)."""
+    interval = {"end": interval_end}
     with psycopg.connect(dbs.warehouse_url) as conn:
-        rows = conn.execute(QUERY).fetchall()
-        total = conn.execute("SELECT count(*) FROM predictions").fetchone()
-    say(f"\ndemo: {total[0] if total else 0} predictions stored; the latest:")
+        count, total = conn.execute(FIRST_RUN_COUNTS, interval).fetchone() or (0, 0)
+        rows = conn.execute(FIRST_RUN_LATEST, interval).fetchall()
+    window = f"{interval_end - INTERVAL:%H:%M}-{interval_end:%H:%M} UTC"
+    say(f"\ndemo: {count} predictions stored for {window} ({total} in all); the latest:")
     for row in rows:
         say("    " + "  ".join(map(str, row)))
 
@@ -257,7 +265,7 @@ def demo(cfg: Config) -> int:
     components = start_airflow(cfg, env)
     try:
         interval_end = run_dags(localstack.AirflowApi(localstack.base_url(cfg.host, cfg.port)), components)
-        show_predictions(dbs)
+        show_predictions(dbs, interval_end)
         say(next_steps(cfg, dbs, interval_end))
         watch_until_stopped(components)
     except KeyboardInterrupt:

@@ -219,7 +219,7 @@ def listening_addresses(port: int) -> set[str]:
 def test_first_predictions_then_the_pasted_lines_work_then_ctrl_c(demo: Demo) -> None:
     demo.wait_for("predictions stored", FIRST_PREDICTIONS_TIMEOUT)
     demo.wait_for("etlml models shadow v2", 10)
-    assert re.search(r"demo: 200 predictions stored", demo.output)
+    assert re.search(r"demo: 200 predictions stored for \d\d:\d0-\d\d:\d0 UTC \(\d+ in all\)", demo.output)
     assert f"export AIRFLOW_CONN_WAREHOUSE=postgresql://{demo.name}:{demo.name}@" in demo.output
     # listening on the loopback only, as the demo says
     assert listening_addresses(demo.port) == {"127.0.0.1"}
