@@ -27,6 +27,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from etlml.errors import SettingsError
 from etlml.ingest.contract import excerpt, printable
 from etlml.interval import Interval
 from etlml.records import EVENT, RECORD
@@ -62,13 +63,38 @@ def partition(root: str, interval: Interval) -> ObjectStoragePath:
 
 
 class LandingFileSource:
-    """Reads the partition folder of the run's interval under ``root``; a missing or empty folder
-    gives zero records."""
+    """Reads the partition folder of the run's interval under ``root``.
+
+    A root that does not exist or cannot be listed is a configuration error; a missing partition
+    folder is an interval the source does not have (zero records, and the warehouse keeps what it
+    stored for it); an empty folder is an interval that positively has no records."""
 
     name = "landing"
 
     def __init__(self, root: str) -> None:
         self.root = root
+
+    def partition_exists(self, interval: Interval) -> bool:
+        from airflow.sdk import ObjectStoragePath
+
+        root = ObjectStoragePath(self.root)
+        try:
+            listable = root.is_dir()
+            folder = partition(self.root, interval)
+            found = folder.is_dir()
+        except OSError as exc:
+            raise SettingsError(
+                f"ETLML_LANDING_ROOT={self.root} cannot be listed ({exc}); "
+                "point it at the landing area and check its permissions"
+            ) from exc
+        if not listable:
+            raise SettingsError(
+                f"ETLML_LANDING_ROOT={self.root} is not a folder that exists; point it at the landing "
+                "area (file:///path or s3://bucket/prefix) before running the pipeline"
+            )
+        if not found:
+            log.warning("landing partition %s does not exist: nothing read for %s", folder, interval.key)
+        return found
 
     def records(self, interval: Interval) -> pd.DataFrame:
         folder = partition(self.root, interval)

@@ -36,18 +36,35 @@ class StreamingSource(EventSource, Protocol):
     def record_chunks(self, interval: Interval) -> Iterator[pd.DataFrame]: ...
 
 
+@runtime_checkable
+class PartitionedSource(EventSource, Protocol):
+    """A source whose intervals are partitions that can be absent (a landing folder moved away).
+
+    ``partition_exists`` raises :class:`~etlml.errors.SettingsError` when the source itself cannot be
+    found or listed (a configuration error); it returns ``False`` for an interval whose partition is
+    not there. Such an interval has zero records, and the warehouse keeps what it holds for it:
+    absence is not evidence that stored rows are gone."""
+
+    def partition_exists(self, interval: Interval) -> bool: ...
+
+
 @dataclass(frozen=True)
 class Reading:
-    """An interval's records as a source gives them: how many, the chunks, and whether there may be
-    more than one chunk (then duplicates can meet across chunks and are resolved later)."""
+    """An interval's records as a source gives them: how many, the chunks, whether there may be
+    more than one chunk (then duplicates can meet across chunks and are resolved later), and whether
+    the source found the interval at all (``found``: ``False`` for a missing partition)."""
 
     total: int
     chunks: Iterable[pd.DataFrame]
     streamed: bool
+    found: bool = True
 
 
 def read(source: EventSource, interval: Interval) -> Reading:
-    """Read the interval from ``source``, chunk by chunk where it can stream."""
+    """Read the interval from ``source``, chunk by chunk where it can stream. A partitioned source
+    is asked first whether the interval's partition exists; if it does not, nothing is read."""
+    if isinstance(source, PartitionedSource) and not source.partition_exists(interval):
+        return Reading(0, [], streamed=False, found=False)
     if isinstance(source, StreamingSource):
         return Reading(source.record_count(interval), source.record_chunks(interval), streamed=True)
     records = source.records(interval)

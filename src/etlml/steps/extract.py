@@ -78,9 +78,12 @@ def extract(
     if not isinstance(source, SimulatedSource):
         log.info("the DAG param simulated_events applies to the simulator only; %s ignores it", source.name)
     rules = contract.Rules(run.interval, now=datetime.now(UTC), max_future_skew=cfg.max_future_skew)
-    split = _split(run.folder(cfg), sources.read(source, run.interval), rules, shard_size)
+    reading = sources.read(source, run.interval)
+    split = _split(run.folder(cfg), reading, rules, shard_size)
     stats = champion.stats if normalization == "model" else _batch_stats(split.shards)
-    plan = RunPlan(source.name, split.counts, split.rejected, served, normalization, dict(stats))
+    plan = RunPlan(
+        source.name, split.counts, split.rejected, served, normalization, dict(stats), found=reading.found
+    )
     _log_summary(run, plan, len(split.shards))
     return Extracted(plan, split.shards)
 

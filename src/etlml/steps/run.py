@@ -135,7 +135,8 @@ class Shard:
 class RunPlan:
     """What ``extract`` decided for the whole run, read by the tasks after it (XCom key ``run``):
     the model versions to score with, the statistics to normalize with, the records' accounting and
-    the file of rejected records."""
+    the file of rejected records; ``found``: ``False`` when the source did not have the interval at
+    all (a missing landing partition), so the warehouse keeps what it stored for it."""
 
     source: str
     counts: Counts
@@ -143,6 +144,7 @@ class RunPlan:
     serving: Serving
     normalization: Normalization
     stats: dict[str, FeatureStats]
+    found: bool = True
 
     @property
     def normalized_with(self) -> str:
@@ -157,6 +159,7 @@ class RunPlan:
             **self.serving.to_xcom(),
             "normalization": self.normalization,
             "stats": stats_json(self.stats),
+            "found": self.found,
         }
 
     @classmethod
@@ -176,6 +179,7 @@ class RunPlan:
             serving=serving,
             normalization=normalization,
             stats=parse_stats(stats_of, data["stats"]),
+            found=bool(data.get("found", True)),
         )
 
 
