@@ -127,8 +127,8 @@ def pipeline_run(
     extracted = run.step("extract", lambda: extract(ctx, simulated_events=events, shard_size=shard_size))
     plan = extracted.plan
     processed = run.step("transform", lambda: [transform(ctx, plan, s) for s in extracted.shards])
-    run.step("load_processed", lambda: load_processed(ctx, plan, processed))
-    predicted = run.step("predict", lambda: [predict(ctx, plan, p) for p in processed])
+    loaded = run.step("load_processed", lambda: load_processed(ctx, plan, processed))
+    predicted = run.step("predict", lambda: [predict(ctx, plan, p, loaded.ref) for p in processed])
     run.step("store_predictions", lambda: [store_predictions(ctx, p) for p in predicted])
     print(f"  {'end to end':<20}{run.total:>8.2f} s {run.rate:>12,.0f} events/s")
     return run, extracted, processed, predicted
@@ -155,10 +155,10 @@ def _transform(ctx: Any, plan: Any, shard: Any) -> Any:
     return transform(ctx, plan, shard)
 
 
-def _predict(ctx: Any, plan: Any, processed: Any) -> Any:
+def _predict(ctx: Any, plan: Any, processed: Any, load: Any) -> Any:
     from etlml.steps.predict import predict
 
-    return predict(ctx, plan, processed)
+    return predict(ctx, plan, processed, load)
 
 
 def _store(ctx: Any, predicted: Any) -> Any:
@@ -192,8 +192,10 @@ def _sharded(pool: ProcessPoolExecutor, events: int, shards: int, run: Run, offs
     plan, parts = extracted.plan, extracted.shards
     n = len(parts)
     processed = run.step("transform", lambda: list(pool.map(_transform, [ctx] * n, [plan] * n, parts)))
-    run.step("load_processed", lambda: load_processed(ctx, plan, processed))
-    predicted = run.step("predict", lambda: list(pool.map(_predict, [ctx] * n, [plan] * n, processed)))
+    loaded = run.step("load_processed", lambda: load_processed(ctx, plan, processed))
+    predicted = run.step(
+        "predict", lambda: list(pool.map(_predict, [ctx] * n, [plan] * n, processed, [loaded.ref] * n))
+    )
     run.step("store_predictions", lambda: list(pool.map(_store, [ctx] * n, predicted)))
 
 

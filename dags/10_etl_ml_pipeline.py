@@ -119,11 +119,12 @@ def etl_ml_pipeline() -> None:
         return load_processed(_run(), RunPlan.from_xcom(plan), shards).to_xcom()
 
     @task
-    def predict(plan: dict[str, Any], processed: dict[str, Any]) -> dict[str, Any]:
+    def predict(plan: dict[str, Any], loaded: dict[str, Any], processed: dict[str, Any]) -> dict[str, Any]:
         from etlml.steps.predict import predict
-        from etlml.steps.run import ProcessedShard, RunPlan
+        from etlml.steps.run import LoadRef, ProcessedShard, RunPlan
 
-        return predict(_run(), RunPlan.from_xcom(plan), ProcessedShard.from_xcom(processed)).to_xcom()
+        shard = ProcessedShard.from_xcom(processed)
+        return predict(_run(), RunPlan.from_xcom(plan), shard, LoadRef.from_xcom(loaded)).to_xcom()
 
     @task
     def store_predictions(predicted: dict[str, Any]) -> dict[str, Any]:
@@ -137,8 +138,8 @@ def etl_ml_pipeline() -> None:
     processed = transform.partial(plan=plan).expand(shard=shards)
     # every shard in one transaction, with the run's rejected records and audit; then the quality gate
     loaded = load_processed(processed, plan)
-    predicted = predict.partial(plan=plan).expand(processed=processed)
-    loaded >> predicted
+    # predict scores the load's rows (its load_id), without the ids it refused as redelivered
+    predicted = predict.partial(plan=plan, loaded=loaded).expand(processed=processed)
     store_predictions.expand(predicted=predicted)
 
 

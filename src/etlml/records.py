@@ -18,6 +18,11 @@ from etlml import FEATURES
 DUPLICATE = "duplicate"
 """The ``reason`` of a rejected record that was dropped as a duplicate (counted as deduplicated,
 not as rejected)."""
+REDELIVERED = "redelivered"
+"""The ``reason`` of a record whose event id another interval already holds: the first stored
+delivery wins, and this one is counted as deduplicated."""
+DEDUPLICATED = (DUPLICATE, REDELIVERED)
+"""The reasons counted as deduplicated rather than rejected."""
 
 
 @dataclass(frozen=True)
@@ -82,9 +87,12 @@ EVENT = Layout((_text("event_id"), _timestamp("ts_utc"), *map(_float, FEATURES))
 PROVENANCE = Layout((_text("source_file"), Column("row_number", np.int64, "int8")))
 """Where a record came from: its file (relative to the landing root) and row, unique per record."""
 
+RAW = Layout((Column("raw", object, "bytea", "large_binary"),))
+"""A record's bytes as found (``None``: a source that has none, the simulator)."""
+
 RECORD = PROVENANCE + Layout(
     (
-        Column("raw", object, "bytea", "large_binary"),
+        *RAW.columns,
         *(Column(name, "string") for name in EVENT.names),
         Column("problem", "string"),
         Column("problem_detail", "string"),
@@ -103,7 +111,7 @@ REJECTED = Layout(
         _text("event_id"),
         _text("reason"),
         _text("message"),
-        Column("raw", object, "bytea", "large_binary"),
+        *RAW.columns,
     )
 )
 """A quarantined record (``rejected_events``): provenance, the id when it was well-formed, the first

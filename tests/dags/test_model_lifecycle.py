@@ -144,8 +144,8 @@ def test_a_promotion_during_a_run_does_not_mix_versions(reg: Any) -> None:
     plan = extracted.plan
     processed = [transform(ctx, plan, shard) for shard in extracted.shards]
     registry.promote(reg, "v2", "someone-else")
-    load_processed(ctx, plan, processed)
-    [stored] = [store_predictions(ctx, predict(ctx, plan, shard)) for shard in processed]
+    loaded = load_processed(ctx, plan, processed)
+    [stored] = [store_predictions(ctx, predict(ctx, plan, shard, loaded.ref)) for shard in processed]
     assert [(f.model_version, f.role) for f, _ in stored.stored] == [("baseline_v1", "champion")]
     assert reg.execute("SELECT DISTINCT model_version FROM predictions").fetchall() == [("baseline_v1",)]
     assert reg.execute("SELECT DISTINCT normalized_with FROM processed_data").fetchall() == [("baseline_v1",)]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -131,8 +132,10 @@ def test_outcomes_and_audit_follow_the_invariant(qconn: psycopg.Connection[Any])
     writes.upsert_rejected(qconn, rejected.astype({"row_number": "int64"}), INTERVAL, "test/run")
     assert writes.interval_outcomes(qconn, INTERVAL) == (0, 3, 2)
     audit = quality.Audit("landing", contract.Counts(5, 0, 3, 2), max_rejected_share=0.05)
-    writes.store_audit(qconn, "dag", INTERVAL, "dag/run", audit)
-    writes.store_audit(qconn, "dag", INTERVAL, "dag/run2", audit)  # upsert, one row
+    writes.store_audit(qconn, "dag", INTERVAL, "dag/run", audit, load_id=str(uuid.uuid4()))
+    writes.store_audit(
+        qconn, "dag", INTERVAL, "dag/run2", audit, load_id=str(uuid.uuid4())
+    )  # upsert, one row
     qconn.commit()
     row = qconn.execute(
         "SELECT extracted, loaded, rejected, deduplicated, gate, written_by_run FROM run_audit"
@@ -142,7 +145,7 @@ def test_outcomes_and_audit_follow_the_invariant(qconn: psycopg.Connection[Any])
     with pytest.raises(quality.InvariantError, match=r"extracted 6 != loaded 0 \+ rejected 3"):
         quality.check_balanced(unbalanced, INTERVAL)
     with pytest.raises(psycopg.errors.CheckViolation):
-        writes.store_audit(qconn, "dag", INTERVAL, "dag/run3", unbalanced)
+        writes.store_audit(qconn, "dag", INTERVAL, "dag/run3", unbalanced, load_id=str(uuid.uuid4()))
     qconn.rollback()
 
 

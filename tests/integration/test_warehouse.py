@@ -30,7 +30,7 @@ def table_digest(conn: psycopg.Connection[Any], table: str, key: str) -> str:
 
 def test_load_inserts_every_row_with_nulls_for_missing_raw_values(conn: psycopg.Connection[Any]) -> None:
     frame = processed()
-    result = writes.upsert_processed(conn, frame, INTERVAL, "baseline_v1")
+    result = writes.upsert_processed(conn, frame, INTERVAL, "baseline_v1").result
     assert (result.staged, result.inserted, result.updated, result.removed) == (100, 100, 0, 0)
     count, nulls, imputed = conn.execute(
         "SELECT count(*), count(*) FILTER (WHERE f2 IS NULL), count(*) FILTER (WHERE f2_imputed) "
@@ -47,19 +47,27 @@ def test_reload_of_same_rows_changes_nothing(conn: psycopg.Connection[Any]) -> N
     frame = processed()
     writes.upsert_processed(conn, frame, INTERVAL, "baseline_v1")
     before = table_digest(conn, "processed_data", "event_id")
-    again = writes.upsert_processed(conn, frame, INTERVAL, "baseline_v1")
+    again = writes.upsert_processed(conn, frame, INTERVAL, "baseline_v1").result
     assert (again.inserted, again.updated, again.unchanged) == (0, 0, 100)
     assert table_digest(conn, "processed_data", "event_id") == before
 
 
-def test_a_changed_value_updates_only_that_row(conn: psycopg.Connection[Any]) -> None:
+def test_a_changed_value_updates_only_that_row_and_deletes_its_predictions(
+    conn: psycopg.Connection[Any],
+) -> None:
     frame = processed()
     writes.upsert_processed(conn, frame, INTERVAL, "baseline_v1")
+    writes.upsert_predictions(conn, frame[["event_id", "ts_utc"]].assign(y_hat=1.0), "baseline_v1", "t/r")
     frame.loc[3, "f1"] = 99.0
-    result = writes.upsert_processed(conn, frame, INTERVAL, "baseline_v1")
-    assert (result.inserted, result.updated) == (0, 1)
+    merged = writes.upsert_processed(conn, frame, INTERVAL, "baseline_v1")
+    assert (merged.result.inserted, merged.result.updated, merged.outdated_predictions) == (0, 1, 1)
     changed = conn.execute("SELECT count(*) FROM processed_data WHERE updated_at > created_at").fetchone()
     assert changed == (1,)
+    # the prediction of the changed event went with its old features, in the same transaction
+    scored = conn.execute(
+        "SELECT count(*), count(*) FILTER (WHERE event_id = %s) FROM predictions", (frame["event_id"][3],)
+    )
+    assert scored.fetchone() == (99, 0)
 
 
 def test_rows_the_interval_no_longer_has_are_removed_with_their_predictions(
@@ -71,7 +79,7 @@ def test_rows_the_interval_no_longer_has_are_removed_with_their_predictions(
     writes.upsert_processed(conn, frame, INTERVAL, "baseline_v1")
     scored = frame[["event_id", "ts_utc"]].assign(y_hat=1.0)
     writes.upsert_predictions(conn, scored, "baseline_v1", "test/run")
-    result = writes.upsert_processed(conn, frame.iloc[:60], INTERVAL, "baseline_v1")
+    result = writes.upsert_processed(conn, frame.iloc[:60], INTERVAL, "baseline_v1").result
     assert result.removed == 40
     counts = conn.execute(
         "SELECT (SELECT count(*) FROM processed_data WHERE interval_start = %(s)s),"
@@ -117,18 +125,23 @@ def test_a_failed_load_leaves_nothing_half_written(conn: psycopg.Connection[Any]
     assert table_digest(conn, "processed_data", "event_id") == before
 
 
-def test_an_event_stored_under_another_interval_is_moved_not_refused(conn: psycopg.Connection[Any]) -> None:
+def test_an_event_stored_under_another_interval_is_refused_not_moved(conn: psycopg.Connection[Any]) -> None:
     earlier = Interval(INTERVAL.start - timedelta(minutes=10), INTERVAL.start)
     first = processed(20, earlier)
     writes.upsert_processed(conn, first, earlier, "baseline_v1")
+    before = conn.execute("SELECT t::text FROM processed_data t WHERE event_id = %s", (first["event_id"][0],))
+    held = before.fetchone()
     # the same event id delivered again, inside the next interval: the plain COPY meets the primary
-    # key, the savepoint rolls it back and the merge moves the row
-    moved = processed(30).assign(event_id=lambda f: f["event_id"].where(f.index != 0, first["event_id"][0]))
-    result = writes.upsert_processed(conn, moved, INTERVAL, "baseline_v1")
-    assert (result.staged, result.inserted, result.updated) == (30, 29, 1)
-    assert conn.execute(
-        "SELECT interval_start FROM processed_data WHERE event_id = %s", (first["event_id"][0],)
-    ).fetchone() == (INTERVAL.start,)
+    # key, the savepoint rolls it back, and the merge leaves the stored row where it is
+    again = processed(30).assign(event_id=lambda f: f["event_id"].where(f.index != 0, first["event_id"][0]))
+    merged = writes.upsert_processed(conn, again, INTERVAL, "baseline_v1")
+    assert (merged.result.staged, merged.result.inserted, merged.result.updated) == (30, 29, 0)
+    assert merged.loaded_rows == 29
+    assert merged.redelivered.to_dict("records") == [
+        {"event_id": first["event_id"][0], "held_start": earlier.start, "held_end": earlier.end}
+    ]
+    after = conn.execute("SELECT t::text FROM processed_data t WHERE event_id = %s", (first["event_id"][0],))
+    assert after.fetchone() == held  # not moved, not changed
     assert conn.execute("SELECT count(*) FROM processed_data").fetchone() == (49,)
 
 
@@ -150,7 +163,7 @@ def test_predictions_copy_straight_in_once_then_merge(conn: psycopg.Connection[A
 def test_batches_of_a_file_load_like_one_frame(conn: psycopg.Connection[Any]) -> None:
     frame = processed(250)
     parts = [frame.iloc[:100], frame.iloc[100:100], frame.iloc[100:]]
-    result = writes.upsert_processed(conn, lambda: iter(parts), INTERVAL, "baseline_v1")
+    result = writes.upsert_processed(conn, lambda: iter(parts), INTERVAL, "baseline_v1").result
     assert (result.staged, result.inserted) == (250, 250)
     content = (
         "SELECT md5(string_agg((t.event_id, t.ts_utc, t.f1, t.f2, t.f3, t.f1_z, t.f2_z, t.f3_z, "

@@ -14,6 +14,7 @@ from etlml.features.stats import FeatureStats
 from etlml.ingest.contract import Counts
 from etlml.models.serving import Serving
 from etlml.steps.run import (
+    LoadRef,
     PredictedShard,
     ProcessedShard,
     RunPlan,
@@ -66,15 +67,29 @@ def test_shard_payloads_round_trip() -> None:
     assert key.label == "shard 2 of 3" and key.file_name("events") == "events-002-of-003.parquet"
     shard = Shard(key, REF)
     assert Shard.from_xcom(through_xcom(shard.to_xcom())) == shard
-    processed = ProcessedShard(key, REF, "baseline_v1")
+    processed = ProcessedShard(key, REF, "baseline_v1", events=REF)
     assert ProcessedShard.from_xcom(through_xcom(processed.to_xcom())) == processed
     predicted = PredictedShard(
-        key, (ScoredFile("baseline_v1", "champion", REF), ScoredFile("v2", "challenger", REF))
+        key,
+        (ScoredFile("baseline_v1", "champion", REF), ScoredFile("v2", "challenger", REF)),
+        load_id="6f1c2a4e-0000-4000-8000-000000000001",
+        challenger_error="challenger 'v2' could not score shard 2 of 3: artifact is missing",
     )
     data = through_xcom(predicted.to_xcom())
     assert PredictedShard.from_xcom(data) == predicted
     assert (data["model_version"], data["challenger"]) == ("baseline_v1", "v2")
     assert len(json.dumps(data)) < 1200  # metadata only, whatever the shard's size
+
+
+def test_the_load_a_run_scores_round_trips_and_older_payloads_say_to_clear_the_run() -> None:
+    for load in (LoadRef("6f1c2a4e-0000-4000-8000-000000000001", REF), LoadRef(None)):
+        assert LoadRef.from_xcom(through_xcom({"staged": 3, **load.to_xcom()})) == load
+    with pytest.raises(SettingsError, match="clear the run from load_processed"):
+        LoadRef.from_xcom({"staged": 3, "inserted": 3, "updated": 0})
+    old_predicted = {k: v for k, v in through_xcom(PredictedShard(ShardKey(), ()).to_xcom()).items()}
+    del old_predicted["load_id"]
+    with pytest.raises(SettingsError, match="clear the run from load_processed"):
+        PredictedShard.from_xcom(old_predicted)
 
 
 def test_simulated_events_and_the_deprecated_batch_size(caplog: pytest.LogCaptureFixture) -> None:

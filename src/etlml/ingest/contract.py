@@ -117,7 +117,7 @@ class Counts:
 class Checked:
     """The outcome of :func:`apply`."""
 
-    valid: pd.DataFrame  # records.EVENT (with provenance if asked for)
+    valid: pd.DataFrame  # records.EVENT (with provenance and raw bytes if asked for)
     rejected: pd.DataFrame  # records.REJECTED, ordered by source_file and row_number
     counts: Counts
     extra: Counter[str] = field(default_factory=Counter)  # every unknown field -> records carrying it
@@ -388,7 +388,7 @@ def _extra_fields(frame: pd.DataFrame) -> Counter[str]:
     return seen
 
 
-def _raw_bytes(frame: pd.DataFrame, rows: np.ndarray[Any, Any]) -> list[bytes]:
+def raw_bytes(frame: pd.DataFrame, rows: np.ndarray[Any, Any]) -> list[bytes]:
     """The raw bytes of ``rows``; records without them (the simulator's) as JSON of their fields."""
     out = []
     for i in rows:
@@ -407,7 +407,7 @@ def apply(
 ) -> Checked:
     """Check every record against the contract; see :data:`REASONS` for the rules and their order.
 
-    With ``provenance``, the valid events keep their ``source_file`` and ``row_number``; without
+    With ``provenance``, the valid events keep their ``source_file``, ``row_number`` and ``raw``; without
     ``deduplicate``, duplicates stay among them. ``etlml.steps.extract`` checks a large interval
     chunk by chunk that way, then applies the contract again to the events of each shard in which
     an id occurs twice.
@@ -461,6 +461,7 @@ def _valid(
     if provenance:
         valid["source_file"] = frame["source_file"][accepted].astype("string").reset_index(drop=True)
         valid["row_number"] = frame["row_number"][accepted].to_numpy(dtype=np.int64)
+        valid["raw"] = frame["raw"][accepted].astype(object).reset_index(drop=True)
     return valid
 
 
@@ -477,7 +478,7 @@ def _rejected(frame: pd.DataFrame, verdicts: _Verdicts, ids: pd.Series, well_for
             ),
             "reason": pd.Series(verdicts.reason[rows], dtype="string"),
             "message": pd.Series([printable(str(m)) for m in verdicts.message[rows]], dtype="string"),
-            "raw": pd.Series(_raw_bytes(frame, rows), dtype=object),
+            "raw": pd.Series(raw_bytes(frame, rows), dtype=object),
         },
         columns=list(REJECTED.names),
     )

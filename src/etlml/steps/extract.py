@@ -38,8 +38,9 @@ from etlml.storage import FileRef, FrameWriter, at, read_frame, read_frames, rea
 
 log = logging.getLogger(__name__)
 
-EVENTS = records.EVENT + records.PROVENANCE
-"""The shard files: events with their provenance (the duplicate check needs it)."""
+EVENTS = records.EVENT + records.PROVENANCE + records.RAW
+"""The shard files: events with their provenance (the duplicate check needs it) and raw bytes (a
+record ``load_processed`` refuses as redelivered is quarantined with them)."""
 Tally = list[tuple[contract.Counts, Counter[str]]]
 
 

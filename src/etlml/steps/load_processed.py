@@ -3,22 +3,31 @@ committed in one transaction; then the quality gate."""
 
 from __future__ import annotations
 
-import functools
 import logging
+import uuid
 from collections.abc import Iterable, Sequence
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import psycopg
 
-from etlml import quality, settings
+from etlml import quality, records, settings
+from etlml.errors import PermanentError
+from etlml.ingest import contract
+from etlml.interval import Interval
 from etlml.quality import Audit
 from etlml.settings import Settings
-from etlml.steps.run import Loaded, ProcessedShard, RunContext, RunPlan, fail_fast
-from etlml.storage import read_frames
+from etlml.steps.run import Loaded, LoadRef, ProcessedShard, RunContext, RunPlan, fail_fast
+from etlml.storage import FileRef, FrameWriter, read_frames
 from etlml.warehouse import connection, writes
+from etlml.warehouse.writes import MergeResult, StoredInterval
 
 log = logging.getLogger(__name__)
+
+
+class SourceMismatchError(PermanentError, RuntimeError):
+    """The interval holds rows another source stored; a run of this source would replace them."""
 
 
 @fail_fast
@@ -26,9 +35,14 @@ def load_processed(run: RunContext, plan: RunPlan, shards: Sequence[ProcessedSha
     """Make the interval's rows in ``processed_data`` equal every shard's processed events (a first
     run COPYs them in; a rerun merges), replace the interval's quarantine in ``rejected_events`` and
     store the run's accounting in ``run_audit`` once ``extracted = loaded + rejected + deduplicated``
-    holds: one transaction. Then the quality gate fails the task, without retries, if the run
-    rejected more than ``ETLML_MAX_REJECTED_SHARE`` of its records: the rows stay committed, but the
-    run scores none of its events.
+    holds: one transaction, under a new ``load_id``. Then the quality gate fails the task, without
+    retries, if the run rejected more than ``ETLML_MAX_REJECTED_SHARE`` of its records: the rows stay
+    committed, but the run scores none of its events.
+
+    Nothing stored is removed by absence: when the source did not have the interval (a missing
+    landing partition), whatever the interval holds is kept as it is; and a run never replaces rows
+    another source stored (it fails without retry). An event id another interval holds stays there
+    (the first stored delivery wins); this run's record of it is quarantined as ``redelivered``.
     """
     cfg = settings.load()
     ordered = sorted(shards, key=lambda s: s.key.index)
@@ -42,24 +56,123 @@ def load_processed(run: RunContext, plan: RunPlan, shards: Sequence[ProcessedSha
         return (frame for s in ordered for frame in read_frames(s.processed))
 
     with connection.connect(cfg.warehouse_conn_id) as conn, conn.transaction():
+        held = writes.lock_interval(conn, run.dag_id, run.interval)
+        if held is not None and held.holds_rows:
+            if not plan.found:
+                return _keep(run, plan, cfg, held)
+            _check_same_source(run, plan, held)
+        load_id = str(uuid.uuid4())
         merged = writes.upsert_processed(conn, events, run.interval, plan.normalized_with)
-        # after the upsert the interval holds exactly the staged rows (MergeResult.staged)
-        audit = _quarantine_and_audit(conn, run, plan, cfg, merged.staged)
-    log.info("processed_data for %s (%d shard(s)): %s", run.interval.key, len(ordered), merged.to_xcom())
+        refused = _refused(run, cfg, ordered, merged.redelivered) if len(merged.redelivered) else None
+        audit = _quarantine_and_audit(
+            conn, run, plan, cfg, merged.loaded_rows, refused=refused, load_id=load_id
+        )
+    log.info(
+        "processed_data for %s (%d shard(s)): %s; %d predictions of changed events deleted; %d redelivered",
+        run.interval.key,
+        len(ordered),
+        merged.result.to_xcom(),
+        merged.outdated_predictions,
+        len(merged.redelivered),
+    )
     quality.enforce(audit, run.interval)
-    return Loaded(merged, audit)
+    return Loaded(merged.result, audit, LoadRef(load_id, refused))
+
+
+def _keep(run: RunContext, plan: RunPlan, cfg: Settings, held: StoredInterval) -> Loaded:
+    log.warning(
+        "%s: the source has no partition for this interval; kept the %d processed events and %d "
+        "quarantined records it holds, loaded by %s from %s. A moved or archived folder removes "
+        "nothing: to empty the interval, deliver an empty partition folder and rerun it",
+        run.interval.key,
+        held.processed,
+        held.rejected,
+        held.written_by_run,
+        held.source,
+    )
+    audit = Audit(plan.source, plan.counts, cfg.max_rejected_share)
+    return Loaded(MergeResult(0, 0, 0), audit, LoadRef(None), kept=(held.processed, held.rejected))
+
+
+def _check_same_source(run: RunContext, plan: RunPlan, held: StoredInterval) -> None:
+    if held.source != plan.source:
+        raise SourceMismatchError(
+            f"{run.interval.key} holds {held.processed} events and {held.rejected} quarantined records "
+            f"that source {held.source!r} stored (run {held.written_by_run}); this run reads "
+            f"{plan.source!r} and would replace them. Rerun the interval with ETLML_SOURCE={held.source}, "
+            "or delete its rows from processed_data, predictions and rejected_events first if the "
+            f"{plan.source!r} delivery is to replace them"
+        )
+
+
+def _refused(
+    run: RunContext, cfg: Settings, shards: Sequence[ProcessedShard], redelivered: pd.DataFrame
+) -> FileRef:
+    """The quarantine records of the events ``upsert_processed`` refused because another interval
+    holds their id, with their provenance and raw bytes from the shards' events files."""
+    held = redelivered.set_index("event_id")
+    path = run.folder(cfg) / "redelivered.parquet"
+    with FrameWriter(path, records.REJECTED) as out:
+        for shard in shards:
+            if shard.events is None:
+                raise quality.InvariantError(
+                    "the run's transform payloads do not name their events files (an older release); "
+                    "clear the run from extract"
+                )
+            for frame in read_frames(shard.events):
+                found = frame[frame["event_id"].isin(held.index)].reset_index(drop=True)
+                if len(found):
+                    out.write(_quarantined(found, held, run.interval))
+    assert out.ref is not None
+    if out.ref.rows != len(redelivered):
+        raise quality.InvariantError(
+            f"{len(redelivered)} events were refused as redelivered, {out.ref.rows} found in the shards"
+        )
+    return out.ref
+
+
+def _quarantined(found: pd.DataFrame, held: pd.DataFrame, interval: Interval) -> pd.DataFrame:
+    holders = held.loc[found["event_id"]]
+    messages = [
+        f"event id already stored under interval {Interval(start, end).key}; the first stored "
+        f"delivery wins, so this later one (interval {interval.key}) is kept here and not loaded"
+        for start, end in zip(holders["held_start"], holders["held_end"], strict=True)
+    ]
+    return pd.DataFrame(
+        {
+            "source_file": found["source_file"],
+            "row_number": found["row_number"],
+            "event_id": found["event_id"],
+            "reason": records.REDELIVERED,
+            "message": messages,
+            "raw": contract.raw_bytes(found, np.arange(len(found))),
+        }
+    ).astype(records.REJECTED.dtypes())
 
 
 def _quarantine_and_audit(
-    conn: psycopg.Connection[Any], run: RunContext, plan: RunPlan, cfg: Settings, loaded_rows: int
+    conn: psycopg.Connection[Any],
+    run: RunContext,
+    plan: RunPlan,
+    cfg: Settings,
+    loaded_rows: int,
+    *,
+    refused: FileRef | None,
+    load_id: str,
 ) -> Audit:
-    """Make the interval's ``rejected_events`` equal what extract rejected, then check and store where
-    every record went (``run_audit``); raises :class:`quality.InvariantError` if they do not add up."""
-    rejected = functools.partial(read_frames, plan.rejected)
+    """Make the interval's ``rejected_events`` equal what extract rejected and the load refused, then
+    check and store where every record went (``run_audit``); raises :class:`quality.InvariantError`
+    if they do not add up."""
+
+    def rejected() -> Iterable[pd.DataFrame]:
+        yield from read_frames(plan.rejected)
+        if refused is not None:
+            yield from read_frames(refused)
+
     merged = writes.upsert_rejected(conn, rejected, run.interval, run.ref)
     log.info("rejected_events for %s: %s", run.interval.key, merged.to_xcom())
     stored = writes.interval_outcomes(conn, run.interval, loaded_rows)
     audit = Audit.of(plan.source, plan.counts, stored, cfg.max_rejected_share)
     quality.check_balanced(audit, run.interval)
-    writes.store_audit(conn, run.dag_id, run.interval, run.ref, audit)
+    writes.store_audit(conn, run.dag_id, run.interval, run.ref, audit, load_id=load_id)
     return audit

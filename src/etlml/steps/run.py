@@ -193,29 +193,66 @@ class Extracted:
 
 @dataclass(frozen=True)
 class ProcessedShard:
-    """One shard's processed events, as ``transform`` wrote them."""
+    """One shard's processed events, as ``transform`` wrote them, and the shard's events file they
+    came from (``None`` in payloads of older releases)."""
 
     key: ShardKey
     processed: FileRef
     normalized_with: str
+    events: FileRef | None = None
 
     def to_xcom(self) -> dict[str, Any]:
-        return {**self.processed.to_xcom(), **self.key.to_xcom(), "normalized_with": self.normalized_with}
+        events = {} if self.events is None else {"events": self.events.to_xcom()}
+        return {
+            **self.processed.to_xcom(),
+            **self.key.to_xcom(),
+            "normalized_with": self.normalized_with,
+            **events,
+        }
 
     @classmethod
     def from_xcom(cls, data: Mapping[str, Any]) -> ProcessedShard:
-        return cls(ShardKey.from_xcom(data), FileRef.from_xcom(data), str(data["normalized_with"]))
+        events = FileRef.from_xcom(data["events"]) if data.get("events") else None
+        return cls(ShardKey.from_xcom(data), FileRef.from_xcom(data), str(data["normalized_with"]), events)
+
+
+@dataclass(frozen=True)
+class LoadRef:
+    """Which load of the interval ``predict`` scores: its ``load_id`` (``run_audit.load_id``;
+    ``None`` when the run kept what the interval held and loaded nothing) and the file of event ids
+    it refused as redelivered (``None``: there were none), which ``predict`` must not score."""
+
+    load_id: str | None
+    redelivered: FileRef | None = None
+
+    def to_xcom(self) -> dict[str, Any]:
+        redelivered = None if self.redelivered is None else self.redelivered.to_xcom()
+        return {"load_id": self.load_id, "redelivered": redelivered}
+
+    @classmethod
+    def from_xcom(cls, data: Mapping[str, Any]) -> LoadRef:
+        if "load_id" not in data:
+            raise SettingsError(
+                "this run was loaded by an older etlml release (its load_processed XCom has no load_id); "
+                "clear the run from load_processed so that this release loads it again"
+            )
+        redelivered = FileRef.from_xcom(data["redelivered"]) if data.get("redelivered") else None
+        return cls(None if data["load_id"] is None else str(data["load_id"]), redelivered)
 
 
 @dataclass(frozen=True)
 class Loaded:
-    """``load_processed``'s outcome: what the merge did, and the run's audit."""
+    """``load_processed``'s outcome: what the merge did, the run's audit, and the load ``predict``
+    scores; ``kept``: the rows the interval held and kept, when its partition was missing."""
 
     merge: MergeResult
     audit: Audit
+    ref: LoadRef
+    kept: tuple[int, int] | None = None
 
     def to_xcom(self) -> dict[str, Any]:
-        return {**self.merge.to_xcom(), "audit": self.audit.to_xcom()}
+        kept = {} if self.kept is None else {"kept": {"processed": self.kept[0], "rejected": self.kept[1]}}
+        return {**self.merge.to_xcom(), "audit": self.audit.to_xcom(), **self.ref.to_xcom(), **kept}
 
 
 @dataclass(frozen=True)
@@ -244,21 +281,36 @@ def _versions(files: Sequence[tuple[str, Role]]) -> dict[str, Any]:
 
 @dataclass(frozen=True)
 class PredictedShard:
-    """One shard scored by every version the run serves, as ``predict`` wrote it."""
+    """One shard scored by every version the run serves that could score it, as ``predict`` wrote
+    it: the load it scored (``load_id``), and why the challenger could not (``challenger_error``)."""
 
     key: ShardKey
     files: tuple[ScoredFile, ...]
+    load_id: str | None = None
+    challenger_error: str | None = None
 
     def to_xcom(self) -> dict[str, Any]:
         return {
             **_versions([(f.model_version, f.role) for f in self.files]),
             "files": [f.to_xcom() for f in self.files],
             **self.key.to_xcom(),
+            "load_id": self.load_id,
+            "challenger_error": self.challenger_error,
         }
 
     @classmethod
     def from_xcom(cls, data: Mapping[str, Any]) -> PredictedShard:
-        return cls(ShardKey.from_xcom(data), tuple(ScoredFile.from_xcom(f) for f in data["files"]))
+        if "load_id" not in data:
+            raise SettingsError(
+                "this shard was scored by an older etlml release (its predict XCom has no load_id); "
+                "clear the run from load_processed so that this release loads and scores it again"
+            )
+        return cls(
+            ShardKey.from_xcom(data),
+            tuple(ScoredFile.from_xcom(f) for f in data["files"]),
+            None if data["load_id"] is None else str(data["load_id"]),
+            data.get("challenger_error"),
+        )
 
 
 @dataclass(frozen=True)

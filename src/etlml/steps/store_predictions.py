@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import functools
 import logging
+from typing import Any
+
+import psycopg
 
 from etlml import settings
+from etlml.errors import PermanentError
 from etlml.steps.run import PredictedShard, RunContext, StoredShard, fail_fast
 from etlml.storage import read_frames
 from etlml.warehouse import connection, writes
@@ -13,13 +17,25 @@ from etlml.warehouse import connection, writes
 log = logging.getLogger(__name__)
 
 
+class OutdatedLoadError(PermanentError, RuntimeError):
+    """The interval was loaded again after these predictions were computed: their features are gone."""
+
+
 @fail_fast
 def store_predictions(run: RunContext, shard: PredictedShard) -> StoredShard:
-    """COPYed straight into ``predictions`` on a first run (``load_processed`` committed their events
-    before ``predict`` ran), merged on a rerun; other versions' rows are never touched."""
+    """COPYed straight into ``predictions`` on a first run, merged on a rerun; other versions' rows
+    are never touched.
+
+    Stored only if the interval's current load (``run_audit.load_id``, share-locked for the
+    transaction) is the one ``predict`` scored: then every predicted event is a row that load
+    committed, and the straight COPY cannot store an orphan or a score of features since replaced.
+    Predictions of an outdated load fail the task without retry.
+    """
     cfg = settings.load()
     stored = []
     with connection.connect(cfg.warehouse_conn_id) as conn, conn.transaction():
+        if any(f.predictions.rows for f in shard.files):
+            _check_current(conn, run, shard)
         for scored in shard.files:
             rows = functools.partial(read_frames, scored.predictions)
             result = writes.upsert_predictions(conn, rows, scored.model_version, run.ref, copy_first=True)
@@ -32,3 +48,16 @@ def store_predictions(run: RunContext, shard: PredictedShard) -> StoredShard:
                 result.to_xcom(),
             )
     return StoredShard(shard.key, tuple(stored))
+
+
+def _check_current(conn: psycopg.Connection[Any], run: RunContext, shard: PredictedShard) -> None:
+    current = writes.current_load(conn, run.dag_id, run.interval)
+    if current is None or shard.load_id is None or current[0] != shard.load_id:
+        loaded_by = "nobody" if current is None else current[1]
+        raise OutdatedLoadError(
+            f"the predictions of {run.ref} for {run.interval.key} ({shard.key.label}) were computed from "
+            f"load {shard.load_id}, but the interval's rows are now those of load "
+            f"{None if current is None else current[0]} by {loaded_by}; storing them could leave "
+            "predictions of features that are gone. Nothing was stored: clear the latest run of the "
+            "interval from load_processed (or let it finish) to score its rows"
+        )

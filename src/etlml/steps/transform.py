@@ -28,4 +28,4 @@ def transform(run: RunContext, plan: RunPlan, shard: Shard) -> ProcessedShard:
         shard.key.label,
         plan.normalized_with,
     )
-    return ProcessedShard(shard.key, out.ref, plan.normalized_with)
+    return ProcessedShard(shard.key, out.ref, plan.normalized_with, shard.events)

@@ -133,21 +133,47 @@ def _staged(
 
 def _merge(cur: psycopg.Cursor[Any], sql_name: str, params: dict[str, Any]) -> tuple[int, int]:
     """Run a statement that returns one row of two counts."""
-    cur.execute(query(sql_name), params)
+    first, second, *_ = _counts(cur, sql_name, params)
+    return first, second
+
+
+def _counts(
+    cur: psycopg.Cursor[Any], sql_name: str | None = None, params: dict[str, Any] | None = None
+) -> list[int]:
+    """The one row of counts a statement returns (the one just executed, without ``sql_name``)."""
+    if sql_name is not None:
+        cur.execute(query(sql_name), params)
     row = cur.fetchone()
     assert row is not None  # an aggregate always returns one row
-    return int(row[0]), int(row[1])
+    return [int(v) for v in row]
+
+
+@dataclass(frozen=True)
+class ProcessedMerge:
+    """What :func:`upsert_processed` did: the row counts, the predictions it deleted because their
+    events changed, and the staged events it refused because another interval holds their id
+    (``event_id``, ``held_start``, ``held_end``; the first stored delivery wins)."""
+
+    result: MergeResult
+    outdated_predictions: int
+    redelivered: pd.DataFrame
+
+    @property
+    def loaded_rows(self) -> int:
+        """The interval's rows after the merge: every staged event but the redelivered ones."""
+        return self.result.staged - len(self.redelivered)
 
 
 def upsert_processed(
     conn: psycopg.Connection[Any], rows: Rows, interval: Interval, normalized_with: str
-) -> MergeResult:
+) -> ProcessedMerge:
     """Make the interval's rows in ``processed_data`` equal ``rows``, in one transaction.
 
-    New events are inserted, changed ones updated (``updated_at`` moves only when a value changed),
-    and rows of this interval that ``rows`` no longer holds are removed with their predictions.
-    An interval with no rows yet gets them by a plain COPY, unless an event id is stored under
-    another interval (then the merge moves it here).
+    New events are inserted; changed ones updated (``updated_at`` moves only when a value changed)
+    and their predictions deleted; rows of this interval that ``rows`` no longer holds are removed
+    with their predictions. An event id stored under another interval is left where it is, and
+    reported as redelivered. An interval with no rows yet gets them by a plain COPY, unless an id
+    is already stored (then the merge finds which).
     """
     params = {
         "interval_start": interval.start,
@@ -158,14 +184,40 @@ def upsert_processed(
         if not _exists(conn, "interval_has_rows", params):
             sent = _direct(conn, "processed_data", PROCESSED_DIRECT, rows, params)
             if sent is not None:
-                return MergeResult(staged=sent, inserted=sent, updated=0)
+                return ProcessedMerge(
+                    MergeResult(staged=sent, inserted=sent, updated=0), 0, _no_redeliveries()
+                )
         with conn.cursor() as cur, _staged(cur, "stage_processed", PROCESSED_STAGE, rows) as staged:
-            inserted, updated = _merge(cur, "merge_processed", params)
+            cur.execute(query("stage_redelivered"))
+            cur.execute(query("merge_processed"), params)
+            inserted, updated, redelivered, outdated = _counts(cur)
             cur.execute(query("count_interval_rows"), params)
-            in_interval = cur.fetchone()
-            # after the merge the interval holds every staged row; anything more is stale
-            removed = _merge(cur, "remove_stale_processed", params)[0] if in_interval != (staged,) else 0
-    return MergeResult(staged=staged, inserted=inserted, updated=updated, removed=removed)
+            in_interval = _counts(cur)[0]
+            # after the merge the interval holds every staged row it did not refuse; anything more is stale
+            removed = (
+                _counts(cur, "remove_stale_processed", params)[0]
+                if in_interval != staged - redelivered
+                else 0
+            )
+            refused = _redelivered(cur) if redelivered else _no_redeliveries()
+    merge = MergeResult(staged=staged, inserted=inserted, updated=updated, removed=removed)
+    return ProcessedMerge(merge, outdated, refused)
+
+
+def _no_redeliveries() -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "event_id": pd.Series(dtype="string"),
+            "held_start": pd.Series(dtype="datetime64[us, UTC]"),
+            "held_end": pd.Series(dtype="datetime64[us, UTC]"),
+        }
+    )
+
+
+def _redelivered(cur: psycopg.Cursor[Any]) -> pd.DataFrame:
+    cur.execute(query("redelivered_events"))
+    found = pd.DataFrame(cur.fetchall(), columns=["event_id", "held_start", "held_end"])
+    return pd.concat([_no_redeliveries(), found], ignore_index=True).astype(_no_redeliveries().dtypes)
 
 
 def _exists(conn: psycopg.Connection[Any], sql_name: str, params: dict[str, Any]) -> bool:
@@ -251,7 +303,7 @@ def interval_outcomes(
     params = {
         "interval_start": interval.start,
         "interval_end": interval.end,
-        "duplicate": records.DUPLICATE,
+        "deduplicated": list(records.DEDUPLICATED),
         "loaded": loaded_rows,
     }
     with conn.cursor() as cur:
@@ -262,9 +314,15 @@ def interval_outcomes(
 
 
 def store_audit(
-    conn: psycopg.Connection[Any], dag_id: str, interval: Interval, written_by_run: str, audit: Audit
+    conn: psycopg.Connection[Any],
+    dag_id: str,
+    interval: Interval,
+    written_by_run: str,
+    audit: Audit,
+    *,
+    load_id: str,
 ) -> None:
-    """Upsert the run's accounting into ``run_audit``."""
+    """Upsert the run's accounting into ``run_audit``, as the load ``load_id`` of the interval."""
     counts = audit.counts
     params = {
         "source": audit.source,
@@ -283,6 +341,63 @@ def store_audit(
         "interval_start": interval.start,
         "interval_end": interval.end,
         "written_by_run": written_by_run,
+        "load_id": load_id,
     }
     with conn.cursor() as cur:
         cur.execute(query("upsert_run_audit"), params)
+
+
+class StoredInterval(NamedTuple):
+    """What a DAG's latest load of an interval left: its source, load, run, and the rows it holds."""
+
+    source: str
+    load_id: str | None
+    written_by_run: str
+    processed: int
+    rejected: int
+
+    @property
+    def holds_rows(self) -> bool:
+        return self.processed + self.rejected > 0
+
+
+def _interval_params(dag_id: str, interval: Interval) -> dict[str, Any]:
+    return {"dag_id": dag_id, "interval_start": interval.start, "interval_end": interval.end}
+
+
+def lock_interval(conn: psycopg.Connection[Any], dag_id: str, interval: Interval) -> StoredInterval | None:
+    """The interval's stored audit and row counts (``None``: never loaded), its audit row locked for
+    update until the caller's transaction ends."""
+    with conn.cursor() as cur:
+        cur.execute(query("interval_audit"), _interval_params(dag_id, interval))
+        row = cur.fetchone()
+    if row is None:
+        return None
+    source, load_id, run, processed, rejected = row
+    return StoredInterval(
+        str(source), None if load_id is None else str(load_id), str(run), int(processed), int(rejected)
+    )
+
+
+def current_load(
+    conn: psycopg.Connection[Any], dag_id: str, interval: Interval
+) -> tuple[str | None, str] | None:
+    """``(load_id, written_by_run)`` of the interval's latest load (``None``: never loaded), share-
+    locked: no load of the interval commits before the caller's transaction ends."""
+    with conn.cursor() as cur:
+        cur.execute(query("current_load"), _interval_params(dag_id, interval))
+        row = cur.fetchone()
+    if row is None:
+        return None
+    return (None if row[0] is None else str(row[0])), str(row[1])
+
+
+def record_challenger_error(
+    conn: psycopg.Connection[Any], dag_id: str, interval: Interval, load_id: str, error: str
+) -> bool:
+    """Append why the challenger could not score to the audit of load ``load_id``; ``False`` if the
+    interval has been loaded again since."""
+    params = {**_interval_params(dag_id, interval), "load_id": load_id, "error": error}
+    with conn.cursor() as cur:
+        cur.execute(query("record_challenger_error"), params)
+        return cur.rowcount == 1

@@ -1,0 +1,350 @@
+"""Nothing lost, nothing stale: a broken challenger, a rerun that fails its gate, a store of an
+outdated run, an event id delivered again in a later interval and a landing partition that is not
+there, each under dag.test() or the steps themselves, on the real warehouse."""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import psycopg
+import pytest
+import skops.io
+from sklearn.linear_model import LinearRegression
+
+from etlml.interval import Interval
+from etlml.models import registry
+from etlml.steps.extract import extract
+from etlml.steps.load_processed import load_processed
+from etlml.steps.predict import predict
+from etlml.steps.run import RunContext
+from etlml.steps.store_predictions import store_predictions
+from etlml.steps.transform import transform
+from tests.dags.test_bad_config import task_states
+from tests.dags.test_dag_runs import FULL_DIGEST, PIPELINE, PIPELINE_PARAMS, digests
+from tests.dags.test_model_lifecycle import BASELINE_FORMULA, V2_STATS
+from tests.landing_files import event, jsonl, write
+
+pytestmark = [pytest.mark.airflow, pytest.mark.db]
+
+# Intervals of their own (dag.test() on a logical date another test used would reuse that run).
+A = Interval(datetime(2026, 11, 24, 10, 0, tzinfo=UTC), datetime(2026, 11, 24, 10, 10, tzinfo=UTC))
+B = Interval(A.end, A.end + timedelta(minutes=10))
+DIGESTS = {
+    **FULL_DIGEST,
+    "rejected_events": "SELECT md5(string_agg(t::text, '|' ORDER BY interval_start, source_file, "
+    "row_number)) FROM rejected_events t",
+}
+
+
+def run(dags: dict[str, Any], interval: Interval) -> Any:
+    """One dag.test() run of ``interval`` (its logical date is the interval's end)."""
+    return dags[PIPELINE].test(logical_date=interval.end, run_conf=dict(PIPELINE_PARAMS))
+
+
+def folder(root: Path, interval: Interval) -> Path:
+    return root / f"{interval.start:%Y-%m-%d}" / f"{interval.start:%H%M}"
+
+
+def deliver(root: Path, interval: Interval, name: str, ids: list[str], f1: float = 10.0) -> None:
+    """A JSONL file of valid events with these ids, a second apart from the interval's start."""
+    records = [event(i, interval.start + timedelta(seconds=n), f1=f1 + n) for n, i in enumerate(ids)]
+    write(folder(root, interval) / name, jsonl(list(records)))
+
+
+def disagreeing(conn: psycopg.Connection[Any], interval: Interval) -> tuple[int, int]:
+    """The champion's (baseline_v1) predictions of the interval's events, and how many of them
+    disagree with the features processed_data now holds."""
+    row = conn.execute(
+        f"SELECT count(*), count(*) FILTER (WHERE abs(p.y_hat - ({BASELINE_FORMULA})) > 1e-9) "
+        "FROM predictions p JOIN processed_data d USING (event_id) "
+        "WHERE p.model_version = 'baseline_v1' AND d.interval_start = %s",
+        (interval.start,),
+    ).fetchone()
+    assert row is not None
+    return int(row[0]), int(row[1])
+
+
+def orphans(conn: psycopg.Connection[Any]) -> int:
+    row = conn.execute(
+        "SELECT count(*) FROM predictions p WHERE NOT EXISTS "
+        "(SELECT 1 FROM processed_data d WHERE d.event_id = p.event_id)"
+    ).fetchone()
+    assert row is not None
+    return int(row[0])
+
+
+def audit(conn: psycopg.Connection[Any], interval: Interval) -> dict[str, Any]:
+    cur = conn.execute(
+        "SELECT * FROM run_audit WHERE dag_id = %s AND interval_start = %s", (PIPELINE, interval.start)
+    )
+    row = cur.fetchone()
+    assert row is not None, f"no run_audit row for {interval.key}"
+    assert cur.description is not None
+    return dict(zip([c.name for c in cur.description], row, strict=True))
+
+
+def rows_of(conn: psycopg.Connection[Any], interval: Interval) -> int:
+    row = conn.execute("SELECT count(*) FROM processed_data WHERE interval_start = %s", (interval.start,))
+    return int(row.fetchone()[0])  # type: ignore[index]
+
+
+@pytest.fixture
+def wh(fresh_migrated: str) -> Iterator[psycopg.Connection[Any]]:
+    """A warehouse of this test's own, every table empty but the baseline registry."""
+    with psycopg.connect(fresh_migrated, autocommit=True) as conn:
+        yield conn
+
+
+@pytest.fixture
+def landing_root(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    root = tmp_path / "landing"
+    root.mkdir()
+    monkeypatch.setenv("ETLML_SOURCE", "landing")
+    monkeypatch.setenv("ETLML_LANDING_ROOT", root.as_uri())
+    return root
+
+
+# --- 1. a shadow model never takes production down ---------------------------------------------------
+
+
+def _sklearn_challenger(conn: psycopg.Connection[Any], tmp_path: Path, *, coef_scale: float = 1.0) -> Path:
+    """Register and shadow ``sk1``; returns the path of its stored artifact."""
+    x = np.random.default_rng(1).normal([10, 0, 100], [2, 1, 10], size=(100, 3))
+    model = LinearRegression().fit(x, x @ [1.0, -1.0, 0.5] + 2.0)
+    model.coef_ = model.coef_ * coef_scale
+    skops.io.dump(model, tmp_path / "m.skops")
+    registry.register_sklearn(
+        conn, "sk1", artifact_path=str(tmp_path / "m.skops"), stats=V2_STATS,
+        storage_root=tmp_path.as_uri(), actor="t",
+    )  # fmt: skip
+    registry.shadow(conn, "sk1", "t")
+    uri = conn.execute("SELECT artifact_uri FROM model_versions WHERE model_version = 'sk1'").fetchone()
+    assert uri is not None
+    return Path(uri[0].removeprefix("file://"))
+
+
+def _tamper(artifact: Path) -> None:
+    with artifact.open("ab") as f:
+        f.write(b"7 bytes")
+
+
+BREAKAGES = {
+    "tampered": (1.0, _tamper, "sha256"),
+    "missing": (1.0, Path.unlink, "sk1"),
+    "non_finite": (1e308, lambda artifact: None, "non-finite"),
+}
+
+
+@pytest.mark.parametrize("breakage", sorted(BREAKAGES))
+def test_a_broken_challenger_leaves_the_champions_predictions_and_is_recorded(
+    dags: dict[str, Any],
+    wh: psycopg.Connection[Any],
+    tmp_path: Path,
+    breakage: str,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    scale, damage, said = BREAKAGES[breakage]
+    damage(_sklearn_challenger(wh, tmp_path, coef_scale=scale))
+    with caplog.at_level(logging.WARNING):
+        dag_run = run(dags, A)
+    assert dag_run.state == "success"
+    assert disagreeing(wh, A) == (200, 0)
+    assert wh.execute("SELECT count(*) FROM predictions WHERE model_version = 'sk1'").fetchone() == (0,)
+    error = audit(wh, A)["challenger_error"]
+    assert error is not None and "sk1" in error and said in error
+    assert any("challenger" in r.getMessage() and r.levelno == logging.WARNING for r in caplog.records)
+
+
+def test_a_challenger_that_scores_again_clears_its_recorded_error(
+    dags: dict[str, Any], wh: psycopg.Connection[Any], tmp_path: Path
+) -> None:
+    artifact = _sklearn_challenger(wh, tmp_path)
+    good = artifact.read_bytes()
+    _tamper(artifact)
+    assert run(dags, A).state == "success"
+    assert audit(wh, A)["challenger_error"] is not None
+    artifact.write_bytes(good)
+    assert run(dags, A).state == "success"
+    assert audit(wh, A)["challenger_error"] is None
+    assert wh.execute("SELECT count(*) FROM predictions WHERE model_version = 'sk1'").fetchone() == (200,)
+
+
+def test_a_broken_champion_still_fails_the_run(
+    dags: dict[str, Any], wh: psycopg.Connection[Any], tmp_path: Path
+) -> None:
+    artifact = _sklearn_challenger(wh, tmp_path)
+    registry.promote(wh, "sk1", "t")
+    _tamper(artifact)
+    dag_run = run(dags, A)
+    assert dag_run.state == "failed"
+    failed = {task for task, (state, _) in task_states(dag_run).items() if state == "failed"}
+    assert failed & {"extract", "predict"}  # extract checks the champion first; predict loads it
+    assert wh.execute("SELECT count(*) FROM predictions").fetchone() == (0,)
+
+
+# --- 2. no stale predictions after a failed gate -------------------------------------------------------
+
+
+def test_a_rerun_that_fails_its_gate_leaves_no_prediction_of_old_features(
+    dags: dict[str, Any], wh: psycopg.Connection[Any], landing_root: Path
+) -> None:
+    ids = [f"e-{n:03d}" for n in range(100)]
+    deliver(landing_root, A, "a.jsonl", ids)
+    assert run(dags, A).state == "success"
+    assert disagreeing(wh, A) == (100, 0)
+    # the upstream redelivers the file with other features, and a file of garbage beside it
+    deliver(landing_root, A, "a.jsonl", ids, f1=50.0)
+    write(folder(landing_root, A) / "b.jsonl", b"not json\n" * 20)
+    dag_run = run(dags, A)
+    assert dag_run.state == "failed"
+    assert task_states(dag_run)["load_processed"] == ("failed", 1)  # the gate
+    assert rows_of(wh, A) == 100
+    assert wh.execute("SELECT min(f1) FROM processed_data").fetchone() == (50.0,)  # the new features
+    scored, stale = disagreeing(wh, A)
+    assert stale == 0, f"{stale} of {scored} predictions were computed from features no longer stored"
+    assert orphans(wh) == 0
+
+
+# --- 3. no orphan predictions ------------------------------------------------------------------------
+
+
+def _steps_until_predict(ctx: RunContext) -> Any:
+    extracted = extract(ctx, simulated_events=1)
+    processed = [transform(ctx, extracted.plan, s) for s in extracted.shards]
+    loaded = load_processed(ctx, extracted.plan, processed)
+    return [predict(ctx, extracted.plan, p, loaded.ref) for p in processed]
+
+
+def test_storing_the_predictions_of_an_outdated_run_is_refused(
+    wh: psycopg.Connection[Any], landing_root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from airflow.sdk.exceptions import AirflowFailException
+
+    ids = [f"e-{n:03d}" for n in range(100)]
+    deliver(landing_root, A, "a.jsonl", ids)
+    monkeypatch.setenv("ETLML_STORAGE_ROOT", (tmp_path / "first").as_uri())
+    first = _steps_until_predict(RunContext(PIPELINE, "manual__first", A))
+    # a later run of the interval, over a delivery that lost half the events, runs to the end
+    deliver(landing_root, A, "a.jsonl", ids[:50])
+    monkeypatch.setenv("ETLML_STORAGE_ROOT", (tmp_path / "second").as_uri())
+    later = RunContext(PIPELINE, "manual__second", A)
+    for shard in _steps_until_predict(later):
+        store_predictions(later, shard)
+    assert (rows_of(wh, A), orphans(wh)) == (50, 0)
+    # then the first run's store_predictions is cleared and runs again
+    with pytest.raises(AirflowFailException, match="manual__second"):
+        for shard in first:
+            store_predictions(RunContext(PIPELINE, "manual__first", A), shard)
+    assert orphans(wh) == 0
+    assert disagreeing(wh, A) == (50, 0)
+
+
+# --- 4. an event id seen in an earlier interval is not moved -----------------------------------------
+
+
+def test_a_redelivered_id_stays_in_the_interval_that_stored_it_first(
+    dags: dict[str, Any], wh: psycopg.Connection[Any], landing_root: Path
+) -> None:
+    deliver(landing_root, A, "a.jsonl", [f"a-{n:03d}" for n in range(100)])
+    deliver(landing_root, B, "b.jsonl", ["a-000", "a-001"] + [f"b-{n:03d}" for n in range(98)], f1=40.0)
+    assert run(dags, A).state == "success"
+    before = wh.execute("SELECT event_id, f1 FROM processed_data WHERE event_id IN ('a-000', 'a-001')")
+    kept = sorted(before.fetchall())
+    assert run(dags, B).state == "success"
+    assert (
+        sorted(
+            wh.execute(
+                "SELECT event_id, f1 FROM processed_data WHERE event_id IN ('a-000', 'a-001')"
+            ).fetchall()
+        )
+        == kept
+    )
+    assert (rows_of(wh, A), rows_of(wh, B)) == (100, 98)
+    redelivered = wh.execute(
+        "SELECT event_id, row_number, message, raw FROM rejected_events "
+        "WHERE interval_start = %s AND reason = 'redelivered' ORDER BY event_id",
+        (B.start,),
+    ).fetchall()
+    assert [r[:2] for r in redelivered] == [("a-000", 1), ("a-001", 2)]
+    assert all(A.key in message for _, _, message, _ in redelivered)
+    assert json.loads(bytes(redelivered[0][3]))["f1"] == 40.0  # the later delivery's own bytes
+    for interval, loaded, deduplicated in ((A, 100, 0), (B, 98, 2)):
+        got = audit(wh, interval)
+        assert (got["extracted"], got["loaded"], got["deduplicated"]) == (100, loaded, deduplicated)
+        assert got["loaded"] == rows_of(wh, interval)
+    assert disagreeing(wh, A) == (100, 0)
+    assert disagreeing(wh, B) == (98, 0)
+    first = digests(wh, DIGESTS)
+    for interval in (A, B, B, A, B):
+        assert run(dags, interval).state == "success"
+        assert digests(wh, DIGESTS) == first, f"a rerun of {interval.key} changed the tables"
+
+
+def test_when_the_later_interval_runs_first_it_keeps_the_id(
+    dags: dict[str, Any], wh: psycopg.Connection[Any], landing_root: Path
+) -> None:
+    deliver(landing_root, A, "a.jsonl", ["x-1", "a-1"])
+    deliver(landing_root, B, "b.jsonl", ["x-1", "b-1"], f1=40.0)
+    assert run(dags, B).state == "success"
+    assert run(dags, A).state == "success"
+    held = wh.execute("SELECT interval_start, f1 FROM processed_data WHERE event_id = 'x-1'").fetchall()
+    assert held == [(B.start, 40.0)]
+    assert (audit(wh, A)["loaded"], audit(wh, A)["deduplicated"]) == (1, 1)
+    assert orphans(wh) == 0
+
+
+# --- 5. a missing source is not an empty interval ----------------------------------------------------
+
+
+def test_a_landing_root_that_does_not_exist_fails_without_retry_and_writes_nothing(
+    dags: dict[str, Any], wh: psycopg.Connection[Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert run(dags, A).state == "success"  # the simulator stores 200 events
+    before = digests(wh, DIGESTS)
+    monkeypatch.setenv("ETLML_SOURCE", "landing")
+    monkeypatch.setenv("ETLML_LANDING_ROOT", (tmp_path / "nonexistent").as_uri())
+    dag_run = run(dags, A)
+    assert dag_run.state == "failed"
+    assert task_states(dag_run)["extract"] == ("failed", 1)
+    assert digests(wh, DIGESTS) == before
+
+
+def test_a_missing_partition_keeps_what_the_interval_holds(
+    dags: dict[str, Any], wh: psycopg.Connection[Any], landing_root: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    deliver(landing_root, A, "a.jsonl", [f"e-{n:03d}" for n in range(100)])
+    write(folder(landing_root, A) / "b.jsonl", b"not json\n")
+    assert run(dags, A).state == "success"
+    before = digests(wh, DIGESTS)
+    stored_audit = audit(wh, A)
+    # the producer archives the folder after it was processed
+    for path in folder(landing_root, A).iterdir():
+        path.unlink()
+    folder(landing_root, A).rmdir()
+    with caplog.at_level(logging.WARNING):
+        assert run(dags, A).state == "success"
+    assert digests(wh, DIGESTS) == before
+    assert audit(wh, A) == stored_audit
+    assert any("kept" in r.getMessage() and "100" in r.getMessage() for r in caplog.records)
+
+
+def test_a_landing_run_never_removes_rows_another_source_stored(
+    dags: dict[str, Any], wh: psycopg.Connection[Any], landing_root: Path
+) -> None:
+    monkeypatch = pytest.MonkeyPatch()
+    monkeypatch.setenv("ETLML_SOURCE", "simulator")
+    assert run(dags, A).state == "success"
+    monkeypatch.undo()
+    before = digests(wh, DIGESTS)
+    folder(landing_root, A).mkdir(parents=True)  # a partition that exists and is empty
+    dag_run = run(dags, A)
+    assert dag_run.state == "failed"
+    assert task_states(dag_run)["load_processed"] == ("failed", 1)
+    assert digests(wh, DIGESTS) == before
+    assert rows_of(wh, A) == 200
