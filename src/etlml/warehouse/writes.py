@@ -190,7 +190,8 @@ def upsert_processed(
         with conn.cursor() as cur, _staged(cur, "stage_processed", PROCESSED_STAGE, rows) as staged:
             cur.execute(query("stage_redelivered"))
             cur.execute(query("merge_processed"), params)
-            inserted, updated, redelivered, outdated = _counts(cur)
+            inserted, updated, redelivered, changed = _counts(cur)
+            outdated = _outdated_predictions(cur) if changed else 0
             cur.execute(query("count_interval_rows"), params)
             in_interval = _counts(cur)[0]
             # after the merge the interval holds every staged row it did not refuse; anything more is stale
@@ -202,6 +203,12 @@ def upsert_processed(
             refused = _redelivered(cur) if redelivered else _no_redeliveries()
     merge = MergeResult(staged=staged, inserted=inserted, updated=updated, removed=removed)
     return ProcessedMerge(merge, outdated, refused)
+
+
+def _outdated_predictions(cur: psycopg.Cursor[Any]) -> int:
+    cur.execute("ANALYZE stage_changed")
+    cur.execute(query("delete_outdated_predictions"))
+    return cur.rowcount
 
 
 def _no_redeliveries() -> pd.DataFrame:

@@ -1,7 +1,8 @@
 -- Upsert the staged rows of one data interval, in the transaction that loads it.
 --   * A row whose values did not change is left as it is, so a rerun keeps created_at/updated_at
 --     and the table stays byte-identical.
---   * A changed row is updated, and its predictions of every model version are deleted: no
+--   * A changed row is updated, and its id goes to stage_changed: writes.upsert_processed then
+--     deletes its predictions of every model version (delete_outdated_predictions.sql), so no
 --     prediction outlives the features it was computed from (store_predictions writes new ones).
 --   * An event id that processed_data holds under another interval is never moved: the first
 --     stored delivery wins. Its row is rewritten with its own values (so RETURNING reports it) and
@@ -53,13 +54,13 @@ WITH merged AS (
     INSERT INTO stage_redelivered (event_id, held_start, held_end)
     SELECT event_id, interval_start, interval_end FROM merged WHERE NOT ours
     RETURNING 1
-), outdated AS (
-    DELETE FROM predictions AS pr USING merged AS m
-    WHERE m.ours AND NOT m.inserted AND pr.event_id = m.event_id
+), changed AS (
+    INSERT INTO stage_changed (event_id)
+    SELECT event_id FROM merged WHERE ours AND NOT inserted
     RETURNING 1
 )
 SELECT count(*) FILTER (WHERE ours AND inserted),
        count(*) FILTER (WHERE ours AND NOT inserted),
        (SELECT count(*) FROM redelivered),
-       (SELECT count(*) FROM outdated)
+       (SELECT count(*) FROM changed)
 FROM merged;

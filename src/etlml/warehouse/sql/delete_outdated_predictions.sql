@@ -1,0 +1,4 @@
+-- The predictions, of every model version, of the events whose features merge_processed.sql just
+-- changed: computed from features that are gone (stage_changed is analyzed first, so the planner
+-- looks them up by the primary key instead of scanning predictions).
+DELETE FROM predictions AS pr USING stage_changed AS c WHERE pr.event_id = c.event_id;
