@@ -1,12 +1,16 @@
-"""Intermediate Parquet files under the storage root, one folder per DAG and data interval.
+"""Intermediate Parquet files under the storage root, one folder per DAG run of a data interval.
 
 Files are written and read :data:`ROW_GROUP_ROWS` rows at a time (one Parquet row group each), so a
-step's memory does not grow with the size of its interval.
+step's memory does not grow with the size of its interval. A file appears under its name only once
+it is complete (a temporary name, then a rename; an object store's upload is atomic by itself), so
+a reader never sees a half-written file.
 """
 
 from __future__ import annotations
 
 import hashlib
+import re
+import uuid
 from collections.abc import Iterator, Mapping
 from dataclasses import asdict, dataclass
 from types import TracebackType
@@ -16,6 +20,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from etlml.errors import PermanentError
 from etlml.interval import Interval
 from etlml.records import Layout
 
@@ -32,8 +37,9 @@ ROW_GROUP_ROWS = 250_000
 _READ_BYTES = 8 << 20
 
 
-class StorageIntegrityError(RuntimeError):
-    """A file differs from what the task that wrote it recorded."""
+class StorageIntegrityError(PermanentError, RuntimeError):
+    """A file differs from what the task that wrote it recorded: something other than its writer
+    changed it, and reading it again cannot help (the task fails without retry)."""
 
 
 @dataclass(frozen=True)
@@ -52,11 +58,19 @@ class FileRef:
         return cls(path=str(meta["path"]), rows=int(meta["rows"]), sha256=str(meta["sha256"]))
 
 
-def run_folder(root: str, dag_id: str, interval: Interval) -> ObjectStoragePath:
-    """``<root>/<dag_id>/<interval key>/``: a rerun of the interval writes to the same place."""
+_UNSAFE = re.compile(r"[^A-Za-z0-9._-]")
+
+
+def run_folder(root: str, dag_id: str, interval: Interval, run_id: str) -> ObjectStoragePath:
+    """``<root>/<dag_id>/<interval key>/<run>/``: each DAG run of an interval has a folder of its own,
+    so two runs of one interval (a manual run beside the scheduled one, a backfill) never write each
+    other's files, and a cleared task of an older run finds its own. ``<run>`` is the run id with
+    every character outside ``[A-Za-z0-9._-]`` replaced by ``_``, then ``-`` and 8 hex digits of the
+    id's sha256, so distinct ids never share a folder."""
     from airflow.sdk import ObjectStoragePath
 
-    return ObjectStoragePath(root) / dag_id / interval.key
+    digest = hashlib.sha256(run_id.encode()).hexdigest()[:8]
+    return ObjectStoragePath(root) / dag_id / interval.key / f"{_UNSAFE.sub('_', run_id)}-{digest}"
 
 
 def at(uri: str) -> ObjectStoragePath:
@@ -85,9 +99,12 @@ def _sha256(path: ObjectStoragePath) -> str:
 class FrameWriter:
     """Write frames of one layout as row groups of a Parquet file; :attr:`ref` once closed.
 
-    The file always exists, with the layout's columns, so readers need no special case. It is replaced
-    as a whole when the writer closes without an error; on an error the partial file is left for the
-    retry to overwrite, and nothing refers to it.
+    The file always exists, with the layout's columns, so readers need no special case. On a local
+    filesystem it is written under a hidden temporary name in the same folder and renamed into place
+    when the writer closes without an error, so the name holds the earlier file, whole, until then; on
+    an error the temporary file is removed (a killed process leaves it behind, hidden, and the
+    housekeeping DAG deletes it with its run folder). On an object store the upload itself becomes
+    visible only when complete.
     """
 
     def __init__(self, path: ObjectStoragePath, layout: Layout) -> None:
@@ -100,10 +117,12 @@ class FrameWriter:
         self.ref: FileRef | None = None
         self._fh: Any = None
         self._writer: pq.ParquetWriter | None = None
+        self._partial = path
 
     def __enter__(self) -> FrameWriter:
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        target: Any = self.path
+        self._partial = _partial_path(self.path)
+        target: Any = self._partial
         self._fh = target.open("wb")
         self._writer = pq.ParquetWriter(self._fh, self.schema, **_options(self.schema))
         return self
@@ -121,8 +140,23 @@ class FrameWriter:
         assert self._writer is not None
         self._writer.close()
         self._fh.close()
-        if kind is None:
-            self.ref = FileRef(path=str(self.path), rows=self.rows, sha256=_sha256(self.path))
+        partial: Any = self._partial
+        if kind is not None:
+            if partial != self.path:
+                partial.unlink(missing_ok=True)
+            return
+        sha256 = _sha256(self._partial)
+        if partial != self.path:
+            partial.rename(self.path)  # os.rename on a local filesystem: atomic, replaces the old file
+        self.ref = FileRef(path=str(self.path), rows=self.rows, sha256=sha256)
+
+
+def _partial_path(path: ObjectStoragePath) -> ObjectStoragePath:
+    """Where a file is written before it is complete: a hidden name beside it on a local filesystem;
+    the name itself on an object store, whose uploads appear whole or not at all."""
+    if getattr(path, "protocol", "file") not in {"file", "local"}:
+        return path
+    return path.parent / f".{path.name}.{uuid.uuid4().hex}.partial"
 
 
 def _arrow_batches(ref: FileRef, columns: list[str] | None, rows: int) -> Iterator[pa.Table]:
@@ -133,7 +167,9 @@ def _arrow_batches(ref: FileRef, columns: list[str] | None, rows: int) -> Iterat
     if digest != ref.sha256:
         raise StorageIntegrityError(
             f"{ref.path} has sha256 {digest}, but its writer recorded {ref.sha256}; "
-            "the file was changed or partly written: clear the upstream task to rewrite it"
+            "something other than its writer changed it after it was complete (a run folder is its DAG "
+            "run's own, so a hand edit, a restore or another tool); retrying reads the same file: clear the "
+            "upstream task to rewrite it"
         )
     source: Any = path
     with source.open("rb") as fh:

@@ -141,7 +141,11 @@ def test_xcom_carries_only_metadata(dags: dict[str, Any], conn: psycopg.Connecti
         assert len(json.dumps(value)) < 1200, f"{task_id} pushed {value!r}"
     [shard] = values["extract"]
     assert shard["rows"] == 200
-    assert shard["path"].endswith("20261125T180000Z_20261125T181000Z/events-001-of-001.parquet")
+    # the run's own folder under its interval's: <dag>/<interval>/<run id, path-safe>-<hash>/
+    folder, name = shard["path"].rsplit("/", 1)
+    assert name == "events-001-of-001.parquet"
+    assert folder.rsplit("/", 2)[1] == "20261125T180000Z_20261125T181000Z"
+    assert folder.rsplit("/", 1)[1].startswith(dag_run.run_id.replace(":", "_").replace("+", "_"))
     assert "shards" not in values["extract.run"]  # the return value carries them, once
     assert values["extract.run"]["model_version"] == "baseline_v1"
     assert len(values["transform[0]"]["sha256"]) == 64

@@ -64,8 +64,8 @@ class RunContext:
         return f"{self.dag_id}/{self.run_id}"
 
     def folder(self, cfg: Settings) -> Any:
-        """The run folder of this DAG and interval under the storage root (an ``ObjectStoragePath``)."""
-        return run_folder(cfg.storage_root, self.dag_id, self.interval)
+        """The folder of this DAG run of the interval under the storage root (an ``ObjectStoragePath``)."""
+        return run_folder(cfg.storage_root, self.dag_id, self.interval, self.run_id)
 
     @classmethod
     def from_airflow(cls, context: Mapping[str, Any]) -> RunContext:
