@@ -56,6 +56,9 @@ def load_processed(run: RunContext, plan: RunPlan, shards: Sequence[ProcessedSha
         return (frame for s in ordered for frame in read_frames(s.processed))
 
     with connection.connect(cfg.warehouse_conn_id) as conn, conn.transaction():
+        # one load of an interval at a time: a second run of it (a manual run beside the scheduled
+        # one, a backfill) waits here, then merges against what the first committed
+        writes.lock_intervals(conn, [run.interval], shared=False)
         held = writes.lock_interval(conn, run.dag_id, run.interval)
         if held is not None and held.holds_rows:
             if not plan.found:

@@ -6,11 +6,10 @@ import logging
 from dataclasses import dataclass, field
 from datetime import datetime
 
-import pandas as pd
-
-from etlml import records, settings
+from etlml import settings
 from etlml.errors import SettingsError
 from etlml.features.transform import clean
+from etlml.interval import Interval
 from etlml.models import loader
 from etlml.steps.run import fail_fast
 from etlml.warehouse import connection, writes
@@ -37,10 +36,12 @@ class Rescored:
 def rescore(run_ref: str, version: str, start: datetime, end: datetime, chunk_size: int) -> Rescored:
     """Score every ``processed_data`` event with ``ts_utc`` in ``[start, end)`` with ``version``.
 
-    Reads the window once through a server-side cursor and writes ``chunk_size`` predictions per
-    transaction, so memory stays bounded; each chunk is an idempotent upsert, so rerunning a window
-    (or resuming one that failed half way) gives the same rows. Features are normalized with the
-    version's own statistics.
+    Reads the window's event ids once through a server-side cursor and writes ``chunk_size``
+    predictions per transaction, so memory stays bounded; each chunk is an idempotent upsert, so
+    rerunning a window (or resuming one that failed half way) gives the same rows. A chunk shares the
+    locks of its events' intervals and reads their features under them, so a load of one of those
+    intervals waits for it (and a rescore for a load): no prediction of replaced features, no
+    orphan. Features are normalized with the version's own statistics.
     """
     if not start < end:
         raise SettingsError(
@@ -50,18 +51,35 @@ def rescore(run_ref: str, version: str, start: datetime, end: datetime, chunk_si
         raise SettingsError(f"chunk_size must be >= 1, got {chunk_size}")
     cfg = settings.load()
     done = Rescored(version)
+    window = {"from": start, "to": end}
     with (
         connection.connect(cfg.warehouse_conn_id) as reader,
         connection.connect(cfg.warehouse_conn_id) as writer,
     ):
         scorer = loader.load(reader, version)
         with reader.cursor(name="rescore_window") as cursor:
-            cursor.execute(connection.query("rescore_window"), {"from": start, "to": end})
+            cursor.execute(connection.query("rescore_window"), window)
             while rows := cursor.fetchmany(chunk_size):
-                frame = clean(pd.DataFrame.from_records(rows, columns=list(records.EVENT.names)))
-                scored = frame[["event_id", "ts_utc"]].assign(y_hat=scorer.predict(frame, use_stored_z=False))
-                result = writes.upsert_predictions(writer, scored, version, run_ref)
-                done = Rescored(version, done.events + len(rows), done.chunks + 1, done.merged + result)
-                log.info("rescored chunk %d (%d events) with %s: %s", done.chunks, len(rows), version, result)
+                with writer.transaction():
+                    # the chunk's intervals cannot be loaded while it is scored and stored, and its
+                    # features are read again under their locks: never a score of replaced features
+                    ids = [str(row[0]) for row in rows]
+                    intervals = {Interval(_utc(row[1]), _utc(row[2])) for row in rows}
+                    writes.lock_intervals(writer, intervals, shared=True)
+                    fresh = writes.events_by_id(writer, ids, window)
+                    frame = clean(fresh)
+                    scored = frame[["event_id", "ts_utc"]].assign(
+                        y_hat=scorer.predict(frame, use_stored_z=False)
+                    )
+                    result = writes.upsert_predictions(writer, scored, version, run_ref)
+                done = Rescored(version, done.events + len(frame), done.chunks + 1, done.merged + result)
+                log.info(
+                    "rescored chunk %d (%d events) with %s: %s", done.chunks, len(frame), version, result
+                )
     log.info("rescored [%s, %s) with %s: %s", start.isoformat(), end.isoformat(), version, done.to_xcom())
     return done
+
+
+def _utc(value: object) -> datetime:
+    assert isinstance(value, datetime)  # a timestamptz column
+    return value

@@ -34,6 +34,7 @@ def store_predictions(run: RunContext, shard: PredictedShard) -> StoredShard:
     cfg = settings.load()
     stored = []
     with connection.connect(cfg.warehouse_conn_id) as conn, conn.transaction():
+        writes.lock_intervals(conn, [run.interval], shared=True)  # never beside a load of the interval
         if any(f.predictions.rows for f in shard.files):
             _check_current(conn, run, shard)
         for scored in shard.files:

@@ -408,3 +408,27 @@ def record_challenger_error(
     with conn.cursor() as cur:
         cur.execute(query("record_challenger_error"), params)
         return cur.rowcount == 1
+
+
+def lock_intervals(conn: psycopg.Connection[Any], intervals: Iterable[Interval], *, shared: bool) -> None:
+    """Take the per-interval lock of each interval's rows until the transaction ends: exclusive for a
+    load (one load of an interval at a time), shared for stores and rescores (which may run
+    together, never beside a load). Taken in interval order, so lockers of several never deadlock;
+    a lock held by another run is waited for, and logged."""
+    with conn.cursor() as cur:
+        for interval in sorted(set(intervals), key=lambda i: (i.start, i.end)):
+            params = {"key": interval.key, "shared": shared}
+            cur.execute(query("lock_interval"), params)
+            row = cur.fetchone()
+            if row is None or not row[0]:
+                log.info("waiting for the lock of %s: another run is writing its rows", interval.key)
+                cur.execute(query("wait_interval_lock"), params)
+
+
+def events_by_id(conn: psycopg.Connection[Any], ids: Sequence[str], window: dict[str, Any]) -> pd.DataFrame:
+    """The stored raw features (:data:`etlml.records.EVENT`) of the events ``ids`` whose ``ts_utc`` is
+    in ``window`` (``from``, ``to``), by id; an event removed since it was listed is not returned."""
+    with conn.cursor() as cur:
+        cur.execute(query("rescore_events"), {"ids": list(ids), **window})
+        rows = cur.fetchall()
+    return pd.DataFrame.from_records(rows, columns=list(records.EVENT.names))

@@ -1,5 +1,6 @@
--- The raw features of every processed event in [from, to), read once through a server-side cursor.
-SELECT event_id, ts_utc, f1, f2, f3
+-- The id and interval of every processed event in [from, to), read once through a server-side
+-- cursor; each chunk's features are read again under its intervals' locks (rescore_events.sql).
+SELECT event_id, interval_start, interval_end
 FROM processed_data
 WHERE ts_utc >= %(from)s AND ts_utc < %(to)s
 ORDER BY event_id;

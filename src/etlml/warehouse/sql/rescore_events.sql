@@ -1,0 +1,5 @@
+-- The raw features of a chunk of events, as stored now (an event removed since is not returned).
+SELECT event_id, ts_utc, f1, f2, f3
+FROM processed_data
+WHERE event_id = ANY (%(ids)s) AND ts_utc >= %(from)s AND ts_utc < %(to)s
+ORDER BY event_id;
