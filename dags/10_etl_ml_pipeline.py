@@ -20,11 +20,13 @@ without retries when more than ``ETLML_MAX_REJECTED_SHARE`` of the records were 
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 from airflow.sdk import Param, dag, get_current_context, task
 from airflow.timetables.interval import CronDataIntervalTimetable
+
+from etlml.settings import start_date
 
 DEFAULT_ARGS = {
     "retries": 3,
@@ -48,8 +50,10 @@ def _params() -> Any:
 @dag(
     dag_id="10_etl_ml_pipeline",
     schedule=CronDataIntervalTimetable("*/10 * * * *", timezone="UTC"),
-    start_date=datetime(2026, 1, 1, tzinfo=UTC),
-    catchup=False,
+    # every interval from ETLML_START_DATE on, oldest first, one run at a time: after downtime (or a
+    # run that overran its 10 minutes) the scheduler catches up instead of skipping intervals
+    start_date=start_date(),
+    catchup=True,
     max_active_runs=1,
     dagrun_timeout=timedelta(minutes=30),
     default_args=DEFAULT_ARGS,

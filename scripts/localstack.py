@@ -128,8 +128,17 @@ def airflow_env(
             "ETLML_STORAGE_ROOT": (home / "storage").resolve().as_uri(),
         }
     )
+    # the pipeline catches up every interval from ETLML_START_DATE on: a local stack starts at the
+    # current interval, unless told otherwise, instead of running every interval since the default
+    env.setdefault("ETLML_START_DATE", current_interval_start().isoformat())
     env.update(extra or {})
     return env
+
+
+def current_interval_start(minutes: int = 10) -> datetime:
+    """The start of the 10-minute interval now running (UTC, aligned to the hour like ``*/10``)."""
+    now = datetime.now(UTC)
+    return now.replace(minute=now.minute - now.minute % minutes, second=0, microsecond=0)
 
 
 def base_url(host: str, port: int) -> str:

@@ -1,4 +1,5 @@
-"""The ``etlml`` command line: the warehouse schema (``etlml db``) and the model registry (``etlml models``).
+"""The ``etlml`` command line: the warehouse schema (``etlml db``), the model registry (``etlml models``)
+and the pipeline's runs (``etlml runs``).
 
 It finds the warehouse the way the DAGs do: the Airflow connection ``warehouse``
 (``AIRFLOW_CONN_WAREHOUSE``). Errors print one line saying what to do and exit with status 2.
@@ -14,14 +15,16 @@ import logging
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, NoReturn
 
 from etlml import settings
-from etlml.errors import PermanentError
+from etlml.errors import PermanentError, SettingsError
 from etlml.features.stats import FeatureStats, parse_stats
 from etlml.models import registry
 from etlml.warehouse import connection, schema
+
+PIPELINE = "10_etl_ml_pipeline"
 
 
 class _Parser(argparse.ArgumentParser):
@@ -151,6 +154,19 @@ def _rollback(conn: Any, _: argparse.Namespace) -> dict[str, Any]:
     return {"champion": restored, "demoted": demoted}
 
 
+def _gaps(conn: Any, args: argparse.Namespace) -> list[dict[str, str]]:
+    from etlml.warehouse import runs
+
+    if not args.start < args.end:
+        raise SettingsError(f"--from {args.start.isoformat()} must be before --to {args.end.isoformat()}")
+    # an interval that has not ended yet cannot have run: it is no gap
+    end = min(args.end, datetime.now(UTC))
+    return [
+        {"interval_start": i.start.isoformat(), "interval_end": i.end.isoformat()}
+        for i in runs.gaps(conn, PIPELINE, args.start, end)
+    ]
+
+
 def _timestamp(text: str) -> datetime:
     try:
         value = datetime.fromisoformat(text)
@@ -203,6 +219,17 @@ def build_parser() -> argparse.ArgumentParser:
     shadow.add_argument("version", nargs="?")
     shadow.add_argument("--clear", action="store_true", help="stop shadowing")
     sub("rollback", "the previous champion returns", _rollback)
+
+    run_commands = commands.add_parser("runs", help="the pipeline's runs").add_subparsers(
+        dest="runs_command", required=True
+    )
+    gaps = run_commands.add_parser(
+        "gaps", help=f"the ended intervals in a window with no {PIPELINE} run that passed its quality gate"
+    )
+    gaps.add_argument("--from", dest="start", type=_timestamp, required=True, help="window start (ISO-8601)")
+    gaps.add_argument("--to", dest="end", type=_timestamp, required=True, help="window end, exclusive")
+    gaps.add_argument("--json", action="store_true", help="machine-readable output")
+    gaps.set_defaults(func=_with_registry(_gaps))
     return parser
 
 

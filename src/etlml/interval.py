@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 
 @dataclass(frozen=True)
@@ -28,3 +28,15 @@ class Interval:
     def key(self) -> str:
         """A path- and id-safe name, e.g. ``20261125T1810Z_20261125T1820Z``."""
         return f"{self.start:%Y%m%dT%H%M%S}Z_{self.end:%Y%m%dT%H%M%S}Z"
+
+
+def every(start: datetime, end: datetime, minutes: int = 10) -> list[Interval]:
+    """The intervals of a schedule every ``minutes`` minutes, aligned to the hour like cron's
+    ``*/10``, that lie wholly in ``[start, end)``, oldest first."""
+    if start.tzinfo is None or end.tzinfo is None:
+        raise ValueError("window bounds must be timezone-aware")
+    step = timedelta(minutes=minutes)
+    hour = start.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
+    first = hour + step * -(-(start - hour) // step)  # the first boundary at or after start
+    count = max(0, (end - first) // step)
+    return [Interval(first + step * k, first + step * (k + 1)) for k in range(count)]

@@ -9,7 +9,7 @@ import getpass
 import math
 import os
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Literal
 
@@ -20,6 +20,10 @@ WAREHOUSE_CONN_ID = "warehouse"
 SOURCES = ("simulator", "landing")
 DEFAULT_MAX_FUTURE_SKEW_SECONDS = 300.0
 DEFAULT_MAX_REJECTED_SHARE = 0.05
+DEFAULT_START_DATE = "2026-01-01T00:00:00Z"
+"""Where the pipeline starts when ``ETLML_START_DATE`` is not set: every interval since is run (set it)."""
+DEFAULT_STORAGE_RETENTION_DAYS = 7
+"""Days ``90_housekeeping`` keeps a finished run's folder of intermediate files."""
 
 
 @dataclass(frozen=True)
@@ -37,6 +41,7 @@ class Settings:
     ``max_future_skew``: how far after the moment ``extract`` runs (and the interval's end) an event's
     timestamp may lie before it is rejected as in the future rather than outside the interval.
     ``max_rejected_share``: the quality gate; a run that rejects a larger share of its records fails.
+    ``storage_retention``: how long ``90_housekeeping`` keeps a finished run's folder.
     """
 
     storage_root: str
@@ -46,6 +51,7 @@ class Settings:
     landing_root: str = ""
     max_future_skew: timedelta = timedelta(seconds=DEFAULT_MAX_FUTURE_SKEW_SECONDS)
     max_rejected_share: float = DEFAULT_MAX_REJECTED_SHARE
+    storage_retention: timedelta = timedelta(days=DEFAULT_STORAGE_RETENTION_DAYS)
 
 
 def _default_storage_root() -> str:
@@ -98,7 +104,27 @@ def load() -> Settings:
             seconds=_number("ETLML_MAX_FUTURE_SKEW_SECONDS", DEFAULT_MAX_FUTURE_SKEW_SECONDS, 0, 10**9)
         ),
         max_rejected_share=_number("ETLML_MAX_REJECTED_SHARE", DEFAULT_MAX_REJECTED_SHARE, 0, 1),
+        storage_retention=timedelta(
+            days=_number("ETLML_STORAGE_RETENTION_DAYS", DEFAULT_STORAGE_RETENTION_DAYS, 0, 36_500)
+        ),
     )
+
+
+def start_date() -> datetime:
+    """``ETLML_START_DATE``: the pipeline's first data interval starts at or after it, and the scheduler
+    runs every interval from there on, in order (catching up after downtime). The one setting read
+    when the DAG file is parsed. ISO-8601 with a UTC offset; default :data:`DEFAULT_START_DATE`."""
+    text = os.environ.get("ETLML_START_DATE") or DEFAULT_START_DATE
+    try:
+        value = datetime.fromisoformat(text)
+    except ValueError:
+        value = None
+    if value is None or value.utcoffset() is None:
+        raise SettingsError(
+            f"ETLML_START_DATE must be an ISO-8601 date and time with a UTC offset, e.g. "
+            f"2026-11-26T08:00:00Z, got {text!r}"
+        )
+    return value.astimezone(UTC)
 
 
 def actor() -> str:

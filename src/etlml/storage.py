@@ -9,10 +9,12 @@ a reader never sees a half-written file.
 from __future__ import annotations
 
 import hashlib
+import json
 import re
 import uuid
 from collections.abc import Iterator, Mapping
 from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
@@ -71,6 +73,96 @@ def run_folder(root: str, dag_id: str, interval: Interval, run_id: str) -> Objec
 
     digest = hashlib.sha256(run_id.encode()).hexdigest()[:8]
     return ObjectStoragePath(root) / dag_id / interval.key / f"{_UNSAFE.sub('_', run_id)}-{digest}"
+
+
+RUN_MARKER = "_run.json"
+"""The file in each run folder naming its DAG run, for ``90_housekeeping``."""
+
+
+def claim(folder: ObjectStoragePath, dag_id: str, run_id: str) -> ObjectStoragePath:
+    """Create ``folder`` with its :data:`RUN_MARKER` (``{"dag_id", "run_id"}``) unless it has one."""
+    marker: Any = folder / RUN_MARKER
+    if not marker.exists():
+        folder.mkdir(parents=True, exist_ok=True)
+        marker.write_text(json.dumps({"dag_id": dag_id, "run_id": run_id}))
+    return folder
+
+
+@dataclass(frozen=True)
+class RunFolder:
+    """One run folder as ``90_housekeeping`` sees it: its run (``None`` for a folder without a
+    marker, from before run folders had one), when a file in it last changed, and its size."""
+
+    path: ObjectStoragePath
+    dag_id: str | None
+    run_id: str | None
+    modified: datetime
+    size: int
+
+
+def run_folders(root: str) -> Iterator[RunFolder]:
+    """Every run folder under ``root``: ``<dag_id>/<interval>/<run>/``, and interval folders that
+    hold files themselves (the layout before folders per run)."""
+    from airflow.sdk import ObjectStoragePath
+
+    top = ObjectStoragePath(root)
+    if not top.exists():
+        return
+    for dag_folder in _folders(top):
+        for interval_folder in _folders(dag_folder):
+            if any(_files(interval_folder, recursive=False)):
+                yield _described(interval_folder, dag_folder.name, None)
+                continue
+            for folder in _folders(interval_folder):
+                marker: Any = folder / RUN_MARKER
+                named = json.loads(marker.read_text()) if marker.exists() else {}
+                yield _described(folder, named.get("dag_id", dag_folder.name), named.get("run_id"))
+
+
+def _folders(path: Any) -> list[Any]:
+    return sorted((p for p in path.iterdir() if p.is_dir()), key=str)
+
+
+def _files(path: Any, *, recursive: bool) -> Iterator[Any]:
+    for child in path.iterdir():
+        if child.is_dir():
+            if recursive:
+                yield from _files(child, recursive=True)
+        else:
+            yield child
+
+
+def _described(folder: Any, dag_id: str | None, run_id: str | None) -> RunFolder:
+    stats = [f.stat() for f in _files(folder, recursive=True)]
+    modified = max((st.st_mtime for st in stats), default=0.0)
+    return RunFolder(
+        folder,
+        dag_id,
+        run_id,
+        datetime.fromtimestamp(modified, tz=UTC),
+        sum(int(st.st_size) for st in stats),
+    )
+
+
+def remove(folder: ObjectStoragePath) -> None:
+    """Delete a run folder and everything in it."""
+    target: Any = folder
+    target.rmdir(recursive=True)
+
+
+def remove_empty_folders(root: str) -> None:
+    """Delete the DAG and interval folders under ``root`` that no longer hold anything."""
+    from airflow.sdk import ObjectStoragePath
+
+    top = ObjectStoragePath(root)
+    if not top.exists():
+        return
+    for dag_folder in _folders(top):
+        for interval_folder in _folders(dag_folder):
+            if not any(interval_folder.iterdir()):
+                interval_folder.rmdir()
+        if not any(dag_folder.iterdir()):
+            dag_folder.rmdir()
 
 
 def at(uri: str) -> ObjectStoragePath:

@@ -1,10 +1,12 @@
 """The DAG files parse cleanly and declare what the pipeline promises."""
 
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from itertools import pairwise
 from typing import Any
 
 import pytest
+
+from tests.conftest import ROOT
 
 pytestmark = pytest.mark.airflow
 
@@ -15,14 +17,12 @@ PIPELINE_ORDER = ["extract", "transform", "load_processed", "predict", "store_pr
 def dagbag() -> Any:
     from airflow.dag_processing.dagbag import DagBag
 
-    from tests.conftest import ROOT
-
     return DagBag(dag_folder=str(ROOT / "dags"))
 
 
 def test_no_import_errors_and_both_dags(dagbag: Any) -> None:
     assert dagbag.import_errors == {}
-    assert set(dagbag.dag_ids) == {"00_init_schema", "10_etl_ml_pipeline", "20_rescore"}
+    assert set(dagbag.dag_ids) == {"00_init_schema", "10_etl_ml_pipeline", "20_rescore", "90_housekeeping"}
 
 
 def test_pipeline_tasks_run_in_order(dagbag: Any) -> None:
@@ -41,7 +41,21 @@ def test_pipeline_schedule_has_a_real_ten_minute_interval(dagbag: Any) -> None:
     assert isinstance(dag.timetable, CronDataIntervalTimetable)
     assert dag.timetable.summary == "*/10 * * * *"
     assert dag.max_active_runs == 1
-    assert dag.catchup is False
+    # every interval from ETLML_START_DATE on, oldest first: downtime is caught up, never skipped
+    assert dag.catchup is True
+    assert dag.start_date == datetime(2026, 1, 1, tzinfo=UTC)  # the documented default
+
+
+def test_pipeline_start_date_comes_from_etlml_start_date(monkeypatch: pytest.MonkeyPatch) -> None:
+    from airflow.dag_processing.dagbag import DagBag
+
+    monkeypatch.setenv("ETLML_START_DATE", "2026-11-26T09:20:00+01:00")
+    bag = DagBag(dag_folder=str(ROOT / "dags" / "10_etl_ml_pipeline.py"))
+    assert bag.dags["10_etl_ml_pipeline"].start_date == datetime(2026, 11, 26, 8, 20, tzinfo=UTC)
+    monkeypatch.setenv("ETLML_START_DATE", "2026-11-26 08:20")  # no offset: which zone?
+    bag = DagBag(dag_folder=str(ROOT / "dags" / "10_etl_ml_pipeline.py"))
+    [error] = bag.import_errors.values()
+    assert "ETLML_START_DATE must be an ISO-8601 date and time with a UTC offset" in error
 
 
 def test_pipeline_retries_with_backoff_and_its_params(dagbag: Any) -> None:

@@ -24,3 +24,16 @@ def test_empty_interval_says_which_timetable_to_use() -> None:
 def test_naive_bounds_are_refused() -> None:
     with pytest.raises(ValueError, match="timezone-aware"):
         Interval(START.replace(tzinfo=None), START.replace(tzinfo=None) + timedelta(minutes=1))
+
+
+def test_every_gives_the_ten_minute_intervals_wholly_inside_a_window() -> None:
+    from etlml.interval import every
+
+    start = datetime(2026, 11, 22, 9, 5, tzinfo=UTC)
+    got = every(start, start + timedelta(minutes=40))
+    assert [(i.start.minute, i.end.minute) for i in got] == [(10, 20), (20, 30), (30, 40)]
+    # bounds in another zone are the same instants
+    plus_one = timezone(timedelta(hours=1))
+    assert every(start.astimezone(plus_one), (start + timedelta(minutes=40)).astimezone(plus_one)) == got
+    assert every(start, start + timedelta(minutes=4)) == []
+    assert every(start + timedelta(hours=1), start) == []

@@ -20,7 +20,7 @@ from etlml.interval import Interval
 from etlml.models.serving import Role, Serving
 from etlml.quality import Audit
 from etlml.settings import Settings
-from etlml.storage import FileRef, run_folder
+from etlml.storage import FileRef, claim, run_folder
 from etlml.warehouse.writes import MergeResult
 
 log = logging.getLogger(__name__)
@@ -64,8 +64,11 @@ class RunContext:
         return f"{self.dag_id}/{self.run_id}"
 
     def folder(self, cfg: Settings) -> Any:
-        """The folder of this DAG run of the interval under the storage root (an ``ObjectStoragePath``)."""
-        return run_folder(cfg.storage_root, self.dag_id, self.interval, self.run_id)
+        """The folder of this DAG run of the interval under the storage root (an ``ObjectStoragePath``),
+        created with the marker naming the run (``90_housekeeping`` reads it)."""
+        return claim(
+            run_folder(cfg.storage_root, self.dag_id, self.interval, self.run_id), self.dag_id, self.run_id
+        )
 
     @classmethod
     def from_airflow(cls, context: Mapping[str, Any]) -> RunContext:

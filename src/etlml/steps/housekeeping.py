@@ -1,0 +1,72 @@
+"""DAG ``90_housekeeping``'s task: delete the run folders of intermediate files nobody needs any more."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+
+from etlml import settings, storage
+
+log = logging.getLogger(__name__)
+
+UNFINISHED = {"queued", "running"}
+"""DAG run states whose folders are never deleted, however old."""
+
+
+@dataclass(frozen=True)
+class Swept:
+    """What one sweep did: folders deleted and their bytes, and folders kept because their run has
+    not finished or they are younger than the retention."""
+
+    deleted: int = 0
+    deleted_bytes: int = 0
+    kept_unfinished: int = 0
+    kept_young: int = 0
+
+    def to_xcom(self) -> dict[str, int]:
+        return asdict(self)
+
+
+def sweep_storage(state_of: Callable[[str, str], str | None], now: datetime | None = None) -> Swept:
+    """Delete every run folder under ``ETLML_STORAGE_ROOT`` whose files last changed more than
+    ``ETLML_STORAGE_RETENTION_DAYS`` ago and whose run has finished (``state_of(dag_id, run_id)``:
+    the run's state, ``None`` if Airflow no longer knows it). A folder of a queued or running run is
+    never deleted, nor one younger than the retention, whatever its run's state. Each deletion is
+    logged with its size."""
+    cfg = settings.load()
+    cutoff = (now or datetime.now(UTC)) - cfg.storage_retention
+    swept = Swept()
+    for folder in storage.run_folders(cfg.storage_root):
+        if folder.modified > cutoff:
+            swept = Swept(swept.deleted, swept.deleted_bytes, swept.kept_unfinished, swept.kept_young + 1)
+            continue
+        state = state_of(folder.dag_id, folder.run_id) if folder.dag_id and folder.run_id else None
+        if state in UNFINISHED:
+            log.info("kept %s: its run %s is %s", folder.path, folder.run_id, state)
+            swept = Swept(swept.deleted, swept.deleted_bytes, swept.kept_unfinished + 1, swept.kept_young)
+            continue
+        storage.remove(folder.path)
+        log.info(
+            "deleted %s (%d bytes; last written %s; run %s, %s)",
+            folder.path,
+            folder.size,
+            folder.modified.isoformat(),
+            folder.run_id or "unknown",
+            state or "no longer known to Airflow",
+        )
+        swept = Swept(
+            swept.deleted + 1, swept.deleted_bytes + folder.size, swept.kept_unfinished, swept.kept_young
+        )
+    storage.remove_empty_folders(cfg.storage_root)
+    log.info(
+        "storage sweep with a retention of %s: deleted %d run folders (%d bytes), kept %d of unfinished "
+        "runs and %d younger than the retention",
+        cfg.storage_retention,
+        swept.deleted,
+        swept.deleted_bytes,
+        swept.kept_unfinished,
+        swept.kept_young,
+    )
+    return swept
