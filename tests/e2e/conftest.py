@@ -93,6 +93,9 @@ def celery_stack(warehouse_dsn: str) -> Iterator[Stack]:
         # a Redis database of its own, so queued messages of another run never reach this worker
         "AIRFLOW__CELERY__BROKER_URL": f"redis://127.0.0.1:6379/{1 + uuid.uuid4().int % 15}",
         "AIRFLOW__CELERY__WORKER_CONCURRENCY": "2",
+        # a task whose worker was killed is failed (then retried) after 30 s without a heartbeat
+        "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT": "30",
+        "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT_DETECTION_INTERVAL": "5",
     }
     commands = [
         [AIRFLOW, "api-server"],

@@ -1,0 +1,205 @@
+"""Faults done for real: a task's process SIGKILLed inside its COPY, and PostgreSQL stopped with
+``-m immediate`` under a load (on a throwaway cluster of the test's own, never the shared server).
+Each case ends with the interval run again; then processed_data, predictions and rejected_events
+equal, row for row, a clean run of the same interval in another database, and no prediction lacks
+its event."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from scripts import localstack
+from tests.conftest import ROOT, scratch_database, url_for
+
+pytestmark = [pytest.mark.db]
+
+START = datetime(2026, 11, 20, 6, 0, tzinfo=UTC)
+RUN_ID = "scheduled__2026-11-20T06:10:00+00:00"
+EVENTS = 250_000
+PG_BIN = Path("/usr/lib/postgresql/15/bin")
+# what each row holds, without the columns saying when it was written
+DIGESTS = {
+    "processed_data": "SELECT md5(string_agg((event_id, ts_utc, f1, f2, f3, f1_z, f2_z, f3_z, "
+    "f1_imputed, f2_imputed, f3_imputed, normalized_with, interval_start, interval_end)::text, '|' "
+    "ORDER BY event_id)) FROM processed_data",
+    "predictions": "SELECT md5(string_agg((event_id, model_version, y_hat, ts_utc, written_by_run)::text, "
+    "'|' ORDER BY event_id, model_version)) FROM predictions",
+    "rejected_events": "SELECT md5(string_agg((interval_start, interval_end, source_file, row_number, "
+    "reason, message, event_id, raw, written_by_run)::text, '|' ORDER BY source_file, row_number)) "
+    "FROM rejected_events",
+}
+
+
+class Warehouse:
+    """A migrated warehouse database, its storage root, and the run's phases as processes."""
+
+    def __init__(self, dsn: str, url: str, work: Path) -> None:
+        self.dsn, self.url, self.work = dsn, url, work
+        self.state = work / "state.json"
+        self.env = {
+            **os.environ,
+            "AIRFLOW_CONN_WAREHOUSE": url,
+            "ETLML_STORAGE_ROOT": (work / "storage").as_uri(),
+        }
+        from etlml.warehouse import schema
+
+        with psycopg.connect(dsn) as conn:
+            schema.migrate(conn)
+
+    def start(self, phase: str) -> subprocess.Popen[str]:
+        args = [sys.executable, "-m", "tests.faults.chain", phase, str(self.state), RUN_ID, START.isoformat()]
+        return subprocess.Popen(
+            [*args, str(EVENTS)], cwd=ROOT, env=self.env, start_new_session=True,
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        )  # fmt: skip
+
+    def run(self, *phases: str) -> None:
+        for phase in phases:
+            proc = self.start(phase)
+            _, err = proc.communicate(timeout=300)
+            assert proc.returncode == 0, f"{phase} failed:\n{err[-3000:]}"
+
+    def digests(self) -> dict[str, str]:
+        with psycopg.connect(self.dsn) as conn:
+            found = {table: str(conn.execute(q).fetchone()[0]) for table, q in DIGESTS.items()}  # type: ignore[index]
+            orphans = conn.execute(
+                "SELECT count(*) FROM predictions p WHERE NOT EXISTS "
+                "(SELECT 1 FROM processed_data d WHERE d.event_id = p.event_id)"
+            ).fetchone()
+        assert orphans == (0,)
+        return found
+
+
+def _warehouse(prefix: str, tmp_path: Path) -> Iterator[Warehouse]:
+    with scratch_database(prefix) as dsn:
+        name = psycopg.conninfo.conninfo_to_dict(dsn)["dbname"]
+        work = tmp_path / prefix
+        work.mkdir()
+        yield Warehouse(dsn, url_for(str(name)), work)
+
+
+@pytest.fixture(scope="module")
+def clean(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
+    """The digests of a run of the interval that nothing disturbed."""
+    for wh in _warehouse("etlml_faults_clean", tmp_path_factory.mktemp("clean")):
+        wh.run("extract", "load", "score")
+        yield wh.digests()
+
+
+@pytest.fixture
+def faulted(tmp_path: Path) -> Iterator[Warehouse]:
+    yield from _warehouse("etlml_faults", tmp_path)
+
+
+def kill_inside_copy(wh: Warehouse, phase: str, table: str) -> int:
+    """Start ``phase`` and SIGKILL its process group once PostgreSQL reports its COPY into ``table``
+    under way; return the rows the COPY had taken by then (the proof that the kill landed inside)."""
+    proc = wh.start(phase)
+    copied = wait_for_copy(wh.dsn, table, proc)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait(timeout=30)
+    assert proc.returncode == -signal.SIGKILL
+    return copied
+
+
+def wait_for_copy(dsn: str, table: str, proc: subprocess.Popen[str], timeout: float = 120) -> int:
+    deadline = time.monotonic() + timeout
+    with psycopg.connect(dsn, autocommit=True) as watcher:
+        while time.monotonic() < deadline:
+            row = watcher.execute(
+                "SELECT tuples_processed FROM pg_stat_progress_copy "
+                "WHERE datname = current_database() AND relid = %s::regclass",
+                (table,),
+            ).fetchone()
+            if row is not None and row[0] > 0:
+                return int(row[0])
+            assert proc.poll() is None, f"the task ended before its COPY into {table} was seen"
+            time.sleep(0.01)
+    pytest.fail(f"no COPY into {table} within {timeout:.0f} s")
+
+
+def test_sigkill_inside_load_processed_copy_then_rerun(faulted: Warehouse, clean: dict[str, str]) -> None:
+    faulted.run("extract")
+    copied = kill_inside_copy(faulted, "load", "processed_data")
+    assert 0 < copied < EVENTS
+    with psycopg.connect(faulted.dsn) as conn:  # the transaction died with its process
+        assert conn.execute("SELECT count(*) FROM processed_data").fetchone() == (0,)
+        assert conn.execute("SELECT count(*) FROM run_audit").fetchone() == (0,)
+    faulted.run("extract", "load", "score")
+    assert faulted.digests() == clean
+
+
+def test_sigkill_inside_store_predictions_copy_then_rerun(faulted: Warehouse, clean: dict[str, str]) -> None:
+    faulted.run("extract", "load")
+    copied = kill_inside_copy(faulted, "score", "predictions")
+    assert 0 < copied < EVENTS
+    with psycopg.connect(faulted.dsn) as conn:
+        assert conn.execute("SELECT count(*) FROM predictions").fetchone() == (0,)
+    faulted.run("extract", "load", "score")
+    assert faulted.digests() == clean
+
+
+@pytest.fixture
+def throwaway_cluster(tmp_path: Path) -> Iterator[tuple[str, Path]]:
+    """A PostgreSQL 15 cluster of this test's own on a free port; yields its admin DSN and data dir."""
+    if not (PG_BIN / "initdb").exists():
+        pytest.fail(f"the restart test needs PostgreSQL 15's server binaries in {PG_BIN}")
+    base = Path(tempfile.mkdtemp(prefix="etlml-pg-"))
+    data, port = base / "data", localstack.free_port()
+    as_owner: list[str] = []
+    if os.geteuid() == 0:  # initdb refuses to run as root: the cluster belongs to postgres
+        shutil.chown(base, "postgres")
+        as_owner = ["runuser", "-u", "postgres", "--"]
+
+    def pg(*args: str) -> None:
+        subprocess.run([*as_owner, *args], check=True, capture_output=True, timeout=120)
+
+    pg(str(PG_BIN / "initdb"), "-D", str(data), "-A", "trust", "-U", "postgres", "--no-sync")
+    ctl = [str(PG_BIN / "pg_ctl"), "-D", str(data), "-l", str(base / "server.log"), "-w"]
+    options = f"-p {port} -k {base} -c listen_addresses=127.0.0.1 -c fsync=off"
+    pg(*ctl, "-o", options, "start")
+    try:
+        yield f"postgresql://postgres@127.0.0.1:{port}/postgres", base
+    finally:
+        subprocess.run([*as_owner, *ctl, "-m", "immediate", "stop"], capture_output=True, check=False)
+        shutil.rmtree(base, ignore_errors=True)
+
+
+def test_postgres_restarted_during_load_processed_then_the_retry_completes(
+    throwaway_cluster: tuple[str, Path], tmp_path: Path, clean: dict[str, str]
+) -> None:
+    admin, base = throwaway_cluster
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute("CREATE DATABASE warehouse")
+    dsn = admin.rsplit("/", 1)[0] + "/warehouse"
+    wh = Warehouse(dsn, dsn, tmp_path)
+    wh.run("extract")
+    load = wh.start("load")
+    assert 0 < wait_for_copy(dsn, "processed_data", load) < EVENTS
+    as_owner = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
+    ctl = [*as_owner, str(PG_BIN / "pg_ctl"), "-D", str(base / "data"), "-l", str(base / "server.log"), "-w"]
+    subprocess.run([*ctl, "-m", "immediate", "stop"], check=True, capture_output=True, timeout=60)
+    _, err = load.communicate(timeout=120)
+    # the attempt fails on the lost connection: an error Airflow retries (not a permanent one)
+    assert load.returncode == 1
+    assert "AirflowFailException" not in err
+    assert "OperationalError" in err or "WarehouseUnavailableError" in err, err[-2000:]
+    port = dsn.rsplit(":", 1)[1].split("/")[0]
+    subprocess.run([*ctl, "-o", f"-p {port} -k {base} -c listen_addresses=127.0.0.1", "start"], check=True,
+                   capture_output=True, timeout=120)  # fmt: skip
+    with psycopg.connect(dsn) as conn:  # crash recovery rolled the load back
+        assert conn.execute("SELECT count(*) FROM processed_data").fetchone() == (0,)
+    wh.run("load", "score")  # the task's retry, then the rest of the run
+    assert wh.digests() == clean
