@@ -57,6 +57,24 @@ def test_register_shadow_promote_rollback_walkthrough(
         (["models", "register", "v3", "--kind", "linear", "--coef", "f1=1,f2=1,f3=1"], "--stats JSON"),
         (["models", "register", "v3", "--kind", "sklearn", "--stats", STATS], "--artifact"),
         (["models", "rollback"], "no previous champion"),
+        (
+            [
+                "models",
+                "register",
+                "../escape",
+                "--kind",
+                "linear",
+                "--coef",
+                "f1=1,f2=1,f3=1",
+                "--stats",
+                STATS,
+            ],
+            "is not a valid name",
+        ),
+        (
+            ["models", "register", "/srv/x", "--kind", "sklearn", "--artifact", "a.skops", "--stats", STATS],
+            "valid name",
+        ),
         (["models", "shadow"], "either VERSION or --clear"),
     ],
 )

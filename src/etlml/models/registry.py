@@ -107,6 +107,13 @@ def _insert_version(cur: psycopg.Cursor[Any], actor: str, **row: Any) -> None:
     )
 
 
+def _valid_name(version: str) -> str:
+    try:
+        return spec.check_version_name(version)
+    except ModelError as exc:
+        raise RegistryError(str(exc)) from None
+
+
 def register_linear(
     conn: psycopg.Connection[Any],
     version: str,
@@ -118,6 +125,7 @@ def register_linear(
     description: str = "",
 ) -> None:
     """Register a linear version (validated exactly as the pipeline will load it)."""
+    _valid_name(version)
     params = {"coef": {f: coef[f] for f in FEATURES}, "intercept": intercept}
     spec.parse(version, "linear", params, stats_json(stats))
     with conn.transaction(), conn.cursor() as cur:
@@ -145,7 +153,11 @@ def register_sklearn(
     actor: str,
     description: str = "",
 ) -> None:
-    """Register a skops-saved estimator: checked, copied under the storage root, sha256 recorded."""
+    """Register a skops-saved estimator: checked, copied under the storage root, sha256 recorded.
+
+    The name is checked before anything is read or written: it becomes a folder of the artifact store.
+    """
+    _valid_name(version)
     with conn.transaction(), conn.cursor() as cur:
         cur.execute(query("lock_model_aliases"))
         # checked before the file is written: a stored artifact is never overwritten
