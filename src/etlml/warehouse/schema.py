@@ -44,8 +44,8 @@ def available() -> list[Migration]:
             found.append(Migration(int(match[1]), match[2], entry.read_text(encoding="utf-8")))
     found.sort(key=lambda m: m.version)
     versions = [m.version for m in found]
-    if versions != list(range(1, len(found) + 1)):
-        raise MigrationError(f"migration numbers must run 1..n without gaps, found {versions}")
+    if len(set(versions)) != len(versions) or (versions and versions[0] < 1):
+        raise MigrationError(f"migration numbers must be distinct and start from 1, found {versions}")
     return found
 
 
@@ -61,7 +61,16 @@ def applied(conn: psycopg.Connection[tuple[object, ...]]) -> dict[int, str]:
 
 
 def _check_history(done: dict[int, str], shipped: list[Migration]) -> None:
+    """Refuse a recorded migration this code lacks or changed, and a shipped one numbered below one
+    already applied (numbers may skip, e.g. while two branches each add one, but never go back)."""
     by_version = {m.version: m for m in shipped}
+    late = [m for m in shipped if m.version not in done and done and m.version < max(done)]
+    if late:
+        raise MigrationError(
+            f"migration {late[0].version:04d}_{late[0].name} is not applied but the later migration "
+            f"{max(done):04d} is: it would run out of order; migrate a copy of the database restored "
+            "from before that migration, or a new one"
+        )
     for version, checksum in sorted(done.items()):
         mig = by_version.get(version)
         if mig is None:
