@@ -261,3 +261,26 @@ def test_an_artifact_registered_under_the_old_location_still_loads(
     assert loader.load(reg, "sk_old").predict(pd_frame([[12.0, 0.0, 110.0]]), use_stored_z=False) == (
         pytest.approx([12.0 * 0.1 + 110.0 * 0.03], rel=1e-9)
     )
+
+
+@pytest.mark.parametrize(
+    "statement",
+    [
+        "TRUNCATE model_events",
+        "TRUNCATE model_events CASCADE",
+        "TRUNCATE model_versions, model_aliases, model_events",
+        "TRUNCATE model_versions CASCADE",
+        "TRUNCATE model_aliases, model_versions, model_events RESTART IDENTITY CASCADE",
+    ],
+)
+def test_truncate_cannot_empty_the_registry_or_its_audit_trail(
+    reg: psycopg.Connection[Any], statement: str
+) -> None:
+    """Row-level triggers do not fire on TRUNCATE: it emptied model_events, and with CASCADE every
+    version and alias. Statement-level triggers refuse it, even for the tables' owner."""
+    register(reg, "v2")
+    registry.shadow(reg, "v2", "alice")
+    before = (registry.list_versions(reg), registry.aliases(reg), registry.events(reg))
+    with pytest.raises(psycopg.errors.RaiseException, match="cannot be truncated"):
+        reg.execute(statement)
+    assert (registry.list_versions(reg), registry.aliases(reg), registry.events(reg)) == before
