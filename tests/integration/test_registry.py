@@ -284,3 +284,16 @@ def test_truncate_cannot_empty_the_registry_or_its_audit_trail(
     with pytest.raises(psycopg.errors.RaiseException, match="cannot be truncated"):
         reg.execute(statement)
     assert (registry.list_versions(reg), registry.aliases(reg), registry.events(reg)) == before
+
+
+def test_a_rollback_to_the_challenger_stops_it_shadowing(reg: psycopg.Connection[Any]) -> None:
+    """The champion and the challenger are never the same version, after a rollback too."""
+    register(reg, "v2")
+    registry.promote(reg, "v2", "bob")
+    registry.shadow(reg, "baseline_v1", "alice")
+    assert registry.rollback(reg, "carol") == ("v2", "baseline_v1")
+    assert registry.aliases(reg) == {"champion": "baseline_v1"}
+    assert [(e["event"], e["model_version"], e["previous_version"]) for e in registry.events(reg)][-2:] == [
+        ("rollback", "baseline_v1", "v2"),
+        ("unshadow", None, "baseline_v1"),
+    ]

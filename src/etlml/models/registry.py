@@ -223,12 +223,17 @@ def promote(conn: psycopg.Connection[Any], version: str, actor: str) -> str | No
             raise RegistryError(f"{version!r} is already the champion")
         cur.execute(query("set_model_alias"), {"alias": "champion", "model_version": version})
         _event(cur, "promote", version=version, previous=previous, actor=actor)
-        if current.get("challenger") == version:
-            cur.execute(query("clear_model_alias"), {"alias": "challenger"})
-            _event(
-                cur, "unshadow", version=None, previous=version, actor=actor, details={"reason": "promoted"}
-            )
+        _stop_shadowing_champion(cur, current, version, actor, "promoted")
     return previous
+
+
+def _stop_shadowing_champion(
+    cur: psycopg.Cursor[Any], current: Mapping[str, str], champion: str, actor: str, reason: str
+) -> None:
+    """A version that becomes champion stops being the challenger: the two are never the same."""
+    if current.get("challenger") == champion:
+        cur.execute(query("clear_model_alias"), {"alias": "challenger"})
+        _event(cur, "unshadow", version=None, previous=champion, actor=actor, details={"reason": reason})
 
 
 def shadow(conn: psycopg.Connection[Any], version: str | None, actor: str) -> str | None:
@@ -272,8 +277,10 @@ def rollback(conn: psycopg.Connection[Any], actor: str) -> tuple[str, str]:
             raise RegistryError("there is no previous champion to roll back to")
         demoted, restored = history[-1], history[-2]
         verify(conn, restored)
+        current = aliases(conn)
         cur.execute(query("set_model_alias"), {"alias": "champion", "model_version": restored})
         _event(cur, "rollback", version=restored, previous=demoted, actor=actor)
+        _stop_shadowing_champion(cur, current, restored, actor, "rolled back to")
     return demoted, restored
 
 
