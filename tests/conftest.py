@@ -87,6 +87,32 @@ def scratch_database(prefix: str) -> Iterator[str]:
             admin.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
 
 
+@contextmanager
+def scratch_role(
+    password: str, *, databases: tuple[str, ...] = (), in_roles: tuple[str, ...] = ()
+) -> Iterator[str]:
+    """A login role on the test server with ``password``, dropped afterwards with what it was granted in
+    ``databases`` (DSNs)."""
+    name = f"etlml_role_{uuid.uuid4().hex[:10]}"
+    with psycopg.connect(ADMIN_DSN, autocommit=True) as admin:
+        admin.execute(sql.SQL("CREATE ROLE {} LOGIN PASSWORD {}").format(sql.Identifier(name), password))
+        for role in in_roles:
+            admin.execute(sql.SQL("GRANT {} TO {}").format(sql.Identifier(role), sql.Identifier(name)))
+        try:
+            yield name
+        finally:
+            for dsn in databases:
+                with psycopg.connect(dsn, autocommit=True) as db:
+                    db.execute(sql.SQL("DROP OWNED BY {}").format(sql.Identifier(name)))
+            admin.execute(sql.SQL("DROP ROLE {}").format(sql.Identifier(name)))
+
+
+def url_as(role: str, password: str, dsn: str) -> str:
+    """``postgresql://role:password@host:port/db`` of the database of ``dsn``: an Airflow connection URI."""
+    info = conninfo.conninfo_to_dict(dsn)
+    return f"postgresql://{role}:{password}@{info.get('host', '127.0.0.1')}:{info.get('port', 5432)}/{info['dbname']}"
+
+
 @pytest.fixture
 def fresh_warehouse(warehouse_dsn: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
     """A second, empty warehouse database that the `warehouse` connection (DAGs, CLI) points at."""

@@ -13,7 +13,7 @@ import json
 import logging
 import sys
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, redirect_stdout
 from datetime import datetime
 from typing import Any, NoReturn
 
@@ -31,18 +31,21 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"etlml: {message} (see `{self.prog} --help`)\n")
 
 
-def _migrate(_: argparse.Namespace) -> int:
+def _migrate(args: argparse.Namespace) -> int:
     from etlml.steps.init_schema import migrate_schema
 
     applied = migrate_schema()
-    print(f"applied {len(applied)} migration(s): {', '.join(applied)}" if applied else "schema is up to date")
+    message = (
+        f"applied {len(applied)} migration(s): {', '.join(applied)}" if applied else "schema is up to date"
+    )
+    print(message, file=args.out)
     return 0
 
 
-def _check(_: argparse.Namespace) -> int:
+def _check(args: argparse.Namespace) -> int:
     from etlml.steps.init_schema import check_schema
 
-    print(json.dumps(check_schema().to_xcom()))
+    print(json.dumps(check_schema().to_xcom()), file=args.out)
     return 0
 
 
@@ -54,9 +57,9 @@ def _with_registry(action: Callable[[Any, argparse.Namespace], Any]) -> Callable
             schema.check(conn)  # an unmigrated warehouse says what to run, not which table is missing
             result = action(conn, args)
         if args.json:
-            print(json.dumps(result, default=str, indent=2))
+            print(json.dumps(result, default=str, indent=2), file=args.out)
         else:
-            print(_table(result) if isinstance(result, list) else _fields(result))
+            print(_table(result) if isinstance(result, list) else _fields(result), file=args.out)
         return 0
 
     return run
@@ -206,28 +209,50 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _stdout_handlers(stdout: Any) -> list[logging.StreamHandler[Any]]:
+    """Every logging handler that writes to ``stdout`` (Airflow's root handler does)."""
+    loggers = [logging.getLogger(), *logging.Logger.manager.loggerDict.values()]
+    handlers = {
+        id(h): h
+        for lg in loggers
+        if isinstance(lg, logging.Logger)
+        for h in lg.handlers
+        if isinstance(h, logging.StreamHandler) and h.stream is stdout
+    }
+    return list(handlers.values())
+
+
 @contextmanager
-def _logs_to_stderr() -> Iterator[None]:
-    """While a command runs, the library's warnings go to stderr and nothing else is logged: stdout
-    holds only the command's output (a table or JSON that scripts parse). Airflow sets up logging
-    when first imported, so it is imported first."""
+def _logs_to_stderr() -> Iterator[Any]:
+    """While a command runs, every log line goes to stderr (the library's warnings with an ``etlml:``
+    prefix, nothing below a warning): stdout holds only the command's output, a table or JSON that
+    scripts parse, written to the stream this yields. Airflow sets up logging, with a handler on
+    stdout, when first imported, so it is imported first; anything else printed on ``sys.stdout``
+    meanwhile (Airflow's secrets masker warns about short passwords) goes to stderr too."""
     import airflow  # noqa: F401
 
+    stdout = sys.stdout
+    moved = _stdout_handlers(stdout)
     logger = logging.getLogger("etlml")
     saved = (logger.handlers[:], logger.level, logger.propagate)
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter("etlml: %(levelname)s %(message)s"))
     logger.handlers[:], logger.level, logger.propagate = [handler], logging.WARNING, False
+    for moving in moved:
+        moving.setStream(sys.stderr)
     try:
-        yield
+        with redirect_stdout(sys.stderr):
+            yield stdout
     finally:
+        for moving in moved:
+            moving.setStream(stdout)
         logger.handlers[:], logger.level, logger.propagate = saved
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        with _logs_to_stderr():
+        with _logs_to_stderr() as args.out:
             return int(args.func(args))
     except (PermanentError, connection.WarehouseUnavailableError) as exc:
         print(f"etlml: {exc}", file=sys.stderr)
