@@ -110,7 +110,8 @@ def scratch_role(
 def url_as(role: str, password: str, dsn: str) -> str:
     """``postgresql://role:password@host:port/db`` of the database of ``dsn``: an Airflow connection URI."""
     info = conninfo.conninfo_to_dict(dsn)
-    return f"postgresql://{role}:{password}@{info.get('host', '127.0.0.1')}:{info.get('port', 5432)}/{info['dbname']}"
+    host, port = info.get("host", "127.0.0.1"), info.get("port", 5432)
+    return f"postgresql://{role}:{password}@{host}:{port}/{info['dbname']}"
 
 
 @pytest.fixture

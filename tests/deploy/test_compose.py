@@ -569,11 +569,10 @@ def test_env_example_leaves_the_secrets_to_the_user(env_example: dict[str, str])
     assert 'python -c "from cryptography.fernet import Fernet; print(Fernet.generate_key().decode())"' in text
     assert 'python -c "import secrets; print(secrets.token_urlsafe(32))"' in text
     assert env_example["AIRFLOW_UID"] == "50000"
-    assert (env_example["_AIRFLOW_WWW_USER_USERNAME"], env_example["_AIRFLOW_WWW_USER_PASSWORD"]) == (
-        "admin",
-        "admin",
-    )
-    assert "admin/admin is for local use only" in text
+    # No default login password: compose refuses to start without one, compose_env.py generates it.
+    login = (env_example["_AIRFLOW_WWW_USER_USERNAME"], env_example["_AIRFLOW_WWW_USER_PASSWORD"])
+    assert login == ("admin", "")
+    assert "scripts/compose_env.py" in text
 
 
 def test_env_file_stays_out_of_git_and_of_the_image() -> None:
