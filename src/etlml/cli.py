@@ -49,6 +49,19 @@ def _check(args: argparse.Namespace) -> int:
     return 0
 
 
+def _grant_pipeline_role(args: argparse.Namespace) -> int:
+    from etlml.warehouse import roles
+
+    if not args.password_stdin:
+        raise roles.RoleError("give the role's password on stdin, with --password-stdin (never in argv)")
+    password = sys.stdin.readline().rstrip("\r\n")
+    with connection.connect(settings.load().warehouse_conn_id) as conn:
+        schema.check(conn)  # the grants name the tables the migrations create
+        roles.grant_pipeline_role(conn, args.role, password)
+    print(f"role {args.role} may read and write what the pipeline needs, and owns nothing", file=args.out)
+    return 0
+
+
 def _with_registry(action: Callable[[Any, argparse.Namespace], Any]) -> Callable[[argparse.Namespace], int]:
     """Run ``action(conn, args)`` on the warehouse and print its result as a table or JSON."""
 
@@ -175,6 +188,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     db_commands.add_parser("migrate", help="apply pending migrations").set_defaults(func=_migrate)
     db_commands.add_parser("check", help="verify migrations, tables and champion").set_defaults(func=_check)
+    grant = db_commands.add_parser(
+        "grant-pipeline-role",
+        help="as the owner: create or update the login role the DAGs use; it owns nothing and may only "
+        "read and write what the pipeline needs",
+    )
+    grant.add_argument("role")
+    grant.add_argument("--password-stdin", action="store_true", help="read the role's password from stdin")
+    grant.set_defaults(func=_grant_pipeline_role)
 
     models = commands.add_parser("models", help="model registry").add_subparsers(
         dest="models_command", required=True

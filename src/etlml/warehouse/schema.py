@@ -89,22 +89,30 @@ def migrate(conn: psycopg.Connection[tuple[object, ...]]) -> list[Migration]:
     """Apply every pending migration, each in its own transaction; return those applied."""
     shipped = available()
     newly: list[Migration] = []
-    with conn.transaction(), conn.cursor() as cur:
-        cur.execute("SELECT pg_advisory_xact_lock(%s)", (_LOCK_KEY,))
-        cur.execute(query("create_schema_migrations"))
-    for mig in shipped:
+    try:
         with conn.transaction(), conn.cursor() as cur:
             cur.execute("SELECT pg_advisory_xact_lock(%s)", (_LOCK_KEY,))
-            done = applied(conn)
-            _check_history(done, shipped)
-            if mig.version in done:
-                continue
-            cur.execute(mig.sql.encode())
-            cur.execute(
-                "INSERT INTO schema_migrations (version, name, checksum) VALUES (%s, %s, %s)",
-                (mig.version, mig.name, mig.checksum),
-            )
-            newly.append(mig)
+            if not applied(conn):  # a role that may only read and write (the pipeline's) creates nothing
+                cur.execute(query("create_schema_migrations"))
+        for mig in shipped:
+            with conn.transaction(), conn.cursor() as cur:
+                cur.execute("SELECT pg_advisory_xact_lock(%s)", (_LOCK_KEY,))
+                done = applied(conn)
+                _check_history(done, shipped)
+                if mig.version in done:
+                    continue
+                cur.execute(mig.sql.encode())
+                cur.execute(
+                    "INSERT INTO schema_migrations (version, name, checksum) VALUES (%s, %s, %s)",
+                    (mig.version, mig.name, mig.checksum),
+                )
+                newly.append(mig)
+    except psycopg.errors.InsufficientPrivilege as exc:
+        raise MigrationError(
+            f"the warehouse role {conn.info.user!r} may not change the schema ({exc.diag.message_primary}); "
+            "migrations run as the warehouse's owner: `docker compose up airflow-init` in Docker Compose, "
+            "else `etlml db migrate` with the owner's AIRFLOW_CONN_WAREHOUSE"
+        ) from exc
     return newly
 
 

@@ -1,0 +1,186 @@
+"""The role the DAGs connect as in Docker Compose: it owns nothing and may only read and write what
+the pipeline needs. It is made here the way ``airflow-init`` makes it (``etlml db grant-pipeline-role``,
+the owner's connection, the password on stdin), then every step runs as it against the real PostgreSQL."""
+
+from __future__ import annotations
+
+import io
+import secrets
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+
+import psycopg
+import pytest
+from psycopg import sql
+
+from etlml import cli
+from etlml.interval import Interval
+from etlml.steps.extract import extract
+from etlml.steps.init_schema import check_schema, migrate_schema
+from etlml.steps.load_processed import load_processed
+from etlml.steps.predict import predict
+from etlml.steps.rescore import rescore
+from etlml.steps.run import RunContext
+from etlml.steps.store_predictions import store_predictions
+from etlml.steps.transform import transform
+from etlml.warehouse import schema
+from tests.conftest import ADMIN_DSN, url_as
+
+pytestmark = pytest.mark.db
+
+PIPELINE = "10_etl_ml_pipeline"
+START = datetime(2026, 11, 25, 18, 10, tzinfo=UTC)
+
+
+def grant(role: str, password: str, monkeypatch: pytest.MonkeyPatch) -> int:
+    """What airflow-init runs as the warehouse's owner, after `etlml db migrate`."""
+    monkeypatch.setattr("sys.stdin", io.StringIO(password + "\n"))
+    return cli.main(["db", "grant-pipeline-role", role, "--password-stdin"])
+
+
+@pytest.fixture
+def pipeline_role(fresh_migrated: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[str, str]]:
+    """``(role, password)`` granted on a fresh warehouse; the `warehouse` connection then logs in as it."""
+    role, password = f"etlml_pipeline_{secrets.token_hex(5)}", secrets.token_urlsafe(24)
+    try:
+        assert grant(role, password, monkeypatch) == 0
+        monkeypatch.setenv("AIRFLOW_CONN_WAREHOUSE", url_as(role, password, fresh_migrated))
+        yield role, password
+    finally:
+        with psycopg.connect(fresh_migrated, autocommit=True) as owner:
+            if owner.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (role,)).fetchone():
+                owner.execute(sql.SQL("DROP OWNED BY {}").format(sql.Identifier(role)))
+                owner.execute(sql.SQL("DROP ROLE {}").format(sql.Identifier(role)))
+
+
+def run_pipeline(run: RunContext, events: int) -> None:
+    """The five tasks of 10_etl_ml_pipeline, in-process, as the DAG calls them."""
+    extracted = extract(run, simulated_events=events)
+    processed = [transform(run, extracted.plan, shard) for shard in extracted.shards]
+    load_processed(run, extracted.plan, processed)
+    for shard in processed:
+        store_predictions(run, predict(run, extracted.plan, shard))
+
+
+def test_every_step_runs_as_the_pipeline_role(
+    pipeline_role: tuple[str, str], fresh_migrated: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    role, password = pipeline_role
+    interval = Interval(START, START + timedelta(minutes=10))
+    assert migrate_schema() == []  # 00_init_schema: nothing to migrate, and it needs no CREATE
+    assert check_schema().champion == "baseline_v1"
+    run_pipeline(RunContext(PIPELINE, "first", interval), events=60)  # COPY straight in
+    run_pipeline(RunContext(PIPELINE, "rerun", interval), events=40)  # staging, merge, stale rows removed
+    done = rescore("20_rescore/manual", "baseline_v1", interval.start, interval.end, 25)
+    assert (done.events, done.chunks) == (40, 2)
+    assert cli.main(["models", "list", "--json"]) == 0
+    assert '"baseline_v1"' in capsys.readouterr().out
+    with psycopg.connect(fresh_migrated) as owner:
+        counts = owner.execute(
+            "SELECT (SELECT count(*) FROM processed_data), (SELECT count(*) FROM predictions), "
+            "(SELECT loaded FROM run_audit), (SELECT count(DISTINCT written_by_run) FROM predictions)"
+        ).fetchone()
+    # the rerun's 40 events (20 stale ones removed with their predictions); the rerun and the rescore
+    # found the 40 predictions unchanged, so they are still the first run's
+    assert counts == (40, 40, 40, 1)
+    with psycopg.connect(url_as(role, password, fresh_migrated)) as conn:
+        assert conn.execute("SELECT current_user").fetchone() == (role,)
+
+
+FORBIDDEN = [
+    "TRUNCATE processed_data",
+    "TRUNCATE predictions",
+    "TRUNCATE model_events",
+    "TRUNCATE model_versions CASCADE",
+    "DROP TABLE predictions",
+    "DROP TABLE run_audit",
+    "ALTER TABLE processed_data ADD COLUMN x int",
+    "ALTER TABLE model_events DISABLE TRIGGER model_events_no_change",
+    "CREATE TABLE scratch (x int)",
+    "CREATE FUNCTION f() RETURNS int LANGUAGE sql AS 'SELECT 1'",
+    "DELETE FROM model_events",
+    "DELETE FROM schema_migrations",
+    "UPDATE model_aliases SET model_version = 'baseline_v1'",
+    "INSERT INTO model_events (event, actor) VALUES ('register', 'me')",
+    "DELETE FROM run_audit",
+    "CREATE INDEX ON processed_data (f1)",
+]
+
+
+@pytest.mark.parametrize("statement", FORBIDDEN)
+def test_the_pipeline_role_cannot_empty_drop_or_alter_anything(
+    pipeline_role: tuple[str, str], fresh_migrated: str, statement: str
+) -> None:
+    role, password = pipeline_role
+    with (
+        psycopg.connect(url_as(role, password, fresh_migrated)) as conn,
+        pytest.raises(psycopg.errors.InsufficientPrivilege),
+    ):
+        conn.execute(statement)
+
+
+def test_the_pipeline_role_owns_nothing_and_has_no_power_over_roles(
+    pipeline_role: tuple[str, str], fresh_migrated: str
+) -> None:
+    role, _ = pipeline_role
+    owned = """
+        SELECT 'relation ' || relname FROM pg_class WHERE relowner = r.oid
+        UNION ALL SELECT 'function ' || proname FROM pg_proc WHERE proowner = r.oid
+        UNION ALL SELECT 'type ' || typname FROM pg_type WHERE typowner = r.oid
+        UNION ALL SELECT 'schema ' || nspname FROM pg_namespace WHERE nspowner = r.oid
+        UNION ALL SELECT 'database ' || datname FROM pg_database WHERE datdba = r.oid
+    """
+    with psycopg.connect(fresh_migrated) as owner:
+        row = owner.execute(
+            f"SELECT array(SELECT * FROM ({owned}) AS o), r.rolsuper, r.rolcreatedb, r.rolcreaterole, "
+            "r.rolbypassrls, r.rolreplication, pg_has_role(r.oid, 'pg_read_all_data', 'USAGE') "
+            "FROM pg_roles r WHERE r.rolname = %s",
+            (role,),
+        ).fetchone()
+    assert row == ([], False, False, False, False, False, False)
+
+
+def test_a_pending_migration_under_the_pipeline_role_says_who_migrates(
+    pipeline_role: tuple[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """00_init_schema under the pipeline role cannot migrate; it fails without retries, saying how."""
+    extra = schema.Migration(99, "later", "CREATE TABLE later_one (x int)")
+    shipped = schema.available()
+    monkeypatch.setattr(schema, "available", lambda: [*shipped, extra])
+    with pytest.raises(schema.MigrationError, match=r"may not change the schema.*airflow-init"):
+        migrate_schema()
+
+
+def test_granting_again_changes_the_password_and_keeps_the_grants(
+    pipeline_role: tuple[str, str], fresh_migrated: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """airflow-init runs on every `docker compose up`: granting is idempotent, the password follows .env."""
+    role, old = pipeline_role
+    new = secrets.token_urlsafe(24)
+    monkeypatch.setenv("AIRFLOW_CONN_WAREHOUSE", url_as("postgres", "", fresh_migrated))
+    assert grant(role, new, monkeypatch) == 0
+    with psycopg.connect(url_as(role, new, fresh_migrated)) as conn:
+        assert conn.execute("SELECT count(*) FROM model_versions").fetchone() == (1,)
+    with psycopg.connect(ADMIN_DSN) as admin:
+        stored = admin.execute("SELECT rolpassword FROM pg_authid WHERE rolname = %s", (role,)).fetchone()
+    assert stored is not None and str(stored[0]).startswith("SCRAM-SHA-256$")
+    assert old != new
+
+
+@pytest.mark.parametrize("role", ["postgres", "pg_read_all_data", "bad name", ""])
+def test_the_owner_or_a_bad_name_is_refused_as_the_pipeline_role(
+    fresh_migrated: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], role: str
+) -> None:
+    assert grant(role, secrets.token_urlsafe(24), monkeypatch) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("etlml: ") and len(err.strip().splitlines()) == 1
+
+
+def test_an_empty_password_is_refused(
+    fresh_migrated: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert grant("etlml_pipeline_nopass", "", monkeypatch) == 2
+    assert "password" in capsys.readouterr().err
+    with psycopg.connect(fresh_migrated) as owner:
+        found = owner.execute("SELECT 1 FROM pg_roles WHERE rolname = 'etlml_pipeline_nopass'").fetchone()
+    assert found is None
