@@ -36,7 +36,13 @@ def test_every_variable_gets_a_value_and_secrets_differ(tmp_path: Path) -> None:
     assert set(values) == set(parse((ROOT / ".env.example").read_text()))
     assert all(v.strip() for v in values.values())
     assert len(base64.urlsafe_b64decode(values["AIRFLOW_FERNET_KEY"])) == 32
-    names = ("AIRFLOW_JWT_SECRET", "AIRFLOW_API_SECRET_KEY", "WAREHOUSE_PASSWORD", LOGIN_PASSWORD)
+    names = (
+        "AIRFLOW_JWT_SECRET",
+        "AIRFLOW_API_SECRET_KEY",
+        "WAREHOUSE_PASSWORD",
+        "WAREHOUSE_PIPELINE_PASSWORD",
+        LOGIN_PASSWORD,
+    )
     secrets = [values[k] for k in names]
     assert len(set(secrets)) == len(names)
     assert all(re.fullmatch(r"[A-Za-z0-9_-]{40,}", s) for s in secrets)  # URL-safe: they go into URLs
