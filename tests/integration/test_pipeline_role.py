@@ -4,10 +4,14 @@ the owner's connection, the password on stdin), then every step runs as it again
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import hmac
 import io
 import secrets
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import psycopg
 import pytest
@@ -23,7 +27,7 @@ from etlml.steps.rescore import rescore
 from etlml.steps.run import RunContext
 from etlml.steps.store_predictions import store_predictions
 from etlml.steps.transform import transform
-from etlml.warehouse import schema
+from etlml.warehouse import roles, schema
 from tests.conftest import ADMIN_DSN, url_as
 
 pytestmark = pytest.mark.db
@@ -151,6 +155,54 @@ def test_a_pending_migration_under_the_pipeline_role_says_who_migrates(
         migrate_schema()
 
 
+def scram_matches(verifier: str, password: str) -> bool:
+    """Whether a stored ``SCRAM-SHA-256$<iterations>:<salt>$<StoredKey>:<ServerKey>`` is of ``password``
+    (RFC 5802, as PostgreSQL computes it). The test server trusts every login, so logging in proves
+    nothing about a password; the verifier does."""
+    scheme, params, keys = verifier.split("$")
+    iterations, salt = params.split(":")
+    stored_key, server_key = keys.split(":")
+    salted = hashlib.pbkdf2_hmac("sha256", password.encode(), base64.b64decode(salt), int(iterations))
+    client_key = hmac.new(salted, b"Client Key", "sha256").digest()
+    return scheme == "SCRAM-SHA-256" and (
+        base64.b64encode(hashlib.sha256(client_key).digest()).decode(),
+        base64.b64encode(hmac.new(salted, b"Server Key", "sha256").digest()).decode(),
+    ) == (stored_key, server_key)
+
+
+def stored_verifier(role: str) -> str:
+    with psycopg.connect(ADMIN_DSN) as admin:
+        row = admin.execute("SELECT rolpassword FROM pg_authid WHERE rolname = %s", (role,)).fetchone()
+    assert row is not None
+    return str(row[0])
+
+
+class RecordingConnection(psycopg.Connection[Any]):
+    """A connection that keeps the text of every statement it sends."""
+
+    sent: list[str]
+
+    def execute(self, query: Any, *args: Any, **kwargs: Any) -> Any:
+        self.sent.append(query.as_string(self) if isinstance(query, sql.Composable) else str(query))
+        return super().execute(query, *args, **kwargs)
+
+
+def test_the_password_is_stored_as_given_and_never_sent_in_clear(
+    pipeline_role: tuple[str, str], fresh_migrated: str
+) -> None:
+    """The server gets a SCRAM verifier computed by the client (as psql's \\password does), so the
+    password is in no statement that a server log (log_statement = ddl) could record."""
+    role, password = pipeline_role
+    assert scram_matches(stored_verifier(role), password)
+    new = secrets.token_urlsafe(24)
+    with RecordingConnection.connect(fresh_migrated) as owner:
+        owner.sent = []
+        roles.grant_pipeline_role(owner, role, new)
+    assert any(f'ALTER ROLE "{role}"' in q for q in owner.sent)
+    assert not any(new in q for q in owner.sent)
+    assert scram_matches(stored_verifier(role), new) and not scram_matches(stored_verifier(role), password)
+
+
 def test_granting_again_changes_the_password_and_keeps_the_grants(
     pipeline_role: tuple[str, str], fresh_migrated: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -159,12 +211,11 @@ def test_granting_again_changes_the_password_and_keeps_the_grants(
     new = secrets.token_urlsafe(24)
     monkeypatch.setenv("AIRFLOW_CONN_WAREHOUSE", url_as("postgres", "", fresh_migrated))
     assert grant(role, new, monkeypatch) == 0
+    assert scram_matches(stored_verifier(role), new) and not scram_matches(stored_verifier(role), old)
     with psycopg.connect(url_as(role, new, fresh_migrated)) as conn:
         assert conn.execute("SELECT count(*) FROM model_versions").fetchone() == (1,)
-    with psycopg.connect(ADMIN_DSN) as admin:
-        stored = admin.execute("SELECT rolpassword FROM pg_authid WHERE rolname = %s", (role,)).fetchone()
-    assert stored is not None and str(stored[0]).startswith("SCRAM-SHA-256$")
-    assert old != new
+        with pytest.raises(psycopg.errors.InsufficientPrivilege):
+            conn.execute("TRUNCATE processed_data")
 
 
 @pytest.mark.parametrize("role", ["postgres", "pg_read_all_data", "bad name", ""])

@@ -53,9 +53,12 @@ def grant_pipeline_role(conn: psycopg.Connection[tuple[object, ...]], role: str,
     text = resources.files("etlml.warehouse").joinpath("roles", "pipeline_role.sql").read_text("utf-8")
     with conn.transaction():
         exists = _refuse_unless_ordinary(conn, role)
+        # the SCRAM verifier, computed here (as psql's \password does): the password itself is in
+        # no statement, so no server log (log_statement = ddl) can record it
+        verifier = conn.pgconn.encrypt_password(password.encode(), role.encode(), b"scram-sha-256").decode()
         verb = "ALTER" if exists else "CREATE"
         conn.execute(
-            sql.SQL(verb + " ROLE {} LOGIN PASSWORD {}").format(sql.Identifier(role), sql.Literal(password))
+            sql.SQL(verb + " ROLE {} LOGIN PASSWORD {}").format(sql.Identifier(role), sql.Literal(verifier))
         )
         database = conn.execute("SELECT current_database()").fetchone()
         assert database is not None
