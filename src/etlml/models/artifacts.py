@@ -13,9 +13,9 @@ from etlml.errors import ModelError
 from etlml.models.spec import check_version_name
 
 ARTIFACTS_FOLDER = "+models"
-"""The folder under the storage root that holds ``<version>/model.skops``. Run folders are
-``<root>/<dag_id>/<interval>/`` and a dag_id is letters, digits, ``.``, ``_`` and ``-`` only, so no
-DAG can write where an artifact lives. (Versions registered before 2026-11 keep ``<root>/models/``:
+"""The folder under the storage root that holds ``<version>/model.skops``. Every run folder is under
+``<root>/<dag_id>/`` and a dag_id is letters, digits, ``.``, ``_`` and ``-`` only, so no DAG can
+write where an artifact lives. (Versions registered before 2026-11 keep ``<root>/models/``:
 their stored ``artifact_uri`` says where.)"""
 
 
