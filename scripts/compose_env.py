@@ -2,8 +2,9 @@
 
     python3 scripts/compose_env.py            # refuses to overwrite an existing .env
 
-Standard library only, so it runs before anything is installed. The admin/admin login it copies
-from .env.example is for local use only: change _AIRFLOW_WWW_USER_PASSWORD before exposing the UI.
+Standard library only, so it runs before anything is installed. The UI's login password
+(_AIRFLOW_WWW_USER_PASSWORD) is one of the secrets it generates; it prints it once, and from then on
+it is only in .env.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+USERNAME, PASSWORD = "_AIRFLOW_WWW_USER_USERNAME", "_AIRFLOW_WWW_USER_PASSWORD"
 
 
 def secret_for(name: str) -> str:
@@ -44,10 +46,22 @@ def main(argv: list[str] | None = None) -> int:
     if args.out.exists():
         print(f"{args.out} exists; remove it first to generate new secrets", file=sys.stderr)
         return 1
-    args.out.write_text(render(args.example.read_text()))
+    text = render(args.example.read_text())
+    args.out.touch(mode=0o600)
+    args.out.write_text(text)
     args.out.chmod(0o600)
-    print(f"wrote {args.out} with new secrets; login admin/admin is for local use only")
+    login = _values(text)
+    print(f"wrote {args.out} with new secrets")
+    print(
+        f"UI and REST API: login {login.get(USERNAME, 'admin')} / {login.get(PASSWORD, '')} "
+        f"(shown once; it stays in {args.out.name})"
+    )
     return 0
+
+
+def _values(text: str) -> dict[str, str]:
+    pairs = (line.partition("=") for line in text.splitlines() if not line.lstrip().startswith("#"))
+    return {name.strip(): value.strip() for name, sep, value in pairs if sep}
 
 
 if __name__ == "__main__":

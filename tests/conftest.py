@@ -87,6 +87,60 @@ def scratch_database(prefix: str) -> Iterator[str]:
             admin.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
 
 
+@contextmanager
+def scratch_role(
+    password: str, *, databases: tuple[str, ...] = (), in_roles: tuple[str, ...] = ()
+) -> Iterator[str]:
+    """A login role on the test server with ``password``, dropped afterwards with what it was granted in
+    ``databases`` (DSNs)."""
+    name = f"etlml_role_{uuid.uuid4().hex[:10]}"
+    with psycopg.connect(ADMIN_DSN, autocommit=True) as admin:
+        admin.execute(sql.SQL("CREATE ROLE {} LOGIN PASSWORD {}").format(sql.Identifier(name), password))
+        for role in in_roles:
+            admin.execute(sql.SQL("GRANT {} TO {}").format(sql.Identifier(role), sql.Identifier(name)))
+        try:
+            yield name
+        finally:
+            for dsn in databases:
+                with psycopg.connect(dsn, autocommit=True) as db:
+                    db.execute(sql.SQL("DROP OWNED BY {}").format(sql.Identifier(name)))
+            admin.execute(sql.SQL("DROP ROLE {}").format(sql.Identifier(name)))
+
+
+def url_as(role: str, password: str, dsn: str) -> str:
+    """``postgresql://role:password@host:port/db`` of the database of ``dsn``: an Airflow connection URI."""
+    info = conninfo.conninfo_to_dict(dsn)
+    host, port = info.get("host", "127.0.0.1"), info.get("port", 5432)
+    return f"postgresql://{role}:{password}@{host}:{port}/{info['dbname']}"
+
+
+def grant_pipeline_role(role: str, password: str, monkeypatch: pytest.MonkeyPatch) -> int:
+    """What Compose's airflow-init runs after `etlml db migrate`, as the warehouse's owner (the
+    `warehouse` connection): `etlml db grant-pipeline-role ROLE --password-stdin`."""
+    import io
+
+    from etlml import cli
+
+    monkeypatch.setattr("sys.stdin", io.StringIO(password + "\n"))
+    return cli.main(["db", "grant-pipeline-role", role, "--password-stdin"])
+
+
+@pytest.fixture
+def pipeline_role(fresh_migrated: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[str, str]]:
+    """``(role, password)``: a pipeline role granted on :func:`fresh_migrated` the way airflow-init
+    grants it; the `warehouse` connection (DAGs, CLI) then logs in as that role. Dropped afterwards."""
+    role, password = f"etlml_pipeline_{uuid.uuid4().hex[:10]}", uuid.uuid4().hex
+    try:
+        assert grant_pipeline_role(role, password, monkeypatch) == 0
+        monkeypatch.setenv("AIRFLOW_CONN_WAREHOUSE", url_as(role, password, fresh_migrated))
+        yield role, password
+    finally:
+        with psycopg.connect(fresh_migrated, autocommit=True) as owner:
+            if owner.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (role,)).fetchone():
+                owner.execute(sql.SQL("DROP OWNED BY {}").format(sql.Identifier(role)))
+                owner.execute(sql.SQL("DROP ROLE {}").format(sql.Identifier(role)))
+
+
 @pytest.fixture
 def fresh_warehouse(warehouse_dsn: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
     """A second, empty warehouse database that the `warehouse` connection (DAGs, CLI) points at."""

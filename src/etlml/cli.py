@@ -14,7 +14,7 @@ import json
 import logging
 import sys
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, redirect_stdout
 from datetime import UTC, datetime
 from typing import Any, NoReturn
 
@@ -34,18 +34,34 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"etlml: {message} (see `{self.prog} --help`)\n")
 
 
-def _migrate(_: argparse.Namespace) -> int:
+def _migrate(args: argparse.Namespace) -> int:
     from etlml.steps.init_schema import migrate_schema
 
     applied = migrate_schema()
-    print(f"applied {len(applied)} migration(s): {', '.join(applied)}" if applied else "schema is up to date")
+    message = (
+        f"applied {len(applied)} migration(s): {', '.join(applied)}" if applied else "schema is up to date"
+    )
+    print(message, file=args.out)
     return 0
 
 
-def _check(_: argparse.Namespace) -> int:
+def _check(args: argparse.Namespace) -> int:
     from etlml.steps.init_schema import check_schema
 
-    print(json.dumps(check_schema().to_xcom()))
+    print(json.dumps(check_schema().to_xcom()), file=args.out)
+    return 0
+
+
+def _grant_pipeline_role(args: argparse.Namespace) -> int:
+    from etlml.warehouse import roles
+
+    if not args.password_stdin:
+        raise roles.RoleError("give the role's password on stdin, with --password-stdin (never in argv)")
+    password = sys.stdin.readline().rstrip("\r\n")
+    with connection.connect(settings.load().warehouse_conn_id) as conn:
+        schema.check(conn)  # the grants name the tables the migrations create
+        roles.grant_pipeline_role(conn, args.role, password)
+    print(f"role {args.role} may read and write what the pipeline needs, and owns nothing", file=args.out)
     return 0
 
 
@@ -57,9 +73,9 @@ def _with_registry(action: Callable[[Any, argparse.Namespace], Any]) -> Callable
             schema.check(conn)  # an unmigrated warehouse says what to run, not which table is missing
             result = action(conn, args)
         if args.json:
-            print(json.dumps(result, default=str, indent=2))
+            print(json.dumps(result, default=str, indent=2), file=args.out)
         else:
-            print(_table(result) if isinstance(result, list) else _fields(result))
+            print(_table(result) if isinstance(result, list) else _fields(result), file=args.out)
         return 0
 
     return run
@@ -188,6 +204,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     db_commands.add_parser("migrate", help="apply pending migrations").set_defaults(func=_migrate)
     db_commands.add_parser("check", help="verify migrations, tables and champion").set_defaults(func=_check)
+    grant = db_commands.add_parser(
+        "grant-pipeline-role",
+        help="as the owner: create or update the login role the DAGs use; it owns nothing and may only "
+        "read and write what the pipeline needs",
+    )
+    grant.add_argument("role")
+    grant.add_argument("--password-stdin", action="store_true", help="read the role's password from stdin")
+    grant.set_defaults(func=_grant_pipeline_role)
 
     models = commands.add_parser("models", help="model registry").add_subparsers(
         dest="models_command", required=True
@@ -233,28 +257,50 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _stdout_handlers(stdout: Any) -> list[logging.StreamHandler[Any]]:
+    """Every logging handler that writes to ``stdout`` (Airflow's root handler does)."""
+    loggers = [logging.getLogger(), *logging.Logger.manager.loggerDict.values()]
+    handlers = {
+        id(h): h
+        for lg in loggers
+        if isinstance(lg, logging.Logger)
+        for h in lg.handlers
+        if isinstance(h, logging.StreamHandler) and h.stream is stdout
+    }
+    return list(handlers.values())
+
+
 @contextmanager
-def _logs_to_stderr() -> Iterator[None]:
-    """While a command runs, the library's warnings go to stderr and nothing else is logged: stdout
-    holds only the command's output (a table or JSON that scripts parse). Airflow sets up logging
-    when first imported, so it is imported first."""
+def _logs_to_stderr() -> Iterator[Any]:
+    """While a command runs, every log line goes to stderr (the library's warnings with an ``etlml:``
+    prefix, nothing below a warning): stdout holds only the command's output, a table or JSON that
+    scripts parse, written to the stream this yields. Airflow sets up logging, with a handler on
+    stdout, when first imported, so it is imported first; anything else printed on ``sys.stdout``
+    meanwhile (Airflow's secrets masker warns about short passwords) goes to stderr too."""
     import airflow  # noqa: F401
 
+    stdout = sys.stdout
+    moved = _stdout_handlers(stdout)
     logger = logging.getLogger("etlml")
     saved = (logger.handlers[:], logger.level, logger.propagate)
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter("etlml: %(levelname)s %(message)s"))
     logger.handlers[:], logger.level, logger.propagate = [handler], logging.WARNING, False
+    for moving in moved:
+        moving.setStream(sys.stderr)
     try:
-        yield
+        with redirect_stdout(sys.stderr):
+            yield stdout
     finally:
+        for moving in moved:
+            moving.setStream(stdout)
         logger.handlers[:], logger.level, logger.propagate = saved
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        with _logs_to_stderr():
+        with _logs_to_stderr() as args.out:
             return int(args.func(args))
     except (PermanentError, connection.WarehouseUnavailableError) as exc:
         print(f"etlml: {exc}", file=sys.stderr)

@@ -26,7 +26,7 @@ class Interval:
 
     @property
     def key(self) -> str:
-        """A path- and id-safe name, e.g. ``20261125T1810Z_20261125T1820Z``."""
+        """A path- and id-safe name, e.g. ``20261125T181000Z_20261125T182000Z``."""
         return f"{self.start:%Y%m%dT%H%M%S}Z_{self.end:%Y%m%dT%H%M%S}Z"
 
 

@@ -20,7 +20,7 @@ from etlml.steps.transform import transform
 from tests.conftest import ROOT
 from tests.dags.test_bad_config import task_states
 from tests.dags.test_dag_runs import FULL_DIGEST, PIPELINE, PIPELINE_PARAMS, digests, xcom_values
-from tests.landing_files import INJECTION_ID, Expected, bad_partition, mixed_partition
+from tests.landing_files import INJECTION_ID, Expected, bad_partition, event, jsonl, mixed_partition, write
 
 pytestmark = [pytest.mark.airflow, pytest.mark.db]
 
@@ -256,3 +256,47 @@ def test_a_bad_setting_fails_extract_without_retry(monkeypatch: pytest.MonkeyPat
     monkeypatch.setenv("ETLML_SOURCE", "files")
     with pytest.raises(AirflowFailException, match="ETLML_SOURCE must be one of simulator, landing"):
         extract(RUN, simulated_events=1)
+
+
+def test_missing_f1_f2_and_f3_are_imputed_end_to_end(
+    dags: dict[str, Any], wh: psycopg.Connection[Any], landing_root: Path
+) -> None:
+    """The simulator only leaves f2 out; landing files may lack any feature. Through a whole run, a
+    missing value is stored as NULL, flagged, normalized to 0 (the champion's mean) and scored so,
+    and the run's audit counts it."""
+    missing = {"f1": range(0, 40, 4), "f2": range(1, 40, 5), "f3": range(2, 40, 3)}
+    records = []
+    for n in range(40):
+        values = {
+            f: (None if n in missing[f] else v)
+            for f, v in (("f1", 8.05 + n), ("f2", -1.013 + n / 20), ("f3", 90.07 + n))
+        }
+        records.append(event(f"imp-{n:02d}", START + timedelta(seconds=5 * n + 1), **values))
+    records.append(
+        {"event_id": "imp-none", "ts_utc": (START + timedelta(minutes=9)).isoformat()}
+    )  # no feature
+    write(landing_root / KEY / "features.jsonl", jsonl(records))
+    assert run(dags).state == "success"
+    rows = wh.execute(
+        "SELECT d.event_id, d.f1 IS NULL, d.f1_imputed, d.f1_z, d.f2 IS NULL, d.f2_imputed, d.f2_z, "
+        "d.f3 IS NULL, d.f3_imputed, d.f3_z, "
+        # baseline_v1 recomputed from the raw values and its statistics N(10, 2), N(0, 1), N(100, 10)
+        "abs(p.y_hat - (0.3 * coalesce((d.f1 - 10) / 2, 0) + 0.2 * coalesce(d.f2, 0) "
+        "+ 0.5 * coalesce((d.f3 - 100) / 10, 0))) "
+        "FROM processed_data d JOIN predictions p USING (event_id) "
+        "WHERE d.interval_start = %s AND p.model_version = 'baseline_v1' ORDER BY d.event_id",
+        (START,),
+    ).fetchall()
+    assert len(rows) == 41
+    for event_id, *flags, error in rows:
+        n = 40 if event_id == "imp-none" else int(event_id.removeprefix("imp-"))
+        for i, feature in enumerate(("f1", "f2", "f3")):
+            is_null, imputed, z = flags[3 * i : 3 * i + 3]
+            gone = n == 40 or n in missing[feature]
+            assert (is_null, imputed) == (gone, gone), (event_id, feature)
+            assert (z == 0.0) if gone else (z != 0.0), (event_id, feature, z)
+        assert error < 1e-12, event_id
+    audit = wh.execute(
+        "SELECT imputed FROM run_audit WHERE dag_id = %s AND interval_start = %s", (PIPELINE, START)
+    ).fetchone()
+    assert audit == ({f: len(missing[f]) + 1 for f in ("f1", "f2", "f3")},)

@@ -38,7 +38,7 @@ SHARED_SECRETS = {
     "AIRFLOW__CORE__FERNET_KEY": "AIRFLOW_FERNET_KEY",
     "AIRFLOW__API__SECRET_KEY": "AIRFLOW_API_SECRET_KEY",
 }
-PASSWORDS = {"AIRFLOW_DB_PASSWORD", "WAREHOUSE_PASSWORD"}
+PASSWORDS = {"AIRFLOW_DB_PASSWORD", "WAREHOUSE_PASSWORD", "WAREHOUSE_PIPELINE_PASSWORD"}
 STORAGE_MOUNT = "/opt/airflow/storage"
 # What each healthcheck must run, as written in the compose file (``$$`` is a literal ``$``).
 HEALTHCHECKS = {
@@ -370,7 +370,10 @@ def test_airflow_services_share_the_common_block(compose: dict[str, Any], servic
     }
     assert using_common == AIRFLOW_SERVICES
     for name in AIRFLOW_SERVICES:
-        assert services[name]["environment"].items() >= common["environment"].items(), name
+        env = services[name]["environment"]
+        if name == INIT:  # migrates and grants as the warehouse's owner; see the warehouse tests below
+            env = {**env, "AIRFLOW_CONN_WAREHOUSE": common["environment"]["AIRFLOW_CONN_WAREHOUSE"]}
+        assert env.items() >= common["environment"].items(), name
         assert services[name]["volumes"] == common["volumes"], name
 
 
@@ -433,18 +436,43 @@ def test_celery_executor_with_redis_and_the_metadata_db(resolved: dict[str, Any]
             assert url.path == f"/{postgres['POSTGRES_DB']}", setting
 
 
-def test_warehouse_is_its_own_database_behind_the_warehouse_connection(resolved: dict[str, Any]) -> None:
-    """AIRFLOW_CONN_WAREHOUSE points at the warehouse service, with its role and database."""
+def test_warehouse_is_its_own_database_behind_the_warehouse_connection(
+    resolved: dict[str, Any], example_env: dict[str, str]
+) -> None:
+    """AIRFLOW_CONN_WAREHOUSE points at the warehouse service and its database: in airflow-init as the
+    owner (POSTGRES_USER, who migrates), in every other service as the pipeline role."""
     services = resolved["services"]
     warehouse = services["warehouse"]
     assert warehouse["image"] == services["postgres"]["image"] == "postgres:16"
     env = warehouse["environment"]
+    pipeline = (example_env["WAREHOUSE_PIPELINE_USER"], example_env["WAREHOUSE_PIPELINE_PASSWORD"])
     for name in AIRFLOW_SERVICES:
         url = urlsplit(services[name]["environment"]["AIRFLOW_CONN_WAREHOUSE"])
         assert (url.scheme, url.hostname, url.port) == ("postgresql", "warehouse", 5432)
-        assert (url.username, url.password) == (env["POSTGRES_USER"], env["POSTGRES_PASSWORD"])
+        login = (env["POSTGRES_USER"], env["POSTGRES_PASSWORD"]) if name == INIT else pipeline
+        assert (url.username, url.password) == login, name
         assert url.path == f"/{env['POSTGRES_DB']}"
     assert env["POSTGRES_USER"] != services["postgres"]["environment"]["POSTGRES_USER"]
+    assert pipeline[0] != env["POSTGRES_USER"] and pipeline[1] != env["POSTGRES_PASSWORD"]
+
+
+def test_only_airflow_init_can_log_in_as_the_warehouse_owner(
+    resolved: dict[str, Any], example_env: dict[str, str]
+) -> None:
+    """The DAGs run in the long-running services: none of them holds the owner's password."""
+    owner_password = example_env["WAREHOUSE_PASSWORD"]
+    for name, service in resolved["services"].items():
+        holds = any(owner_password in value for value in _strings(service.get("environment", {})))
+        assert holds == (name in {INIT, "warehouse"}), name
+
+
+def test_the_pipeline_role_is_a_valid_name_apart_from_the_owner(env_example: dict[str, str]) -> None:
+    """airflow-init's grant-pipeline-role takes the name as it is in .env.example."""
+    from etlml.warehouse.roles import ROLE_NAME
+
+    role = env_example["WAREHOUSE_PIPELINE_USER"]
+    assert ROLE_NAME.fullmatch(role) and not role.startswith("pg_")
+    assert role != env_example["WAREHOUSE_USER"]
 
 
 def test_databases_keep_their_data_on_their_own_named_volumes(
@@ -497,8 +525,17 @@ def test_init_migrates_both_databases_then_writes_the_login(services: dict[str, 
     assert lines[0] == "set -euo pipefail"
     migrate_airflow = next(i for i, line in enumerate(lines) if line.endswith("airflow db migrate"))
     migrate_warehouse = lines.index("etlml db migrate")
+    # then, after every migration, the pipeline role's grants; its password on stdin, not in argv
+    grants = lines.index(
+        """printf '%s\\n' "$${WAREHOUSE_PIPELINE_PASSWORD}" | """
+        """etlml db grant-pipeline-role "$${WAREHOUSE_PIPELINE_USER}" --password-stdin"""
+    )
     writes_login = next(i for i, line in enumerate(lines) if "_AIRFLOW_WWW_USER_PASSWORD" in line)
-    assert migrate_airflow < migrate_warehouse < writes_login
+    assert migrate_airflow < migrate_warehouse < grants < writes_login
+    env = init["environment"]
+    for variable in ("WAREHOUSE_PIPELINE_USER", "WAREHOUSE_PIPELINE_PASSWORD"):
+        reference = _single_reference(env[variable])
+        assert reference is not None and reference[:2] == (variable, ":?"), variable
     assert '> "$${AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE}"' in script
     assert "restart" not in init
     # The healthcheck looks for the marker the script writes last.
@@ -569,11 +606,10 @@ def test_env_example_leaves_the_secrets_to_the_user(env_example: dict[str, str])
     assert 'python -c "from cryptography.fernet import Fernet; print(Fernet.generate_key().decode())"' in text
     assert 'python -c "import secrets; print(secrets.token_urlsafe(32))"' in text
     assert env_example["AIRFLOW_UID"] == "50000"
-    assert (env_example["_AIRFLOW_WWW_USER_USERNAME"], env_example["_AIRFLOW_WWW_USER_PASSWORD"]) == (
-        "admin",
-        "admin",
-    )
-    assert "admin/admin is for local use only" in text
+    # No default login password: compose refuses to start without one, compose_env.py generates it.
+    login = (env_example["_AIRFLOW_WWW_USER_USERNAME"], env_example["_AIRFLOW_WWW_USER_PASSWORD"])
+    assert login == ("admin", "")
+    assert "scripts/compose_env.py" in text
 
 
 def test_env_file_stays_out_of_git_and_of_the_image() -> None:

@@ -14,6 +14,11 @@ from tests.e2e.pipeline_checks import PIPELINE, check_rows, run_both_dags
 pytestmark = [pytest.mark.e2e, pytest.mark.db]
 
 
+def is_login_request(response: Any) -> bool:
+    """The SimpleAuthManager login form's POST of the credentials."""
+    return bool(response.request.method == "POST" and response.url.endswith("/auth/token"))
+
+
 @pytest.fixture(scope="module")
 def finished_run(local_stack: Stack) -> dict[str, Any]:
     return run_both_dags(local_stack)
@@ -46,7 +51,9 @@ def test_ui_login_shows_the_successful_run(local_stack: Stack, finished_run: dic
         expect(page).to_have_url(re.compile(r"/auth/login"))
         page.fill("input[name=username]", "admin")
         page.fill("input[name=password]", "admin")
-        page.get_by_role("button", name="Sign in").click()
+        with page.expect_response(is_login_request, timeout=30_000) as answer:
+            page.get_by_role("button", name="Sign in").click()
+        assert answer.value.status == 201  # a token was issued
         expect(page).not_to_have_url(re.compile(r"/auth/login"), timeout=30_000)
         page.goto(f"{local_stack.base_url}/dags/{PIPELINE}/runs")
         expect(page.get_by_text(PIPELINE).first).to_be_visible(timeout=30_000)
@@ -63,8 +70,12 @@ def test_ui_refuses_a_wrong_password(local_stack: Stack) -> None:
         page.goto(f"{local_stack.base_url}/auth/login")
         page.fill("input[name=username]", "admin")
         page.fill("input[name=password]", "not-the-password")
-        page.get_by_role("button", name="Sign in").click()
-        page.wait_for_timeout(2000)
+        # wait for the server's answer to this login, not a fixed time: the page was on /auth/login
+        # before the click, so its URL alone would pass even if the form was never sent
+        with page.expect_response(is_login_request, timeout=30_000) as answer:
+            page.get_by_role("button", name="Sign in").click()
+        assert answer.value.status == 401
+        expect(page.get_by_text("Invalid credentials")).to_be_visible(timeout=30_000)
         expect(page).to_have_url(re.compile(r"/auth/login"))
         page.goto(f"{local_stack.base_url}/dags/{PIPELINE}/runs")
         expect(page).to_have_url(re.compile(r"/auth/login"), timeout=30_000)

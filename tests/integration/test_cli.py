@@ -9,6 +9,7 @@ import pytest
 
 from etlml import cli
 from etlml.warehouse import schema
+from tests.conftest import scratch_role, url_as
 
 pytestmark = pytest.mark.db
 
@@ -57,6 +58,24 @@ def test_register_shadow_promote_rollback_walkthrough(
         (["models", "register", "v3", "--kind", "linear", "--coef", "f1=1,f2=1,f3=1"], "--stats JSON"),
         (["models", "register", "v3", "--kind", "sklearn", "--stats", STATS], "--artifact"),
         (["models", "rollback"], "no previous champion"),
+        (
+            [
+                "models",
+                "register",
+                "../escape",
+                "--kind",
+                "linear",
+                "--coef",
+                "f1=1,f2=1,f3=1",
+                "--stats",
+                STATS,
+            ],
+            "is not a valid name",
+        ),
+        (
+            ["models", "register", "/srv/x", "--kind", "sklearn", "--artifact", "a.skops", "--stats", STATS],
+            "valid name",
+        ),
         (["models", "shadow"], "either VERSION or --clear"),
     ],
 )
@@ -149,3 +168,19 @@ def test_a_malformed_command_line_is_one_line_with_status_2(args: list[str], mes
     assert done.stderr.startswith("etlml: ") and message in done.stderr
     assert "--help" in done.stderr
     assert len(done.stderr.strip().splitlines()) == 1
+
+
+def test_json_output_is_json_only_with_a_short_password(
+    fresh_migrated: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Airflow's secrets masker warned on stdout about a password under 5 characters, before the JSON."""
+    with scratch_role("abcd", in_roles=("pg_read_all_data",)) as role:
+        monkeypatch.setenv("AIRFLOW_CONN_WAREHOUSE", url_as(role, "abcd", fresh_migrated))
+        done = subprocess.run(
+            [str(Path(sys.executable).with_name("etlml")), "models", "list", "--json"],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+    assert done.returncode == 0, done.stderr
+    assert [v["model_version"] for v in json.loads(done.stdout)] == ["baseline_v1"]

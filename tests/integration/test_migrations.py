@@ -69,3 +69,19 @@ def test_model_versions_are_immutable(conn: psycopg.Connection[Any]) -> None:
 def test_unknown_model_version_is_a_clear_error(conn: psycopg.Connection[Any]) -> None:
     with pytest.raises(ModelError, match="not registered"):
         loader.load(conn, "no_such_version")
+
+
+def test_numbers_may_skip_but_a_migration_never_runs_out_of_order(
+    empty_db: psycopg.Connection[Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two branches may each add one (0005 and 0006): with one merged first there is a gap, and the
+    other, numbered below one applied, is refused rather than applied after it."""
+    real = schema.available()
+    later = schema.Migration(real[-1].version + 2, "later", "CREATE TABLE later_one (x int)")
+    between = schema.Migration(real[-1].version + 1, "between", "CREATE TABLE between_one (x int)")
+    monkeypatch.setattr(schema, "available", lambda: [*real, later])
+    assert [m.version for m in schema.migrate(empty_db)] == [*(m.version for m in real), later.version]
+    monkeypatch.setattr(schema, "available", lambda: [*real, between, later])
+    with pytest.raises(schema.MigrationError, match=f"{between.version:04d}_between is not applied but"):
+        schema.migrate(empty_db)
+    assert empty_db.execute("SELECT to_regclass('between_one')").fetchone() == (None,)

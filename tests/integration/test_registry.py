@@ -1,21 +1,23 @@
 """The model registry: immutable versions, champion/challenger aliases, rollback, audit trail, artifacts."""
 
+import hashlib
 import pickle
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 import numpy as np
 import psycopg
 import pytest
 import skops.io
+from psycopg.types.json import Jsonb
 from sklearn.linear_model import LinearRegression
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 from etlml.errors import ModelError
 from etlml.features import transform
-from etlml.features.stats import FeatureStats
+from etlml.features.stats import FeatureStats, stats_json
 from etlml.ingest.simulator import SimulatedSource
 from etlml.interval import Interval
 from etlml.models import artifacts, loader, registry, serving
@@ -145,7 +147,7 @@ def test_statistics_fitted_from_a_window(reg: psycopg.Connection[Any]) -> None:
 def test_sklearn_artifact_is_stored_checked_and_scores(reg: psycopg.Connection[Any], tmp_path: Path) -> None:
     register_sklearn(reg, "sk1", tmp_path)
     record = registry.show(reg, "sk1")
-    assert record["artifact_uri"].endswith("/models/sk1/model.skops")
+    assert record["artifact_uri"].endswith("/+models/sk1/model.skops")
     assert len(record["artifact_sha256"]) == 64
     scorer = loader.load(reg, "sk1")
     frame = pd_frame([[12.0, None, 110.0]])
@@ -194,3 +196,104 @@ def pd_frame(rows: list[list[float | None]]) -> Any:
     import pandas as pd
 
     return pd.DataFrame(rows, columns=["f1", "f2", "f3"], dtype="float64")
+
+
+def files_under(folder: Path) -> set[Path]:
+    return {p for p in folder.rglob("*") if p.is_file()}
+
+
+BAD_NAMES = ["../escape", "../../../x", "x/../sk1", "sk1/", "", ".hidden", "-v", "sk 1", "v" * 65, "v\n"]
+
+
+@pytest.mark.parametrize("name", [*BAD_NAMES, "ABSOLUTE"])
+def test_a_bad_version_name_is_refused_before_anything_is_written(
+    reg: psycopg.Connection[Any], tmp_path: Path, name: str
+) -> None:
+    """``../escape``, an absolute path and ``x/../sk1`` wrote model.skops outside <root>/models/ (or
+    over a registered artifact) before the database refused the row; now nothing is written."""
+    root, source = tmp_path / "root", sklearn_file(tmp_path)
+    registry.register_sklearn(  # a registered artifact under the same root, which must stay intact
+        reg, "sk1", artifact_path=str(source), stats=STATS, storage_root=root.as_uri(), actor="t"
+    )
+    skops.io.dump(LinearRegression().fit([[0, 0, 1], [1, 1, 0]], [0, 1]), source)  # another estimator
+    stored = registry.show(reg, "sk1")
+    name = str(tmp_path / "abs") if name == "ABSOLUTE" else name
+    before = {p: p.read_bytes() for p in files_under(tmp_path)}
+    with pytest.raises(registry.RegistryError, match=r"^model version .* is not a valid name: use 1 to 64"):
+        registry.register_sklearn(
+            reg, name, artifact_path=str(source), stats=STATS, storage_root=root.as_uri(), actor="t"
+        )
+    with pytest.raises(registry.RegistryError, match="is not a valid name"):
+        register(reg, name)
+    assert {p: p.read_bytes() for p in files_under(tmp_path)} == before
+    assert [v["model_version"] for v in registry.list_versions(reg)] == ["baseline_v1", "sk1"]
+    assert registry.verify(reg, "sk1").artifact_sha256 == stored["artifact_sha256"]
+    assert [e["event"] for e in registry.events(reg)] == ["register", "promote", "register"]
+
+
+def test_artifacts_live_where_no_run_folder_can_be(reg: psycopg.Connection[Any], tmp_path: Path) -> None:
+    """Run folders are <root>/<dag_id>/<interval>/; the artifacts' folder is a name no dag_id can take."""
+    from airflow.sdk.definitions._internal.node import KEY_REGEX
+
+    register_sklearn(reg, "sk1", tmp_path)
+    uri = registry.show(reg, "sk1")["artifact_uri"]
+    relative = PurePosixPath(uri.removeprefix(tmp_path.as_uri() + "/"))
+    assert relative.parts[1:] == ("sk1", "model.skops")
+    assert KEY_REGEX.match(relative.parts[0]) is None  # Airflow refuses it as a dag_id
+    assert Path(uri.removeprefix("file://")).is_file()
+
+
+def test_an_artifact_registered_under_the_old_location_still_loads(
+    reg: psycopg.Connection[Any], tmp_path: Path
+) -> None:
+    """Versions registered before the artifacts moved keep their stored path (model_versions.artifact_uri)."""
+    source = sklearn_file(tmp_path)
+    old = tmp_path / "models" / "sk_old" / "model.skops"
+    old.parent.mkdir(parents=True)
+    old.write_bytes(source.read_bytes())
+    sha256 = hashlib.sha256(old.read_bytes()).hexdigest()
+    reg.execute(
+        "INSERT INTO model_versions (model_version, kind, params, feature_stats, artifact_uri, "
+        "artifact_sha256) VALUES ('sk_old', 'sklearn', %s, %s, %s, %s)",
+        (Jsonb({"features": ["f1", "f2", "f3"]}), Jsonb(stats_json(STATS)), old.as_uri(), sha256),
+    )
+    assert registry.verify(reg, "sk_old").artifact_uri == old.as_uri()
+    assert loader.load(reg, "sk_old").predict(pd_frame([[12.0, 0.0, 110.0]]), use_stored_z=False) == (
+        pytest.approx([12.0 * 0.1 + 110.0 * 0.03], rel=1e-9)
+    )
+
+
+@pytest.mark.parametrize(
+    "statement",
+    [
+        "TRUNCATE model_events",
+        "TRUNCATE model_events CASCADE",
+        "TRUNCATE model_versions, model_aliases, model_events",
+        "TRUNCATE model_versions CASCADE",
+        "TRUNCATE model_aliases, model_versions, model_events RESTART IDENTITY CASCADE",
+    ],
+)
+def test_truncate_cannot_empty_the_registry_or_its_audit_trail(
+    reg: psycopg.Connection[Any], statement: str
+) -> None:
+    """Row-level triggers do not fire on TRUNCATE: it emptied model_events, and with CASCADE every
+    version and alias. Statement-level triggers refuse it, even for the tables' owner."""
+    register(reg, "v2")
+    registry.shadow(reg, "v2", "alice")
+    before = (registry.list_versions(reg), registry.aliases(reg), registry.events(reg))
+    with pytest.raises(psycopg.errors.RaiseException, match="cannot be truncated"):
+        reg.execute(statement)
+    assert (registry.list_versions(reg), registry.aliases(reg), registry.events(reg)) == before
+
+
+def test_a_rollback_to_the_challenger_stops_it_shadowing(reg: psycopg.Connection[Any]) -> None:
+    """The champion and the challenger are never the same version, after a rollback too."""
+    register(reg, "v2")
+    registry.promote(reg, "v2", "bob")
+    registry.shadow(reg, "baseline_v1", "alice")
+    assert registry.rollback(reg, "carol") == ("v2", "baseline_v1")
+    assert registry.aliases(reg) == {"champion": "baseline_v1"}
+    assert [(e["event"], e["model_version"], e["previous_version"]) for e in registry.events(reg)][-2:] == [
+        ("rollback", "baseline_v1", "v2"),
+        ("unshadow", None, "baseline_v1"),
+    ]

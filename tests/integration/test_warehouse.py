@@ -101,16 +101,24 @@ def test_predictions_of_another_version_are_never_touched(conn: psycopg.Connecti
     )
     conn.commit()
     writes.upsert_predictions(conn, frame[["event_id", "ts_utc"]].assign(y_hat=1.0), "other_v", "r/1")
-    before = table_digest(conn, "predictions", "event_id, model_version")
-    result = writes.upsert_predictions(
-        conn, frame[["event_id", "ts_utc"]].assign(y_hat=2.0), "baseline_v1", "r/2"
+    # other_v's rows, every column (predicted_at_utc and written_by_run too), before and after
+    other_rows = (
+        "SELECT count(*), md5(string_agg(t::text, '|' ORDER BY event_id)) FROM predictions AS t "
+        "WHERE model_version = 'other_v'"
     )
-    assert result.inserted == 20
-    other = conn.execute(
-        "SELECT count(*), min(y_hat), max(y_hat) FROM predictions WHERE model_version = 'other_v'"
+    before = conn.execute(other_rows).fetchone()
+    mine = (
+        "SELECT count(*), min(y_hat), max(y_hat), min(written_by_run), max(written_by_run) "
+        "FROM predictions WHERE model_version = 'baseline_v1'"
     )
-    assert other.fetchone() == (20, 1.0, 1.0)
-    assert table_digest(conn, "predictions", "event_id, model_version") != before
+    for y_hat, run, counts in ((2.0, "r/2", (20, 0)), (3.0, "r/3", (0, 20))):  # insert, then merge
+        result = writes.upsert_predictions(
+            conn, frame[["event_id", "ts_utc"]].assign(y_hat=y_hat), "baseline_v1", run
+        )
+        assert (result.inserted, result.updated) == counts
+        assert conn.execute(mine).fetchone() == (20, y_hat, y_hat, run, run)
+        assert conn.execute(other_rows).fetchone() == before
+    assert before is not None and before[0] == 20
 
 
 def test_a_failed_load_leaves_nothing_half_written(conn: psycopg.Connection[Any]) -> None:

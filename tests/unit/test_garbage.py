@@ -19,6 +19,7 @@ from typing import Any
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -99,13 +100,26 @@ def check(records: pd.DataFrame) -> contract.Checked:
 
 
 def gate(counts: contract.Counts) -> None:
+    """The gate fails a run exactly when more than 5 % of its records were rejected, saying why."""
     audit = quality.Audit(source="landing", counts=counts, max_rejected_share=0.05)
     quality.check_balanced(audit, INTERVAL)
-    try:
+    if counts.extracted and counts.rejected / counts.extracted > 0.05:
+        with pytest.raises(quality.QualityGateError, match="top reasons"):
+            quality.enforce(audit, INTERVAL)
+    else:
         quality.enforce(audit, INTERVAL)
-    except quality.QualityGateError as exc:
-        assert counts.rejected / counts.extracted > 0.05
-        assert "top reasons" in str(exc)
+
+
+def test_the_gate_fires_on_an_unreadable_file_and_passes_a_clean_one() -> None:
+    """Both branches of :func:`gate` above are taken, whatever hypothesis generates."""
+    unreadable = contract.apply(landing.read_file(f"{KEY}/x.bin", b"\x00"), RULES).counts
+    assert (unreadable.extracted, unreadable.rejected) == (1, 1)
+    with pytest.raises(quality.QualityGateError, match="1 of 1 records"):
+        quality.enforce(quality.Audit("landing", unreadable, 0.05), INTERVAL)
+    line = json.dumps({"event_id": "e1", "ts_utc": "2026-11-25T18:01:00+00:00", "f1": 1, "f2": 2, "f3": 3})
+    clean = contract.apply(landing.read_file(f"{KEY}/x.jsonl", line.encode()), RULES).counts
+    assert (clean.extracted, clean.rejected) == (1, 0)
+    quality.enforce(quality.Audit("landing", clean, 0.05), INTERVAL)
 
 
 @GARBAGE

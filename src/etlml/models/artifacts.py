@@ -10,6 +10,13 @@ import zipfile
 from typing import Any
 
 from etlml.errors import ModelError
+from etlml.models.spec import check_version_name
+
+ARTIFACTS_FOLDER = "+models"
+"""The folder under the storage root that holds ``<version>/model.skops``. Every run folder is under
+``<root>/<dag_id>/`` and a dag_id is letters, digits, ``.``, ``_`` and ``-`` only, so no DAG can
+write where an artifact lives. (Versions registered before 2026-11 keep ``<root>/models/``:
+their stored ``artifact_uri`` says where.)"""
 
 
 class UntrustedArtifactError(ModelError):
@@ -40,15 +47,17 @@ def _estimator_from(data: bytes, source: str) -> Any:
 
 
 def store(source_path: str, storage_root: str, version: str) -> tuple[str, str]:
-    """Check the skops file at ``source_path``, copy it to ``<root>/models/<version>/model.skops``.
+    """Check the skops file at ``source_path``, copy it to ``<root>/+models/<version>/model.skops``.
 
-    Returns the stored URI and its sha256. Refuses anything skops cannot load safely.
+    Returns the stored URI and its sha256. Refuses anything skops cannot load safely, and a version
+    name that is not one path segment (:func:`etlml.models.spec.check_version_name`).
     """
     from airflow.sdk import ObjectStoragePath
 
+    check_version_name(version)
     data = ObjectStoragePath(source_path).read_bytes()
     _estimator_from(data, source_path)
-    target = ObjectStoragePath(storage_root) / "models" / version / "model.skops"
+    target = ObjectStoragePath(storage_root) / ARTIFACTS_FOLDER / version / "model.skops"
     target.parent.mkdir(parents=True, exist_ok=True)
     handle: Any = target  # ObjectStoragePath.open is untyped
     with handle.open("wb") as fh:

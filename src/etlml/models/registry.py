@@ -107,6 +107,13 @@ def _insert_version(cur: psycopg.Cursor[Any], actor: str, **row: Any) -> None:
     )
 
 
+def _valid_name(version: str) -> str:
+    try:
+        return spec.check_version_name(version)
+    except ModelError as exc:
+        raise RegistryError(str(exc)) from None
+
+
 def register_linear(
     conn: psycopg.Connection[Any],
     version: str,
@@ -118,6 +125,7 @@ def register_linear(
     description: str = "",
 ) -> None:
     """Register a linear version (validated exactly as the pipeline will load it)."""
+    _valid_name(version)
     params = {"coef": {f: coef[f] for f in FEATURES}, "intercept": intercept}
     spec.parse(version, "linear", params, stats_json(stats))
     with conn.transaction(), conn.cursor() as cur:
@@ -145,7 +153,11 @@ def register_sklearn(
     actor: str,
     description: str = "",
 ) -> None:
-    """Register a skops-saved estimator: checked, copied under the storage root, sha256 recorded."""
+    """Register a skops-saved estimator: checked, copied under the storage root, sha256 recorded.
+
+    The name is checked before anything is read or written: it becomes a folder of the artifact store.
+    """
+    _valid_name(version)
     with conn.transaction(), conn.cursor() as cur:
         cur.execute(query("lock_model_aliases"))
         # checked before the file is written: a stored artifact is never overwritten
@@ -211,12 +223,17 @@ def promote(conn: psycopg.Connection[Any], version: str, actor: str) -> str | No
             raise RegistryError(f"{version!r} is already the champion")
         cur.execute(query("set_model_alias"), {"alias": "champion", "model_version": version})
         _event(cur, "promote", version=version, previous=previous, actor=actor)
-        if current.get("challenger") == version:
-            cur.execute(query("clear_model_alias"), {"alias": "challenger"})
-            _event(
-                cur, "unshadow", version=None, previous=version, actor=actor, details={"reason": "promoted"}
-            )
+        _stop_shadowing_champion(cur, current, version, actor, "promoted")
     return previous
+
+
+def _stop_shadowing_champion(
+    cur: psycopg.Cursor[Any], current: Mapping[str, str], champion: str, actor: str, reason: str
+) -> None:
+    """A version that becomes champion stops being the challenger: the two are never the same."""
+    if current.get("challenger") == champion:
+        cur.execute(query("clear_model_alias"), {"alias": "challenger"})
+        _event(cur, "unshadow", version=None, previous=champion, actor=actor, details={"reason": reason})
 
 
 def shadow(conn: psycopg.Connection[Any], version: str | None, actor: str) -> str | None:
@@ -260,8 +277,10 @@ def rollback(conn: psycopg.Connection[Any], actor: str) -> tuple[str, str]:
             raise RegistryError("there is no previous champion to roll back to")
         demoted, restored = history[-1], history[-2]
         verify(conn, restored)
+        current = aliases(conn)
         cur.execute(query("set_model_alias"), {"alias": "champion", "model_version": restored})
         _event(cur, "rollback", version=restored, previous=demoted, actor=actor)
+        _stop_shadowing_champion(cur, current, restored, actor, "rolled back to")
     return demoted, restored
 
 

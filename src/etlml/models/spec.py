@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -16,6 +17,22 @@ from etlml.features.stats import FeatureStats, parse_stats
 
 Kind = Literal["linear", "sklearn"]
 KINDS: tuple[Kind, ...] = ("linear", "sklearn")
+
+VERSION_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
+"""A version's name (the ``model_versions`` CHECK says the same): one path segment, never ``..``."""
+
+
+def check_version_name(version: str) -> str:
+    """Return ``version`` if it is a valid name, else raise :class:`ModelError` saying what is allowed.
+
+    Checked before anything is written: the name becomes a folder of the artifact store.
+    """
+    if not VERSION_NAME.fullmatch(version):
+        raise ModelError(
+            f"model version {version!r} is not a valid name: use 1 to 64 letters, digits, '.', '_' or '-', "
+            "starting with a letter or digit (e.g. v2 or sk-2026.11)"
+        )
+    return version
 
 
 @dataclass(frozen=True)

@@ -43,6 +43,11 @@ def rescore(run_ref: str, version: str, start: datetime, end: datetime, chunk_si
     intervals waits for it (and a rescore for a load): no prediction of replaced features, no
     orphan. Features are normalized with the version's own statistics.
     """
+    if start.tzinfo is None or end.tzinfo is None:
+        raise SettingsError(
+            f"20_rescore params 'from' and 'to' need a UTC offset, got {start.isoformat()!r} and "
+            f"{end.isoformat()!r}; e.g. 2026-11-25T00:00:00+00:00"
+        )
     if not start < end:
         raise SettingsError(
             f"empty rescore window {start.isoformat()} .. {end.isoformat()}: 'from' must be < 'to'"

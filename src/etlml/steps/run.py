@@ -71,15 +71,21 @@ class RunContext:
         )
 
     @classmethod
+    @fail_fast
     def from_airflow(cls, context: Mapping[str, Any]) -> RunContext:
-        """Build from an Airflow task context (``get_current_context()``)."""
+        """Build from an Airflow task context (``get_current_context()``). A run without a usable data
+        interval fails at once: a retry has the same (missing) interval."""
         start, end = context.get("data_interval_start"), context.get("data_interval_end")
         if start is None or end is None:
-            raise ValueError(
+            raise SettingsError(
                 "this run has no data interval; schedule the DAG with CronDataIntervalTimetable "
                 "or trigger it with a logical date"
             )
-        return cls(dag_id=context["dag"].dag_id, run_id=str(context["run_id"]), interval=Interval(start, end))
+        try:
+            interval = Interval(start, end)
+        except ValueError as exc:
+            raise SettingsError(str(exc)) from None
+        return cls(dag_id=context["dag"].dag_id, run_id=str(context["run_id"]), interval=interval)
 
 
 def simulated_events(params: Mapping[str, Any]) -> int:

@@ -44,8 +44,8 @@ def available() -> list[Migration]:
             found.append(Migration(int(match[1]), match[2], entry.read_text(encoding="utf-8")))
     found.sort(key=lambda m: m.version)
     versions = [m.version for m in found]
-    if versions != list(range(1, len(found) + 1)):
-        raise MigrationError(f"migration numbers must run 1..n without gaps, found {versions}")
+    if len(set(versions)) != len(versions) or (versions and versions[0] < 1):
+        raise MigrationError(f"migration numbers must be distinct and start from 1, found {versions}")
     return found
 
 
@@ -61,7 +61,16 @@ def applied(conn: psycopg.Connection[tuple[object, ...]]) -> dict[int, str]:
 
 
 def _check_history(done: dict[int, str], shipped: list[Migration]) -> None:
+    """Refuse a recorded migration this code lacks or changed, and a shipped one numbered below one
+    already applied (numbers may skip, e.g. while two branches each add one, but never go back)."""
     by_version = {m.version: m for m in shipped}
+    late = [m for m in shipped if m.version not in done and done and m.version < max(done)]
+    if late:
+        raise MigrationError(
+            f"migration {late[0].version:04d}_{late[0].name} is not applied but the later migration "
+            f"{max(done):04d} is: it would run out of order; migrate a copy of the database restored "
+            "from before that migration, or a new one"
+        )
     for version, checksum in sorted(done.items()):
         mig = by_version.get(version)
         if mig is None:
@@ -80,22 +89,30 @@ def migrate(conn: psycopg.Connection[tuple[object, ...]]) -> list[Migration]:
     """Apply every pending migration, each in its own transaction; return those applied."""
     shipped = available()
     newly: list[Migration] = []
-    with conn.transaction(), conn.cursor() as cur:
-        cur.execute("SELECT pg_advisory_xact_lock(%s)", (_LOCK_KEY,))
-        cur.execute(query("create_schema_migrations"))
-    for mig in shipped:
+    try:
         with conn.transaction(), conn.cursor() as cur:
             cur.execute("SELECT pg_advisory_xact_lock(%s)", (_LOCK_KEY,))
-            done = applied(conn)
-            _check_history(done, shipped)
-            if mig.version in done:
-                continue
-            cur.execute(mig.sql.encode())
-            cur.execute(
-                "INSERT INTO schema_migrations (version, name, checksum) VALUES (%s, %s, %s)",
-                (mig.version, mig.name, mig.checksum),
-            )
-            newly.append(mig)
+            if not applied(conn):  # a role that may only read and write (the pipeline's) creates nothing
+                cur.execute(query("create_schema_migrations"))
+        for mig in shipped:
+            with conn.transaction(), conn.cursor() as cur:
+                cur.execute("SELECT pg_advisory_xact_lock(%s)", (_LOCK_KEY,))
+                done = applied(conn)
+                _check_history(done, shipped)
+                if mig.version in done:
+                    continue
+                cur.execute(mig.sql.encode())
+                cur.execute(
+                    "INSERT INTO schema_migrations (version, name, checksum) VALUES (%s, %s, %s)",
+                    (mig.version, mig.name, mig.checksum),
+                )
+                newly.append(mig)
+    except psycopg.errors.InsufficientPrivilege as exc:
+        raise MigrationError(
+            f"the warehouse role {conn.info.user!r} may not change the schema ({exc.diag.message_primary}); "
+            "migrations run as the warehouse's owner: `docker compose up airflow-init` in Docker Compose, "
+            "else `etlml db migrate` with the owner's AIRFLOW_CONN_WAREHOUSE"
+        ) from exc
     return newly
 
 
