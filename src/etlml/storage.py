@@ -108,8 +108,8 @@ def run_folders(root: str) -> Iterator[RunFolder]:
     top = ObjectStoragePath(root)
     if not top.exists():
         return
-    for dag_folder in _folders(top):
-        for interval_folder in _folders(dag_folder):
+    for dag_folder in _dag_folders(top):
+        for interval_folder in _interval_folders(dag_folder):
             if any(_files(interval_folder, recursive=False)):
                 yield _described(interval_folder, dag_folder.name, None)
                 continue
@@ -117,6 +117,22 @@ def run_folders(root: str) -> Iterator[RunFolder]:
                 marker: Any = folder / RUN_MARKER
                 named = json.loads(marker.read_text()) if marker.exists() else {}
                 yield _described(folder, named.get("dag_id", dag_folder.name), named.get("run_id"))
+
+
+_DAG_ID = re.compile(r"^[A-Za-z0-9_.-]+$")
+_INTERVAL_KEY = re.compile(r"^\d{8}T\d{6}Z_\d{8}T\d{6}Z$")
+
+
+def _dag_folders(root: Any) -> list[Any]:
+    """The folders under the storage root named like a DAG id: not the model artifacts' folder
+    (``+models``, a name no DAG id can take)."""
+    return [folder for folder in _folders(root) if _DAG_ID.match(folder.name)]
+
+
+def _interval_folders(dag_folder: Any) -> list[Any]:
+    """The folders of a DAG folder named like an interval key (``Interval.key``): nothing else, such
+    as the model artifacts kept under ``models/<version>/`` by earlier releases, is a run folder."""
+    return [folder for folder in _folders(dag_folder) if _INTERVAL_KEY.match(folder.name)]
 
 
 def _folders(path: Any) -> list[Any]:
@@ -157,8 +173,8 @@ def remove_empty_folders(root: str) -> None:
     top = ObjectStoragePath(root)
     if not top.exists():
         return
-    for dag_folder in _folders(top):
-        for interval_folder in _folders(dag_folder):
+    for dag_folder in _dag_folders(top):
+        for interval_folder in _interval_folders(dag_folder):
             if not any(interval_folder.iterdir()):
                 interval_folder.rmdir()
         if not any(dag_folder.iterdir()):

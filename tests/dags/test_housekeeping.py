@@ -70,6 +70,12 @@ def test_housekeeping_deletes_only_old_folders_of_finished_runs(
     flat = root / PIPELINE / "20261101T001000Z_20261101T002000Z"
     flat.mkdir(parents=True)
     (flat / "events.parquet").write_bytes(b"x" * 1000)
+    artifact = root / "+models" / "sk1" / "model.skops"  # where the registry keeps sklearn artifacts
+    earlier = root / "models" / "sk0" / "model.skops"  # and where earlier releases kept them
+    for path in (artifact, earlier):
+        path.parent.mkdir(parents=True)
+        path.write_bytes(b"a registered model, never swept")
+        age(path.parent, 90)
     age(gone, 9)
     age(flat, 9)
     expected_bytes = sum(
@@ -84,6 +90,7 @@ def test_housekeeping_deletes_only_old_folders_of_finished_runs(
         run.run_id.replace(":", "_").replace("+", "_") for run in (running, failed, young)
     }
     assert not gone.exists() and not flat.exists()
+    assert artifact.read_bytes() == earlier.read_bytes() == b"a registered model, never swept"
     summary = [r.getMessage() for r in caplog.records if "storage sweep" in r.getMessage()]
     assert summary == [
         f"storage sweep with a retention of 7 days, 0:00:00: deleted 3 run folders ({expected_bytes} bytes), "
