@@ -20,6 +20,7 @@ WAREHOUSE_CONN_ID = "warehouse"
 SOURCES = ("simulator", "landing")
 DEFAULT_MAX_FUTURE_SKEW_SECONDS = 300.0
 DEFAULT_MAX_REJECTED_SHARE = 0.05
+DEFAULT_MAX_FILE_BYTES = 1024**3
 
 
 @dataclass(frozen=True)
@@ -37,6 +38,8 @@ class Settings:
     ``max_future_skew``: how far after the moment ``extract`` runs (and the interval's end) an event's
     timestamp may lie before it is rejected as in the future rather than outside the interval.
     ``max_rejected_share``: the quality gate; a run that rejects a larger share of its records fails.
+    ``max_file_bytes``: the largest landing file read, in bytes as stored and, for gzip, decompressed;
+    a larger one is quarantined as ``file_too_large``.
     """
 
     storage_root: str
@@ -46,6 +49,7 @@ class Settings:
     landing_root: str = ""
     max_future_skew: timedelta = timedelta(seconds=DEFAULT_MAX_FUTURE_SKEW_SECONDS)
     max_rejected_share: float = DEFAULT_MAX_REJECTED_SHARE
+    max_file_bytes: int = DEFAULT_MAX_FILE_BYTES
 
 
 def _default_storage_root() -> str:
@@ -86,6 +90,15 @@ def _integer(name: str, default: int) -> int:
         raise SettingsError(f"{name} must be an integer, got {text!r}") from None
 
 
+def _byte_count(name: str, default: int) -> int:
+    text = os.environ.get(name) or str(default)
+    if not (text.isascii() and text.isdigit()) or int(text) < 1:
+        raise SettingsError(
+            f"{name} must be a whole number of bytes, at least 1 (e.g. 1073741824 for 1 GiB), got {text!r}"
+        )
+    return int(text)
+
+
 def load() -> Settings:
     """Read the environment; called at run time, never at DAG parse time."""
     return Settings(
@@ -98,6 +111,7 @@ def load() -> Settings:
             seconds=_number("ETLML_MAX_FUTURE_SKEW_SECONDS", DEFAULT_MAX_FUTURE_SKEW_SECONDS, 0, 10**9)
         ),
         max_rejected_share=_number("ETLML_MAX_REJECTED_SHARE", DEFAULT_MAX_REJECTED_SHARE, 0, 1),
+        max_file_bytes=_byte_count("ETLML_MAX_FILE_BYTES", DEFAULT_MAX_FILE_BYTES),
     )
 
 
