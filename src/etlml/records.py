@@ -82,9 +82,12 @@ EVENT = Layout((_text("event_id"), _timestamp("ts_utc"), *map(_float, FEATURES))
 PROVENANCE = Layout((_text("source_file"), Column("row_number", np.int64, "int8")))
 """Where a record came from: its file (relative to the landing root) and row, unique per record."""
 
+RAW = Layout((Column("raw", object, "bytea", "large_binary"),))
+"""A record's bytes as found (``None`` where a source has none, as the simulator)."""
+
 RECORD = PROVENANCE + Layout(
     (
-        Column("raw", object, "bytea", "large_binary"),
+        *RAW.columns,
         *(Column(name, "string") for name in EVENT.names),
         Column("problem", "string"),
         Column("problem_detail", "string"),
@@ -103,7 +106,7 @@ REJECTED = Layout(
         _text("event_id"),
         _text("reason"),
         _text("message"),
-        Column("raw", object, "bytea", "large_binary"),
+        *RAW.columns,
     )
 )
 """A quarantined record (``rejected_events``): provenance, the id when it was well-formed, the first

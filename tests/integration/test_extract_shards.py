@@ -90,3 +90,14 @@ def test_streamed_and_whole_extracts_agree(conn: psycopg.Connection[Any]) -> Non
         streamed_rejected[key].sort_values("row_number", ignore_index=True),
     )
     assert whole.plan.counts == streamed.plan.counts
+
+
+def test_duplicates_resolved_in_their_shard_keep_their_raw_bytes(conn: psycopg.Connection[Any]) -> None:
+    raw = [[f"line {n} of a.jsonl".encode() for n in c["row_number"]] for c in chunks()]
+    with_raw = [c.assign(raw=r) for c, r in zip(chunks(), raw, strict=True)]
+    extracted = extract(RUN, source=ChunkedSource(with_raw), shard_size=5)
+    rejected = storage.read_frame(extracted.plan.rejected).sort_values("row_number")
+    assert rejected["raw"].tolist() == [b"line 3 of a.jsonl", b"line 6 of a.jsonl", b"line 8 of a.jsonl"]
+    whole = extract(RUN, source=OneFrameSource(with_raw), shard_size=100)
+    assert storage.read_frame(whole.plan.rejected)["raw"].tolist() == rejected["raw"].tolist()
+
