@@ -32,7 +32,10 @@ MAX_EVENT_ID_LENGTH = 128
 REASONS: dict[str, str] = {
     "unparseable_file": "the whole file cannot be read (bad gzip or Parquet data, undecodable CSV header, "
     "CSV header without event_id and ts_utc); one record with row_number 0 and the file's bytes",
-    "unsupported_file": "the file's extension is not .jsonl, .csv, .parquet, .jsonl.gz or .csv.gz",
+    "unsupported_file": "the file's extension is not .jsonl, .csv, .parquet, .jsonl.gz or .csv.gz, or the "
+    "file is a symbolic link (never followed: the record holds nothing of its target)",
+    "file_too_large": "the file is larger than the size limit (ETLML_MAX_FILE_BYTES) as stored or, "
+    "gzip-compressed, decompressed; one record with row_number 0 and the file's first bytes",
     "invalid_encoding": "the record is not valid UTF-8 (or a JSON string escapes a lone surrogate)",
     "malformed_record": "a JSON line that is not a JSON object, or a CSV row whose field count differs "
     "from the header's",
@@ -51,6 +54,7 @@ READER_REASONS = frozenset(
     {
         "unparseable_file",
         "unsupported_file",
+        "file_too_large",
         "invalid_encoding",
         "malformed_record",
         "invalid_event_id",
