@@ -42,7 +42,6 @@ log = logging.getLogger(__name__)
 EVENTS = records.EVENT + records.PROVENANCE + records.RAW
 """The shard files: events with their provenance and raw bytes (resolving duplicates needs them;
 ``transform`` reads the event columns only)."""
-_KEYS = ["event_id", "source_file", "row_number"]
 Tally = list[tuple[contract.Counts, Counter[str]]]
 
 
@@ -137,9 +136,9 @@ def _resolve_duplicates(ref: FileRef, rejected: FrameWriter, tally: Tally) -> Fi
     """Quarantine the events of a shard that a later delivery of their id supersedes (every record
     of an id is in one shard), and rewrite the shard without them. Memory holds the shard's ids,
     files and row numbers, and one row group: the shard is read and rewritten row group by row group."""
-    keys = read_table(ref, columns=_KEYS)
-    if not contract.has_duplicates(keys["event_id"]):
+    if not contract.has_duplicates(read_table(ref, columns=["event_id"])["event_id"]):
         return ref
+    keys = read_table(ref, columns=["event_id", "source_file", "row_number"])
     found = contract.superseded(keys["event_id"], keys["source_file"], keys["row_number"])
     del keys
     path = at(ref.path)
