@@ -395,3 +395,13 @@ def test_the_source_streams_a_partition_in_chunks_of_records(tmp_path: Path) -> 
     )  # files in name order, rows in file order
     # the count comes before the records are read: the lines of each file, an upper bound
     assert expected.extracted <= reading.total <= expected.extracted + 10
+
+
+def test_a_file_swapped_for_a_link_after_listing_is_not_followed(tmp_path: Path) -> None:
+    target = tmp_path / "credentials"
+    target.write_bytes(b"secret")
+    listed = tmp_path / "a.jsonl"
+    listed.symlink_to(target)  # what was a regular file when listed
+    entry = landing.LandingFile(f"{KEY}/a.jsonl", 6, local=str(listed))
+    with pytest.raises(landing.LandingFileChangedError, match="a symbolic link is never followed"):
+        list(landing.file_records(entry, 1000, 10))

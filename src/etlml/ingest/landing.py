@@ -93,7 +93,10 @@ class LandingFile:
         try:  # O_NONBLOCK: a FIFO put in the file's place does not block the open
             fd = os.open(self.local, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
         except OSError as exc:
-            raise LandingFileChangedError(f"{self.source_file} cannot be opened any more: {exc}") from exc
+            raise LandingFileChangedError(
+                f"{self.source_file} cannot be opened ({exc}): it was replaced since the folder was listed "
+                "(a symbolic link is never followed), or its permissions deny reading"
+            ) from exc
         if not stat.S_ISREG(os.fstat(fd).st_mode):
             os.close(fd)
             raise LandingFileChangedError(f"{self.source_file} is no longer a regular file")
