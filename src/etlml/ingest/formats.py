@@ -28,6 +28,9 @@ Row = tuple[Any, ...]
 _BOM = b"\xef\xbb\xbf"
 _CSV_FIELD_LIMIT = 2**31 - 1  # the csv module's default of 128 KiB would reject a huge field unread
 PARQUET_BATCH_ROWS = 10_000
+_FIELDS = EVENT.names  # a property that builds its tuple: read once, not per record
+_KNOWN = frozenset(_FIELDS)
+_NO_FIELDS = (None,) * len(_FIELDS)
 _PARQUET_ERRORS = (pa.ArrowException, OSError, ValueError, TypeError, NotImplementedError, OverflowError)
 
 
@@ -36,15 +39,17 @@ class UnreadableFileError(ValueError):
 
 
 def _problem(number: int, raw: bytes, problem: str, detail: str) -> Row:
-    return (number, raw, *([None] * len(EVENT.names)), problem, detail, None)
+    return (number, raw, *_NO_FIELDS, problem, detail, None)
 
 
 def _extras(names: Any) -> str | None:
-    unknown = sorted(str(n) for n in names if n not in EVENT.names)
+    unknown = sorted(str(n) for n in names if n not in _KNOWN)
     return json.dumps(unknown) if unknown else None  # ASCII-escaped: safe for any field name
 
 
 def _encodable(text: str) -> bool:
+    if text.isascii():  # the common case, and much faster to tell
+        return True
     try:
         text.encode("utf-8")
     except UnicodeEncodeError:
@@ -71,8 +76,8 @@ def _from_mapping(number: int, raw: bytes, record: Mapping[Any, Any]) -> Row:
     if event_id is not None and not isinstance(event_id, str):
         detail = f"event_id must be a string, not {type(event_id).__name__}: {excerpt(event_id)}"
         return _problem(number, raw, "invalid_event_id", detail)
-    values = [_text(record.get(name)) for name in EVENT.names]
-    broken = [n for n, v in zip(EVENT.names, values, strict=True) if v is not None and not _encodable(v)]
+    values = [_text(record.get(name)) for name in _FIELDS]
+    broken = [n for n, v in zip(_FIELDS, values, strict=True) if v is not None and not _encodable(v)]
     if broken:
         return _problem(
             number, raw, "invalid_encoding", f"{', '.join(broken)}: escaped lone UTF-16 surrogate"
@@ -88,6 +93,9 @@ def _json_int(text: str) -> int | float:
         return float(text)
 
 
+_JSON = json.JSONDecoder(parse_int=_json_int)
+
+
 def jsonl(content: IO[bytes]) -> Iterator[Row]:
     """One record per non-blank line; ``row_number`` is the line number (from 1)."""
     for number, text in enumerate(content, start=1):
@@ -98,7 +106,7 @@ def jsonl(content: IO[bytes]) -> Iterator[Row]:
 
 def _json_line(number: int, line: bytes) -> Row:
     try:
-        value = json.loads(line.decode("utf-8"), parse_int=_json_int)
+        value = _JSON.decode(line.decode("utf-8"))
     except UnicodeDecodeError as exc:
         return _problem(number, line, "invalid_encoding", f"not valid UTF-8 at byte {exc.start}")
     except (ValueError, RecursionError) as exc:
@@ -161,7 +169,7 @@ def _csv_row(number: int, record: str, fields: list[str], header: list[str], ext
             number, raw, "malformed_record", f"{len(fields)} fields where the header has {len(header)}"
         )
     named = dict(zip(header, fields, strict=True))
-    return (number, raw, *(named.get(c) for c in EVENT.names), None, None, extras)
+    return (number, raw, *(named.get(c) for c in _FIELDS), None, None, extras)
 
 
 def _csv_header(reader: Any, lines: _Lines) -> list[str] | None:
