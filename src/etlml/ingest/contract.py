@@ -31,11 +31,11 @@ MAX_EVENT_ID_LENGTH = 128
 # Reason codes in the order the rules are checked: a record is rejected with the first one it fails.
 REASONS: dict[str, str] = {
     "unparseable_file": "the whole file cannot be read (bad gzip or Parquet data, undecodable CSV header, "
-    "CSV header without event_id and ts_utc); one record with row_number 0 and the file's bytes",
+    "CSV header without event_id and ts_utc); one record with row_number 0 and the file's first 64 KiB",
     "unsupported_file": "the file's extension is not .jsonl, .csv, .parquet, .jsonl.gz or .csv.gz, or the "
     "file is a symbolic link (never followed: the record holds nothing of its target)",
     "file_too_large": "the file is larger than the size limit (ETLML_MAX_FILE_BYTES) as stored or, "
-    "gzip-compressed, decompressed; one record with row_number 0 and the file's first bytes",
+    "gzip-compressed, decompressed; one record with row_number 0 and the file's first 64 KiB",
     "invalid_encoding": "the record is not valid UTF-8 (or a JSON string escapes a lone surrogate)",
     "malformed_record": "a JSON line that is not a JSON object, or a CSV row whose field count differs "
     "from the header's",
