@@ -5,6 +5,7 @@ from __future__ import annotations
 import gzip
 import io
 import json
+import os
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -405,3 +406,16 @@ def test_a_file_swapped_for_a_link_after_listing_is_not_followed(tmp_path: Path)
     entry = landing.LandingFile(f"{KEY}/a.jsonl", 6, local=str(listed))
     with pytest.raises(landing.LandingFileChangedError, match="a symbolic link is never followed"):
         list(landing.file_records(entry, 1000, 10))
+
+
+def test_a_file_cut_short_while_it_is_read_fails_the_read_instead_of_loading_half(tmp_path: Path) -> None:
+    lines = [{**GOOD, "event_id": f"e-{i}-{os.urandom(24).hex()}"} for i in range(60_000)]
+    path = tmp_path / "a.jsonl.gz"
+    path.write_bytes(gzip.compress(jsonl(list(lines))))
+    entry = landing.LandingFile(f"{KEY}/a.jsonl.gz", path.stat().st_size, local=str(path))
+    chunks = landing.file_records(entry, 10**9, chunk_records=100)
+    assert len(next(chunks)) == 100  # the first pass found the file whole and readable
+    with path.open("r+b") as fh:
+        fh.truncate(path.stat().st_size // 2)  # the upstream rewrites it meanwhile
+    with pytest.raises(landing.LandingFileChangedError, match="changed while it was read"):
+        list(chunks)
