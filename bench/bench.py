@@ -14,6 +14,10 @@ On one data interval of ``--events`` simulated events, in a throwaway warehouse 
 6. first (unless ``--no-airflow``): a 10,000-event run under a real scheduler
    (bench/airflow_overhead.py), for what Airflow adds per task and the DAG file's parse time.
 
+With ``--landing csv|jsonl`` it runs instead one landing file of ``--events`` records through
+extract, transform and load_processed, each step in a process of its own, and reports each step's
+peak RSS (bench/landing.py); the last line is then ``RESULT landing=... extract_peak_rss_mb=...``.
+
 Ends with one line: ``RESULT events_per_s=... copy_bound_ratio=... naive_speedup=... peak_rss_mb=...``
 and writes a chart (``--chart``) and the figures as JSON (``--json``).
 """
@@ -29,8 +33,9 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from multiprocessing import get_context
@@ -319,22 +324,10 @@ def truncate(dsn: str) -> None:
         conn.execute("VACUUM ANALYZE")
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument("--events", type=int, default=1_000_000)
-    parser.add_argument("--shard-size", type=int, default=None, help="default: the DAG's (1,000,000)")
-    parser.add_argument("--shards", type=int, default=2, help="shards (and workers) of the sharded run")
-    parser.add_argument("--naive-sample", type=int, default=100_000)
-    parser.add_argument("--chart", type=Path, default=HERE / "out" / "throughput.png")
-    parser.add_argument("--json", type=Path, default=HERE / "out" / "bench.json")
-    parser.add_argument("--no-airflow", action="store_true", help="skip the run under a real scheduler")
-    args = parser.parse_args()
-
-    args.json.parent.mkdir(parents=True, exist_ok=True)
-    overhead = None if args.no_airflow else airflow_overhead(args.json.with_name("airflow.json"))
-
+@contextmanager
+def throwaway_warehouse() -> Iterator[tuple[str, dict[str, str], Path]]:
+    """A migrated warehouse database and a work folder, dropped and deleted afterwards: its DSN, the
+    environment the steps run with, and the folder."""
     work = Path(tempfile.mkdtemp(prefix="etlml-bench-"))
     dbname = f"etlml_bench_{uuid.uuid4().hex[:8]}"
     info = psycopg.conninfo.conninfo_to_dict(ADMIN_DSN)
@@ -351,30 +344,81 @@ def main() -> int:
         admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(dbname)))
         try:
             from etlml.steps.init_schema import migrate_schema
-            from etlml.steps.run import DEFAULT_SHARD_SIZE
 
             migrate_schema()
-            shard_size = args.shard_size or DEFAULT_SHARD_SIZE
-            # first calls import and compile what the steps use; in Airflow that is start-up cost
-            # (bench/airflow_overhead.py measures it), here it would blur the steps' own speed
-            pipeline_run("warm-up, another interval", 10_000, shard_size, offset=-1)
-            truncate(dsn)
-            first, extracted, processed, predicted = pipeline_run(
-                "pipeline, first run of the interval", args.events, shard_size
-            )
-            rerun, *_ = pipeline_run(
-                "rerun of the same interval (rows unchanged: merge path)", args.events, shard_size
-            )
-            print("\nCOPY bound: the same rows, encoded beforehand, into empty tables of the same shape")
-            bound = copy_bound(dsn, processed, predicted, work)
-            print(f"  {'both tables':<20}{bound:>8.2f} s {args.events / bound:>12,.0f} events/s")
-            print(f"\nnaive reference on {args.naive_sample:,} of the same events")
-            naive_rate = naive_reference(dsn, extracted, args.naive_sample, work)
-            truncate(dsn)
-            sharded = sharded_run(args.events, args.shards, env, dsn)
+            yield dsn, env, work
         finally:
             admin.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(dbname)))
             shutil.rmtree(work, ignore_errors=True)
+
+
+def landing_main(args: argparse.Namespace) -> int:
+    """``--landing csv|jsonl``: only the landing run, its steps each in a process of their own."""
+    from etlml.steps.run import DEFAULT_SHARD_SIZE
+    from landing import landing_run
+
+    with throwaway_warehouse() as (_, env, work):
+        shard_size = args.shard_size or DEFAULT_SHARD_SIZE
+        figures = landing_run(
+            env, run_context("landing"), args.landing, events=args.events, shard_size=shard_size, work=work
+        )
+    path = args.json.with_name(f"landing-{args.landing}.json")
+    path.write_text(json.dumps(figures, indent=2))
+    peaks = {step: figures[step]["peak_rss_mb"] for step in ("extract", "transform", "load_processed")}
+    print(f"figures: {path}")
+    print(
+        f"RESULT landing={args.landing} records={figures['records']} "
+        f"extract_peak_rss_mb={peaks['extract']} transform_peak_rss_mb={peaks['transform']} "
+        f"load_processed_peak_rss_mb={peaks['load_processed']}"
+    )
+    return 0
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--events", type=int, default=1_000_000)
+    parser.add_argument("--shard-size", type=int, default=None, help="default: the DAG's (1,000,000)")
+    parser.add_argument("--shards", type=int, default=2, help="shards (and workers) of the sharded run")
+    parser.add_argument("--naive-sample", type=int, default=100_000)
+    parser.add_argument("--chart", type=Path, default=HERE / "out" / "throughput.png")
+    parser.add_argument("--json", type=Path, default=HERE / "out" / "bench.json")
+    parser.add_argument("--no-airflow", action="store_true", help="skip the run under a real scheduler")
+    parser.add_argument(
+        "--landing",
+        choices=("csv", "jsonl"),
+        help="instead: one landing file of --events records through extract, transform and "
+        "load_processed, each step in a process of its own, with its peak RSS (bench/landing.py)",
+    )
+    args = parser.parse_args()
+
+    args.json.parent.mkdir(parents=True, exist_ok=True)
+    if args.landing:
+        return landing_main(args)
+    overhead = None if args.no_airflow else airflow_overhead(args.json.with_name("airflow.json"))
+
+    with throwaway_warehouse() as (dsn, env, work):
+        from etlml.steps.run import DEFAULT_SHARD_SIZE
+
+        shard_size = args.shard_size or DEFAULT_SHARD_SIZE
+        # first calls import and compile what the steps use; in Airflow that is start-up cost
+        # (bench/airflow_overhead.py measures it), here it would blur the steps' own speed
+        pipeline_run("warm-up, another interval", 10_000, shard_size, offset=-1)
+        truncate(dsn)
+        first, extracted, processed, predicted = pipeline_run(
+            "pipeline, first run of the interval", args.events, shard_size
+        )
+        rerun, *_ = pipeline_run(
+            "rerun of the same interval (rows unchanged: merge path)", args.events, shard_size
+        )
+        print("\nCOPY bound: the same rows, encoded beforehand, into empty tables of the same shape")
+        bound = copy_bound(dsn, processed, predicted, work)
+        print(f"  {'both tables':<20}{bound:>8.2f} s {args.events / bound:>12,.0f} events/s")
+        print(f"\nnaive reference on {args.naive_sample:,} of the same events")
+        naive_rate = naive_reference(dsn, extracted, args.naive_sample, work)
+        truncate(dsn)
+        sharded = sharded_run(args.events, args.shards, env, dsn)
 
     figures = {
         "events": args.events,

@@ -88,7 +88,7 @@ PROVENANCE = Layout((_text("source_file"), Column("row_number", np.int64, "int8"
 """Where a record came from: its file (relative to the landing root) and row, unique per record."""
 
 RAW = Layout((Column("raw", object, "bytea", "large_binary"),))
-"""A record's bytes as found (``None``: a source that has none, the simulator)."""
+"""A record's bytes as found (``None`` where a source has none, as the simulator)."""
 
 RECORD = PROVENANCE + Layout(
     (

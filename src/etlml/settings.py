@@ -24,6 +24,7 @@ DEFAULT_START_DATE = "2026-01-01T00:00:00Z"
 """Where the pipeline starts when ``ETLML_START_DATE`` is not set: every interval since is run (set it)."""
 DEFAULT_STORAGE_RETENTION_DAYS = 7
 """Days ``90_housekeeping`` keeps a finished run's folder of intermediate files."""
+DEFAULT_MAX_FILE_BYTES = 1024**3
 
 
 @dataclass(frozen=True)
@@ -42,6 +43,8 @@ class Settings:
     timestamp may lie before it is rejected as in the future rather than outside the interval.
     ``max_rejected_share``: the quality gate; a run that rejects a larger share of its records fails.
     ``storage_retention``: how long ``90_housekeeping`` keeps a finished run's folder.
+    ``max_file_bytes``: the largest landing file read, in bytes as stored and, for gzip, decompressed;
+    a larger one is quarantined as ``file_too_large``.
     """
 
     storage_root: str
@@ -52,6 +55,7 @@ class Settings:
     max_future_skew: timedelta = timedelta(seconds=DEFAULT_MAX_FUTURE_SKEW_SECONDS)
     max_rejected_share: float = DEFAULT_MAX_REJECTED_SHARE
     storage_retention: timedelta = timedelta(days=DEFAULT_STORAGE_RETENTION_DAYS)
+    max_file_bytes: int = DEFAULT_MAX_FILE_BYTES
 
 
 def _default_storage_root() -> str:
@@ -92,6 +96,15 @@ def _integer(name: str, default: int) -> int:
         raise SettingsError(f"{name} must be an integer, got {text!r}") from None
 
 
+def _byte_count(name: str, default: int) -> int:
+    text = os.environ.get(name) or str(default)
+    if not (text.isascii() and text.isdigit()) or int(text) < 1:
+        raise SettingsError(
+            f"{name} must be a whole number of bytes, at least 1 (e.g. 1073741824 for 1 GiB), got {text!r}"
+        )
+    return int(text)
+
+
 def load() -> Settings:
     """Read the environment; called at run time, never at DAG parse time."""
     return Settings(
@@ -107,6 +120,7 @@ def load() -> Settings:
         storage_retention=timedelta(
             days=_number("ETLML_STORAGE_RETENTION_DAYS", DEFAULT_STORAGE_RETENTION_DAYS, 0, 36_500)
         ),
+        max_file_bytes=_byte_count("ETLML_MAX_FILE_BYTES", DEFAULT_MAX_FILE_BYTES),
     )
 
 

@@ -3,6 +3,7 @@ quarantined with a reason, the counts add up, and the run's state follows the qu
 
 from __future__ import annotations
 
+import gzip
 import json
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
@@ -300,3 +301,27 @@ def test_missing_f1_f2_and_f3_are_imputed_end_to_end(
         "SELECT imputed FROM run_audit WHERE dag_id = %s AND interval_start = %s", (PIPELINE, START)
     ).fetchone()
     assert audit == ({f: len(missing[f]) + 1 for f in ("f1", "f2", "f3")},)
+
+
+def test_links_and_oversized_files_are_quarantined_and_the_rest_loads(
+    dags: dict[str, Any],
+    wh: psycopg.Connection[Any],
+    landing_root: Path,
+    tmp_path_factory: pytest.TempPathFactory,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    exp = mixed_partition(landing_root, START, KEY)
+    secret = tmp_path_factory.mktemp("outside") / "environ"
+    secret.write_bytes(b"AIRFLOW__CORE__FERNET_KEY=not-for-the-warehouse\n")
+    (landing_root / KEY / "environ.txt").symlink_to(secret)
+    bomb = gzip.compress(b" " * 5_000_000)
+    (landing_root / KEY / "spaces.jsonl.gz").write_bytes(bomb)
+    monkeypatch.setenv("ETLML_MAX_FILE_BYTES", "3000000")  # b.jsonl.gz inflates to 2 MB: read
+    exp.rejected[(f"{KEY}/environ.txt", 0)] = "unsupported_file"
+    exp.rejected[(f"{KEY}/spaces.jsonl.gz", 0)] = "file_too_large"
+    exp.raw[(f"{KEY}/environ.txt", 0)] = b""  # nothing of the link's target
+    exp.raw[(f"{KEY}/spaces.jsonl.gz", 0)] = bomb  # its first 64 KiB as stored: all of it
+    assert run(dags).state == "success"  # 12 of 273 records rejected: under the gate
+    assert_accounted(stored(wh), exp)
+    raw = wh.execute("SELECT string_agg(encode(raw, 'escape'), '') FROM rejected_events").fetchone()
+    assert raw is not None and "not-for-the-warehouse" not in raw[0]

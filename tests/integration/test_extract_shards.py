@@ -2,7 +2,8 @@
 duplicates that met only across chunks resolved in their shard."""
 
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pandas as pd
@@ -10,15 +11,18 @@ import psycopg
 import pytest
 
 from etlml import storage
+from etlml.ingest import contract, landing
 from etlml.ingest.simulator import SimulatedSource
 from etlml.interval import Interval
 from etlml.steps.extract import extract
 from etlml.steps.run import Extracted, RunContext
+from tests.landing_files import mixed_partition
 
 pytestmark = pytest.mark.db
 
 INTERVAL = Interval(datetime(2026, 11, 25, 18, 10, tzinfo=UTC), datetime(2026, 11, 25, 18, 20, tzinfo=UTC))
 RUN = RunContext("shards_test", "manual__1", INTERVAL)
+FIVE_MINUTES = timedelta(minutes=5)
 
 
 class OneFrameSource:
@@ -90,3 +94,34 @@ def test_streamed_and_whole_extracts_agree(conn: psycopg.Connection[Any]) -> Non
         streamed_rejected[key].sort_values("row_number", ignore_index=True),
     )
     assert whole.plan.counts == streamed.plan.counts
+
+
+def test_duplicates_resolved_in_their_shard_keep_their_raw_bytes(conn: psycopg.Connection[Any]) -> None:
+    raw = [[f"line {n} of a.jsonl".encode() for n in c["row_number"]] for c in chunks()]
+    with_raw = [c.assign(raw=r) for c, r in zip(chunks(), raw, strict=True)]
+    extracted = extract(RUN, source=ChunkedSource(with_raw), shard_size=5)
+    rejected = storage.read_frame(extracted.plan.rejected).sort_values("row_number")
+    assert rejected["raw"].tolist() == [b"line 3 of a.jsonl", b"line 6 of a.jsonl", b"line 8 of a.jsonl"]
+    whole = extract(RUN, source=OneFrameSource(with_raw), shard_size=100)
+    assert storage.read_frame(whole.plan.rejected)["raw"].tolist() == rejected["raw"].tolist()
+
+
+def test_a_landing_partition_streams_through_extract_as_if_read_whole(
+    conn: psycopg.Connection[Any], tmp_path: Path
+) -> None:
+    expected = mixed_partition(tmp_path, INTERVAL.start, landing.partition_key(INTERVAL))
+    source = landing.LandingFileSource(tmp_path.as_uri(), chunk_records=40)
+    streamed = extract(RUN, source=source, shard_size=100)
+    assert len(streamed.shards) == 3
+    counts = streamed.plan.counts
+    assert (counts.extracted, counts.accepted) == (expected.extracted, len(expected.loaded))
+    assert (counts.rejected, counts.deduplicated) == (expected.rejected_not_duplicate, expected.deduplicated)
+    assert set(events_of(streamed)["event_id"]) == expected.loaded
+    checked = contract.apply(
+        source.records(INTERVAL), contract.Rules(INTERVAL, datetime.now(UTC), FIVE_MINUTES)
+    )
+    key = ["source_file", "row_number"]
+    pd.testing.assert_frame_equal(
+        storage.read_frame(streamed.plan.rejected).sort_values(key, ignore_index=True),
+        checked.rejected.sort_values(key, ignore_index=True),
+    )  # raw bytes, messages and reasons, duplicates included, as the contract gives them at once

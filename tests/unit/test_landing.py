@@ -5,6 +5,7 @@ from __future__ import annotations
 import gzip
 import io
 import json
+import os
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -15,6 +16,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from etlml.ingest import contract, landing
+from etlml.ingest import source as sources
 from etlml.interval import Interval
 from etlml.records import RECORD
 from tests.landing_files import Expected, csv_text, jsonl, mixed_partition, parquet
@@ -137,7 +139,8 @@ def test_each_reader_rule_rejects_with_its_reason(
 
 
 def test_reader_reasons_are_all_covered() -> None:
-    assert {r[3] for r in READER_TABLE} == set(contract.READER_REASONS)
+    too_large = {"file_too_large"}  # needs a limit: test_files_past_the_size_limit_are_quarantined_...
+    assert {r[3] for r in READER_TABLE} | too_large == set(contract.READER_REASONS)
 
 
 def test_jsonl_rows_are_line_numbers_and_raw_is_the_line() -> None:
@@ -250,3 +253,169 @@ def test_empty_files_hold_no_records() -> None:
         ("a.jsonl.gz", gzip.compress(b"")),
     ]:
         assert landing.read_file(f"{KEY}/{name}", data).empty, name
+
+
+def quarantined(records: pd.DataFrame) -> dict[str, tuple[str, int, str, bytes]]:
+    """file name -> (reason, row_number, message, raw) of each whole-file record the contract rejects."""
+    rejected = contract.apply(records, RULES).rejected
+    return {
+        f.rsplit("/", 1)[-1]: (reason, n, message, raw)
+        for f, n, reason, message, raw in zip(
+            rejected["source_file"],
+            rejected["row_number"],
+            rejected["reason"],
+            rejected["message"],
+            rejected["raw"],
+            strict=True,
+        )
+        if n == landing.WHOLE_FILE
+    }
+
+
+def test_symlinks_are_quarantined_without_opening_them(tmp_path: Path) -> None:
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "events.jsonl").write_bytes(jsonl([GOOD]))
+    (outside / "credentials").write_bytes(b"WAREHOUSE_PASSWORD=hunter2\n")
+    root = tmp_path / "landing"
+    folder = root / KEY
+    folder.mkdir(parents=True)
+    (folder / "real.jsonl").write_bytes(jsonl([{**GOOD, "event_id": "real"}]))
+    (folder / "linked.jsonl").symlink_to(outside / "events.jsonl")
+    (folder / "secrets.txt").symlink_to(outside / "credentials")
+    (folder / "folder.jsonl").symlink_to(outside, target_is_directory=True)
+    (folder / "dangling.csv").symlink_to(outside / "gone.csv")
+    records = landing.LandingFileSource(root.as_uri()).records(INTERVAL)
+    assert contract.apply(records, RULES).valid["event_id"].tolist() == ["real"]
+    got = quarantined(records)
+    assert sorted(got) == ["dangling.csv", "folder.jsonl", "linked.jsonl", "secrets.txt"]
+    for name, (reason, _, message, raw) in got.items():
+        assert reason == "unsupported_file", name
+        assert "symbolic link" in message, name
+        assert raw == b"", name
+    assert all(b"hunter2" not in bytes(r) for r in records["raw"].dropna())
+
+
+def test_a_symlinked_partition_folder_is_not_followed(tmp_path: Path) -> None:
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (elsewhere / "a.jsonl").write_bytes(jsonl([GOOD]))
+    (elsewhere / "notes.txt").write_bytes(b"private")
+    root = tmp_path / "landing"
+    (root / KEY).parent.mkdir(parents=True)
+    (root / KEY).symlink_to(elsewhere, target_is_directory=True)
+    source = landing.LandingFileSource(root.as_uri())
+    assert source.partition_exists(INTERVAL)
+    records = source.records(INTERVAL)
+    checked = contract.apply(records, RULES)
+    assert checked.valid.empty
+    assert checked.rejected["source_file"].tolist() == [KEY]
+    assert checked.rejected["reason"].tolist() == ["unsupported_file"]
+    assert "symbolic link" in checked.rejected["message"].iloc[0]
+    assert checked.rejected["raw"].tolist() == [b""]
+
+
+def test_files_past_the_size_limit_are_quarantined_with_their_first_bytes(tmp_path: Path) -> None:
+    folder = tmp_path / KEY
+    folder.mkdir(parents=True)
+    bomb = gzip.compress(b" " * 3_000_000)  # a few KB that inflate to 3 MB
+    big = jsonl([{**GOOD, "event_id": f"big-{i}"} for i in range(30_000)])  # about 2.6 MB as stored
+    (folder / "bomb.jsonl.gz").write_bytes(bomb)
+    (folder / "big.jsonl").write_bytes(big)
+    (folder / "big.txt").write_bytes(big)
+    (folder / "ok.csv").write_bytes(csv_text(["event_id", "ts_utc"], [["ok", TS]]))
+    source = landing.LandingFileSource(tmp_path.as_uri(), max_file_bytes=1_000_000)
+    records = source.records(INTERVAL)
+    assert contract.apply(records, RULES).valid["event_id"].tolist() == ["ok"]  # the rest still loads
+    got = quarantined(records)
+    reasons = {name: reason for name, (reason, *_) in got.items()}
+    # an unknown format is told first: no size would make it readable
+    assert reasons == {
+        "big.jsonl": "file_too_large",
+        "big.txt": "unsupported_file",
+        "bomb.jsonl.gz": "file_too_large",
+    }
+    assert got["big.jsonl"][3] == big[: landing.RAW_HEAD_BYTES]
+    assert got["big.txt"][3] == big[: landing.RAW_HEAD_BYTES]  # a whole-file record holds 64 KiB at most
+    assert f"the raw value is its first {landing.RAW_HEAD_BYTES} bytes" in got["big.txt"][2]
+    assert f"{len(big)} bytes" in got["big.jsonl"][2]
+    assert "ETLML_MAX_FILE_BYTES=1000000" in got["big.jsonl"][2]
+    assert got["bomb.jsonl.gz"][3] == bomb  # smaller than RAW_HEAD_BYTES as stored: all of it
+    assert "decompressed" in got["bomb.jsonl.gz"][2] and "ETLML_MAX_FILE_BYTES" in got["bomb.jsonl.gz"][2]
+    assert landing.RAW_HEAD_BYTES == 64 * 1024
+
+
+def test_the_size_limit_counts_bytes_as_stored_and_decompressed(tmp_path: Path) -> None:
+    folder = tmp_path / KEY
+    folder.mkdir(parents=True)
+    content = jsonl([{**GOOD, "event_id": f"e-{i}"} for i in range(100)])
+    (folder / "exact.jsonl").write_bytes(content)
+    (folder / "exact.jsonl.gz").write_bytes(gzip.compress(content.replace(b"e-", b"g-")))
+    source = landing.LandingFileSource(tmp_path.as_uri(), max_file_bytes=len(content))
+    assert contract.apply(source.records(INTERVAL), RULES).counts.accepted == 200  # at the limit: read
+    smaller = landing.LandingFileSource(tmp_path.as_uri(), max_file_bytes=len(content) - 1)
+    got = quarantined(smaller.records(INTERVAL))
+    assert {name: reason for name, (reason, *_) in got.items()} == {
+        "exact.jsonl": "file_too_large",
+        "exact.jsonl.gz": "file_too_large",
+    }
+
+
+def test_a_file_without_records_is_logged_as_a_warning(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    folder = tmp_path / KEY
+    folder.mkdir(parents=True)
+    (folder / "blank.jsonl").write_bytes(b"   \n\n \t \r\n" * 1000)
+    (folder / "blank.jsonl.gz").write_bytes(gzip.compress(b" " * 100_000))
+    (folder / "header.csv").write_bytes(b"event_id,ts_utc\n")
+    with caplog.at_level("INFO", logger="etlml.ingest.landing"):
+        records = landing.LandingFileSource(tmp_path.as_uri()).records(INTERVAL)
+    assert records.empty
+    warned = {r.getMessage().split(":")[0] for r in caplog.records if r.levelname == "WARNING"}
+    assert warned == {
+        "blank.jsonl holds no records",
+        "blank.jsonl.gz holds no records",
+        "header.csv holds no records",
+    }
+    assert "10000 bytes" in caplog.text and "100000 bytes decompressed" in caplog.text
+
+
+def test_the_source_streams_a_partition_in_chunks_of_records(tmp_path: Path) -> None:
+    expected = mixed_partition(tmp_path, INTERVAL.start, KEY)
+    source = landing.LandingFileSource(tmp_path.as_uri(), chunk_records=50)
+    reading = sources.read(source, INTERVAL)
+    assert reading.streamed and reading.found
+    chunks = list(reading.chunks)
+    assert all(0 < len(chunk) <= 50 for chunk in chunks)
+    assert len(chunks) >= expected.extracted // 50
+    streamed = pd.concat(chunks, ignore_index=True)
+    pd.testing.assert_frame_equal(streamed, source.records(INTERVAL))
+    assert list(zip(streamed["source_file"], streamed["row_number"], strict=True)) == sorted(
+        zip(streamed["source_file"], streamed["row_number"], strict=True)
+    )  # files in name order, rows in file order
+    # the count comes before the records are read: the lines of each file, an upper bound
+    assert expected.extracted <= reading.total <= expected.extracted + 10
+
+
+def test_a_file_swapped_for_a_link_after_listing_is_not_followed(tmp_path: Path) -> None:
+    target = tmp_path / "credentials"
+    target.write_bytes(b"secret")
+    listed = tmp_path / "a.jsonl"
+    listed.symlink_to(target)  # what was a regular file when listed
+    entry = landing.LandingFile(f"{KEY}/a.jsonl", 6, local=str(listed))
+    with pytest.raises(landing.LandingFileChangedError, match="a symbolic link is never followed"):
+        list(landing.file_records(entry, 1000, 10))
+
+
+def test_a_file_cut_short_while_it_is_read_fails_the_read_instead_of_loading_half(tmp_path: Path) -> None:
+    lines = [{**GOOD, "event_id": f"e-{i}-{os.urandom(24).hex()}"} for i in range(60_000)]
+    path = tmp_path / "a.jsonl.gz"
+    path.write_bytes(gzip.compress(jsonl(list(lines))))
+    entry = landing.LandingFile(f"{KEY}/a.jsonl.gz", path.stat().st_size, local=str(path))
+    chunks = landing.file_records(entry, 10**9, chunk_records=100)
+    assert len(next(chunks)) == 100  # the first pass found the file whole and readable
+    with path.open("r+b") as fh:
+        fh.truncate(path.stat().st_size // 2)  # the upstream rewrites it meanwhile
+    with pytest.raises(landing.LandingFileChangedError, match="changed while it was read"):
+        list(chunks)

@@ -51,3 +51,16 @@ def test_bad_values_are_refused(monkeypatch: pytest.MonkeyPatch, name: str, valu
     monkeypatch.setenv(name, value)
     with pytest.raises(settings.SettingsError, match=message):
         settings.load()
+
+
+def test_the_file_size_limit(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("ETLML_MAX_FILE_BYTES", raising=False)
+    assert settings.load().max_file_bytes == 1024**3
+    monkeypatch.setenv("ETLML_MAX_FILE_BYTES", "5000000")
+    assert settings.load().max_file_bytes == 5_000_000
+    for bad in ("1GB", "0", "-5", "1.5"):
+        monkeypatch.setenv("ETLML_MAX_FILE_BYTES", bad)
+        with pytest.raises(
+            settings.SettingsError, match="ETLML_MAX_FILE_BYTES must be a whole number of bytes"
+        ):
+            settings.load()

@@ -31,8 +31,11 @@ MAX_EVENT_ID_LENGTH = 128
 # Reason codes in the order the rules are checked: a record is rejected with the first one it fails.
 REASONS: dict[str, str] = {
     "unparseable_file": "the whole file cannot be read (bad gzip or Parquet data, undecodable CSV header, "
-    "CSV header without event_id and ts_utc); one record with row_number 0 and the file's bytes",
-    "unsupported_file": "the file's extension is not .jsonl, .csv, .parquet, .jsonl.gz or .csv.gz",
+    "CSV header without event_id and ts_utc); one record with row_number 0 and the file's first 64 KiB",
+    "unsupported_file": "the file's extension is not .jsonl, .csv, .parquet, .jsonl.gz or .csv.gz, or the "
+    "file is a symbolic link (never followed: the record holds nothing of its target)",
+    "file_too_large": "the file is larger than the size limit (ETLML_MAX_FILE_BYTES) as stored or, "
+    "gzip-compressed, decompressed; one record with row_number 0 and the file's first 64 KiB",
     "invalid_encoding": "the record is not valid UTF-8 (or a JSON string escapes a lone surrogate)",
     "malformed_record": "a JSON line that is not a JSON object, or a CSV row whose field count differs "
     "from the header's",
@@ -48,7 +51,14 @@ REASONS: dict[str, str] = {
     "(counted as deduplicated, not as rejected)",
 }
 READER_REASONS = frozenset(
-    {"unparseable_file", "unsupported_file", "invalid_encoding", "malformed_record", "invalid_event_id"}
+    {
+        "unparseable_file",
+        "unsupported_file",
+        "file_too_large",
+        "invalid_encoding",
+        "malformed_record",
+        "invalid_event_id",
+    }
 )
 TOP_EXTRA_FIELDS = 5
 EXCERPT_CHARS = 80
@@ -146,15 +156,6 @@ def total(parts: Sequence[tuple[Counts, Counter[str]]]) -> Counts:
     if not summed.balanced:
         raise ContractError(f"records do not add up: {summed}")
     return summed
-
-
-def recount_after_dedup(accepted: pd.DataFrame, checked: Checked) -> Counts:
-    """What changes in the counts of records checked chunk by chunk (without deduplication) when the
-    contract is applied again to ``accepted``, events of one shard in which an id occurs twice:
-    the dropped duplicates move from accepted to deduplicated, and the imputed counts follow."""
-    dropped = checked.counts.deduplicated
-    imputed = {f: int(checked.valid[f].isna().sum() - accepted[f].isna().sum()) for f in FEATURES}
-    return Counts(extracted=0, accepted=-dropped, rejected=0, deduplicated=dropped, imputed=imputed)
 
 
 def _ranked(counts: Mapping[str, int]) -> dict[str, int]:
@@ -336,37 +337,111 @@ def _check_time_window(ts: pd.Series, rules: Rules, verdicts: _Verdicts) -> None
     )
 
 
-def _deduplicate(frame: pd.DataFrame, ids: pd.Series, verdicts: _Verdicts) -> None:
-    """Among accepted records with the same event_id, keep the one from the last source file in
-    code-point order, and in it the highest row number: the latest delivery wins."""
-    candidates = np.flatnonzero(verdicts.open)
-    shared = ids.iloc[candidates].duplicated(keep=False).to_numpy(dtype=bool)
-    if not shared.any():
-        return
-    candidates = candidates[shared]
-    keys = pd.DataFrame(
+@dataclass(frozen=True)
+class Superseded:
+    """Records that another delivery of their event_id supersedes (by position), and for each the
+    file and row of the record kept instead."""
+
+    rows: np.ndarray[Any, np.dtype[np.int64]]
+    kept_file: np.ndarray[Any, np.dtype[np.object_]]
+    kept_row: np.ndarray[Any, np.dtype[np.int64]]
+
+    def messages(self, event_ids: Sequence[str]) -> list[str]:
+        """The message of each superseded record, given its event_id."""
+        return [
+            f"event_id {excerpt(e)} is kept from {excerpt(f)} row {r}"
+            for e, f, r in zip(event_ids, self.kept_file, self.kept_row, strict=True)
+        ]
+
+
+def superseded(event_ids: Any, source_files: Any, row_numbers: Any) -> Superseded:
+    """Among records with the same event_id, the one from the last source file in code-point order,
+    and in it the highest row number, is kept: the latest delivery wins. The others are superseded.
+    Takes the three columns of the records (NumPy or Arrow arrays of one length) and works in Arrow,
+    sorting only the records whose id occurs more than once."""
+    ids = _arrow(event_ids, pa.large_string())
+    counts = pc.value_counts(ids)
+    repeated = pc.filter(counts.field("values"), pc.greater(counts.field("counts"), 1))
+    shared = np.flatnonzero(np.asarray(pc.is_in(ids, value_set=repeated), dtype=bool))
+    at = pa.array(shared)
+    keys = pa.table(
         {
-            "event_id": ids.iloc[candidates].to_numpy(dtype=object),
-            "source_file": frame["source_file"].iloc[candidates].astype(str).to_numpy(dtype=object),
-            "row_number": frame["row_number"].iloc[candidates].to_numpy(dtype=np.int64),
-            "row": candidates,
+            "event_id": ids.take(at),
+            "source_file": _arrow(source_files, pa.large_string()).take(at),
+            "row_number": _arrow(row_numbers, pa.int64()).take(at),
         }
-    ).sort_values(["event_id", "source_file", "row_number"], kind="stable")
-    losing = keys["event_id"].duplicated(keep="last").to_numpy(dtype=bool)
-    if not losing.any():
+    )
+    order = np.asarray(pc.sort_indices(keys, [(c, "ascending") for c in keys.column_names]), np.int64)
+    ordered = keys.take(pa.array(order))
+    last = np.ones(len(order), dtype=bool)  # the last record of its id, in sorted order
+    if len(order) > 1:
+        sorted_ids = ordered["event_id"]
+        last[:-1] = np.asarray(pc.not_equal(sorted_ids[:-1], sorted_ids[1:]), dtype=bool)
+    group = np.cumsum(last) - last  # the number of each record's id among the sorted ids
+    winner = np.flatnonzero(last)[group]
+    losing = np.flatnonzero(~last)
+    rows = shared[order[losing]]
+    by_position = np.argsort(rows, kind="stable")
+    kept = pa.array(winner[losing][by_position])
+    return Superseded(
+        rows=rows[by_position],
+        kept_file=np.asarray(ordered["source_file"].take(kept).to_pylist(), dtype=object),
+        kept_row=np.asarray(ordered["row_number"].take(kept), dtype=np.int64),
+    )
+
+
+def _arrow(values: Any, kind: pa.DataType) -> pa.Array:
+    if isinstance(values, pa.ChunkedArray):
+        values = values.combine_chunks()
+    if isinstance(values, pa.Array):
+        return values.cast(kind)
+    return pa.array(np.asarray(values, dtype=np.int64 if kind == pa.int64() else object), kind)
+
+
+def _deduplicate(frame: pd.DataFrame, ids: pd.Series, verdicts: _Verdicts) -> None:
+    """Among accepted records with the same event_id, keep the latest delivery (:func:`superseded`)."""
+    candidates = np.flatnonzero(verdicts.open)
+    found = superseded(
+        ids.iloc[candidates].to_numpy(dtype=object),
+        frame["source_file"].iloc[candidates].astype(str).to_numpy(dtype=object),
+        frame["row_number"].iloc[candidates].to_numpy(dtype=np.int64),
+    )
+    if not len(found.rows):
         return
-    winners = keys.drop_duplicates("event_id", keep="last").set_index("event_id")
-    lost = keys[losing]
-    rows = lost["row"].to_numpy(dtype=np.int64)
-    kept = winners.loc[lost["event_id"]]
+    rows = candidates[found.rows]
     messages = pd.Series(None, index=frame.index, dtype=object)
-    messages.iloc[rows] = [
-        f"event_id {excerpt(e)} is kept from {excerpt(f)} row {r}"
-        for e, f, r in zip(lost["event_id"], kept["source_file"], kept["row_number"], strict=True)
-    ]
+    messages.iloc[rows] = found.messages(ids.iloc[rows].tolist())
     mask = np.zeros(len(frame), dtype=bool)
     mask[rows] = True
     verdicts.flag(mask, DUPLICATE, messages)
+
+
+def duplicates_rejected(events: pd.DataFrame, found: Superseded) -> pd.DataFrame:
+    """The :data:`REJECTED` records of superseded ``events`` (accepted events with provenance and,
+    where the source gave them, their raw bytes), in the order ``found`` lists them."""
+    frame = _complete(events)
+    return pd.DataFrame(
+        {
+            "source_file": pd.Series([printable(str(s)) for s in frame["source_file"]], dtype="string"),
+            "row_number": frame["row_number"].to_numpy(dtype=np.int64),
+            "event_id": pd.Series(frame["event_id"].to_numpy(dtype=object), dtype="string"),
+            "reason": pd.Series([DUPLICATE] * len(frame), dtype="string"),
+            "message": pd.Series(
+                [printable(m) for m in found.messages(frame["event_id"].tolist())], dtype="string"
+            ),
+            "raw": pd.Series(raw_bytes(frame, np.arange(len(frame))), dtype=object),
+        },
+        columns=list(REJECTED.names),
+    )
+
+
+def recount_superseded(events: pd.DataFrame) -> Counts:
+    """What changes in the counts of records checked chunk by chunk (without deduplication) when
+    ``events``, accepted in their chunk, turn out superseded: they move from accepted to
+    deduplicated, and the imputed counts lose their missing features."""
+    dropped = len(events)
+    imputed = {f: -int(events[f].isna().sum()) for f in FEATURES}
+    return Counts(extracted=0, accepted=-dropped, rejected=0, deduplicated=dropped, imputed=imputed)
 
 
 def has_duplicates(ids: pa.Array | pa.ChunkedArray) -> bool:
@@ -409,8 +484,8 @@ def apply(
 
     With ``provenance``, the valid events keep their ``source_file``, ``row_number`` and ``raw``; without
     ``deduplicate``, duplicates stay among them. ``etlml.steps.extract`` checks a large interval
-    chunk by chunk that way, then applies the contract again to the events of each shard in which
-    an id occurs twice.
+    chunk by chunk that way, then finds in each shard in which an id occurs twice the events that
+    :func:`superseded` drops, and quarantines them with :func:`duplicates_rejected`.
     """
     frame = _complete(records)
     verdicts = _Verdicts(len(frame))
@@ -461,7 +536,7 @@ def _valid(
     if provenance:
         valid["source_file"] = frame["source_file"][accepted].astype("string").reset_index(drop=True)
         valid["row_number"] = frame["row_number"][accepted].to_numpy(dtype=np.int64)
-        valid["raw"] = frame["raw"][accepted].astype(object).reset_index(drop=True)
+        valid["raw"] = frame["raw"][accepted].to_numpy(dtype=object)
     return valid
 
 

@@ -2,33 +2,32 @@
 
 The partition of an interval is ``<landing root>/YYYY-MM-DD/HHMM/`` of its UTC start, read through
 ``ObjectStoragePath`` (``file://``, ``s3://``, ...). Formats go by extension: ``.jsonl``, ``.csv``,
-``.parquet``, and gzip-compressed ``.jsonl.gz`` and ``.csv.gz``. Reading never rejects anything on
-its own account except what it cannot read (a whole file, an undecodable line, a line that is not a
-JSON object, a CSV row of the wrong width); every value is passed on as text for ``etlml.ingest.contract``
-to judge. Names starting with ``.`` or ``_`` (uploads in progress, ``_SUCCESS`` markers) and
-sub-folders are skipped and logged.
+``.parquet``, and gzip-compressed ``.jsonl.gz`` and ``.csv.gz`` (``etlml.ingest.formats``). Files
+are read one after the other, a chunk of records at a time, so memory holds one chunk however large
+the partition. Reading never rejects anything on its own account except what it cannot or must not
+read: a file whose format it does not know, a symbolic link (never followed), a file larger than the
+size limit, a file that cannot be read, and the records :mod:`etlml.ingest.formats` cannot read;
+every value is passed on as text for ``etlml.ingest.contract`` to judge. Names starting with ``.`` or
+``_`` (uploads in progress, ``_SUCCESS`` markers), sub-folders and special files are skipped and logged.
 """
 
 from __future__ import annotations
 
-import csv
 import gzip
 import io
-import json
 import logging
+import os
+import stat
 import zlib
-from collections.abc import Callable, Iterator, Mapping
-from datetime import date, datetime
-from decimal import Decimal
-from typing import TYPE_CHECKING, Any
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from typing import IO, TYPE_CHECKING, Any
 
-import numpy as np
 import pandas as pd
-import pyarrow as pa
-import pyarrow.parquet as pq
 
 from etlml.errors import SettingsError
-from etlml.ingest.contract import excerpt, printable
+from etlml.ingest import formats
+from etlml.ingest.contract import printable
 from etlml.interval import Interval
 from etlml.records import EVENT, RECORD
 
@@ -39,14 +38,21 @@ log = logging.getLogger(__name__)
 
 EXTENSIONS = (".jsonl", ".jsonl.gz", ".csv", ".csv.gz", ".parquet")
 WHOLE_FILE = 0  # the row_number of a record that stands for a whole file
-_BOM = b"\xef\xbb\xbf"
-_CSV_FIELD_LIMIT = 2**31 - 1  # the csv module's default of 128 KiB would reject a huge field unread
-# One record: row_number, raw, the event fields as text, problem, problem_detail, extra_fields
-Row = tuple[Any, ...]
+RAW_HEAD_BYTES = 64 * 1024  # the raw value of a whole-file record: at most the file's first bytes
+DEFAULT_MAX_FILE_BYTES = 1024**3
+CHUNK_RECORDS = 100_000
+_BLOCK_BYTES = 1 << 20
+_GZIP_ERRORS = (OSError, EOFError, zlib.error)
+_LINK = "a symbolic link, never followed: nothing is read from what it points to; deliver the file itself"
 
 
-class UnreadableFileError(ValueError):
-    """A whole file cannot be read; it becomes one rejected record."""
+class LandingFileChangedError(RuntimeError):
+    """A file changed while it was read (it grew, or became unreadable after a first pass found it
+    readable); the task is retried and reads the partition again."""
+
+
+class _TooLargeError(Exception):
+    """Raised by :class:`_Counted` when a file's content passes the size limit."""
 
 
 def partition_key(interval: Interval) -> str:
@@ -62,8 +68,45 @@ def partition(root: str, interval: Interval) -> ObjectStoragePath:
     return ObjectStoragePath(root) / day / minute
 
 
+@dataclass(frozen=True)
+class LandingFile:
+    """One entry of a partition: a file to read, or a symbolic link that stands for itself only."""
+
+    source_file: str  # relative to the landing root
+    size: int  # bytes as stored (0 for a link)
+    path: Any = None  # an ObjectStoragePath, or None for content given in memory
+    local: str | None = None  # the path on this machine, when the landing area is a local folder
+    data: bytes | None = None  # the content, for a file given in memory
+    link: bool = False
+
+    @property
+    def name(self) -> str:
+        return self.source_file.rsplit("/", 1)[-1]
+
+    def open(self) -> IO[bytes]:
+        """The file's bytes as stored; a local file is opened without following a link."""
+        if self.data is not None:
+            return io.BytesIO(self.data)
+        if self.local is None:
+            stream: IO[bytes] = self.path.open("rb")
+            return stream
+        try:  # O_NONBLOCK: a FIFO put in the file's place does not block the open
+            fd = os.open(self.local, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+        except OSError as exc:
+            raise LandingFileChangedError(
+                f"{self.source_file} cannot be opened ({exc}): it was replaced since the folder was listed "
+                "(a symbolic link is never followed), or its permissions deny reading"
+            ) from exc
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            os.close(fd)
+            raise LandingFileChangedError(f"{self.source_file} is no longer a regular file")
+        return os.fdopen(fd, "rb")
+
+
 class LandingFileSource:
-    """Reads the partition folder of the run's interval under ``root``.
+    """Reads the partition folder of the run's interval under ``root``, a chunk of at most
+    ``chunk_records`` records at a time; a file larger than ``max_file_bytes`` (as stored, or
+    decompressed) is not read but quarantined as ``file_too_large``.
 
     A root that does not exist or cannot be listed is a configuration error; a missing partition
     folder is an interval the source does not have (zero records, and the warehouse keeps what it
@@ -71,8 +114,12 @@ class LandingFileSource:
 
     name = "landing"
 
-    def __init__(self, root: str) -> None:
+    def __init__(
+        self, root: str, *, max_file_bytes: int = DEFAULT_MAX_FILE_BYTES, chunk_records: int = CHUNK_RECORDS
+    ) -> None:
         self.root = root
+        self.max_file_bytes = max_file_bytes
+        self.chunk_records = chunk_records
 
     def partition_exists(self, interval: Interval) -> bool:
         from airflow.sdk import ObjectStoragePath
@@ -96,223 +143,290 @@ class LandingFileSource:
             log.warning("landing partition %s does not exist: nothing read for %s", folder, interval.key)
         return found
 
-    def records(self, interval: Interval) -> pd.DataFrame:
-        folder = partition(self.root, interval)
-        if not folder.exists():
-            log.info("landing partition %s does not exist: zero records for this interval", folder)
-            return RECORD.empty()
-        frames = []
-        for path in sorted(folder.iterdir(), key=lambda p: str(p.name)):
-            name = str(path.name)
-            if name.startswith((".", "_")) or not path.is_file():
-                log.warning("skipped %s in %s: hidden, marker or not a file", name, folder)
-                continue
-            frame = read_file(f"{partition_key(interval)}/{name}", path.read_bytes())
-            problems = int(frame["problem"].notna().sum())
-            log.info("read %s: %d records, %d unreadable", name, len(frame), problems)
-            frames.append(frame)
-        if not frames:
-            log.info("landing partition %s holds no files: zero records for this interval", folder)
-            return RECORD.empty()
-        return pd.concat(frames, ignore_index=True)
+    def record_count(self, interval: Interval) -> int:
+        """An upper bound of the partition's records, from a first pass that reads no record: the
+        lines of each JSONL and CSV file (decompressed), the rows a Parquet footer announces, one for
+        a file that is one record (a link, a file too large or in an unknown format)."""
+        return sum(count_records(f, self.max_file_bytes) for f in _listing(self.root, interval, quiet=True))
 
-
-def read_file(source_file: str, data: bytes) -> pd.DataFrame:
-    """The records of one file named ``source_file`` (its format from its extension) holding ``data``."""
-    name = source_file.rsplit("/", 1)[-1].lower()
-    extension = next((e for e in sorted(EXTENSIONS, key=len, reverse=True) if name.endswith(e)), None)
-    if extension is None:
-        return _whole_file(
-            source_file, data, "unsupported_file", f"unsupported extension; expected one of {EXTENSIONS}"
+    def record_chunks(self, interval: Interval) -> Iterator[pd.DataFrame]:
+        """The records of the partition's files in name order, in chunks of at most
+        ``chunk_records`` records (small files share a chunk)."""
+        files = (
+            file_records(f, self.max_file_bytes, self.chunk_records) for f in _listing(self.root, interval)
         )
-    readers: dict[str, Callable[[bytes], list[Row]]] = {
-        ".jsonl": _jsonl,
-        ".csv": _csv,
-        ".parquet": _parquet,
-    }
-    try:
-        content = _gunzip(data) if extension.endswith(".gz") else data
-        rows = readers[extension.removesuffix(".gz")](content)
-    except UnreadableFileError as exc:
-        return _whole_file(source_file, data, "unparseable_file", str(exc))
-    return _frame(source_file, rows)
+        return _rechunked((frame for frames in files for frame in frames), self.chunk_records)
+
+    def records(self, interval: Interval) -> pd.DataFrame:
+        """:meth:`record_chunks` in one frame."""
+        chunks = list(self.record_chunks(interval))
+        return pd.concat(chunks, ignore_index=True) if chunks else RECORD.empty()
 
 
-def _frame(source_file: str, rows: list[Row]) -> pd.DataFrame:
+def _local(path: ObjectStoragePath) -> str | None:
+    """Where ``path`` is on this machine, if it is a local path."""
+    return str(path.path) if path.protocol in ("file", "local") else None
+
+
+def _listing(root: str, interval: Interval, *, quiet: bool = False) -> Iterator[LandingFile]:
+    """The entries of the interval's partition folder to read, in code-point order of their names.
+    A partition folder that is itself a symbolic link is one entry, a link."""
+    folder = partition(root, interval)
+    key = partition_key(interval)
+    if not folder.exists():
+        if not quiet:
+            log.info("landing partition %s does not exist: zero records for this interval", folder)
+        return
+    local = _local(folder)
+    if local is not None and _linked_folder(local):
+        yield LandingFile(key, 0, link=True)
+        return
+    found = 0
+    for path in sorted(folder.iterdir(), key=lambda p: str(p.name)):
+        entry = _entry(path, f"{key}/{path.name}")
+        if entry is None:
+            if not quiet:
+                log.warning("skipped %s in %s: hidden, marker, folder or not a file", path.name, folder)
+            continue
+        found += 1
+        yield entry
+    if not found and not quiet:
+        log.info("landing partition %s holds no files: zero records for this interval", folder)
+
+
+def _linked_folder(local: str) -> bool:
+    """Whether the partition folder or its day folder is a symbolic link."""
+    minute = os.path.normpath(local)
+    return os.path.islink(minute) or os.path.islink(os.path.dirname(minute))
+
+
+def _entry(path: ObjectStoragePath, source_file: str) -> LandingFile | None:
+    if str(path.name).startswith((".", "_")):
+        return None
+    local = _local(path)
+    if local is None:
+        return LandingFile(source_file, int(path.stat().st_size), path=path) if path.is_file() else None
+    status = os.lstat(local)
+    if stat.S_ISLNK(status.st_mode):
+        return LandingFile(source_file, 0, link=True)
+    if not stat.S_ISREG(status.st_mode):
+        return None
+    return LandingFile(source_file, status.st_size, path=path, local=local)
+
+
+def _rechunked(frames: Iterable[pd.DataFrame], size: int) -> Iterator[pd.DataFrame]:
+    """Frames of at most ``size`` rows each, joined until the next would pass ``size``."""
+    pending: list[pd.DataFrame] = []
+    rows = 0
+    for frame in frames:
+        if not len(frame):
+            continue
+        if pending and rows + len(frame) > size:
+            yield _joined(pending)
+            pending, rows = [], 0
+        pending.append(frame)
+        rows += len(frame)
+    if pending:
+        yield _joined(pending)
+
+
+def _joined(frames: list[pd.DataFrame]) -> pd.DataFrame:
+    return frames[0] if len(frames) == 1 else pd.concat(frames, ignore_index=True)
+
+
+def read_file(source_file: str, data: bytes, max_file_bytes: int = DEFAULT_MAX_FILE_BYTES) -> pd.DataFrame:
+    """The records of one file named ``source_file`` (its format from its extension) holding ``data``."""
+    file = LandingFile(source_file, len(data), data=data)
+    frames = list(file_records(file, max_file_bytes, chunk_records=max(1, len(data))))
+    return pd.concat(frames, ignore_index=True) if frames else _frame(source_file, [])
+
+
+def _extension(name: str) -> str | None:
+    lowered = name.lower()
+    return next((e for e in sorted(EXTENSIONS, key=len, reverse=True) if lowered.endswith(e)), None)
+
+
+def _frame(source_file: str, rows: list[formats.Row]) -> pd.DataFrame:
     columns = [c for c in RECORD.names if c != "source_file"]
     frame = pd.DataFrame.from_records(rows, columns=columns) if rows else pd.DataFrame(columns=columns)
     frame.insert(0, "source_file", printable(source_file))
     return frame.astype(RECORD.dtypes())
 
 
-def _whole_file(source_file: str, data: bytes, problem: str, detail: str) -> pd.DataFrame:
-    message = f"{detail} ({len(data)} bytes; the raw value is the whole file as found)"
-    return _frame(source_file, [(WHOLE_FILE, data, *([None] * len(EVENT.names)), problem, message, None)])
+class _Counted(io.RawIOBase):
+    """A file's content that counts the bytes read from it and stops past ``limit``."""
+
+    def __init__(self, content: IO[bytes], limit: int) -> None:
+        self._content = content
+        self._limit = limit
+        self.bytes = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        data = self._content.read(len(buffer))
+        buffer[: len(data)] = data
+        self.bytes += len(data)
+        if self.bytes > self._limit:
+            raise _TooLargeError(f"more than {self._limit} bytes")
+        return len(data)
 
 
-def _gunzip(data: bytes) -> bytes:
-    try:
-        return gzip.decompress(data)
-    except (OSError, EOFError, zlib.error) as exc:
-        raise UnreadableFileError(f"not gzip data: {exc}") from exc
+def _content(file: LandingFile, stored: IO[bytes], limit: int) -> tuple[IO[bytes], _Counted]:
+    """The content of a JSONL or CSV file (decompressed if gzip), read through a counter."""
+    inflated: Any = gzip.GzipFile(fileobj=stored, mode="rb") if file.name.lower().endswith(".gz") else stored
+    counted = _Counted(inflated, limit)
+    return io.BufferedReader(counted, buffer_size=_BLOCK_BYTES), counted
 
 
-def _problem(number: int, raw: bytes, problem: str, detail: str) -> Row:
-    return (number, raw, *([None] * len(EVENT.names)), problem, detail, None)
-
-
-def _extras(names: Any) -> str | None:
-    unknown = sorted(str(n) for n in names if n not in EVENT.names)
-    return json.dumps(unknown) if unknown else None  # ASCII-escaped: safe for any field name
-
-
-def _encodable(text: str) -> bool:
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        return False
-    return True
-
-
-def _text(value: object) -> str | None:
-    """A typed value (JSON, Parquet) as the text the contract parses; wrong types fail its checks."""
-    if value is None or isinstance(value, str):
-        return value
-    if isinstance(value, bool):
-        return json.dumps(value)
-    if isinstance(value, int | float | Decimal | np.number):
-        return str(value)
-    if isinstance(value, datetime | date):
-        return value.isoformat()
-    return json.dumps(value, default=str)
-
-
-def _from_mapping(number: int, raw: bytes, record: Mapping[Any, Any]) -> Row:
-    """One JSON object or Parquet row as a record."""
-    event_id = record.get("event_id")
-    if event_id is not None and not isinstance(event_id, str):
-        detail = f"event_id must be a string, not {type(event_id).__name__}: {excerpt(event_id)}"
-        return _problem(number, raw, "invalid_event_id", detail)
-    values = [_text(record.get(name)) for name in EVENT.names]
-    broken = [n for n, v in zip(EVENT.names, values, strict=True) if v is not None and not _encodable(v)]
-    if broken:
-        return _problem(
-            number, raw, "invalid_encoding", f"{', '.join(broken)}: escaped lone UTF-16 surrogate"
+def _refused(file: LandingFile, limit: int) -> tuple[str, str] | None:
+    """Why ``file`` is one whole-file record without reading it: a link, an unknown format, too large."""
+    if file.link:
+        return "unsupported_file", _LINK
+    if _extension(file.name) is None:
+        return "unsupported_file", f"unsupported extension; expected one of {EXTENSIONS}"
+    if file.size > limit:
+        return (
+            "file_too_large",
+            f"{file.size} bytes as stored, more than ETLML_MAX_FILE_BYTES={limit}: {_SPLIT}",
         )
-    return (number, raw, *values, None, None, _extras(record.keys()))
-
-
-def _json_int(text: str) -> int | float:
-    """A JSON integer; one too long for Python's int parsing limit as a float (which is infinite)."""
-    try:
-        return int(text)
-    except ValueError:
-        return float(text)
-
-
-def _jsonl(content: bytes) -> list[Row]:
-    """One record per non-blank line; ``row_number`` is the line number (from 1)."""
-    rows = []
-    for number, line in enumerate(content.removeprefix(_BOM).split(b"\n"), start=1):
-        if not line.strip():
-            continue
-        try:
-            value = json.loads(line.decode("utf-8"), parse_int=_json_int)
-        except UnicodeDecodeError as exc:
-            rows.append(_problem(number, line, "invalid_encoding", f"not valid UTF-8 at byte {exc.start}"))
-            continue
-        except (ValueError, RecursionError) as exc:
-            rows.append(_problem(number, line, "malformed_record", f"not valid JSON: {excerpt(str(exc))}"))
-            continue
-        if not isinstance(value, dict):
-            kind = type(value).__name__
-            rows.append(_problem(number, line, "malformed_record", f"a JSON {kind}, not an object"))
-            continue
-        rows.append(_from_mapping(number, line, value))
-    return rows
-
-
-class _Lines:
-    """The lines handed to ``csv.reader``, kept until the record they belong to is complete."""
-
-    def __init__(self, text: str) -> None:
-        self._lines = iter(io.StringIO(text, newline=""))
-        self.pending: list[str] = []
-
-    def __iter__(self) -> Iterator[str]:
-        return self
-
-    def __next__(self) -> str:
-        line = next(self._lines)
-        self.pending.append(line)
-        return line
-
-    def take(self) -> str:
-        """The text of the record just read, without its final line break."""
-        text = "".join(self.pending)
-        self.pending.clear()
-        return text.removesuffix("\n").removesuffix("\r")
-
-
-def _csv(content: bytes) -> list[Row]:
-    """A header row naming the fields, then one record per row; ``row_number`` is the line where the
-    row starts (the header is line 1)."""
-    text = content.removeprefix(_BOM).decode("utf-8", "surrogateescape")
-    lines = _Lines(text)
-    csv.field_size_limit(max(csv.field_size_limit(), _CSV_FIELD_LIMIT))
-    reader = csv.reader(lines, strict=False)
-    try:
-        header = _csv_header(reader, lines)
-        if header is None:
-            return []
-        extras = _extras(header)
-        rows, last_line = [], reader.line_num
-        for fields in reader:
-            number, last_line = last_line + 1, reader.line_num
-            record = lines.take()
-            if not fields:
-                continue  # a blank line
-            raw = record.encode("utf-8", "surrogateescape")
-            if not _encodable(record):
-                rows.append(_problem(number, raw, "invalid_encoding", "not valid UTF-8"))
-            elif len(fields) != len(header):
-                detail = f"{len(fields)} fields where the header has {len(header)}"
-                rows.append(_problem(number, raw, "malformed_record", detail))
-            else:
-                named = dict(zip(header, fields, strict=True))
-                rows.append((number, raw, *(named.get(c) for c in EVENT.names), None, None, extras))
-    except csv.Error as exc:
-        raise UnreadableFileError(f"CSV cannot be parsed: {exc}") from exc
-    return rows
-
-
-def _csv_header(reader: Any, lines: _Lines) -> list[str] | None:
-    for header in reader:
-        lines.take()
-        if not header:
-            continue
-        if not all(map(_encodable, header)):
-            raise UnreadableFileError("the CSV header is not valid UTF-8")
-        repeated = sorted({h for h in header if header.count(h) > 1})
-        if repeated:
-            raise UnreadableFileError(f"the CSV header names {excerpt(', '.join(repeated))} more than once")
-        if not {"event_id", "ts_utc"} <= set(header):
-            raise UnreadableFileError(
-                f"the CSV header must name event_id and ts_utc; its first line is {excerpt(','.join(header))}"
-            )
-        return list(header)
     return None
 
 
-def _parquet(content: bytes) -> list[Row]:
-    """One record per row; ``row_number`` counts rows from 1; ``raw`` is the row as JSON."""
+_SPLIT = "split it into smaller files, or raise the limit"
+
+
+def _too_large_inflated(limit: int) -> tuple[str, str]:
+    detail = f"more than ETLML_MAX_FILE_BYTES={limit} bytes decompressed (read up to there): {_SPLIT}"
+    return "file_too_large", detail
+
+
+def _unreadable(file: LandingFile, limit: int) -> tuple[str, str] | None:
+    """A first pass over what only reading the whole file tells: a gzip file that is broken or
+    inflates past ``limit``, a Parquet file that is too large uncompressed or cannot be read. (A
+    JSONL or CSV file is read once: what makes it unreadable shows before its first record.)"""
+    extension = str(_extension(file.name))
     try:
-        table = pq.read_table(io.BytesIO(content))
-        records = table.to_pylist()
-    except (pa.ArrowException, OSError, ValueError, TypeError, NotImplementedError) as exc:
-        raise UnreadableFileError(f"not a readable Parquet file: {excerpt(str(exc))}") from exc
-    rows = []
-    for number, record in enumerate(records, start=1):
-        raw = json.dumps(record, default=str, ensure_ascii=False).encode("utf-8", "backslashreplace")
-        rows.append(_from_mapping(number, raw, record))
-    return rows
+        if extension == ".parquet":
+            with file.open() as stored:
+                if formats.parquet_inflated_bytes(stored) > limit:
+                    return _too_large_inflated(limit)
+                for _ in formats.parquet_rows(stored):
+                    pass
+        elif extension.endswith(".gz"):
+            _lines(file, limit)
+    except formats.UnreadableFileError as exc:
+        return "unparseable_file", str(exc)
+    except _TooLargeError:
+        return _too_large_inflated(limit)
+    except _GZIP_ERRORS as exc:
+        return "unparseable_file", f"not gzip data: {exc}"
+    return None
+
+
+def _lines(file: LandingFile, limit: int) -> int:
+    """The lines of a JSONL or CSV file's content, counted a block at a time (CR, LF and CRLF end a
+    line of CSV, LF one of JSONL)."""
+    universal = ".csv" in file.name.lower()
+    lines, last, after_cr = 0, b"", False
+    with file.open() as stored:
+        content, _ = _content(file, stored, limit)
+        while block := content.read(_BLOCK_BYTES):
+            lines += block.count(b"\n")
+            if universal:
+                lines += block.count(b"\r") - block.count(b"\r\n") - (after_cr and block[:1] == b"\n")
+                after_cr = block[-1:] == b"\r"
+            last = block[-1:]
+    return lines + (last not in (b"", b"\n", b"\r"))
+
+
+def count_records(file: LandingFile, limit: int) -> int:
+    """An upper bound of the records of ``file``, without reading any."""
+    extension = _extension(file.name)
+    if extension is None or _refused(file, limit) is not None:
+        return 1
+    try:
+        if extension == ".parquet":
+            with file.open() as stored:
+                return max(1, formats.parquet_row_count(stored))
+        lines = _lines(file, limit)
+    except (_TooLargeError, *_GZIP_ERRORS):
+        return 1
+    return max(0, lines - 1) if ".csv" in extension else lines
+
+
+def file_records(file: LandingFile, limit: int, chunk_records: int) -> Iterator[pd.DataFrame]:
+    """The records of one file in frames of at most ``chunk_records``; one record with
+    ``row_number`` 0 for a file that is a link, too large, of unknown format or unreadable."""
+    problem = _refused(file, limit) or _unreadable(file, limit)
+    if problem is not None:
+        log.warning("quarantined %s as a whole: %s, %s", file.name, *problem)
+        yield _whole_file(file, *problem)
+        return
+    yield from _read(file, limit, chunk_records)
+
+
+def _read(file: LandingFile, limit: int, chunk_records: int) -> Iterator[pd.DataFrame]:
+    extension = str(_extension(file.name))
+    reader = formats.READERS[extension.removesuffix(".gz")]
+    rows: list[formats.Row] = []
+    read = problems = 0
+    counted = None
+    try:
+        with file.open() as stored:
+            content = stored
+            if extension != ".parquet":
+                content, counted = _content(file, stored, limit)
+            for row in reader(content):
+                rows.append(row)
+                if len(rows) == chunk_records:
+                    frame, rows = _frame(file.source_file, rows), []
+                    read, problems = read + len(frame), problems + int(frame["problem"].notna().sum())
+                    yield frame
+    except formats.UnreadableFileError as exc:
+        if read:
+            raise LandingFileChangedError(
+                f"{file.source_file} became unreadable after {read} records: {exc}"
+            ) from exc
+        log.warning("quarantined %s as a whole: unparseable_file, %s", file.name, exc)
+        yield _whole_file(file, "unparseable_file", str(exc))
+        return
+    except (_TooLargeError, *_GZIP_ERRORS) as exc:
+        raise LandingFileChangedError(
+            f"{file.source_file} changed while it was read, or could not be read to its end ({exc}); "
+            "the task retries"
+        ) from exc
+    if rows:
+        frame = _frame(file.source_file, rows)
+        read, problems = read + len(frame), problems + int(frame["problem"].notna().sum())
+        yield frame
+    _log_read(file, read, problems, counted)
+
+
+def _log_read(file: LandingFile, read: int, problems: int, counted: _Counted | None) -> None:
+    if read:
+        log.info("read %s: %d records, %d unreadable", file.name, read, problems)
+        return
+    inflated = (
+        f", {counted.bytes} bytes decompressed" if counted and file.name.lower().endswith(".gz") else ""
+    )
+    log.warning(
+        "%s holds no records: %d bytes as stored%s, blank lines or a header only; nothing loaded from it",
+        file.name,
+        file.size,
+        inflated,
+    )
+
+
+def _whole_file(file: LandingFile, problem: str, detail: str) -> pd.DataFrame:
+    """The one record of a file that is not read: its first bytes as stored (nothing for a link)."""
+    if file.link:
+        head, message = b"", detail
+    else:
+        with file.open() as stored:
+            head = stored.read(RAW_HEAD_BYTES)
+        kept = "the whole file" if file.size <= RAW_HEAD_BYTES else f"its first {RAW_HEAD_BYTES} bytes"
+        message = f"{detail} ({file.size} bytes; the raw value is {kept} as found)"
+    row = (WHOLE_FILE, head, *([None] * len(EVENT.names)), problem, message, None)
+    return _frame(file.source_file, [row])

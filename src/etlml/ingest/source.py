@@ -29,7 +29,9 @@ class EventSource(Protocol):
 @runtime_checkable
 class StreamingSource(EventSource, Protocol):
     """A source that can also give an interval's records in chunks, and say how many there are
-    before reading them: ``extract`` then holds one chunk in memory, however large the interval."""
+    before reading them: ``extract`` then holds one chunk in memory, however large the interval.
+    The count decides the number of shards only, so it may be an upper bound (the landing source
+    counts lines, without reading records)."""
 
     def record_count(self, interval: Interval) -> int: ...
 
@@ -72,8 +74,8 @@ def read(source: EventSource, interval: Interval) -> Reading:
 
 
 def from_settings(cfg: Settings, simulated_events: int) -> EventSource:
-    """``ETLML_SOURCE``: landing files under ``ETLML_LANDING_ROOT``, or the simulator making
-    ``simulated_events`` events per interval."""
+    """``ETLML_SOURCE``: landing files under ``ETLML_LANDING_ROOT`` (none larger than
+    ``ETLML_MAX_FILE_BYTES`` read), or the simulator making ``simulated_events`` events per interval."""
     if cfg.source == "landing":
-        return LandingFileSource(cfg.landing_root)
+        return LandingFileSource(cfg.landing_root, max_file_bytes=cfg.max_file_bytes)
     return SimulatedSource(cfg.source_seed, simulated_events)

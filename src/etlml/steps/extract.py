@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from etlml import FEATURES, records, settings
@@ -34,13 +35,14 @@ from etlml.steps.run import (
     ShardKey,
     fail_fast,
 )
-from etlml.storage import FileRef, FrameWriter, at, read_frame, read_frames, read_table
+from etlml.storage import FileRef, FrameWriter, at, read_frames, read_table
 
 log = logging.getLogger(__name__)
 
 EVENTS = records.EVENT + records.PROVENANCE + records.RAW
-"""The shard files: events with their provenance (the duplicate check needs it) and raw bytes (a
-record ``load_processed`` refuses as redelivered is quarantined with them)."""
+"""The shard files: events with their provenance and raw bytes (resolving duplicates needs them, and
+a record ``load_processed`` refuses as redelivered is quarantined with them; ``transform`` reads the
+event columns only)."""
 Tally = list[tuple[contract.Counts, Counter[str]]]
 
 
@@ -98,7 +100,7 @@ def _split(folder: Any, reading: sources.Reading, rules: contract.Rules, shard_s
     with FrameWriter(folder / "rejected.parquet", records.REJECTED) as rejected:
         refs = _write_shards(folder, keys, reading, rules, rejected, tally=tally)
         if reading.streamed:
-            refs = [_resolve_duplicates(ref, rules, rejected, tally) for ref in refs]
+            refs = [_resolve_duplicates(ref, rejected, tally) for ref in refs]
     assert rejected.ref is not None
     shards = tuple(Shard(key, ref) for key, ref in zip(keys, refs, strict=True))
     return _Split(shards, rejected.ref, contract.total(tally))
@@ -131,17 +133,39 @@ def _written(writer: FrameWriter) -> FileRef:
     return writer.ref
 
 
-def _resolve_duplicates(ref: FileRef, rules: contract.Rules, rejected: FrameWriter, tally: Tally) -> FileRef:
-    """Apply the contract again to a shard in which an id occurs twice, and rewrite it."""
+def _resolve_duplicates(ref: FileRef, rejected: FrameWriter, tally: Tally) -> FileRef:
+    """Quarantine the events of a shard that a later delivery of their id supersedes (every record
+    of an id is in one shard), and rewrite the shard without them. Memory holds the shard's ids,
+    files and row numbers, and one row group: the shard is read and rewritten row group by row group."""
     if not contract.has_duplicates(read_table(ref, columns=["event_id"])["event_id"]):
         return ref
-    accepted = read_frame(ref)
-    checked = contract.apply(accepted, rules, provenance=True)
-    rejected.write(checked.rejected)
-    with FrameWriter(at(ref.path), EVENTS) as out:
-        out.write(checked.valid)
-    tally.append((contract.recount_after_dedup(accepted, checked), Counter()))
-    return _written(out)
+    keys = read_table(ref, columns=["event_id", "source_file", "row_number"])
+    found = contract.superseded(keys["event_id"], keys["source_file"], keys["row_number"])
+    del keys
+    path = at(ref.path)
+    resolving = at(f"{ref.path}.resolving")
+    with FrameWriter(resolving, EVENTS) as out:
+        first = 0
+        for frame in read_frames(ref):
+            part = _part(found, first, first + len(frame))
+            lost = np.zeros(len(frame), dtype=bool)
+            lost[part.rows] = True
+            losers = frame[lost].reset_index(drop=True)
+            rejected.write(contract.duplicates_rejected(losers, part))
+            tally.append((contract.recount_superseded(losers), Counter()))
+            out.write(frame[~lost].reset_index(drop=True))
+            first += len(frame)
+    resolving.rename(path)
+    resolved = _written(out)
+    return FileRef(path=str(path), rows=resolved.rows, sha256=resolved.sha256)
+
+
+def _part(found: contract.Superseded, first: int, end: int) -> contract.Superseded:
+    """The superseded records at positions ``[first, end)``, numbered from ``first``."""
+    low, high = np.searchsorted(found.rows, [first, end])
+    return contract.Superseded(
+        found.rows[low:high] - first, found.kept_file[low:high], found.kept_row[low:high]
+    )
 
 
 def _batch_stats(shards: tuple[Shard, ...]) -> Stats:

@@ -1,0 +1,235 @@
+"""The formats of landing files: the records of one file's content, read from a binary stream one
+record at a time, so that a reader holds one record (and a Parquet reader one batch of rows).
+
+Each record is a :data:`Row`: ``row_number``, ``raw``, the event fields as text, ``problem``,
+``problem_detail``, ``extra_fields``. Readers reject nothing on their own account except what they
+cannot read: an undecodable line, a line that is not a JSON object, a CSV row of the wrong width (a
+record with a ``problem``), or a whole file (:class:`UnreadableFileError`).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from collections.abc import Callable, Iterator, Mapping
+from datetime import date, datetime
+from decimal import Decimal
+from typing import IO, Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from etlml.ingest.contract import excerpt
+from etlml.records import EVENT
+
+Row = tuple[Any, ...]
+_BOM = b"\xef\xbb\xbf"
+_CSV_FIELD_LIMIT = 2**31 - 1  # the csv module's default of 128 KiB would reject a huge field unread
+PARQUET_BATCH_ROWS = 10_000
+_FIELDS = EVENT.names  # a property that builds its tuple: read once, not per record
+_KNOWN = frozenset(_FIELDS)
+_NO_FIELDS = (None,) * len(_FIELDS)
+_PARQUET_ERRORS = (pa.ArrowException, OSError, ValueError, TypeError, NotImplementedError, OverflowError)
+
+
+class UnreadableFileError(ValueError):
+    """A whole file cannot be read; it becomes one rejected record."""
+
+
+def _problem(number: int, raw: bytes, problem: str, detail: str) -> Row:
+    return (number, raw, *_NO_FIELDS, problem, detail, None)
+
+
+def _extras(names: Any) -> str | None:
+    unknown = sorted(str(n) for n in names if n not in _KNOWN)
+    return json.dumps(unknown) if unknown else None  # ASCII-escaped: safe for any field name
+
+
+def _encodable(text: str) -> bool:
+    if text.isascii():  # the common case, and much faster to tell
+        return True
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _text(value: object) -> str | None:
+    """A typed value (JSON, Parquet) as the text the contract parses; wrong types fail its checks."""
+    if value is None or isinstance(value, str):
+        return value
+    if isinstance(value, bool):
+        return json.dumps(value)
+    if isinstance(value, int | float | Decimal | np.number):
+        return str(value)
+    if isinstance(value, datetime | date):
+        return value.isoformat()
+    return json.dumps(value, default=str)
+
+
+def _from_mapping(number: int, raw: bytes, record: Mapping[Any, Any]) -> Row:
+    """One JSON object or Parquet row as a record."""
+    event_id = record.get("event_id")
+    if event_id is not None and not isinstance(event_id, str):
+        detail = f"event_id must be a string, not {type(event_id).__name__}: {excerpt(event_id)}"
+        return _problem(number, raw, "invalid_event_id", detail)
+    values = [_text(record.get(name)) for name in _FIELDS]
+    broken = [n for n, v in zip(_FIELDS, values, strict=True) if v is not None and not _encodable(v)]
+    if broken:
+        return _problem(
+            number, raw, "invalid_encoding", f"{', '.join(broken)}: escaped lone UTF-16 surrogate"
+        )
+    return (number, raw, *values, None, None, _extras(record.keys()))
+
+
+def _json_int(text: str) -> int | float:
+    """A JSON integer; one too long for Python's int parsing limit as a float (which is infinite)."""
+    try:
+        return int(text)
+    except ValueError:
+        return float(text)
+
+
+_JSON = json.JSONDecoder(parse_int=_json_int)
+
+
+def jsonl(content: IO[bytes]) -> Iterator[Row]:
+    """One record per non-blank line; ``row_number`` is the line number (from 1)."""
+    for number, text in enumerate(content, start=1):
+        line = text.removesuffix(b"\n").removeprefix(_BOM if number == 1 else b"")
+        if line.strip():
+            yield _json_line(number, line)
+
+
+def _json_line(number: int, line: bytes) -> Row:
+    try:
+        value = _JSON.decode(line.decode("utf-8"))
+    except UnicodeDecodeError as exc:
+        return _problem(number, line, "invalid_encoding", f"not valid UTF-8 at byte {exc.start}")
+    except (ValueError, RecursionError) as exc:
+        return _problem(number, line, "malformed_record", f"not valid JSON: {excerpt(str(exc))}")
+    if not isinstance(value, dict):
+        return _problem(number, line, "malformed_record", f"a JSON {type(value).__name__}, not an object")
+    return _from_mapping(number, line, value)
+
+
+class _Lines:
+    """The lines handed to ``csv.reader``, kept until the record they belong to is complete."""
+
+    def __init__(self, text: IO[str]) -> None:
+        self._lines = iter(text)
+        self.pending: list[str] = []
+
+    def __iter__(self) -> Iterator[str]:
+        return self
+
+    def __next__(self) -> str:
+        line = next(self._lines)
+        self.pending.append(line)
+        return line
+
+    def take(self) -> str:
+        """The text of the record just read, without its final line break."""
+        text = "".join(self.pending)
+        self.pending.clear()
+        return text.removesuffix("\n").removesuffix("\r")
+
+
+def csv_records(content: IO[bytes]) -> Iterator[Row]:
+    """A header row naming the fields, then one record per row; ``row_number`` is the line where the
+    row starts (the header is line 1). Lines end at CR, LF or CRLF, as in the csv module."""
+    text = io.TextIOWrapper(content, encoding="utf-8-sig", errors="surrogateescape", newline="")
+    lines = _Lines(text)
+    csv.field_size_limit(max(csv.field_size_limit(), _CSV_FIELD_LIMIT))
+    reader = csv.reader(lines, strict=False)
+    try:
+        header = _csv_header(reader, lines)
+        if header is None:
+            return
+        extras = _extras(header)
+        last_line = reader.line_num
+        for fields in reader:
+            number, last_line = last_line + 1, reader.line_num
+            record = lines.take()
+            if fields:  # else a blank line
+                yield _csv_row(number, record, fields, header, extras)
+    except csv.Error as exc:
+        raise UnreadableFileError(f"CSV cannot be parsed: {exc}") from exc
+
+
+def _csv_row(number: int, record: str, fields: list[str], header: list[str], extras: str | None) -> Row:
+    raw = record.encode("utf-8", "surrogateescape")
+    if not _encodable(record):
+        return _problem(number, raw, "invalid_encoding", "not valid UTF-8")
+    if len(fields) != len(header):
+        return _problem(
+            number, raw, "malformed_record", f"{len(fields)} fields where the header has {len(header)}"
+        )
+    named = dict(zip(header, fields, strict=True))
+    return (number, raw, *(named.get(c) for c in _FIELDS), None, None, extras)
+
+
+def _csv_header(reader: Any, lines: _Lines) -> list[str] | None:
+    for header in reader:
+        lines.take()
+        if not header:
+            continue
+        if not all(map(_encodable, header)):
+            raise UnreadableFileError("the CSV header is not valid UTF-8")
+        repeated = sorted({h for h in header if header.count(h) > 1})
+        if repeated:
+            raise UnreadableFileError(f"the CSV header names {excerpt(', '.join(repeated))} more than once")
+        if not {"event_id", "ts_utc"} <= set(header):
+            raise UnreadableFileError(
+                f"the CSV header must name event_id and ts_utc; its first line is {excerpt(','.join(header))}"
+            )
+        return list(header)
+    return None
+
+
+def parquet_rows(content: IO[bytes]) -> Iterator[list[dict[str, Any]]]:
+    """The rows of a Parquet file as Python values, :data:`PARQUET_BATCH_ROWS` at a time."""
+    try:
+        parquet = pq.ParquetFile(content)
+        for batch in parquet.iter_batches(batch_size=PARQUET_BATCH_ROWS):
+            yield batch.to_pylist()
+    except _PARQUET_ERRORS as exc:
+        raise UnreadableFileError(f"not a readable Parquet file: {excerpt(str(exc))}") from exc
+
+
+def parquet_inflated_bytes(content: IO[bytes]) -> int:
+    """The size of a Parquet file's data uncompressed, from its footer."""
+    try:
+        metadata = pq.ParquetFile(content).metadata
+    except _PARQUET_ERRORS as exc:
+        raise UnreadableFileError(f"not a readable Parquet file: {excerpt(str(exc))}") from exc
+    return sum(metadata.row_group(i).total_byte_size for i in range(metadata.num_row_groups))
+
+
+def parquet_row_count(content: IO[bytes]) -> int:
+    """The rows a Parquet file's footer announces (0 if it has no readable footer)."""
+    try:
+        return int(pq.ParquetFile(content).metadata.num_rows)
+    except _PARQUET_ERRORS:
+        return 0
+
+
+def parquet(content: IO[bytes]) -> Iterator[Row]:
+    """One record per row; ``row_number`` counts rows from 1; ``raw`` is the row as JSON."""
+    number = 0
+    for rows in parquet_rows(content):
+        for record in rows:
+            number += 1
+            raw = json.dumps(record, default=str, ensure_ascii=False).encode("utf-8", "backslashreplace")
+            yield _from_mapping(number, raw, record)
+
+
+READERS: dict[str, Callable[[IO[bytes]], Iterator[Row]]] = {
+    ".jsonl": jsonl,
+    ".csv": csv_records,
+    ".parquet": parquet,
+}
+"""The reader of each format, by extension (without ``.gz``)."""
