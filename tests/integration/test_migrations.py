@@ -69,3 +69,13 @@ def test_model_versions_are_immutable(conn: psycopg.Connection[Any]) -> None:
 def test_unknown_model_version_is_a_clear_error(conn: psycopg.Connection[Any]) -> None:
     with pytest.raises(ModelError, match="not registered"):
         loader.load(conn, "no_such_version")
+
+
+def test_a_migration_pending_below_an_applied_one_is_refused(empty_db: psycopg.Connection[Any]) -> None:
+    schema.migrate(empty_db)
+    # as if migration 2 had arrived (merged from another branch) after 3 and later were applied
+    empty_db.execute("DELETE FROM schema_migrations WHERE version = 2")
+    empty_db.commit()
+    with pytest.raises(schema.MigrationError, match="0002_seed_baseline_v1 are numbered below"):
+        schema.migrate(empty_db)
+    assert 2 not in schema.applied(empty_db)

@@ -44,8 +44,8 @@ def available() -> list[Migration]:
             found.append(Migration(int(match[1]), match[2], entry.read_text(encoding="utf-8")))
     found.sort(key=lambda m: m.version)
     versions = [m.version for m in found]
-    if versions != list(range(1, len(found) + 1)):
-        raise MigrationError(f"migration numbers must run 1..n without gaps, found {versions}")
+    if len(set(versions)) != len(versions) or (versions and versions[0] < 1):
+        raise MigrationError(f"migration numbers must be distinct and start at 1 or above, found {versions}")
     return found
 
 
@@ -61,7 +61,18 @@ def applied(conn: psycopg.Connection[tuple[object, ...]]) -> dict[int, str]:
 
 
 def _check_history(done: dict[int, str], shipped: list[Migration]) -> None:
+    """Every applied migration is shipped unchanged, and none is pending below an applied one.
+
+    Numbers may have gaps (branches number their migrations ahead of each other's), but a migration
+    is never applied after a later-numbered one: the schema's history stays in number order."""
     by_version = {m.version: m for m in shipped}
+    late = [m for m in shipped if done and m.version not in done and m.version < max(done)]
+    if late:
+        names = ", ".join(f"{m.version:04d}_{m.name}" for m in late)
+        raise MigrationError(
+            f"migrations {names} are numbered below migration {max(done)}, which the database already "
+            "has; renumber them after it (a migration is never applied out of order)"
+        )
     for version, checksum in sorted(done.items()):
         mig = by_version.get(version)
         if mig is None:
