@@ -262,9 +262,16 @@ def interval_outcomes(
 
 
 def store_audit(
-    conn: psycopg.Connection[Any], dag_id: str, interval: Interval, written_by_run: str, audit: Audit
+    conn: psycopg.Connection[Any],
+    dag_id: str,
+    interval: Interval,
+    written_by_run: str,
+    audit: Audit,
+    *,
+    first_entry_id: str | None = None,
 ) -> None:
-    """Upsert the run's accounting into ``run_audit``."""
+    """Upsert the run's accounting into ``run_audit``, with the stream position the interval began
+    at (``first_entry_id``, stream sources only)."""
     counts = audit.counts
     params = {
         "source": audit.source,
@@ -283,6 +290,7 @@ def store_audit(
         "interval_start": interval.start,
         "interval_end": interval.end,
         "written_by_run": written_by_run,
+        "first_entry_id": first_entry_id,
     }
     with conn.cursor() as cur:
         cur.execute(query("upsert_run_audit"), params)
