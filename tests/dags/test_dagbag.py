@@ -8,7 +8,7 @@ import pytest
 
 pytestmark = pytest.mark.airflow
 
-PIPELINE_ORDER = ["extract", "transform", "load_processed", "predict", "store_predictions"]
+PIPELINE_ORDER = ["wait_for_window", "extract", "transform", "load_processed", "predict", "store_predictions"]
 
 
 @pytest.fixture(scope="module")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 import pandas as pd
@@ -99,7 +99,8 @@ def test_malformed_entries_are_quarantined_with_their_fields_and_id(r: Any, key:
     checked = contract.apply(records, rules)
     assert set(checked.valid["event_id"]) == {"ok", "x"}
     reasons = {
-        entry_id(n): reason for n, reason in zip(checked.rejected["row_number"], checked.rejected["reason"])
+        entry_id(n): reason
+        for n, reason in zip(checked.rejected["row_number"], checked.rejected["reason"], strict=True)
     }
     assert reasons == {
         no_id: "missing_event_id",
@@ -153,7 +154,7 @@ def test_a_trimmed_interval_is_refused(r: Any, key: str) -> None:
     src = source(r, key)
     later = Interval(INTERVAL.end, INTERVAL.end + timedelta(minutes=10))
     assert trim(r, key, START + timedelta(milliseconds=2)) == 5  # "before" and e0000..e0003
-    with pytest.raises(StreamTrimmedError, match="trimmed.*rows stored for it stay"):
+    with pytest.raises(StreamTrimmedError, match=r"trimmed.*rows stored for it stay"):
         src.record_count(INTERVAL)
     with pytest.raises(StreamTrimmedError):
         list(src.record_chunks(INTERVAL))
@@ -207,3 +208,13 @@ def test_the_producer_keeps_to_its_rate(r: Any, key: str) -> None:
     # 10 events a batch at 100/s: each batch is due 0.1 s after the previous one
     assert len(slept) == 5 and all(s > 0 for s in slept)
     assert r.xlen(key) == 50
+
+
+def test_milliseconds_are_exact_for_any_aware_datetime() -> None:
+    import pendulum
+
+    from etlml.ingest.stream import to_ms
+
+    moment = datetime(2026, 11, 20, 12, 0, 0, 999_999, tzinfo=UTC)
+    assert to_ms(moment) == 1_795_176_000_999  # 2026-11-20T12:00:00Z is 1795176000 s
+    assert to_ms(pendulum.instance(moment)) == to_ms(moment.astimezone(timezone(timedelta(hours=2))))

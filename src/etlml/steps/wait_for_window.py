@@ -1,0 +1,59 @@
+"""Task ``wait_for_window``: a stream interval is read only once it is closed; until then the task
+waits in Airflow's triggerer (deferred), not in a worker slot. Other sources pass at once.
+
+Only ``airflow.sdk`` is imported at the top: the DAG file instantiates this operator when parsed.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from airflow.sdk import BaseOperator
+
+log = logging.getLogger(__name__)
+
+POLL_SECONDS = 5.0
+
+
+class WaitForStreamWindow(BaseOperator):
+    """Succeeds once the run's interval is closed in the stream (``ETLML_SOURCE=redis_stream``):
+    the Redis server's clock, or the stream's last entry id, past the interval's end plus
+    ``ETLML_STREAM_GRACE_SECONDS``. Defers to :class:`~etlml.ingest.stream_trigger.StreamWindowTrigger`
+    while it is open."""
+
+    ui_color = "#fbe9e7"
+
+    def __init__(self, *, poll_seconds: float = POLL_SECONDS, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.poll_seconds = poll_seconds
+
+    def execute(self, context: Any) -> None:
+        from etlml import settings
+        from etlml.ingest.stream import RedisStreamSource
+        from etlml.ingest.stream_trigger import StreamWindowTrigger
+        from etlml.steps.run import RunContext
+
+        cfg = settings.load()
+        if cfg.source != "redis_stream":
+            log.info("ETLML_SOURCE=%s: nothing to wait for", cfg.source)
+            return
+        run = RunContext.from_airflow(context)
+        source = RedisStreamSource.from_connection(cfg.stream_conn_id, cfg.stream_key, cfg.stream_grace)
+        window = source.window(run.interval)
+        if window.closed:
+            log.info("stream interval %s is closed", run.interval.key)
+            return
+        log.info("stream interval %s closes in %.1f s; deferring", run.interval.key, window.wait_seconds)
+        trigger = StreamWindowTrigger(
+            cfg.stream_conn_id,
+            cfg.stream_key,
+            start=run.interval.start.isoformat(),
+            end=run.interval.end.isoformat(),
+            grace_seconds=cfg.stream_grace.total_seconds(),
+            poll_seconds=self.poll_seconds,
+        )
+        self.defer(trigger=trigger, method_name="execute_complete")
+
+    def execute_complete(self, context: Any, event: dict[str, Any] | None = None) -> None:
+        log.info("stream interval closed: %s", event)
