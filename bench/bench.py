@@ -12,7 +12,9 @@ On one data interval of ``--events`` simulated events, in a throwaway warehouse 
 5. the same interval split into ``--shards`` shards, the mapped steps of each shard in their own
    worker process, as Celery workers would run them;
 6. first (unless ``--no-airflow``): a 10,000-event run under a real scheduler
-   (bench/airflow_overhead.py), for what Airflow adds per task and the DAG file's parse time.
+   (bench/airflow_overhead.py), for what Airflow adds per task and the DAG file's parse time;
+7. the extract step reading the interval from a Redis stream, next to the simulator's
+   (bench/stream_extract.py; ``--only-stream`` runs this one alone).
 
 Ends with one line: ``RESULT events_per_s=... copy_bound_ratio=... naive_speedup=... peak_rss_mb=...``
 and writes a chart (``--chart``) and the figures as JSON (``--json``).
@@ -311,6 +313,13 @@ def airflow_overhead(path: Path) -> dict[str, Any]:
     }
 
 
+def stream_extract(events: int, ctx: Any, shard_size: int) -> dict[str, Any]:
+    """bench/stream_extract.py: extract from a Redis stream next to the simulator."""
+    import stream_extract as measure
+
+    return measure.stream_extract(events, ctx, shard_size)
+
+
 def truncate(dsn: str) -> None:
     with psycopg.connect(dsn, autocommit=True) as conn:
         conn.execute("TRUNCATE processed_data, predictions, rejected_events, run_audit")
@@ -328,10 +337,13 @@ def main() -> int:
     parser.add_argument("--chart", type=Path, default=HERE / "out" / "throughput.png")
     parser.add_argument("--json", type=Path, default=HERE / "out" / "bench.json")
     parser.add_argument("--no-airflow", action="store_true", help="skip the run under a real scheduler")
+    parser.add_argument("--only-stream", action="store_true", help="only the stream extract measurement")
     args = parser.parse_args()
 
     args.json.parent.mkdir(parents=True, exist_ok=True)
-    overhead = None if args.no_airflow else airflow_overhead(args.json.with_name("airflow.json"))
+    overhead = (
+        None if args.no_airflow or args.only_stream else airflow_overhead(args.json.with_name("airflow.json"))
+    )
 
     work = Path(tempfile.mkdtemp(prefix="etlml-bench-"))
     dbname = f"etlml_bench_{uuid.uuid4().hex[:8]}"
@@ -353,6 +365,8 @@ def main() -> int:
 
             migrate_schema()
             shard_size = args.shard_size or DEFAULT_SHARD_SIZE
+            if args.only_stream:
+                return stream_only(args, shard_size)
             # first calls import and compile what the steps use; in Airflow that is start-up cost
             # (bench/airflow_overhead.py measures it), here it would blur the steps' own speed
             pipeline_run("warm-up, another interval", 10_000, shard_size, offset=-1)
@@ -370,6 +384,8 @@ def main() -> int:
             naive_rate = naive_reference(dsn, extracted, args.naive_sample, work)
             truncate(dsn)
             sharded = sharded_run(args.events, args.shards, env, dsn)
+            print(f"\nextract of {args.events:,} events from a Redis stream and from the simulator")
+            stream = stream_extract(args.events, run_context("stream", offset=1), shard_size)
         finally:
             admin.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(dbname)))
             shutil.rmtree(work, ignore_errors=True)
@@ -387,8 +403,22 @@ def main() -> int:
         "shard_speedup": sharded.rate / first.rate,
         "peak_rss_mb": max(first.peak_mb.values()),
         "airflow": overhead,
+        "stream_extract": stream,
     }
     report(args, figures)
+    return 0
+
+
+def stream_only(args: argparse.Namespace, shard_size: int) -> int:
+    """``--only-stream``: the stream extract measurement alone, its figures in ``stream.json``."""
+    pipeline_run("warm-up, another interval", 10_000, shard_size, offset=-1)
+    print(f"\nextract of {args.events:,} events from a Redis stream and from the simulator")
+    figures = stream_extract(args.events, run_context("stream", offset=1), shard_size)
+    args.json.with_name("stream.json").write_text(json.dumps(figures, indent=2))
+    print(
+        f"RESULT stream_extract_events_per_s={figures['stream_events_per_s']:.0f} "
+        f"simulator_extract_events_per_s={figures['simulator_events_per_s']:.0f}"
+    )
     return 0
 
 
@@ -427,10 +457,16 @@ def report(args: argparse.Namespace, figures: dict[str, Any]) -> None:
             f"{overhead['library_import_s']:.2f} s importing etlml.steps); DAG file parse "
             f"{overhead['parse_s'] * 1000:.0f} ms"
         )
+    stream = figures["stream_extract"]
+    print(
+        f"extract, {stream['events']:,} events: from a Redis stream {stream['stream_events_per_s']:,.0f} "
+        f"events/s, from the simulator {stream['simulator_events_per_s']:,.0f} events/s"
+    )
     print(f"chart: {args.chart}  figures: {args.json}")
     print(
         f"RESULT events_per_s={first['events_per_s']:.0f} copy_bound_ratio={figures['copy_bound_ratio']:.2f} "
-        f"naive_speedup={figures['naive_speedup']:.1f} peak_rss_mb={figures['peak_rss_mb']}"
+        f"naive_speedup={figures['naive_speedup']:.1f} peak_rss_mb={figures['peak_rss_mb']} "
+        f"stream_extract_events_per_s={stream['stream_events_per_s']:.0f}"
     )
 
 
