@@ -14,9 +14,10 @@ small interval is one shard.
 
 Records come from the simulator (``simulated_events`` per interval), from landing files or from a
 Redis stream (``ETLML_SOURCE``). ``wait_for_window`` passes at once except for a stream, whose
-interval it waits for, deferred to the triggerer, until it is closed. ``extract`` checks them against the data contract; ``load_processed``
-quarantines the rejected ones in ``rejected_events`` with the loaded events, and fails the run
-without retries when more than ``ETLML_MAX_REJECTED_SHARE`` of the records were rejected.
+interval it waits for, deferred to the triggerer, until it is closed. ``extract`` checks the
+records against the data contract; ``load_processed`` quarantines the rejected ones in
+``rejected_events`` with the loaded events, and fails the run without retries when more than
+``ETLML_MAX_REJECTED_SHARE`` of the records were rejected.
 """
 
 from __future__ import annotations

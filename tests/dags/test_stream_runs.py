@@ -94,7 +94,8 @@ def test_a_stream_interval_is_loaded_scored_and_quarantined(
     ).fetchone()
     assert processed == (EVENTS, EVENTS)
     scored = wh.execute(
-        "SELECT count(*) FROM predictions p JOIN processed_data d USING (event_id) WHERE d.interval_start = %s",
+        "SELECT count(*) FROM predictions p JOIN processed_data d USING (event_id) "
+        "WHERE d.interval_start = %s",
         (START,),
     ).fetchone()
     assert scored == (EVENTS,)

@@ -218,3 +218,20 @@ def test_milliseconds_are_exact_for_any_aware_datetime() -> None:
     moment = datetime(2026, 11, 20, 12, 0, 0, 999_999, tzinfo=UTC)
     assert to_ms(moment) == 1_795_176_000_999  # 2026-11-20T12:00:00Z is 1795176000 s
     assert to_ms(pendulum.instance(moment)) == to_ms(moment.astimezone(timezone(timedelta(hours=2))))
+
+
+def test_backfill_spreads_events_over_a_past_interval(r: Any, key: str) -> None:
+    import redis
+
+    from etlml.ingest.stream import backfill
+
+    events = SimulatedSource(3, 1_500).events(INTERVAL)
+    assert backfill(r, key, events, INTERVAL, batch=400) == 1_500
+    records = source(r, key).records(INTERVAL)
+    assert records["event_id"].tolist() == events["event_id"].tolist()
+    assert pd.to_datetime(records["ts_utc"]).tolist() == events["ts_utc"].tolist()
+    arrivals = [entry_id(n) for n in records["row_number"]]
+    assert arrivals[-1] < f"{int(arrivals[0].split('-')[0]) + 600_000}-0"  # all inside the ten minutes
+    earlier = Interval(START - timedelta(minutes=10), START)
+    with pytest.raises(redis.ResponseError, match="equal or smaller"):
+        backfill(r, key, events.head(1), earlier)

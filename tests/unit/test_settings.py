@@ -1,4 +1,5 @@
-"""Settings of the landing and stream sources and the quality gate: defaults, and refusals that say what to fix."""
+"""Settings of the landing and stream sources and the quality gate: defaults, and refusals that say
+what to fix."""
 
 from datetime import timedelta
 
