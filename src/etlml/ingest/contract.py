@@ -316,8 +316,10 @@ def _check_time_window(ts: pd.Series, rules: Rules, verdicts: _Verdicts) -> None
     valid = ~np.isnat(micros)
     horizon = max(rules.now, rules.interval.end) + rules.max_future_skew
     latest = np.datetime64(pd.Timestamp(horizon).tz_convert(None), "us")
-    start = np.datetime64(pd.Timestamp(rules.interval.start - rules.tolerance).tz_convert(None), "us")
-    end = np.datetime64(pd.Timestamp(rules.interval.end + rules.tolerance).tz_convert(None), "us")
+    # in pandas: Airflow's pendulum bounds minus a timedelta lose their time zone
+    tolerance = pd.Timedelta(rules.tolerance)
+    start = np.datetime64((pd.Timestamp(rules.interval.start) - tolerance).tz_convert(None), "us")
+    end = np.datetime64((pd.Timestamp(rules.interval.end) + tolerance).tz_convert(None), "us")
     future = valid & (micros > latest)
     skew = int(rules.max_future_skew.total_seconds())
     verdicts.flag(
