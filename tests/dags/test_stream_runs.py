@@ -175,3 +175,14 @@ def test_an_open_window_is_waited_for_in_the_triggerer_then_read(
     assert wh.execute(
         "SELECT interval_start FROM processed_data WHERE event_id = 'waited-for'"
     ).fetchone() == (start,)
+
+
+def test_a_missing_stream_connection_fails_the_wait_once_saying_what_to_set(
+    dags: dict[str, Any], wh: psycopg.Connection[Any], key: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("AIRFLOW_CONN_EVENTS")
+    dag_run = run(dags, LOGICAL + timedelta(hours=3))
+    assert dag_run.state == "failed"
+    states = task_states(dag_run)
+    assert states["wait_for_window"] == ("failed", 1)  # a retry cannot define the connection
+    assert states["extract"][0] == "upstream_failed"

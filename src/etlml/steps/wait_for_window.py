@@ -29,6 +29,13 @@ class WaitForStreamWindow(BaseOperator):
         self.poll_seconds = poll_seconds
 
     def execute(self, context: Any) -> None:
+        """Return if the window is closed (or the source is not a stream), else defer; a settings
+        error (say, no ``events`` connection) fails at once, without retries."""
+        from etlml.steps.run import fail_fast
+
+        fail_fast(self._wait)(context)
+
+    def _wait(self, context: Any) -> None:
         from etlml import settings
         from etlml.ingest.stream import RedisStreamSource
         from etlml.ingest.stream_trigger import StreamWindowTrigger
