@@ -4,7 +4,6 @@ id; an open window is waited for (deferred) before it is read; a trimmed or repl
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -12,9 +11,9 @@ from typing import Any
 import psycopg
 import pytest
 
-from etlml.ingest.stream import entry_id, row_number
+from etlml.ingest.stream import entry_id, row_number, to_ms
 from tests.dags.test_bad_config import task_states
-from tests.dags.test_dag_runs import FULL_DIGEST, PIPELINE, PIPELINE_PARAMS, digests
+from tests.dags.test_dag_runs import FULL_DIGEST, PIPELINE, PIPELINE_PARAMS, digests, xcom_values
 from tests.streams import REDIS_URL, add, client, event, stream_key
 
 pytestmark = [pytest.mark.airflow, pytest.mark.db]
@@ -112,6 +111,7 @@ def test_a_stream_interval_is_loaded_scored_and_quarantined(
     assert b'"entry_id": "' + ids[-1].encode() + b'"' in bytes(rejected[2][3])
     assert b"\xc3\x28" in bytes(rejected[2][3])
     assert audit(wh) == ("redis_stream", EVENTS + 3, EVENTS, 3, "passed", ids[0])
+    assert xcom_values(PIPELINE, dag_run.run_id)["wait_for_window"]["deferred"] == 0  # long closed
 
     # a rerun reads the same entries and changes no byte
     before = digests(wh, FULL_DIGEST), digests(wh, {"rejected": REJECTED_DIGEST})
@@ -163,15 +163,20 @@ def test_an_open_window_is_waited_for_in_the_triggerer_then_read(
     now = datetime.fromtimestamp(int(seconds), UTC)
     end = now.replace(minute=now.minute - now.minute % 10, second=0)
     start = end - timedelta(minutes=10)
-    # the interval closes 4 s from now by the server's clock
-    grace = (now - end).total_seconds() + 4
+    # the interval closes 15 s from now by the server's clock: later than the run reaches its first task
+    grace = (now - end).total_seconds() + 15
+    closes = end + timedelta(seconds=grace)
     monkeypatch.setenv("ETLML_STREAM_GRACE_SECONDS", str(grace))
     add(r, key, start + timedelta(seconds=1), event("waited-for", start + timedelta(seconds=1)))
-    began = time.monotonic()
     dag_run = run(dags, end)
     assert dag_run.state == "success", task_states(dag_run)
-    assert time.monotonic() - began >= 3
     assert task_states(dag_run)["wait_for_window"] == ("success", 1)
+    # resumed from the trigger, which saw the server's clock past the interval's end plus the grace
+    seen = xcom_values(PIPELINE, dag_run.run_id)["wait_for_window"]
+    assert seen["deferred"] == 1 and seen["server_ms"] >= to_ms(closes)
+    # read only once closed: the audit was written after the server's clock passed end + grace
+    checked = wh.execute("SELECT checked_at FROM run_audit WHERE interval_start = %s", (start,)).fetchone()
+    assert checked is not None and checked[0] >= closes
     assert wh.execute(
         "SELECT interval_start FROM processed_data WHERE event_id = 'waited-for'"
     ).fetchone() == (start,)

@@ -28,14 +28,15 @@ class WaitForStreamWindow(BaseOperator):
         super().__init__(**kwargs)
         self.poll_seconds = poll_seconds
 
-    def execute(self, context: Any) -> None:
+    def execute(self, context: Any) -> dict[str, int] | None:
         """Return if the window is closed (or the source is not a stream), else defer; a settings
-        error (say, no ``events`` connection) fails at once, without retries."""
+        error (say, no ``events`` connection) fails at once, without retries. Returns (XCom) the
+        server's clock and the stream's last id (ms) that showed the window closed."""
         from etlml.steps.run import fail_fast
 
-        fail_fast(self._wait)(context)
+        return fail_fast(self._wait)(context)
 
-    def _wait(self, context: Any) -> None:
+    def _wait(self, context: Any) -> dict[str, int] | None:
         from etlml import settings
         from etlml.ingest.stream import RedisStreamSource
         from etlml.ingest.stream_trigger import StreamWindowTrigger
@@ -44,13 +45,13 @@ class WaitForStreamWindow(BaseOperator):
         cfg = settings.load()
         if cfg.source != "redis_stream":
             log.info("ETLML_SOURCE=%s: nothing to wait for", cfg.source)
-            return
+            return None
         run = RunContext.from_airflow(context)
         source = RedisStreamSource.from_connection(cfg.stream_conn_id, cfg.stream_key, cfg.stream_grace)
         window = source.window(run.interval)
         if window.closed:
             log.info("stream interval %s is closed", run.interval.key)
-            return
+            return {"server_ms": window.server_ms, "last_ms": window.last_ms, "deferred": 0}
         log.info("stream interval %s closes in %.1f s; deferring", run.interval.key, window.wait_seconds)
         trigger = StreamWindowTrigger(
             cfg.stream_conn_id,
@@ -62,5 +63,12 @@ class WaitForStreamWindow(BaseOperator):
         )
         self.defer(trigger=trigger, method_name="execute_complete")
 
-    def execute_complete(self, context: Any, event: dict[str, Any] | None = None) -> None:
+    def execute_complete(self, context: Any, event: dict[str, Any] | None = None) -> dict[str, int]:
+        """Resumed from the trigger, whose event says when the window closed."""
         log.info("stream interval closed: %s", event)
+        seen = event or {}
+        return {
+            "server_ms": int(seen.get("server_ms", 0)),
+            "last_ms": int(seen.get("last_ms", 0)),
+            "deferred": 1,
+        }
