@@ -12,7 +12,9 @@ On one data interval of ``--events`` simulated events, in a throwaway warehouse 
 5. the same interval split into ``--shards`` shards, the mapped steps of each shard in their own
    worker process, as Celery workers would run them;
 6. first (unless ``--no-airflow``): a 10,000-event run under a real scheduler
-   (bench/airflow_overhead.py), for what Airflow adds per task and the DAG file's parse time.
+   (bench/airflow_overhead.py), for what Airflow adds per task and the DAG file's parse time;
+7. the extract step reading the interval from a Redis stream, next to the simulator's
+   (bench/stream_extract.py; ``--only-stream`` runs this one alone).
 
 With ``--landing csv|jsonl`` it runs instead one landing file of ``--events`` records through
 extract, transform and load_processed, each step in a process of its own, and reports each step's
@@ -374,6 +376,13 @@ def landing_main(args: argparse.Namespace) -> int:
     return 0
 
 
+def stream_extract(events: int, ctx: Any, shard_size: int) -> dict[str, Any]:
+    """bench/stream_extract.py: extract from a Redis stream next to the simulator."""
+    import stream_extract as measure
+
+    return measure.stream_extract(events, ctx, shard_size)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -385,6 +394,7 @@ def main() -> int:
     parser.add_argument("--chart", type=Path, default=HERE / "out" / "throughput.png")
     parser.add_argument("--json", type=Path, default=HERE / "out" / "bench.json")
     parser.add_argument("--no-airflow", action="store_true", help="skip the run under a real scheduler")
+    parser.add_argument("--only-stream", action="store_true", help="only the stream extract measurement")
     parser.add_argument(
         "--landing",
         choices=("csv", "jsonl"),
@@ -396,12 +406,16 @@ def main() -> int:
     args.json.parent.mkdir(parents=True, exist_ok=True)
     if args.landing:
         return landing_main(args)
-    overhead = None if args.no_airflow else airflow_overhead(args.json.with_name("airflow.json"))
+    overhead = (
+        None if args.no_airflow or args.only_stream else airflow_overhead(args.json.with_name("airflow.json"))
+    )
 
     with throwaway_warehouse() as (dsn, env, work):
         from etlml.steps.run import DEFAULT_SHARD_SIZE
 
         shard_size = args.shard_size or DEFAULT_SHARD_SIZE
+        if args.only_stream:
+            return stream_only(args, shard_size)
         # first calls import and compile what the steps use; in Airflow that is start-up cost
         # (bench/airflow_overhead.py measures it), here it would blur the steps' own speed
         pipeline_run("warm-up, another interval", 10_000, shard_size, offset=-1)
@@ -419,6 +433,8 @@ def main() -> int:
         naive_rate = naive_reference(dsn, extracted, args.naive_sample, work)
         truncate(dsn)
         sharded = sharded_run(args.events, args.shards, env, dsn)
+        print(f"\nextract of {args.events:,} events from a Redis stream and from the simulator")
+        stream = stream_extract(args.events, run_context("stream", offset=1), shard_size)
 
     figures = {
         "events": args.events,
@@ -433,8 +449,22 @@ def main() -> int:
         "shard_speedup": sharded.rate / first.rate,
         "peak_rss_mb": max(first.peak_mb.values()),
         "airflow": overhead,
+        "stream_extract": stream,
     }
     report(args, figures)
+    return 0
+
+
+def stream_only(args: argparse.Namespace, shard_size: int) -> int:
+    """``--only-stream``: the stream extract measurement alone, its figures in ``stream.json``."""
+    pipeline_run("warm-up, another interval", 10_000, shard_size, offset=-1)
+    print(f"\nextract of {args.events:,} events from a Redis stream and from the simulator")
+    figures = stream_extract(args.events, run_context("stream", offset=1), shard_size)
+    args.json.with_name("stream.json").write_text(json.dumps(figures, indent=2))
+    print(
+        f"RESULT stream_extract_events_per_s={figures['stream_events_per_s']:.0f} "
+        f"simulator_extract_events_per_s={figures['simulator_events_per_s']:.0f}"
+    )
     return 0
 
 
@@ -473,10 +503,16 @@ def report(args: argparse.Namespace, figures: dict[str, Any]) -> None:
             f"{overhead['library_import_s']:.2f} s importing etlml.steps); DAG file parse "
             f"{overhead['parse_s'] * 1000:.0f} ms"
         )
+    stream = figures["stream_extract"]
+    print(
+        f"extract, {stream['events']:,} events: from a Redis stream {stream['stream_events_per_s']:,.0f} "
+        f"events/s, from the simulator {stream['simulator_events_per_s']:,.0f} events/s"
+    )
     print(f"chart: {args.chart}  figures: {args.json}")
     print(
         f"RESULT events_per_s={first['events_per_s']:.0f} copy_bound_ratio={figures['copy_bound_ratio']:.2f} "
-        f"naive_speedup={figures['naive_speedup']:.1f} peak_rss_mb={figures['peak_rss_mb']}"
+        f"naive_speedup={figures['naive_speedup']:.1f} peak_rss_mb={figures['peak_rss_mb']} "
+        f"stream_extract_events_per_s={stream['stream_events_per_s']:.0f}"
     )
 
 

@@ -12,10 +12,12 @@ event id into shards: ``transform``, ``predict`` and ``store_predictions`` are m
 commits every shard's rows, the quarantine and the audit of the interval in one transaction. A
 small interval is one shard.
 
-Records come from the simulator (``simulated_events`` per interval) or from landing files
-(``ETLML_SOURCE``). ``extract`` checks them against the data contract; ``load_processed``
-quarantines the rejected ones in ``rejected_events`` with the loaded events, and fails the run
-without retries when more than ``ETLML_MAX_REJECTED_SHARE`` of the records were rejected.
+Records come from the simulator (``simulated_events`` per interval), from landing files or from a
+Redis stream (``ETLML_SOURCE``). ``wait_for_window`` passes at once except for a stream, whose
+interval it waits for, deferred to the triggerer, until it is closed. ``extract`` checks the
+records against the data contract; ``load_processed`` quarantines the rejected ones in
+``rejected_events`` with the loaded events, and fails the run without retries when more than
+``ETLML_MAX_REJECTED_SHARE`` of the records were rejected.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from airflow.sdk import Param, dag, get_current_context, task
 from airflow.timetables.interval import CronDataIntervalTimetable
 
 from etlml.settings import start_date
+from etlml.steps.wait_for_window import WaitForStreamWindow
 
 DEFAULT_ARGS = {
     "retries": 3,
@@ -138,6 +141,7 @@ def etl_ml_pipeline() -> None:
         return store_predictions(_run(), PredictedShard.from_xcom(predicted)).to_xcom()
 
     shards = extract()
+    WaitForStreamWindow(task_id="wait_for_window") >> shards
     plan = shards["run"]  # type: ignore[index]
     processed = transform.partial(plan=plan).expand(shard=shards)
     # every shard in one transaction, with the run's rejected records and audit; then the quality gate

@@ -43,6 +43,10 @@ FROM predictions p JOIN processed_data d USING (event_id) WHERE d.interval_end =
 ORDER BY p.ts_utc DESC LIMIT 5"""
 
 
+LOCAL_EVENTS = "redis://127.0.0.1:6379/0"
+STREAM_SEED_EVENTS = 200
+
+
 class DemoError(Exception):
     """Something the user can fix; printed as one line, exit status 2."""
 
@@ -188,9 +192,45 @@ def first_pipeline_run(api: localstack.AirflowApi, watch: list[localstack.Compon
     return api.trigger(PIPELINE)
 
 
-def run_dags(api: localstack.AirflowApi, watch: list[localstack.Component]) -> datetime:
+def stream_env() -> dict[str, str]:
+    """``ETLML_SOURCE=redis_stream``: the stream's connection for every Airflow process (the local
+    Redis unless ``AIRFLOW_CONN_EVENTS`` names another); nothing otherwise."""
+    if os.environ.get("ETLML_SOURCE") != "redis_stream":
+        return {}
+    return {"AIRFLOW_CONN_EVENTS": os.environ.get("AIRFLOW_CONN_EVENTS") or LOCAL_EVENTS}
+
+
+def seed_stream(env: dict[str, str], end: datetime) -> None:
+    """The stream's entries of the interval ending at ``end``, the first the scheduler runs: 200
+    simulated events as if they had arrived then, unless the stream already has entries from then on
+    (an earlier start of the demo, or a producer)."""
+    import redis
+
+    from etlml.ingest.simulator import SimulatedSource
+    from etlml.ingest.stream import backfill
+    from etlml.interval import Interval
+
+    key = os.environ.get("ETLML_STREAM_KEY") or "etlml:events"
+    interval = Interval(end - INTERVAL, end)
+    client = redis.Redis.from_url(env["AIRFLOW_CONN_EVENTS"])
+    try:
+        backfill(client, key, SimulatedSource(20_240_601, STREAM_SEED_EVENTS).events(interval), interval)
+    except redis.ResponseError:
+        say(f"demo: stream {key} already holds entries from {interval.start:%H:%M} UTC on; read as they are")
+    except redis.ConnectionError as exc:
+        raise DemoError(
+            f"cannot reach the event stream's Redis at {env['AIRFLOW_CONN_EVENTS']}: {exc}"
+        ) from None
+    else:
+        say(f"demo: stream {key} got {STREAM_SEED_EVENTS} events for {interval.start:%H:%M}-{end:%H:%M} UTC")
+
+
+def run_dags(
+    api: localstack.AirflowApi, watch: list[localstack.Component], env: dict[str, str] | None = None
+) -> datetime:
     """Both DAGs unpaused, the schema DAG run, then the pipeline's first run; returns the end of
-    its data interval."""
+    its data interval. With a stream source (``env`` holds its connection), the first run's interval
+    is seeded first."""
     api.wait_healthy(watch=watch)
     api.login()
     for dag_id in (INIT, PIPELINE):
@@ -200,6 +240,8 @@ def run_dags(api: localstack.AirflowApi, watch: list[localstack.Component]) -> d
     if (state := api.wait_for_run(INIT, init_run, watch=watch)) != "success":
         raise DemoError(f"{INIT} ended {state}: {api.task_states(INIT, init_run)}")
     since = latest_closed_interval_end(datetime.now(UTC))
+    if env and "AIRFLOW_CONN_EVENTS" in env:
+        seed_stream(env, since)
     api.unpause(PIPELINE)
     run_id = first_pipeline_run(api, watch, since)
     say(f"demo: {PIPELINE} is scoring the interval that ended at {since:%H:%M} UTC ({run_id}) ...")
@@ -242,6 +284,17 @@ def next_steps(cfg: Config, dbs: localstack.Databases, interval_end: datetime) -
 """
 
 
+def stream_steps(stream: dict[str, str]) -> str:
+    """With a stream source: how to feed it while the demo runs."""
+    if not stream:
+        return ""
+    return f"""
+  The stream   every run reads the events that arrived in its interval, 30 s after it ends; add some:
+    export AIRFLOW_CONN_EVENTS={stream["AIRFLOW_CONN_EVENTS"]}
+    etlml stream produce --events 600 --per-second 1
+"""
+
+
 def watch_until_stopped(components: list[localstack.Component]) -> NoReturn:
     """Until Ctrl-C; a component that exits meanwhile raises with the end of its log."""
     while True:
@@ -254,19 +307,28 @@ def interrupt(signum: int, frame: FrameType | None) -> None:
 
 
 def demo(cfg: Config) -> int:
-    subprocess.run([str(ROOT / "scripts" / "services.sh")], check=True)
+    stream = stream_env()
+    # the stream's Redis is started too when it is the local one (without persistence: a demo)
+    local_redis = stream.get("AIRFLOW_CONN_EVENTS") == LOCAL_EVENTS
+    subprocess.run(
+        [str(ROOT / "scripts" / "services.sh"), *(["--with-redis"] if local_redis else [])], check=True
+    )
     dbs = cfg.databases()
     dbs.ensure()
-    env = localstack.airflow_env(cfg.state / "airflow", dbs, ROOT / "dags", cfg.port, host=cfg.host)
+    env = localstack.airflow_env(
+        cfg.state / "airflow", dbs, ROOT / "dags", cfg.port, host=cfg.host, extra=stream
+    )
     say("demo: migrating Airflow's metadata DB and the warehouse ...")
     migrate(env)
     for sig in (signal.SIGINT, signal.SIGTERM):  # SIGINT too: a shell may start us with it ignored
         signal.signal(sig, interrupt)
     components = start_airflow(cfg, env)
     try:
-        interval_end = run_dags(localstack.AirflowApi(localstack.base_url(cfg.host, cfg.port)), components)
+        interval_end = run_dags(
+            localstack.AirflowApi(localstack.base_url(cfg.host, cfg.port)), components, stream
+        )
         show_predictions(dbs, interval_end)
-        say(next_steps(cfg, dbs, interval_end))
+        say(next_steps(cfg, dbs, interval_end) + stream_steps(stream))
         watch_until_stopped(components)
     except KeyboardInterrupt:
         say("\ndemo: stopping Airflow; running tasks get up to 30 s to finish ...")

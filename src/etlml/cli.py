@@ -1,5 +1,5 @@
 """The ``etlml`` command line: the warehouse schema (``etlml db``), the model registry (``etlml models``)
-and the pipeline's runs (``etlml runs``).
+and the pipeline's runs (``etlml runs``) and the event stream (``etlml stream``).
 
 It finds the warehouse the way the DAGs do: the Airflow connection ``warehouse``
 (``AIRFLOW_CONN_WAREHOUSE``). Errors print one line saying what to do and exit with status 2.
@@ -15,7 +15,7 @@ import logging
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, redirect_stdout
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, NoReturn
 
 from etlml import settings
@@ -195,6 +195,65 @@ def _timestamp(text: str) -> datetime:
     return value
 
 
+def _stream() -> Any:
+    from etlml.ingest import stream
+
+    cfg = settings.load()
+    return stream.connect(cfg.stream_conn_id), cfg.stream_key
+
+
+def _produce(args: argparse.Namespace) -> int:
+    from etlml.ingest import stream
+    from etlml.ingest.simulator import SimulatedSource
+    from etlml.interval import Interval
+
+    client, key = _stream()
+    now = datetime.now(UTC)
+    events = SimulatedSource(args.seed, args.events).events(Interval(now, now + timedelta(seconds=1)))
+    events["event_id"] = [f"evt-{now:%Y%m%dT%H%M%S%f}-{n:07d}" for n in range(len(events))]
+    first, last = stream.produce(client, key, events, per_second=args.per_second)
+    print(json.dumps({"stream": key, "events": len(events), "first_entry_id": first, "last_entry_id": last}))
+    return 0
+
+
+def _trim(args: argparse.Namespace) -> int:
+    from etlml.ingest import stream
+
+    client, key = _stream()
+    before = args.before or datetime.now(UTC) - timedelta(days=args.keep_days)
+    removed = stream.trim(client, key, before)
+    print(json.dumps({"stream": key, "removed": removed, "before": before.isoformat()}))
+    return 0
+
+
+def _positive(kind: type[int] | type[float]) -> Callable[[str], float]:
+    def parse(text: str) -> float:
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+        if value <= 0:
+            raise argparse.ArgumentTypeError(f"{text!r} must be more than 0")
+        return value
+
+    return parse
+
+
+def _stream_commands(commands: Any) -> None:
+    stream = commands.add_parser("stream", help="the Redis event stream (ETLML_SOURCE=redis_stream)")
+    sub = stream.add_subparsers(dest="stream_command", required=True)
+    produce = sub.add_parser("produce", help="append simulated events, ids by the server's clock")
+    produce.add_argument("--events", type=_positive(int), required=True, help="how many events")
+    produce.add_argument("--per-second", type=_positive(float), help="at most this many a second")
+    produce.add_argument("--seed", type=int, default=settings.DEFAULT_SEED, help="of the simulated values")
+    produce.set_defaults(func=_produce)
+    trim = sub.add_parser("trim", help="remove entries older than the retention (XTRIM MINID)")
+    when = trim.add_mutually_exclusive_group(required=True)
+    when.add_argument("--keep-days", type=_positive(float), help="keep the entries of the last N days")
+    when.add_argument("--before", type=_timestamp, help="remove the entries that arrived before this")
+    trim.set_defaults(func=_trim)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="etlml", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -254,6 +313,7 @@ def build_parser() -> argparse.ArgumentParser:
     gaps.add_argument("--to", dest="end", type=_timestamp, required=True, help="window end, exclusive")
     gaps.add_argument("--json", action="store_true", help="machine-readable output")
     gaps.set_defaults(func=_with_registry(_gaps))
+    _stream_commands(commands)
     return parser
 
 

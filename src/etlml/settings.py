@@ -17,7 +17,11 @@ from etlml.errors import SettingsError
 
 DEFAULT_SEED = 20_240_601
 WAREHOUSE_CONN_ID = "warehouse"
-SOURCES = ("simulator", "landing")
+STREAM_CONN_ID = "events"
+DEFAULT_STREAM_KEY = "etlml:events"
+DEFAULT_STREAM_GRACE_SECONDS = 30.0
+Source = Literal["simulator", "landing", "redis_stream"]
+SOURCES: tuple[Source, ...] = ("simulator", "landing", "redis_stream")
 DEFAULT_MAX_FUTURE_SKEW_SECONDS = 300.0
 DEFAULT_MAX_REJECTED_SHARE = 0.05
 DEFAULT_START_DATE = "2026-01-01T00:00:00Z"
@@ -36,8 +40,8 @@ class Settings:
     ``warehouse_conn_id``: the Airflow connection of the warehouse database, so
     ``AIRFLOW_CONN_WAREHOUSE`` configures it the usual Airflow way.
     ``source_seed``: seed of the simulated upstream source; with the data interval it fixes every event.
-    ``source``: ``simulator`` (default) or ``landing`` (files under ``landing_root``, see
-    ``etlml.ingest.landing``).
+    ``source``: ``simulator`` (default), ``landing`` (files under ``landing_root``, see
+    ``etlml.ingest.landing``) or ``redis_stream`` (a Redis stream, see ``etlml.ingest.stream``).
     ``landing_root``: ``ObjectStoragePath`` URL of the landing area, partitioned ``YYYY-MM-DD/HHMM/``.
     ``max_future_skew``: how far after the moment ``extract`` runs (and the interval's end) an event's
     timestamp may lie before it is rejected as in the future rather than outside the interval.
@@ -45,17 +49,25 @@ class Settings:
     ``storage_retention``: how long ``90_housekeeping`` keeps a finished run's folder.
     ``max_file_bytes``: the largest landing file read, in bytes as stored and, for gzip, decompressed;
     a larger one is quarantined as ``file_too_large``.
+    ``stream_conn_id``: the Airflow connection of the Redis server holding the event stream
+    (``AIRFLOW_CONN_EVENTS=redis://host:6379/0``); ``stream_key``: the stream's key.
+    ``stream_grace``: how long after an interval's end (by the Redis server's clock or the stream's
+    last entry id) the interval counts as closed and is read; also how far an event's own ``ts_utc``
+    may lie outside its arrival interval before it is quarantined.
     """
 
     storage_root: str
     warehouse_conn_id: str
     source_seed: int
-    source: Literal["simulator", "landing"] = "simulator"
+    source: Source = "simulator"
     landing_root: str = ""
     max_future_skew: timedelta = timedelta(seconds=DEFAULT_MAX_FUTURE_SKEW_SECONDS)
     max_rejected_share: float = DEFAULT_MAX_REJECTED_SHARE
     storage_retention: timedelta = timedelta(days=DEFAULT_STORAGE_RETENTION_DAYS)
     max_file_bytes: int = DEFAULT_MAX_FILE_BYTES
+    stream_conn_id: str = STREAM_CONN_ID
+    stream_key: str = DEFAULT_STREAM_KEY
+    stream_grace: timedelta = timedelta(seconds=DEFAULT_STREAM_GRACE_SECONDS)
 
 
 def _default_storage_root() -> str:
@@ -68,13 +80,12 @@ def _default_landing_root() -> str:
     return Path(airflow_home, "etlml-landing").resolve().as_uri()
 
 
-def _source() -> Literal["simulator", "landing"]:
+def _source() -> Source:
     value = os.environ.get("ETLML_SOURCE") or "simulator"
-    if value == "landing":
-        return "landing"
-    if value != "simulator":
-        raise SettingsError(f"ETLML_SOURCE must be one of {', '.join(SOURCES)}, got {value!r}")
-    return "simulator"
+    for known in SOURCES:
+        if value == known:
+            return known
+    raise SettingsError(f"ETLML_SOURCE must be one of {', '.join(SOURCES)}, got {value!r}")
 
 
 def _number(name: str, default: float, low: float, high: float) -> float:
@@ -121,6 +132,11 @@ def load() -> Settings:
             days=_number("ETLML_STORAGE_RETENTION_DAYS", DEFAULT_STORAGE_RETENTION_DAYS, 0, 36_500)
         ),
         max_file_bytes=_byte_count("ETLML_MAX_FILE_BYTES", DEFAULT_MAX_FILE_BYTES),
+        stream_conn_id=os.environ.get("ETLML_STREAM_CONN_ID") or STREAM_CONN_ID,
+        stream_key=os.environ.get("ETLML_STREAM_KEY") or DEFAULT_STREAM_KEY,
+        stream_grace=timedelta(
+            seconds=_number("ETLML_STREAM_GRACE_SECONDS", DEFAULT_STREAM_GRACE_SECONDS, 0, 86_400)
+        ),
     )
 
 

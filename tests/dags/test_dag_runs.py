@@ -219,6 +219,7 @@ def test_a_sharded_run_stores_exactly_what_an_unsharded_one_does(
         mapped.setdefault(ti.task_id, []).append(ti.map_index)
         assert ti.state == "success", ti
     assert {t: sorted(i) for t, i in mapped.items()} == {
+        "wait_for_window": [-1],
         "extract": [-1],
         "transform": [0, 1, 2],
         "load_processed": [-1],

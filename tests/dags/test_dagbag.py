@@ -10,7 +10,7 @@ from tests.conftest import ROOT
 
 pytestmark = pytest.mark.airflow
 
-PIPELINE_ORDER = ["extract", "transform", "load_processed", "predict", "store_predictions"]
+PIPELINE_ORDER = ["wait_for_window", "extract", "transform", "load_processed", "predict", "store_predictions"]
 
 
 @pytest.fixture(scope="module")

@@ -21,7 +21,7 @@ from packaging.specifiers import SpecifierSet
 
 from tests.conftest import ROOT
 
-INFRA = {"postgres", "redis", "warehouse"}
+INFRA = {"postgres", "redis", "warehouse", "events"}
 INIT = "airflow-init"
 # Each long-running Airflow service and the command it runs.
 AIRFLOW_COMMANDS = {
@@ -45,6 +45,7 @@ HEALTHCHECKS = {
     "postgres": "pg_isready",
     "warehouse": "pg_isready",
     "redis": "redis-cli ping",
+    "events": "redis-cli ping",
     "airflow-apiserver": "curl --fail http://localhost:8080/api/v2/version",
     "airflow-scheduler": "curl --fail http://localhost:8974/health",
     "airflow-dag-processor": 'airflow jobs check --job-type DagProcessorJob --hostname "$${HOSTNAME}"',
@@ -473,6 +474,26 @@ def test_the_pipeline_role_is_a_valid_name_apart_from_the_owner(env_example: dic
     role = env_example["WAREHOUSE_PIPELINE_USER"]
     assert ROLE_NAME.fullmatch(role) and not role.startswith("pg_")
     assert role != env_example["WAREHOUSE_USER"]
+
+
+def test_the_event_stream_is_its_own_persistent_redis_behind_the_events_connection(
+    resolved: dict[str, Any], compose: dict[str, Any]
+) -> None:
+    """AIRFLOW_CONN_EVENTS points at the events service, never the Celery broker; it keeps an
+    append-only file on a named volume, so the stream outlives a restart."""
+    services = resolved["services"]
+    events = services["events"]
+    command = events["command"]
+    assert command[0] == "redis-server"
+    assert command[command.index("--appendonly") + 1] == "yes"
+    assert _volume_mounts(events)["/data"] in compose["volumes"]
+    assert command[command.index("--dir") + 1] == "/data"
+    for name in AIRFLOW_SERVICES:
+        env = services[name]["environment"]
+        url = urlsplit(env["AIRFLOW_CONN_EVENTS"])
+        assert (url.scheme, url.hostname, url.port) == ("redis", "events", 6379), name
+        assert urlsplit(env["AIRFLOW__CELERY__BROKER_URL"]).hostname == "redis" != url.hostname
+        assert _depends_on(services[name])["events"]["condition"] == "service_healthy", name
 
 
 def test_databases_keep_their_data_on_their_own_named_volumes(

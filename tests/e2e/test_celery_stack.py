@@ -44,7 +44,7 @@ def test_tasks_ran_in_the_worker_process(celery_stack: Stack, finished_run: dict
         if "Executing workload in Celery" in line and run_path in line
     }
     mapped = {f"{task}[{i}]" for task in ("transform", "predict", "store_predictions") for i in range(SHARDS)}
-    assert executed == {"extract", "load_processed", *mapped}
+    assert executed == {"wait_for_window", "extract", "load_processed", *mapped}
 
 
 def test_a_worker_killed_mid_task_is_retried_and_the_run_succeeds(

@@ -33,7 +33,15 @@ def test_every_task_of_the_run_succeeded_once(local_stack: Stack, finished_run: 
     states = local_stack.api.task_states(PIPELINE, finished_run["dag_run_id"])
     # one shard: the mapped tasks have one instance each
     assert states == dict.fromkeys(
-        ["extract", "transform[0]", "load_processed", "predict[0]", "store_predictions[0]"], "success"
+        [
+            "wait_for_window",
+            "extract",
+            "transform[0]",
+            "load_processed",
+            "predict[0]",
+            "store_predictions[0]",
+        ],
+        "success",
     )
 
 

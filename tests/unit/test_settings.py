@@ -1,4 +1,5 @@
-"""Settings of the landing source and the quality gate: defaults, and refusals that say what to fix."""
+"""Settings of the landing and stream sources and the quality gate: defaults, and refusals that say
+what to fix."""
 
 from datetime import timedelta
 
@@ -14,6 +15,9 @@ def clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
         "ETLML_LANDING_ROOT",
         "ETLML_MAX_FUTURE_SKEW_SECONDS",
         "ETLML_MAX_REJECTED_SHARE",
+        "ETLML_STREAM_CONN_ID",
+        "ETLML_STREAM_KEY",
+        "ETLML_STREAM_GRACE_SECONDS",
     ):
         monkeypatch.delenv(name, raising=False)
 
@@ -37,10 +41,47 @@ def test_landing_configuration(monkeypatch: pytest.MonkeyPatch) -> None:
     assert (cfg.max_future_skew, cfg.max_rejected_share) == (timedelta(seconds=90), 0.0)
 
 
+def test_stream_configuration(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ETLML_SOURCE", "redis_stream")
+    cfg = settings.load()
+    assert (cfg.source, cfg.stream_conn_id, cfg.stream_key) == ("redis_stream", "events", "etlml:events")
+    assert cfg.stream_grace == timedelta(seconds=30)
+    monkeypatch.setenv("ETLML_STREAM_CONN_ID", "clicks")
+    monkeypatch.setenv("ETLML_STREAM_KEY", "shop:clicks")
+    monkeypatch.setenv("ETLML_STREAM_GRACE_SECONDS", "2.5")
+    cfg = settings.load()
+    assert (cfg.stream_conn_id, cfg.stream_key, cfg.stream_grace) == (
+        "clicks",
+        "shop:clicks",
+        timedelta(seconds=2.5),
+    )
+
+
+def test_the_stream_connection_is_the_redis_providers_url() -> None:
+    from airflow.sdk import Connection
+
+    from etlml.ingest.stream import client_options
+
+    opts = client_options(Connection.from_uri("redis://u:p%40ss@events:6380/3", conn_id="events"))
+    assert (opts["host"], opts["port"], opts["db"], opts["username"], opts["password"]) == (
+        "events",
+        6380,
+        3,
+        "u",
+        "p@ss",
+    )
+    plain = client_options(Connection.from_uri("redis://events", conn_id="events"))
+    assert (plain["port"], plain["db"], plain["password"]) == (6379, 0, None)
+    with pytest.raises(settings.SettingsError, match="database must be a number"):
+        client_options(Connection.from_uri("redis://events:6379/zero", conn_id="events"))
+
+
 @pytest.mark.parametrize(
     ("name", "value", "message"),
     [
-        ("ETLML_SOURCE", "files", "ETLML_SOURCE must be one of simulator, landing"),
+        ("ETLML_SOURCE", "files", "ETLML_SOURCE must be one of simulator, landing, redis_stream"),
+        ("ETLML_STREAM_GRACE_SECONDS", "-5", "ETLML_STREAM_GRACE_SECONDS must be a number"),
+        ("ETLML_STREAM_GRACE_SECONDS", "30s", "ETLML_STREAM_GRACE_SECONDS"),
         ("ETLML_MAX_REJECTED_SHARE", "5%", r"ETLML_MAX_REJECTED_SHARE must be a number in \[0, 1\]"),
         ("ETLML_MAX_REJECTED_SHARE", "1.5", "ETLML_MAX_REJECTED_SHARE"),
         ("ETLML_MAX_FUTURE_SKEW_SECONDS", "-1", "ETLML_MAX_FUTURE_SKEW_SECONDS"),

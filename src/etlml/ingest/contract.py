@@ -46,7 +46,8 @@ REASONS: dict[str, str] = {
     "invalid_number": "f1, f2 or f3 present but not a finite number",
     "future_timestamp": "ts_utc more than the allowed skew after both the moment extract ran and the end "
     "of the run's interval (the producer's clock is ahead)",
-    "outside_interval": "ts_utc outside the run's data interval [start, end)",
+    "outside_interval": "ts_utc outside the run's data interval [start, end) (for a stream: the interval "
+    "of the entry's arrival, widened by ETLML_STREAM_GRACE_SECONDS on each side)",
     "duplicate": "another record of the run has the same event_id and was kept instead "
     "(counted as deduplicated, not as rejected)",
 }
@@ -83,11 +84,16 @@ class Rules:
     The clock never decides whether a record is accepted: an event inside the interval is accepted
     even by a run that starts before the interval ends, so a rerun accepts the same events. It only
     tells ``future_timestamp`` from ``outside_interval`` for events after the interval.
+
+    ``tolerance``: how far outside the interval an event's ``ts_utc`` may lie and still be accepted
+    (0 by default). A stream source files an event under the interval of its arrival, so an event
+    stamped just before a boundary and arriving just after it is accepted by the later interval.
     """
 
     interval: Interval
     now: datetime  # when extract ran
     max_future_skew: timedelta
+    tolerance: timedelta = timedelta(0)
 
     def __post_init__(self) -> None:
         if self.now.tzinfo is None:
@@ -311,8 +317,10 @@ def _check_time_window(ts: pd.Series, rules: Rules, verdicts: _Verdicts) -> None
     valid = ~np.isnat(micros)
     horizon = max(rules.now, rules.interval.end) + rules.max_future_skew
     latest = np.datetime64(pd.Timestamp(horizon).tz_convert(None), "us")
-    start = np.datetime64(pd.Timestamp(rules.interval.start).tz_convert(None), "us")
-    end = np.datetime64(pd.Timestamp(rules.interval.end).tz_convert(None), "us")
+    # in pandas: Airflow's pendulum bounds minus a timedelta lose their time zone
+    tolerance = pd.Timedelta(rules.tolerance)
+    start = np.datetime64((pd.Timestamp(rules.interval.start) - tolerance).tz_convert(None), "us")
+    end = np.datetime64((pd.Timestamp(rules.interval.end) + tolerance).tz_convert(None), "us")
     future = valid & (micros > latest)
     skew = int(rules.max_future_skew.total_seconds())
     verdicts.flag(
@@ -326,6 +334,8 @@ def _check_time_window(ts: pd.Series, rules: Rules, verdicts: _Verdicts) -> None
     )
     outside = valid & ((micros < start) | (micros >= end))
     bounds = f"[{rules.interval.start.isoformat()}, {rules.interval.end.isoformat()})"
+    if rules.tolerance:
+        bounds += f" widened by {rules.tolerance.total_seconds():g} s on each side"
     verdicts.flag(
         outside,
         "outside_interval",

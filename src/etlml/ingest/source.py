@@ -14,6 +14,7 @@ import pandas as pd
 
 from etlml.ingest.landing import LandingFileSource
 from etlml.ingest.simulator import SimulatedSource
+from etlml.ingest.stream import RedisStreamSource
 from etlml.interval import Interval
 from etlml.settings import Settings
 
@@ -50,6 +51,15 @@ class PartitionedSource(EventSource, Protocol):
     def partition_exists(self, interval: Interval) -> bool: ...
 
 
+@runtime_checkable
+class PositionedSource(EventSource, Protocol):
+    """A log whose intervals are ranges of positions (a Redis stream): ``first_entry_id`` is the
+    position of the interval's first record (``None`` if it has none), recorded in ``run_audit`` so
+    that a rerun can tell whether the range it reads is still the one the first run read."""
+
+    def first_entry_id(self, interval: Interval) -> str | None: ...
+
+
 @dataclass(frozen=True)
 class Reading:
     """An interval's records as a source gives them: how many, the chunks, whether there may be
@@ -75,7 +85,10 @@ def read(source: EventSource, interval: Interval) -> Reading:
 
 def from_settings(cfg: Settings, simulated_events: int) -> EventSource:
     """``ETLML_SOURCE``: landing files under ``ETLML_LANDING_ROOT`` (none larger than
-    ``ETLML_MAX_FILE_BYTES`` read), or the simulator making ``simulated_events`` events per interval."""
+    ``ETLML_MAX_FILE_BYTES`` read), the Redis stream ``ETLML_STREAM_KEY`` of the Airflow connection
+    ``ETLML_STREAM_CONN_ID``, or the simulator making ``simulated_events`` events per interval."""
     if cfg.source == "landing":
         return LandingFileSource(cfg.landing_root, max_file_bytes=cfg.max_file_bytes)
+    if cfg.source == "redis_stream":
+        return RedisStreamSource.from_connection(cfg.stream_conn_id, cfg.stream_key, cfg.stream_grace)
     return SimulatedSource(cfg.source_seed, simulated_events)

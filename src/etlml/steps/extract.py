@@ -8,14 +8,14 @@ from collections import Counter
 from collections.abc import Iterable
 from contextlib import ExitStack
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from etlml import FEATURES, records, settings
-from etlml.errors import SettingsError
+from etlml.errors import PermanentError, SettingsError
 from etlml.features.stats import Stats
 from etlml.features.transform import batch_stats
 from etlml.ingest import contract
@@ -36,6 +36,7 @@ from etlml.steps.run import (
     fail_fast,
 )
 from etlml.storage import FileRef, FrameWriter, at, read_frames, read_table
+from etlml.warehouse import connection, positions
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +45,10 @@ EVENTS = records.EVENT + records.PROVENANCE + records.RAW
 a record ``load_processed`` refuses as redelivered is quarantined with them; ``transform`` reads the
 event columns only)."""
 Tally = list[tuple[contract.Counts, Counter[str]]]
+
+
+class IncompleteRangeError(PermanentError, RuntimeError):
+    """A rerun would read a shorter range of the source's log than the interval's first run did."""
 
 
 @dataclass(frozen=True)
@@ -80,15 +85,46 @@ def extract(
     source = source or sources.from_settings(cfg, simulated_events)
     if not isinstance(source, SimulatedSource):
         log.info("the DAG param simulated_events applies to the simulator only; %s ignores it", source.name)
-    rules = contract.Rules(run.interval, now=datetime.now(UTC), max_future_skew=cfg.max_future_skew)
+    rules = contract.Rules(
+        run.interval,
+        now=datetime.now(UTC),
+        max_future_skew=cfg.max_future_skew,
+        tolerance=getattr(source, "ts_tolerance", timedelta(0)),
+    )
     reading = sources.read(source, run.interval)
+    first_entry_id = _same_range(cfg, run, source)
     split = _split(run.folder(cfg), reading, rules, shard_size)
     stats = champion.stats if normalization == "model" else _batch_stats(split.shards)
     plan = RunPlan(
-        source.name, split.counts, split.rejected, served, normalization, dict(stats), found=reading.found
+        source.name,
+        split.counts,
+        split.rejected,
+        served,
+        normalization,
+        dict(stats),
+        found=reading.found,
+        first_entry_id=first_entry_id,
     )
     _log_summary(run, plan, len(split.shards))
     return Extracted(plan, split.shards)
+
+
+def _same_range(cfg: settings.Settings, run: RunContext, source: sources.EventSource) -> str | None:
+    """A log source's first entry id of the interval, after checking that a previous run of the
+    interval, if any, began at the same entry: otherwise the range was trimmed (or the log replaced)
+    and a rerun would load a partial interval over a complete one."""
+    if not isinstance(source, sources.PositionedSource):
+        return None
+    first = source.first_entry_id(run.interval)
+    with connection.connect(cfg.warehouse_conn_id) as conn:
+        ran, recorded = positions.recorded_first_entry(conn, run.dag_id, run.interval)
+    if ran and recorded is not None and recorded != first:
+        raise IncompleteRangeError(
+            f"the interval {run.interval.key} is no longer complete in {source.name}: its first run read "
+            f"from entry {recorded}, the stream now begins it at {first or 'no entry at all'} (trimmed by "
+            "retention, or the stream was replaced). It is not reloaded; the rows stored for it stay"
+        )
+    return first
 
 
 def _split(folder: Any, reading: sources.Reading, rules: contract.Rules, shard_size: int) -> _Split:

@@ -177,5 +177,7 @@ def _quarantine_and_audit(
     stored = writes.interval_outcomes(conn, run.interval, loaded_rows)
     audit = Audit.of(plan.source, plan.counts, stored, cfg.max_rejected_share)
     quality.check_balanced(audit, run.interval)
-    writes.store_audit(conn, run.dag_id, run.interval, run.ref, audit, load_id=load_id)
+    writes.store_audit(
+        conn, run.dag_id, run.interval, run.ref, audit, load_id=load_id, first_entry_id=plan.first_entry_id
+    )
     return audit

@@ -145,7 +145,8 @@ class RunPlan:
     """What ``extract`` decided for the whole run, read by the tasks after it (XCom key ``run``):
     the model versions to score with, the statistics to normalize with, the records' accounting and
     the file of rejected records; ``found``: ``False`` when the source did not have the interval at
-    all (a missing landing partition), so the warehouse keeps what it stored for it."""
+    all (a missing landing partition), so the warehouse keeps what it stored for it;
+    ``first_entry_id``: a stream source's id of the interval's first entry (for ``run_audit``)."""
 
     source: str
     counts: Counts
@@ -154,6 +155,7 @@ class RunPlan:
     normalization: Normalization
     stats: dict[str, FeatureStats]
     found: bool = True
+    first_entry_id: str | None = None
 
     @property
     def normalized_with(self) -> str:
@@ -169,6 +171,7 @@ class RunPlan:
             "normalization": self.normalization,
             "stats": stats_json(self.stats),
             "found": self.found,
+            "first_entry_id": self.first_entry_id,
         }
 
     @classmethod
@@ -189,6 +192,7 @@ class RunPlan:
             normalization=normalization,
             stats=parse_stats(stats_of, data["stats"]),
             found=bool(data.get("found", True)),
+            first_entry_id=data.get("first_entry_id"),
         )
 
 

@@ -328,8 +328,10 @@ def store_audit(
     audit: Audit,
     *,
     load_id: str,
+    first_entry_id: str | None = None,
 ) -> None:
-    """Upsert the run's accounting into ``run_audit``, as the load ``load_id`` of the interval."""
+    """Upsert the run's accounting into ``run_audit``, as the load ``load_id`` of the interval, with
+    the stream position the interval began at (``first_entry_id``, stream sources only)."""
     counts = audit.counts
     params = {
         "source": audit.source,
@@ -349,6 +351,7 @@ def store_audit(
         "interval_end": interval.end,
         "written_by_run": written_by_run,
         "load_id": load_id,
+        "first_entry_id": first_entry_id,
     }
     with conn.cursor() as cur:
         cur.execute(query("upsert_run_audit"), params)

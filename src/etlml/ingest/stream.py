@@ -1,0 +1,426 @@
+"""Events from a Redis stream: a data interval is the range of entry ids its bounds give, read page by page.
+
+A Redis stream's entry ids are ``<milliseconds>-<sequence>``: the server's clock when the entry
+arrived (unless the producer names an id). The interval ``[start, end)`` is therefore exactly the
+entries ``XRANGE key <start ms>-0 (<end ms>-0``: a rerun reads the same entries, and there is no
+consumer offset to commit or lose. An interval is read only once it is closed (the server's clock or
+the stream's last id past its end plus the grace), and only while it is complete (no entry of it
+trimmed or deleted); otherwise reading it raises.
+
+Entries carry the fields ``event_id``, ``ts_utc``, ``f1``, ``f2``, ``f3`` as text; the data contract
+judges them like any other record. Provenance: ``source_file`` is the stream's key and
+``row_number`` the entry id as one number, ``ms * 1,000,000 + sequence``
+(:func:`row_number`, :func:`entry_id`).
+"""
+
+from __future__ import annotations
+
+import calendar
+import json
+import logging
+import math
+import time
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pandas as pd
+
+from etlml.errors import PermanentError, SettingsError
+from etlml.interval import Interval
+from etlml.records import EVENT, RECORD
+
+log = logging.getLogger(__name__)
+
+FIELDS = EVENT.names  # event_id, ts_utc, f1, f2, f3
+_KNOWN = tuple(name.encode() for name in FIELDS)
+SEQUENCES = 1_000_000
+"""Entry ids map to ``row_number`` as ``ms * SEQUENCES + sequence``: at most a million entries per
+millisecond, far beyond what one stream takes."""
+
+# One page of an id range counted on the server: the entries never cross the network.
+_COUNT_PAGE = """
+local rows = redis.call('XRANGE', KEYS[1], ARGV[1], ARGV[2], 'COUNT', tonumber(ARGV[3]))
+if #rows == 0 then return {0, ''} end
+return {#rows, rows[#rows][1]}
+"""
+
+
+class StreamError(PermanentError, RuntimeError):
+    """The stream holds something etlml cannot read as records."""
+
+
+class StreamTrimmedError(PermanentError, RuntimeError):
+    """Entries of the interval were trimmed or deleted: it can no longer be read completely."""
+
+
+class WindowOpenError(RuntimeError):
+    """The interval is not closed yet; reading it now could miss entries still to arrive (retried)."""
+
+
+def to_ms(moment: datetime) -> int:
+    """Milliseconds since the epoch, exact (no float rounding; pendulum's datetimes too)."""
+    return calendar.timegm(moment.utctimetuple()) * 1000 + moment.microsecond // 1000
+
+
+def parse_id(entry: str | bytes) -> tuple[int, int]:
+    """``"1764145200000-3"`` -> ``(1764145200000, 3)``."""
+    text = entry.decode() if isinstance(entry, bytes) else entry
+    ms, _, seq = text.partition("-")
+    return int(ms), int(seq or 0)
+
+
+def row_number(entry: str | bytes) -> int:
+    """The entry id as the ``row_number`` of its record: ``ms * 1,000,000 + sequence``."""
+    ms, seq = parse_id(entry)
+    if seq >= SEQUENCES:
+        raise StreamError(
+            f"entry id {entry!r} has a sequence of {SEQUENCES} or more, which etlml cannot number"
+        )
+    return ms * SEQUENCES + seq
+
+
+def entry_id(number: int) -> str:
+    """The inverse of :func:`row_number`."""
+    return f"{number // SEQUENCES}-{number % SEQUENCES}"
+
+
+def id_range(interval: Interval) -> tuple[str, str]:
+    """``XRANGE`` bounds of the interval: from ``<start ms>-0`` up to, excluding, ``<end ms>-0``."""
+    return f"{to_ms(interval.start)}-0", f"({to_ms(interval.end)}-0"
+
+
+@dataclass(frozen=True)
+class Window:
+    """Whether an interval is closed: the server's clock or the stream's last id (ms) past ``needed``."""
+
+    server_ms: int
+    last_ms: int
+    needed_ms: int
+
+    @property
+    def closed(self) -> bool:
+        return max(self.server_ms, self.last_ms) >= self.needed_ms
+
+    @property
+    def wait_seconds(self) -> float:
+        """How long, by the server's clock, until the interval closes (0 when it is)."""
+        return 0.0 if self.closed else (self.needed_ms - self.server_ms) / 1000
+
+    @classmethod
+    def of(cls, interval: Interval, grace: timedelta, server_ms: int, last_id: str | bytes) -> Window:
+        return cls(server_ms, parse_id(last_id)[0], to_ms(interval.end + grace))
+
+
+@dataclass(frozen=True)
+class StreamInfo:
+    """What ``XINFO STREAM`` says about the stream's history (all ids ``"0-0"`` if it does not exist)."""
+
+    length: int
+    entries_added: int
+    first_id: str  # the oldest entry still held
+    last_id: str  # the newest id ever added
+    max_deleted_id: str  # the largest id removed by XDEL (XTRIM does not move it)
+
+    @classmethod
+    def of(cls, info: Mapping[str, Any]) -> StreamInfo:
+        def text(name: str) -> str:
+            value = info.get(name) or b"0-0"
+            return value.decode() if isinstance(value, bytes) else str(value)
+
+        return cls(
+            int(info.get("length", 0)),
+            int(info.get("entries-added", 0)),
+            text("recorded-first-entry-id"),
+            text("last-generated-id"),
+            text("max-deleted-entry-id"),
+        )
+
+    def missing_from(self, interval: Interval) -> str | None:
+        """Why entries of ``interval`` may have been removed, or ``None`` when it is complete."""
+        start = (to_ms(interval.start), 0)
+        if parse_id(self.max_deleted_id) >= start:
+            return f"entries up to {self.max_deleted_id} were deleted (XDEL)"
+        removed = self.entries_added - self.length
+        oldest = self.first_id if self.length else _after(self.last_id)
+        if removed > 0 and parse_id(oldest) > start:
+            return f"the stream was trimmed: its oldest entry is {oldest}, {removed} entries were removed"
+        return None
+
+
+def _after(entry: str) -> str:
+    ms, seq = parse_id(entry)
+    return f"{ms}-{seq + 1}"
+
+
+class RedisStreamSource:
+    """The records of an interval from the Redis stream ``key``, in chunks of :attr:`chunk_rows` read
+    in pages of :attr:`page_entries` entries: memory holds one chunk, however long the interval.
+
+    ``client`` is a ``redis.Redis`` that returns bytes (``decode_responses=False``), so an entry that
+    is not valid UTF-8 is quarantined rather than failing the run.
+    """
+
+    name = "redis_stream"
+
+    def __init__(
+        self,
+        client: Any,
+        key: str,
+        grace: timedelta,
+        *,
+        page_entries: int = 10_000,
+        chunk_rows: int = 250_000,
+    ) -> None:
+        self.client = client
+        self.key = key
+        self.grace = grace
+        self.page_entries = page_entries
+        self.chunk_rows = chunk_rows
+
+    @property
+    def ts_tolerance(self) -> timedelta:
+        """How far an event's ``ts_utc`` may lie outside its arrival interval: the grace."""
+        return self.grace
+
+    @classmethod
+    def from_connection(cls, conn_id: str, key: str, grace: timedelta) -> RedisStreamSource:
+        return cls(connect(conn_id), key, grace)
+
+    def info(self) -> StreamInfo:
+        import redis
+
+        try:
+            return StreamInfo.of(self.client.xinfo_stream(self.key))
+        except redis.ResponseError as exc:
+            if "no such key" not in str(exc):
+                raise
+            return StreamInfo(0, 0, "0-0", "0-0", "0-0")
+
+    def window(self, interval: Interval) -> Window:
+        seconds, micros = self.client.time()
+        return Window.of(interval, self.grace, int(seconds) * 1000 + int(micros) // 1000, self.info().last_id)
+
+    def check_readable(self, interval: Interval) -> None:
+        """Raise :class:`WindowOpenError` if the interval is not closed yet, :class:`StreamTrimmedError`
+        if some of its entries are gone."""
+        window = self.window(interval)
+        if not window.closed:
+            raise WindowOpenError(
+                f"the stream interval {interval.key} closes in {window.wait_seconds:.0f} s (its end plus "
+                f"ETLML_STREAM_GRACE_SECONDS={self.grace.total_seconds():g}, by the Redis server's clock); "
+                "it is read once closed"
+            )
+        self._check_complete(interval)
+
+    def _check_complete(self, interval: Interval) -> None:
+        why = self.info().missing_from(interval)
+        if why:
+            raise StreamTrimmedError(
+                f"the interval {interval.key} of stream {self.key!r} is no longer complete: {why}. "
+                "It is not read, so the rows stored for it stay as they are; the stream's retention "
+                "(etlml stream trim) has passed it"
+            )
+
+    def first_entry_id(self, interval: Interval) -> str | None:
+        """The id of the interval's first entry, or ``None`` if it has none."""
+        low, high = id_range(interval)
+        first = self.client.xrange(self.key, low, high, count=1)
+        return first[0][0].decode() if first else None
+
+    def record_count(self, interval: Interval) -> int:
+        """The interval's entries, counted on the server a page at a time (the entries stay there)."""
+        self.check_readable(interval)
+        count_page = self.client.register_script(_COUNT_PAGE)
+        low, high = id_range(interval)
+        total = 0
+        while True:
+            n, last = count_page(keys=[self.key], args=[low, high, self.page_entries])
+            total += int(n)
+            if int(n) < self.page_entries:
+                return total
+            low = "(" + (last.decode() if isinstance(last, bytes) else str(last))
+
+    def _pages(self, interval: Interval) -> Iterator[list[tuple[bytes, dict[bytes, bytes]]]]:
+        low, high = id_range(interval)
+        while True:
+            page = self.client.xrange(self.key, low, high, count=self.page_entries)
+            if page:
+                yield page
+            if len(page) < self.page_entries:
+                return
+            low = "(" + page[-1][0].decode()
+
+    def record_chunks(self, interval: Interval) -> Iterator[pd.DataFrame]:
+        """The interval's entries as records (:data:`etlml.records.RECORD`), in id order; checks that
+        the interval is closed and complete before reading, and complete again after (a trim while
+        reading would otherwise go unnoticed)."""
+        self.check_readable(interval)
+        rows: list[tuple[Any, ...]] = []
+        for page in self._pages(interval):
+            rows.extend(map(self._row, page))
+            if len(rows) >= self.chunk_rows:
+                yield _frame(self.key, rows)
+                rows = []
+        if rows:
+            yield _frame(self.key, rows)
+        self._check_complete(interval)
+
+    def records(self, interval: Interval) -> pd.DataFrame:
+        chunks = list(self.record_chunks(interval))
+        return pd.concat(chunks, ignore_index=True) if chunks else RECORD.empty()
+
+    @staticmethod
+    def _row(entry: tuple[bytes, dict[bytes, bytes]]) -> tuple[Any, ...]:
+        """``(row_number, raw, *fields, problem, problem_detail, extra_fields)`` of one entry. An entry
+        with exactly the five fields, all UTF-8, needs no raw bytes: the contract renders its fields."""
+        ident, fields = entry
+        if len(fields) == len(_KNOWN):
+            try:
+                values = [fields[name].decode() for name in _KNOWN]
+            except (KeyError, UnicodeDecodeError):
+                pass
+            else:
+                return (row_number(ident), None, *values, None, None, None)
+        return _irregular(ident, fields)
+
+
+def _irregular(ident: bytes, fields: dict[bytes, bytes]) -> tuple[Any, ...]:
+    """An entry with missing, unknown or non-UTF-8 fields: raw bytes are a JSON object of the entry id
+    and every field, each value's bytes as stored."""
+    as_text = {
+        k.decode(errors="surrogateescape"): v.decode(errors="surrogateescape") for k, v in fields.items()
+    }
+    document = {"entry_id": ident.decode(), **as_text}
+    raw = json.dumps(document, ensure_ascii=False).encode("utf-8", "surrogateescape")
+    problem = detail = None
+    bad = [name for name, value in as_text.items() if not _is_utf8(name) or not _is_utf8(value)]
+    if bad:
+        problem, detail = "invalid_encoding", f"fields {sorted(bad)} are not valid UTF-8"
+    values = [None if bad else as_text.get(name) for name in FIELDS]
+    extra = sorted(set(as_text) - set(FIELDS))
+    return (row_number(ident), raw, *values, problem, detail, json.dumps(extra) if extra else None)
+
+
+def _is_utf8(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _frame(key: str, rows: list[tuple[Any, ...]]) -> pd.DataFrame:
+    names = ["row_number", "raw", *FIELDS, "problem", "problem_detail", "extra_fields"]
+    frame = pd.DataFrame.from_records(rows, columns=names)
+    frame.insert(0, "source_file", key)
+    return frame.astype({n: d for n, d in RECORD.dtypes().items() if n != "raw"})
+
+
+def connect(conn_id: str) -> Any:
+    """A ``redis.Redis`` (bytes, not decoded) from the Airflow connection ``conn_id``, the Redis
+    provider's type: ``redis://[user:password@]host:6379/0``, the database from the URL's path or the
+    extra ``db``."""
+    import redis
+    from airflow.sdk import BaseHook
+    from airflow.sdk.exceptions import AirflowNotFoundException
+
+    try:
+        conn = BaseHook.get_connection(conn_id)
+    except AirflowNotFoundException:
+        raise SettingsError(
+            f"the Airflow connection {conn_id!r} of the event stream is not defined: set "
+            f"AIRFLOW_CONN_{conn_id.upper()}=redis://HOST:6379/0 (or ETLML_STREAM_CONN_ID to another "
+            "connection of type redis)"
+        ) from None
+    return redis.Redis(**client_options(conn))
+
+
+def client_options(conn: Any) -> dict[str, Any]:
+    """``redis.Redis`` keyword arguments from an Airflow connection (host, port, login, password,
+    ``schema``: the URL's path, the database, unless the extra ``db`` names one)."""
+    extra = conn.extra_dejson
+    db = extra.get("db", conn.schema or 0)
+    try:
+        database = int(db)
+    except (TypeError, ValueError):
+        raise SettingsError(f"the event stream's Redis database must be a number, got {db!r}") from None
+    return {
+        "host": conn.host or "127.0.0.1",
+        "port": int(conn.port or 6379),
+        "db": database,
+        "username": conn.login or None,
+        "password": conn.password or None,
+        "ssl": bool(extra.get("ssl", False)),
+        "socket_timeout": 30,
+        "health_check_interval": 30,
+    }
+
+
+def produce(
+    client: Any,
+    key: str,
+    events: pd.DataFrame,
+    *,
+    per_second: float | None = None,
+    clock: Callable[[], float] = time.monotonic,
+    sleep: Callable[[float], None] = time.sleep,
+    batch: int = 1_000,
+) -> tuple[str | None, str | None]:
+    """Append ``events`` (:data:`etlml.records.EVENT`) to the stream, ids by the server's clock
+    (``XADD *``), ``ts_utc`` the moment each batch is sent; at most ``per_second`` a second when given.
+    A missing feature is left out of its entry. Returns the first and last entry ids written."""
+    if per_second is not None:
+        batch = max(1, min(batch, math.ceil(per_second / 10)))
+    first = last = None
+    started = clock()
+    for begin in range(0, len(events), batch):
+        part = events.iloc[begin : begin + batch]
+        stamp = datetime.now(UTC).isoformat(timespec="microseconds")
+        with client.pipeline(transaction=False) as pipe:
+            for row in part.itertuples(index=False):
+                pipe.xadd(key, _entry(row, stamp))
+            ids = pipe.execute()
+        first = first or ids[0].decode()
+        last = ids[-1].decode()
+        if per_second is not None:
+            ahead = (begin + len(part)) / per_second - (clock() - started)
+            if ahead > 0:
+                sleep(ahead)
+    return first, last
+
+
+def backfill(client: Any, key: str, events: pd.DataFrame, interval: Interval, *, batch: int = 10_000) -> int:
+    """Append ``events`` as if they had arrived over ``interval``: explicit ids spread evenly across it,
+    each event's own ``ts_utc`` kept. For demos and benchmarks of a past interval; Redis refuses it
+    (``ResponseError``) once the stream holds an entry at or after the interval's start."""
+    start_ms = to_ms(interval.start)
+    span_ms = to_ms(interval.end) - start_ms
+    per_ms = max(1, math.ceil(len(events) / span_ms))
+    step = span_ms * per_ms / max(1, len(events))
+    for first in range(0, len(events), batch):
+        part = events.iloc[first : first + batch]
+        with client.pipeline(transaction=False) as pipe:
+            stamps = part["ts_utc"].map(pd.Timestamp.isoformat)
+            for n, (row, stamp) in enumerate(
+                zip(part.itertuples(index=False), stamps, strict=True), start=first
+            ):
+                slot = int(n * step)
+                pipe.xadd(key, _entry(row, stamp), id=f"{start_ms + slot // per_ms}-{slot % per_ms}")
+            pipe.execute()
+    return len(events)
+
+
+def _entry(row: Any, stamp: str) -> dict[str, str]:
+    fields = {"event_id": str(row.event_id), "ts_utc": stamp}
+    for name in FIELDS[2:]:
+        value = float(getattr(row, name))
+        if not math.isnan(value):
+            fields[name] = repr(value)
+    return fields
+
+
+def trim(client: Any, key: str, before: datetime) -> int:
+    """Remove the entries that arrived before ``before`` (``XTRIM MINID``, exact); returns how many."""
+    return int(client.xtrim(key, minid=f"{to_ms(before)}-0", approximate=False))
