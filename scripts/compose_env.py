@@ -2,7 +2,8 @@
 
     python3 scripts/compose_env.py            # refuses to overwrite an existing .env
 
-Standard library only, so it runs before anything is installed. The UI's login password
+Standard library only, so it runs before anything is installed. ``ETLML_START_DATE`` gets the interval
+now running, so a first start does not backfill. The UI's login password
 (_AIRFLOW_WWW_USER_PASSWORD) is one of the secrets it generates; it prints it once, and from then on
 it is only in .env.
 """
@@ -14,6 +15,7 @@ import base64
 import os
 import secrets
 import sys
+from datetime import UTC, datetime
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -21,6 +23,11 @@ USERNAME, PASSWORD = "_AIRFLOW_WWW_USER_USERNAME", "_AIRFLOW_WWW_USER_PASSWORD"
 
 
 def secret_for(name: str) -> str:
+    """A fresh value for a setting left empty in ``.env.example``: a secret, or for
+    ``ETLML_START_DATE`` the start of the 10-minute interval now running (no backfill on first start)."""
+    if name == "ETLML_START_DATE":
+        now = datetime.now(UTC)
+        return now.replace(minute=now.minute - now.minute % 10, second=0, microsecond=0).isoformat()
     if name == "AIRFLOW_FERNET_KEY":
         return base64.urlsafe_b64encode(os.urandom(32)).decode()  # the format Fernet.generate_key() has
     return secrets.token_urlsafe(32)

@@ -3,6 +3,7 @@
 import base64
 import importlib.util
 import re
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import ModuleType
 
@@ -47,6 +48,17 @@ def test_every_variable_gets_a_value_and_secrets_differ(tmp_path: Path) -> None:
     assert len(set(secrets)) == len(names)
     assert all(re.fullmatch(r"[A-Za-z0-9_-]{40,}", s) for s in secrets)  # URL-safe: they go into URLs
     assert out.stat().st_mode & 0o077 == 0
+
+
+def test_the_start_date_is_the_interval_now_running(tmp_path: Path) -> None:
+    """A first start of the Compose stack catches up nothing older than the interval it was set up in."""
+    before = datetime.now(UTC)
+    out = tmp_path / ".env"
+    assert load_script().main(["--out", str(out)]) == 0
+    start = datetime.fromisoformat(parse(out.read_text())["ETLML_START_DATE"])
+    assert start.utcoffset() == timedelta(0)
+    assert (start.minute % 10, start.second, start.microsecond) == (0, 0, 0)
+    assert before - timedelta(minutes=10) < start <= datetime.now(UTC)
 
 
 def test_an_existing_env_is_never_overwritten(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
