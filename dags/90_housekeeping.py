@@ -4,7 +4,8 @@ Every run of the pipeline writes Parquet files under ``<storage root>/<dag>/<int
 else deletes them. This DAG deletes each run folder whose files are older than
 ``ETLML_STORAGE_RETENTION_DAYS`` (default 7) and whose DAG run has finished, logging what it deleted and
 how many bytes. A folder of a queued or running run is never touched, nor one younger than the
-retention (a failed run's files stay for its retry or its investigation until then).
+retention (a failed run's files stay for its retry or its investigation until then). With
+``ETLML_SOURCE=redis_stream`` it also trims the event stream's entries older than the retention.
 """
 
 from __future__ import annotations
@@ -43,7 +44,14 @@ def housekeeping_dag() -> None:
 
         return sweep_storage(state_of).to_xcom()
 
+    @task
+    def trim_stream() -> int | None:
+        from etlml.steps.housekeeping import trim_stream
+
+        return trim_stream()
+
     sweep_storage()
+    trim_stream()
 
 
 housekeeping_dag()

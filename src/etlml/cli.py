@@ -183,6 +183,20 @@ def _gaps(conn: Any, args: argparse.Namespace) -> list[dict[str, str]]:
     ]
 
 
+def _changed(conn: Any, args: argparse.Namespace) -> list[dict[str, Any]]:
+    from etlml.ingest.landing import LandingFileSource
+    from etlml.warehouse import runs
+
+    if not args.start < args.end:
+        raise SettingsError(f"--from {args.start.isoformat()} must be before --to {args.end.isoformat()}")
+    landing = LandingFileSource(settings.load().landing_root)
+
+    def now_listed(interval: Any) -> dict[str, int] | None:
+        return landing.manifest(interval) if landing.partition_exists(interval) else None
+
+    return [c.to_json() for c in runs.changed(conn, PIPELINE, args.start, args.end, now_listed)]
+
+
 def _timestamp(text: str) -> datetime:
     try:
         value = datetime.fromisoformat(text)
@@ -212,7 +226,10 @@ def _produce(args: argparse.Namespace) -> int:
     events = SimulatedSource(args.seed, args.events).events(Interval(now, now + timedelta(seconds=1)))
     events["event_id"] = [f"evt-{now:%Y%m%dT%H%M%S%f}-{n:07d}" for n in range(len(events))]
     first, last = stream.produce(client, key, events, per_second=args.per_second)
-    print(json.dumps({"stream": key, "events": len(events), "first_entry_id": first, "last_entry_id": last}))
+    print(
+        json.dumps({"stream": key, "events": len(events), "first_entry_id": first, "last_entry_id": last}),
+        file=args.out,
+    )
     return 0
 
 
@@ -222,7 +239,7 @@ def _trim(args: argparse.Namespace) -> int:
     client, key = _stream()
     before = args.before or datetime.now(UTC) - timedelta(days=args.keep_days)
     removed = stream.trim(client, key, before)
-    print(json.dumps({"stream": key, "removed": removed, "before": before.isoformat()}))
+    print(json.dumps({"stream": key, "removed": removed, "before": before.isoformat()}), file=args.out)
     return 0
 
 
@@ -313,6 +330,16 @@ def build_parser() -> argparse.ArgumentParser:
     gaps.add_argument("--to", dest="end", type=_timestamp, required=True, help="window end, exclusive")
     gaps.add_argument("--json", action="store_true", help="machine-readable output")
     gaps.set_defaults(func=_with_registry(_gaps))
+    changed = run_commands.add_parser(
+        "changed",
+        help="intervals whose landing folder now differs from what their latest run read (late files)",
+    )
+    changed.add_argument(
+        "--from", dest="start", type=_timestamp, required=True, help="window start (ISO-8601)"
+    )
+    changed.add_argument("--to", dest="end", type=_timestamp, required=True, help="window end, exclusive")
+    changed.add_argument("--json", action="store_true", help="machine-readable output")
+    changed.set_defaults(func=_with_registry(_changed))
     _stream_commands(commands)
     return parser
 

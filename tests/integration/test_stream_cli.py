@@ -69,3 +69,20 @@ def test_stream_errors_say_what_to_do(
         cli.main(["stream", "produce", "--events", "0"])
     assert exit_.value.code == 2
     assert "must be more than 0" in capsys.readouterr().err
+
+
+def test_housekeeping_trims_the_stream_to_the_storage_retention(
+    key: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from etlml.steps.housekeeping import trim_stream
+
+    r: Any = client()
+    now = datetime.now(UTC)
+    add(r, key, now - timedelta(days=8), event("old", now - timedelta(days=8)))
+    add(r, key, now - timedelta(days=6), event("kept", now - timedelta(days=6)))
+    monkeypatch.setenv("ETLML_SOURCE", "simulator")
+    assert trim_stream(now) is None  # no stream to trim
+    assert len(r.xrange(key)) == 2
+    monkeypatch.setenv("ETLML_SOURCE", "redis_stream")
+    assert trim_stream(now) == 1
+    assert [e[1][b"event_id"] for e in r.xrange(key)] == [b"kept"]

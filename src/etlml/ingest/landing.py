@@ -143,6 +143,11 @@ class LandingFileSource:
             log.warning("landing partition %s does not exist: nothing read for %s", folder, interval.key)
         return found
 
+    def manifest(self, interval: Interval) -> dict[str, int]:
+        """The partition's files as they are now: file (relative to the root) -> size in bytes as
+        stored, -1 for a symbolic link; empty when the partition does not exist."""
+        return {f.source_file: -1 if f.link else f.size for f in _listing(self.root, interval, quiet=True)}
+
     def record_count(self, interval: Interval) -> int:
         """An upper bound of the partition's records, from a first pass that reads no record: the
         lines of each JSONL and CSV file (decompressed), the rows a Parquet footer announces, one for

@@ -60,6 +60,14 @@ class PositionedSource(EventSource, Protocol):
     def first_entry_id(self, interval: Interval) -> str | None: ...
 
 
+@runtime_checkable
+class ListedSource(EventSource, Protocol):
+    """A source whose interval is a set of files: ``manifest`` names each with its size, so that a
+    run records what it read and a file that lands later can be found (``etlml runs changed``)."""
+
+    def manifest(self, interval: Interval) -> dict[str, int]: ...
+
+
 @dataclass(frozen=True)
 class Reading:
     """An interval's records as a source gives them: how many, the chunks, whether there may be
@@ -70,6 +78,7 @@ class Reading:
     chunks: Iterable[pd.DataFrame]
     streamed: bool
     found: bool = True
+    files: dict[str, int] | None = None
 
 
 def read(source: EventSource, interval: Interval) -> Reading:
@@ -77,10 +86,15 @@ def read(source: EventSource, interval: Interval) -> Reading:
     is asked first whether the interval's partition exists; if it does not, nothing is read."""
     if isinstance(source, PartitionedSource) and not source.partition_exists(interval):
         return Reading(0, [], streamed=False, found=False)
+    # listed before anything is read: a file that lands meanwhile is read unlisted, and so shows as
+    # changed later (a rerun is harmless), never listed unread
+    files = source.manifest(interval) if isinstance(source, ListedSource) else None
     if isinstance(source, StreamingSource):
-        return Reading(source.record_count(interval), source.record_chunks(interval), streamed=True)
+        return Reading(
+            source.record_count(interval), source.record_chunks(interval), streamed=True, files=files
+        )
     records = source.records(interval)
-    return Reading(len(records), [records], streamed=False)
+    return Reading(len(records), [records], streamed=False, files=files)
 
 
 def from_settings(cfg: Settings, simulated_events: int) -> EventSource:

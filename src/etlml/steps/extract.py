@@ -104,9 +104,23 @@ def extract(
         dict(stats),
         found=reading.found,
         first_entry_id=first_entry_id,
+        files=_files(run.folder(cfg), reading.files),
     )
     _log_summary(run, plan, len(split.shards))
     return Extracted(plan, split.shards)
+
+
+def _files(folder: Any, files: dict[str, int] | None) -> FileRef | None:
+    """``files.parquet``: the landing files the run read, for ``run_audit.files``."""
+    if files is None:
+        return None
+    with FrameWriter(folder / "files.parquet", records.FILES) as out:
+        out.write(
+            pd.DataFrame({"source_file": list(files), "size": list(files.values())}).astype(
+                records.FILES.dtypes()
+            )
+        )
+    return _written(out)
 
 
 def _same_range(cfg: settings.Settings, run: RunContext, source: sources.EventSource) -> str | None:

@@ -1,4 +1,5 @@
-"""DAG ``90_housekeeping``'s task: delete the run folders of intermediate files nobody needs any more."""
+"""DAG ``90_housekeeping``'s tasks: delete the run folders of intermediate files nobody needs any more,
+and trim the event stream to the same retention."""
 
 from __future__ import annotations
 
@@ -70,3 +71,21 @@ def sweep_storage(state_of: Callable[[str, str], str | None], now: datetime | No
         swept.kept_young,
     )
     return swept
+
+
+def trim_stream(now: datetime | None = None) -> int | None:
+    """With ``ETLML_SOURCE=redis_stream``, remove the stream's entries that arrived more than
+    ``ETLML_STORAGE_RETENTION_DAYS`` ago (``XTRIM MINID``, exact) and return how many; ``None`` for
+    other sources. A rerun of a trimmed interval is then refused, never loaded partly."""
+    from etlml.ingest import stream
+
+    cfg = settings.load()
+    if cfg.source != "redis_stream":
+        log.info("ETLML_SOURCE=%s: no event stream to trim", cfg.source)
+        return None
+    before = (now or datetime.now(UTC)) - cfg.storage_retention
+    removed = stream.trim(stream.connect(cfg.stream_conn_id), cfg.stream_key, before)
+    log.info(
+        "trimmed %d entries of stream %s that arrived before %s", removed, cfg.stream_key, before.isoformat()
+    )
+    return removed

@@ -177,7 +177,24 @@ def _quarantine_and_audit(
     stored = writes.interval_outcomes(conn, run.interval, loaded_rows)
     audit = Audit.of(plan.source, plan.counts, stored, cfg.max_rejected_share)
     quality.check_balanced(audit, run.interval)
+    files = None if plan.files is None else _listing(plan.files)
     writes.store_audit(
-        conn, run.dag_id, run.interval, run.ref, audit, load_id=load_id, first_entry_id=plan.first_entry_id
+        conn,
+        run.dag_id,
+        run.interval,
+        run.ref,
+        audit,
+        load_id=load_id,
+        first_entry_id=plan.first_entry_id,
+        files=files,
     )
     return audit
+
+
+def _listing(ref: FileRef) -> dict[str, int]:
+    """The landing files the run read (``files.parquet``) as ``run_audit.files`` records them."""
+    return {
+        str(name): int(size)
+        for frame in read_frames(ref)
+        for name, size in zip(frame["source_file"], frame["size"], strict=True)
+    }

@@ -146,7 +146,8 @@ class RunPlan:
     the model versions to score with, the statistics to normalize with, the records' accounting and
     the file of rejected records; ``found``: ``False`` when the source did not have the interval at
     all (a missing landing partition), so the warehouse keeps what it stored for it;
-    ``first_entry_id``: a stream source's id of the interval's first entry (for ``run_audit``)."""
+    ``first_entry_id``: a stream source's id of the interval's first entry (for ``run_audit``);
+    ``files``: the file listing the landing files the run read (:data:`etlml.records.FILES`)."""
 
     source: str
     counts: Counts
@@ -156,6 +157,7 @@ class RunPlan:
     stats: dict[str, FeatureStats]
     found: bool = True
     first_entry_id: str | None = None
+    files: FileRef | None = None
 
     @property
     def normalized_with(self) -> str:
@@ -172,6 +174,7 @@ class RunPlan:
             "stats": stats_json(self.stats),
             "found": self.found,
             "first_entry_id": self.first_entry_id,
+            "files": None if self.files is None else self.files.to_xcom(),
         }
 
     @classmethod
@@ -193,6 +196,7 @@ class RunPlan:
             stats=parse_stats(stats_of, data["stats"]),
             found=bool(data.get("found", True)),
             first_entry_id=data.get("first_entry_id"),
+            files=FileRef.from_xcom(data["files"]) if data.get("files") else None,
         )
 
 

@@ -1,7 +1,10 @@
-"""What the warehouse says about a DAG's runs: the intervals in a window that never ran successfully."""
+"""What the warehouse says about a DAG's runs: the intervals in a window that never ran successfully,
+and the landing files each interval's latest load read."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -18,3 +21,53 @@ def gaps(conn: psycopg.Connection[Any], dag_id: str, start: datetime, end: datet
         cur.execute(query("passed_intervals"), {"dag_id": dag_id, "from": start, "to": end})
         passed = {Interval(s, e) for s, e in cur.fetchall()}
     return [interval for interval in every(start, end) if interval not in passed]
+
+
+@dataclass(frozen=True)
+class Changed:
+    """An interval whose partition differs from what its latest load read: files added since, files
+    gone, and files whose size changed."""
+
+    interval: Interval
+    added: list[str]
+    removed: list[str]
+    resized: list[str]
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "interval_start": self.interval.start.isoformat(),
+            "interval_end": self.interval.end.isoformat(),
+            "added": self.added,
+            "removed": self.removed,
+            "resized": self.resized,
+        }
+
+
+def changed(
+    conn: psycopg.Connection[Any],
+    dag_id: str,
+    start: datetime,
+    end: datetime,
+    now_listed: Callable[[Interval], dict[str, int] | None],
+) -> list[Changed]:
+    """The intervals in ``[start, end)`` whose partition, as ``now_listed`` lists it (``None``: the
+    partition is gone, which changes nothing: absence removes no row), differs from the files the
+    interval's latest load recorded, oldest first."""
+    with conn.cursor() as cur:
+        cur.execute(query("read_files"), {"dag_id": dag_id, "from": start, "to": end})
+        rows = cur.fetchall()
+    found = []
+    for interval_start, interval_end, read in rows:
+        interval = Interval(interval_start, interval_end)
+        now = now_listed(interval)
+        if now is None or now == read:
+            continue
+        found.append(
+            Changed(
+                interval,
+                added=sorted(set(now) - set(read)),
+                removed=sorted(set(read) - set(now)),
+                resized=sorted(name for name in set(now) & set(read) if now[name] != read[name]),
+            )
+        )
+    return found

@@ -329,6 +329,7 @@ def store_audit(
     *,
     load_id: str,
     first_entry_id: str | None = None,
+    files: dict[str, int] | None = None,
 ) -> None:
     """Upsert the run's accounting into ``run_audit``, as the load ``load_id`` of the interval, with
     the stream position the interval began at (``first_entry_id``, stream sources only)."""
@@ -352,6 +353,7 @@ def store_audit(
         "written_by_run": written_by_run,
         "load_id": load_id,
         "first_entry_id": first_entry_id,
+        "files": None if files is None else Jsonb(files),
     }
     with conn.cursor() as cur:
         cur.execute(query("upsert_run_audit"), params)

@@ -3,12 +3,13 @@
 INSERT INTO run_audit (
     dag_id, interval_start, interval_end, source, extracted, loaded, rejected, deduplicated,
     rejected_share, max_rejected_share, gate, by_reason, extra_fields, extra_field_names, imputed,
-    written_by_run, load_id, first_entry_id
+    written_by_run, load_id, first_entry_id, files
 )
 VALUES (
     %(dag_id)s, %(interval_start)s, %(interval_end)s, %(source)s, %(extracted)s, %(loaded)s, %(rejected)s,
     %(deduplicated)s, %(rejected_share)s, %(max_rejected_share)s, %(gate)s, %(by_reason)s, %(extra_fields)s,
-    %(extra_field_names)s, %(imputed)s, %(written_by_run)s, %(load_id)s, %(first_entry_id)s
+    %(extra_field_names)s, %(imputed)s, %(written_by_run)s, %(load_id)s, %(first_entry_id)s,
+    %(files)s
 )
 ON CONFLICT (dag_id, interval_start, interval_end) DO UPDATE SET
     source = EXCLUDED.source,
@@ -27,4 +28,5 @@ ON CONFLICT (dag_id, interval_start, interval_end) DO UPDATE SET
     load_id = EXCLUDED.load_id,
     challenger_error = NULL,
     first_entry_id = EXCLUDED.first_entry_id,
+    files = EXCLUDED.files,
     checked_at = now();
