@@ -275,19 +275,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="etlml", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
 
-    db_commands = commands.add_parser("db", help="warehouse schema").add_subparsers(
-        dest="db_command", required=True
-    )
-    db_commands.add_parser("migrate", help="apply pending migrations").set_defaults(func=_migrate)
-    db_commands.add_parser("check", help="verify migrations, tables and champion").set_defaults(func=_check)
-    grant = db_commands.add_parser(
-        "grant-pipeline-role",
-        help="as the owner: create or update the login role the DAGs use; it owns nothing and may only "
-        "read and write what the pipeline needs",
-    )
-    grant.add_argument("role")
-    grant.add_argument("--password-stdin", action="store_true", help="read the role's password from stdin")
-    grant.set_defaults(func=_grant_pipeline_role)
+    _db_commands(commands)
 
     models = commands.add_parser("models", help="model registry").add_subparsers(
         dest="models_command", required=True
@@ -320,28 +308,43 @@ def build_parser() -> argparse.ArgumentParser:
     shadow.add_argument("--clear", action="store_true", help="stop shadowing")
     sub("rollback", "the previous champion returns", _rollback)
 
+    _runs_commands(commands)
+    _stream_commands(commands)
+    return parser
+
+
+def _db_commands(commands: Any) -> None:
+    """``etlml db migrate``, ``check`` and ``grant-pipeline-role``."""
+    db_commands = commands.add_parser("db", help="warehouse schema").add_subparsers(
+        dest="db_command", required=True
+    )
+    db_commands.add_parser("migrate", help="apply pending migrations").set_defaults(func=_migrate)
+    db_commands.add_parser("check", help="verify migrations, tables and champion").set_defaults(func=_check)
+    grant = db_commands.add_parser(
+        "grant-pipeline-role",
+        help="as the owner: create or update the login role the DAGs use; it owns nothing and may only "
+        "read and write what the pipeline needs",
+    )
+    grant.add_argument("role")
+    grant.add_argument("--password-stdin", action="store_true", help="read the role's password from stdin")
+    grant.set_defaults(func=_grant_pipeline_role)
+
+
+def _runs_commands(commands: Any) -> None:
+    """``etlml runs gaps`` and ``etlml runs changed``: each over a window, ``--from`` to ``--to``."""
     run_commands = commands.add_parser("runs", help="the pipeline's runs").add_subparsers(
         dest="runs_command", required=True
     )
-    gaps = run_commands.add_parser(
-        "gaps", help=f"the ended intervals in a window with no {PIPELINE} run that passed its quality gate"
-    )
-    gaps.add_argument("--from", dest="start", type=_timestamp, required=True, help="window start (ISO-8601)")
-    gaps.add_argument("--to", dest="end", type=_timestamp, required=True, help="window end, exclusive")
-    gaps.add_argument("--json", action="store_true", help="machine-readable output")
-    gaps.set_defaults(func=_with_registry(_gaps))
-    changed = run_commands.add_parser(
-        "changed",
-        help="intervals whose landing folder now differs from what their latest run read (late files)",
-    )
-    changed.add_argument(
-        "--from", dest="start", type=_timestamp, required=True, help="window start (ISO-8601)"
-    )
-    changed.add_argument("--to", dest="end", type=_timestamp, required=True, help="window end, exclusive")
-    changed.add_argument("--json", action="store_true", help="machine-readable output")
-    changed.set_defaults(func=_with_registry(_changed))
-    _stream_commands(commands)
-    return parser
+    helps = {
+        "gaps": f"the ended intervals in a window with no {PIPELINE} run that passed its quality gate",
+        "changed": "intervals whose landing folder now differs from what their latest run read (late files)",
+    }
+    for name, action in (("gaps", _gaps), ("changed", _changed)):
+        command = run_commands.add_parser(name, help=helps[name])
+        command.add_argument("--from", dest="start", type=_timestamp, required=True, help="window start")
+        command.add_argument("--to", dest="end", type=_timestamp, required=True, help="window end, exclusive")
+        command.add_argument("--json", action="store_true", help="machine-readable output")
+        command.set_defaults(func=_with_registry(action))
 
 
 def _stdout_handlers(stdout: Any) -> list[logging.StreamHandler[Any]]:
