@@ -84,7 +84,7 @@ def sklearn_version(conn: psycopg.Connection[Any], bucket: Bucket, tmp_path: Pat
     ).fetchone()
     assert row is not None
     uri, sha = str(row[0]), str(row[1])
-    assert uri == f"{bucket.root}/storage/models/sk1/model.skops"
+    assert uri == f"{bucket.root}/storage/+models/sk1/model.skops"
     assert bucket.sha256(uri) == sha == hashlib.sha256((tmp_path / "m.skops").read_bytes()).hexdigest()
     return uri, sha
 
@@ -94,6 +94,7 @@ def written_files(values: dict[str, Any]) -> list[dict[str, Any]]:
     return [
         *values["extract"],
         values["extract.run"]["rejected"],
+        values["extract.run"]["files"],
         values["transform[0]"],
         *values["predict[0]"]["files"],
     ]
@@ -122,13 +123,16 @@ def test_the_pipeline_on_s3_storage_and_landing(
     # every intermediate file is an S3 object with the sha256 its writer recorded, and nothing else is
     values = xcom_values(PIPELINE, dag_run.run_id)
     files = written_files(values)
-    assert len(files) == 5  # events, rejected, processed, the champion's and sk1's predictions
+    # events, rejected, the landing files read, processed, the champion's and sk1's predictions
+    assert len(files) == 6
     for ref in files:
         assert ref["path"].startswith(f"{bucket.root}/storage/{PIPELINE}/"), ref
         assert bucket.sha256(ref["path"]) == ref["sha256"], ref["path"]
     folder = f"storage/{PIPELINE}/{Interval(START, LOGICAL).key}/"
     listed = bucket.client.list_objects_v2(Bucket=bucket.name, Prefix=folder)["Contents"]
-    assert {o["Key"] for o in listed} == {bucket.key(ref["path"]) for ref in files}
+    marker = [o["Key"] for o in listed if o["Key"].endswith("/_run.json")]  # the run folder's owner
+    assert len(marker) == 1
+    assert {o["Key"] for o in listed} - set(marker) == {bucket.key(ref["path"]) for ref in files}
 
     # a rerun reads the same objects and changes no byte
     assert run(dags).state == "success"
