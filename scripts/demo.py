@@ -179,6 +179,14 @@ def latest_closed_interval_end(now: datetime) -> datetime:
     return midnight + (now - midnight) // INTERVAL * INTERVAL
 
 
+def first_interval() -> dict[str, str]:
+    """``ETLML_START_DATE`` (unless set): the latest closed interval, which the scheduler runs as soon
+    as the DAG is unpaused; the pipeline catches up every interval after it, none before."""
+    if os.environ.get("ETLML_START_DATE"):
+        return {}
+    return {"ETLML_START_DATE": (latest_closed_interval_end(datetime.now(UTC)) - INTERVAL).isoformat()}
+
+
 def first_pipeline_run(api: localstack.AirflowApi, watch: list[localstack.Component], since: datetime) -> str:
     """The run of the latest closed interval: the one the scheduler starts when the DAG is unpaused
     (or ran in an earlier start of the demo); triggered only if the scheduler has not started it."""
@@ -316,7 +324,12 @@ def demo(cfg: Config) -> int:
     dbs = cfg.databases()
     dbs.ensure()
     env = localstack.airflow_env(
-        cfg.state / "airflow", dbs, ROOT / "dags", cfg.port, host=cfg.host, extra=stream
+        cfg.state / "airflow",
+        dbs,
+        ROOT / "dags",
+        cfg.port,
+        host=cfg.host,
+        extra={**first_interval(), **stream},
     )
     say("demo: migrating Airflow's metadata DB and the warehouse ...")
     migrate(env)

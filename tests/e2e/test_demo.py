@@ -99,7 +99,11 @@ def scratch() -> tuple[str, Path]:
 @pytest.mark.parametrize(
     ("variable", "value", "message"),
     [
-        ("ETLML_SOURCE", "bogus", "ETLML_SOURCE must be one of simulator, landing, got 'bogus'"),
+        (
+            "ETLML_SOURCE",
+            "bogus",
+            "ETLML_SOURCE must be one of simulator, landing, redis_stream, got 'bogus'",
+        ),
         ("ETLML_MAX_REJECTED_SHARE", "2", "ETLML_MAX_REJECTED_SHARE must be a number in [0, 1]"),
         ("ETLML_SOURCE_SEED", "x", "ETLML_SOURCE_SEED must be an integer"),
         ("ETLML_DEMO_PORT", "http", "ETLML_DEMO_PORT must be a TCP port number"),
