@@ -17,7 +17,13 @@ Redis stream (``ETLML_SOURCE``). ``wait_for_window`` passes at once except for a
 interval it waits for, deferred to the triggerer, until it is closed. ``extract`` checks the
 records against the data contract; ``load_processed`` quarantines the rejected ones in
 ``rejected_events`` with the loaded events, and fails the run without retries when more than
-``ETLML_MAX_REJECTED_SHARE`` of the records were rejected.
+``ETLML_MAX_REJECTED_SHARE`` of the records were rejected. ``predict`` scores the rows of the load
+``load_processed`` committed (its ``load_id``) and ``store_predictions`` stores them only while that
+load is the interval's latest; a challenger that cannot score never fails the run.
+
+The scheduler runs every interval from ``ETLML_START_DATE`` on, oldest first and one at a time
+(catchup): downtime is caught up, never skipped. Two runs of one interval never interleave their
+writes (a per-interval lock in the warehouse), and each run writes its files in a folder of its own.
 """
 
 from __future__ import annotations
