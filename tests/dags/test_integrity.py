@@ -11,11 +11,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import psycopg
 import pytest
-import skops.io
-from sklearn.linear_model import LinearRegression
 
 from etlml.interval import Interval
 from etlml.models import registry
@@ -28,6 +25,7 @@ from etlml.steps.transform import transform
 from tests.dags.test_bad_config import task_states
 from tests.dags.test_dag_runs import FULL_DIGEST, PIPELINE, PIPELINE_PARAMS, digests
 from tests.dags.test_model_lifecycle import BASELINE_FORMULA, V2_STATS
+from tests.helpers import register_sklearn
 from tests.landing_files import event, jsonl, write
 
 pytestmark = [pytest.mark.airflow, pytest.mark.db]
@@ -115,18 +113,9 @@ def landing_root(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 def _sklearn_challenger(conn: psycopg.Connection[Any], tmp_path: Path, *, coef_scale: float = 1.0) -> Path:
     """Register and shadow ``sk1``; returns the path of its stored artifact."""
-    x = np.random.default_rng(1).normal([10, 0, 100], [2, 1, 10], size=(100, 3))
-    model = LinearRegression().fit(x, x @ [1.0, -1.0, 0.5] + 2.0)
-    model.coef_ = model.coef_ * coef_scale
-    skops.io.dump(model, tmp_path / "m.skops")
-    registry.register_sklearn(
-        conn, "sk1", artifact_path=str(tmp_path / "m.skops"), stats=V2_STATS,
-        storage_root=tmp_path.as_uri(), actor="t",
-    )  # fmt: skip
+    uri = register_sklearn(conn, "sk1", tmp_path, tmp_path.as_uri(), V2_STATS, coef_scale=coef_scale)
     registry.shadow(conn, "sk1", "t")
-    uri = conn.execute("SELECT artifact_uri FROM model_versions WHERE model_version = 'sk1'").fetchone()
-    assert uri is not None
-    return Path(uri[0].removeprefix("file://"))
+    return Path(uri.removeprefix("file://"))
 
 
 def _tamper(artifact: Path) -> None:

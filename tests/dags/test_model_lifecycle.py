@@ -4,11 +4,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import psycopg
 import pytest
-import skops.io
-from sklearn.linear_model import LinearRegression
 
 from etlml.features.stats import FeatureStats
 from etlml.interval import Interval
@@ -21,6 +18,7 @@ from etlml.steps.run import RunContext
 from etlml.steps.store_predictions import store_predictions
 from etlml.steps.transform import transform
 from tests.dags.test_dag_runs import CONTENT_DIGEST, FULL_DIGEST, LOGICAL, PIPELINE, digests, run
+from tests.helpers import register_sklearn
 
 pytestmark = [pytest.mark.airflow, pytest.mark.db]
 
@@ -74,16 +72,7 @@ def test_champion_and_challenger_are_both_stored_in_one_run(dags: dict[str, Any]
 def test_a_sklearn_challenger_scores_beside_the_champion(
     dags: dict[str, Any], reg: Any, tmp_path: Path
 ) -> None:
-    x = np.random.default_rng(1).normal([10, 0, 100], [2, 1, 10], size=(100, 3))
-    skops.io.dump(LinearRegression().fit(x, x @ [1.0, -1.0, 0.5] + 2.0), tmp_path / "m.skops")
-    registry.register_sklearn(
-        reg,
-        "sk1",
-        artifact_path=str(tmp_path / "m.skops"),
-        stats=V2_STATS,
-        storage_root=tmp_path.as_uri(),
-        actor="t",
-    )
+    register_sklearn(reg, "sk1", tmp_path, tmp_path.as_uri(), V2_STATS)
     registry.shadow(reg, "sk1", "t")
     run(dags[PIPELINE], LOGICAL)
     assert (
@@ -157,15 +146,8 @@ def test_a_sharded_run_with_an_sklearn_champion_stores_what_an_unsharded_one_doe
 ) -> None:
     """Sharding was checked only with linear versions: here an sklearn champion (its artifact loaded
     and verified by each mapped predict) and a linear challenger."""
-    x = np.random.default_rng(2).normal([10, 0, 100], [2, 1, 10], size=(100, 3))
-    skops.io.dump(LinearRegression().fit(x, x @ [0.7, -0.3, 0.05] + 1.0), tmp_path / "m.skops")
-    registry.register_sklearn(
-        reg,
-        "sk1",
-        artifact_path=str(tmp_path / "m.skops"),
-        stats=V2_STATS,
-        storage_root=tmp_path.as_uri(),
-        actor="t",
+    register_sklearn(
+        reg, "sk1", tmp_path, tmp_path.as_uri(), V2_STATS, seed=2, weights=(0.7, -0.3, 0.05), intercept=1.0
     )
     registry.promote(reg, "sk1", "t")
     registry.shadow(reg, "v2", "t")

@@ -12,11 +12,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import psycopg
 import pytest
-import skops.io
-from sklearn.linear_model import LinearRegression
 
 from etlml.features.stats import FeatureStats
 from etlml.interval import Interval
@@ -25,6 +22,7 @@ from etlml.storage import FileRef, StorageIntegrityError, read_frame
 from tests import objectstore
 from tests.dags.test_dag_runs import FULL_DIGEST, PIPELINE, digests, xcom_values
 from tests.dags.test_landing_runs import KEY, LOGICAL, REJECTED_DIGEST, START, assert_accounted, run, stored
+from tests.helpers import register_sklearn
 from tests.landing_files import mixed_partition
 
 pytestmark = [pytest.mark.airflow, pytest.mark.db]
@@ -68,16 +66,7 @@ def bucket(endpoint: str, monkeypatch: pytest.MonkeyPatch) -> Bucket:
 
 def sklearn_version(conn: psycopg.Connection[Any], bucket: Bucket, tmp_path: Path) -> tuple[str, str]:
     """``sk1``, registered with its artifact stored under the S3 storage root and shadowing the champion."""
-    x = np.random.default_rng(1).normal([10, 0, 100], [2, 1, 10], size=(100, 3))
-    skops.io.dump(LinearRegression().fit(x, x @ [1.0, -1.0, 0.5] + 2.0), tmp_path / "m.skops")
-    registry.register_sklearn(
-        conn,
-        "sk1",
-        artifact_path=str(tmp_path / "m.skops"),
-        stats=STATS,
-        storage_root=f"{bucket.root}/storage",
-        actor="t",
-    )
+    register_sklearn(conn, "sk1", tmp_path, f"{bucket.root}/storage", STATS)
     registry.shadow(conn, "sk1", "t")
     row = conn.execute(
         "SELECT artifact_uri, artifact_sha256 FROM model_versions WHERE model_version = 'sk1'"
