@@ -19,7 +19,7 @@ import subprocess
 import sys
 import time
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from types import FrameType
 from typing import NoReturn
@@ -173,18 +173,12 @@ def _cmdline(pid: int, missing: bytes) -> bytes:
         return missing
 
 
-def latest_closed_interval_end(now: datetime) -> datetime:
-    """The end of the latest 10-minute interval that has closed: what the scheduler runs first."""
-    midnight = now.replace(hour=0, minute=0, second=0, microsecond=0)
-    return midnight + (now - midnight) // INTERVAL * INTERVAL
-
-
 def first_interval() -> dict[str, str]:
     """``ETLML_START_DATE`` (unless set): the latest closed interval, which the scheduler runs as soon
     as the DAG is unpaused; the pipeline catches up every interval after it, none before."""
     if os.environ.get("ETLML_START_DATE"):
         return {}
-    return {"ETLML_START_DATE": (latest_closed_interval_end(datetime.now(UTC)) - INTERVAL).isoformat()}
+    return {"ETLML_START_DATE": (localstack.current_interval_start() - INTERVAL).isoformat()}
 
 
 def first_pipeline_run(api: localstack.AirflowApi, watch: list[localstack.Component], since: datetime) -> str:
@@ -247,7 +241,7 @@ def run_dags(
     init_run = api.trigger(INIT)
     if (state := api.wait_for_run(INIT, init_run, watch=watch)) != "success":
         raise DemoError(f"{INIT} ended {state}: {api.task_states(INIT, init_run)}")
-    since = latest_closed_interval_end(datetime.now(UTC))
+    since = localstack.current_interval_start()  # the end of the latest closed interval
     if env and "AIRFLOW_CONN_EVENTS" in env:
         seed_stream(env, since)
     api.unpause(PIPELINE)

@@ -135,9 +135,10 @@ def airflow_env(
     return env
 
 
-def current_interval_start(minutes: int = 10) -> datetime:
-    """The start of the 10-minute interval now running (UTC, aligned to the hour like ``*/10``)."""
-    now = datetime.now(UTC)
+def current_interval_start(now: datetime | None = None, minutes: int = 10) -> datetime:
+    """The start of the 10-minute interval running at ``now`` (UTC, aligned to the hour like
+    ``*/10``), which is also the end of the latest interval that has closed."""
+    now = (now or datetime.now(UTC)).astimezone(UTC)
     return now.replace(minute=now.minute - now.minute % minutes, second=0, microsecond=0)
 
 

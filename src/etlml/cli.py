@@ -173,8 +173,6 @@ def _rollback(conn: Any, _: argparse.Namespace) -> dict[str, Any]:
 def _gaps(conn: Any, args: argparse.Namespace) -> list[dict[str, str]]:
     from etlml.warehouse import runs
 
-    if not args.start < args.end:
-        raise SettingsError(f"--from {args.start.isoformat()} must be before --to {args.end.isoformat()}")
     # an interval that has not ended yet cannot have run: it is no gap
     end = min(args.end, datetime.now(UTC))
     return [
@@ -187,8 +185,6 @@ def _changed(conn: Any, args: argparse.Namespace) -> list[dict[str, Any]]:
     from etlml.ingest.landing import LandingFileSource
     from etlml.warehouse import runs
 
-    if not args.start < args.end:
-        raise SettingsError(f"--from {args.start.isoformat()} must be before --to {args.end.isoformat()}")
     landing = LandingFileSource(settings.load().landing_root)
 
     def now_listed(interval: Any) -> dict[str, int] | None:
@@ -330,6 +326,17 @@ def _db_commands(commands: Any) -> None:
     grant.set_defaults(func=_grant_pipeline_role)
 
 
+def _window(action: Callable[[Any, argparse.Namespace], Any]) -> Callable[[Any, argparse.Namespace], Any]:
+    """``action`` over the window ``--from`` .. ``--to``, refused unless it is non-empty."""
+
+    def checked(conn: Any, args: argparse.Namespace) -> Any:
+        if not args.start < args.end:
+            raise SettingsError(f"--from {args.start.isoformat()} must be before --to {args.end.isoformat()}")
+        return action(conn, args)
+
+    return checked
+
+
 def _runs_commands(commands: Any) -> None:
     """``etlml runs gaps`` and ``etlml runs changed``: each over a window, ``--from`` to ``--to``."""
     run_commands = commands.add_parser("runs", help="the pipeline's runs").add_subparsers(
@@ -344,7 +351,7 @@ def _runs_commands(commands: Any) -> None:
         command.add_argument("--from", dest="start", type=_timestamp, required=True, help="window start")
         command.add_argument("--to", dest="end", type=_timestamp, required=True, help="window end, exclusive")
         command.add_argument("--json", action="store_true", help="machine-readable output")
-        command.set_defaults(func=_with_registry(action))
+        command.set_defaults(func=_with_registry(_window(action)))
 
 
 def _stdout_handlers(stdout: Any) -> list[logging.StreamHandler[Any]]:

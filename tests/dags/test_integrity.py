@@ -131,6 +131,9 @@ BREAKAGES = {
 
 
 @pytest.mark.parametrize("breakage", sorted(BREAKAGES))
+@pytest.mark.filterwarnings(
+    "ignore:overflow encountered:RuntimeWarning"
+)  # the non-finite model's, on purpose
 def test_a_broken_challenger_leaves_the_champions_predictions_and_is_recorded(
     dags: dict[str, Any],
     wh: psycopg.Connection[Any],

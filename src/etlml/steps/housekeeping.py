@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from datetime import UTC, datetime
 
 from etlml import settings, storage
@@ -41,12 +41,12 @@ def sweep_storage(state_of: Callable[[str, str], str | None], now: datetime | No
     swept = Swept()
     for folder in storage.run_folders(cfg.storage_root):
         if folder.modified > cutoff:
-            swept = Swept(swept.deleted, swept.deleted_bytes, swept.kept_unfinished, swept.kept_young + 1)
+            swept = replace(swept, kept_young=swept.kept_young + 1)
             continue
         state = state_of(folder.dag_id, folder.run_id) if folder.dag_id and folder.run_id else None
         if state in UNFINISHED:
             log.info("kept %s: its run %s is %s", folder.path, folder.run_id, state)
-            swept = Swept(swept.deleted, swept.deleted_bytes, swept.kept_unfinished + 1, swept.kept_young)
+            swept = replace(swept, kept_unfinished=swept.kept_unfinished + 1)
             continue
         storage.remove(folder.path)
         log.info(
@@ -57,9 +57,7 @@ def sweep_storage(state_of: Callable[[str, str], str | None], now: datetime | No
             folder.run_id or "unknown",
             state or "no longer known to Airflow",
         )
-        swept = Swept(
-            swept.deleted + 1, swept.deleted_bytes + folder.size, swept.kept_unfinished, swept.kept_young
-        )
+        swept = replace(swept, deleted=swept.deleted + 1, deleted_bytes=swept.deleted_bytes + folder.size)
     storage.remove_empty_folders(cfg.storage_root)
     log.info(
         "storage sweep with a retention of %s: deleted %d run folders (%d bytes), kept %d of unfinished "

@@ -59,7 +59,7 @@ def load_processed(run: RunContext, plan: RunPlan, shards: Sequence[ProcessedSha
         # one load of an interval at a time: a second run of it (a manual run beside the scheduled
         # one, a backfill) waits here, then merges against what the first committed
         writes.lock_intervals(conn, [run.interval], shared=False)
-        held = writes.lock_interval(conn, run.dag_id, run.interval)
+        held = writes.stored_interval(conn, run.dag_id, run.interval)
         if held is not None and held.holds_rows:
             if not plan.found:
                 return _keep(run, plan, cfg, held)

@@ -377,7 +377,7 @@ def _interval_params(dag_id: str, interval: Interval) -> dict[str, Any]:
     return {"dag_id": dag_id, "interval_start": interval.start, "interval_end": interval.end}
 
 
-def lock_interval(conn: psycopg.Connection[Any], dag_id: str, interval: Interval) -> StoredInterval | None:
+def stored_interval(conn: psycopg.Connection[Any], dag_id: str, interval: Interval) -> StoredInterval | None:
     """The interval's stored audit and row counts (``None``: never loaded), its audit row locked for
     update until the caller's transaction ends."""
     with conn.cursor() as cur:
