@@ -77,8 +77,9 @@ CREATE TABLE feature_drift (
 );
 
 -- What a version was fitted on, registered with it (the immutability trigger of 0001 still holds):
---   reference_profile: per feature ('f1', 'f2', 'f3', 'score')
---       {"edges": [e1, ..., ek], "expected": [p0, ..., pk]}: k increasing inner bin edges and the
+--   reference_profile: per column (f1, f2, f3: raw inputs; score: the version's y_hat), the form of
+--       etlml.features.profile:
+--       {"edges": [e1, ..., ek], "expected": [p0, ..., pk], "missing_share": m, "n": n}: k increasing inner bin edges and the
 --       k + 1 expected shares of the bins (-inf, e1), [e1, e2), ..., [ek, +inf), summing to 1,
 --       as width_bucket(value, edges) numbers them from 0;
 --   training_from/training_to: the window of labelled events it was trained on (NULL: not trained here);
