@@ -6,6 +6,10 @@ else deletes them. This DAG deletes each run folder whose files are older than
 how many bytes. A folder of a queued or running run is never touched, nor one younger than the
 retention (a failed run's files stay for its retry or its investigation until then). With
 ``ETLML_SOURCE=redis_stream`` it also trims the event stream's entries older than the retention.
+
+It also keeps the warehouse's day partitions (README "Partitions and retention"): those of today and
+the next two days are created if missing, and with ``ETLML_RETENTION_DAYS`` set, every day older than
+that is dropped whole, its events, predictions, rejected records and labels together.
 """
 
 from __future__ import annotations
@@ -50,8 +54,15 @@ def housekeeping_dag() -> None:
 
         return trim_stream()
 
+    @task
+    def maintain_partitions() -> dict[str, Any]:
+        from etlml.steps.housekeeping import maintain_partitions
+
+        return maintain_partitions()
+
     sweep_storage()
     trim_stream()
+    maintain_partitions()
 
 
 housekeeping_dag()

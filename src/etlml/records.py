@@ -131,5 +131,9 @@ FILES = Layout((_text("source_file"), Column("size", np.int64, "int8")))
 PROCESSED_RUN = Layout((_text("normalized_with"), _timestamp("interval_start"), _timestamp("interval_end")))
 """The columns of ``processed_data`` a run sets on every row it loads."""
 
+PREDICTION_INTERVAL = Layout((_timestamp("interval_start"),))
+"""The interval of the event a prediction scores (its ``processed_data`` row's), which ``predictions``
+is partitioned by: a run sets it on every row; a rescore reads it with the events."""
+
 PREDICTION_RUN = Layout((_text("model_version"), _text("written_by_run")))
 """The columns of ``predictions`` a run sets on every row it stores."""

@@ -29,6 +29,10 @@ DEFAULT_START_DATE = "2026-01-01T00:00:00Z"
 DEFAULT_STORAGE_RETENTION_DAYS = 7
 """Days ``90_housekeeping`` keeps a finished run's folder of intermediate files."""
 DEFAULT_MAX_FILE_BYTES = 1024**3
+DEFAULT_DEDUP_WINDOW_DAYS = 7
+"""How far either side of an interval ``load_processed`` looks for an event id another interval holds."""
+PARTITIONS_AHEAD_DAYS = 2
+"""Day partitions ``90_housekeeping`` keeps created ahead of today."""
 
 
 @dataclass(frozen=True)
@@ -51,6 +55,11 @@ class Settings:
     a larger one is quarantined as ``file_too_large``.
     ``stream_conn_id``: the Airflow connection of the Redis server holding the event stream
     (``AIRFLOW_CONN_EVENTS=redis://host:6379/0``); ``stream_key``: the stream's key.
+    ``dedup_window``: an event id stored under another interval starting within this distance of
+    the run's interval is quarantined as ``redelivered``; one held only further away is not found
+    and is stored again (the check reads only the day partitions within the window).
+    ``retention``: ``90_housekeeping`` drops the day partitions (events, predictions, rejected
+    records and the events' labels together) older than this; ``None`` keeps everything.
     ``stream_grace``: how long after an interval's end (by the Redis server's clock or the stream's
     last entry id) the interval counts as closed and is read; also how far an event's own ``ts_utc``
     may lie outside its arrival interval before it is quarantined.
@@ -68,6 +77,8 @@ class Settings:
     stream_conn_id: str = STREAM_CONN_ID
     stream_key: str = DEFAULT_STREAM_KEY
     stream_grace: timedelta = timedelta(seconds=DEFAULT_STREAM_GRACE_SECONDS)
+    dedup_window: timedelta = timedelta(days=DEFAULT_DEDUP_WINDOW_DAYS)
+    retention: timedelta | None = None
 
 
 def _default_storage_root() -> str:
@@ -116,6 +127,18 @@ def _byte_count(name: str, default: int) -> int:
     return int(text)
 
 
+def _retention() -> timedelta | None:
+    text = os.environ.get("ETLML_RETENTION_DAYS") or ""
+    if not text:
+        return None
+    if not (text.isascii() and text.isdigit()) or int(text) < 1:
+        raise SettingsError(
+            "ETLML_RETENTION_DAYS must be a whole number of days, at least 1 (unset keeps everything), "
+            f"got {text!r}"
+        )
+    return timedelta(days=int(text))
+
+
 def load() -> Settings:
     """Read the environment; called at run time, never at DAG parse time."""
     return Settings(
@@ -137,6 +160,8 @@ def load() -> Settings:
         stream_grace=timedelta(
             seconds=_number("ETLML_STREAM_GRACE_SECONDS", DEFAULT_STREAM_GRACE_SECONDS, 0, 86_400)
         ),
+        dedup_window=timedelta(days=_number("ETLML_DEDUP_WINDOW_DAYS", DEFAULT_DEDUP_WINDOW_DAYS, 0, 3_650)),
+        retention=_retention(),
     )
 
 

@@ -7,6 +7,7 @@ import multiprocessing
 import time
 from concurrent.futures import Future, ProcessPoolExecutor
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import psycopg
@@ -47,15 +48,17 @@ def pipeline(run_id: str, start: datetime, end: datetime, events: int) -> str:
     return "stored"
 
 
-def rescore_until(stop_after: float, start: datetime, end: datetime) -> int:
-    """Rescore the window with v2 again and again for ``stop_after`` seconds, then once more."""
+def rescore_until(done: str, start: datetime, end: datetime) -> int:
+    """Rescore the window with v2 again and again until the file ``done`` exists (the runs beside it
+    have finished; at most five minutes), then once more."""
     from etlml.steps.rescore import rescore
 
-    rounds, deadline = 0, time.monotonic() + stop_after
+    rounds, deadline = 0, time.monotonic() + 300
     while True:
+        finished = Path(done).exists()
         rescore("20_rescore/concurrent", "v2", start, end, chunk_size=7_000)
         rounds += 1
-        if time.monotonic() > deadline:
+        if finished or time.monotonic() > deadline:
             return rounds
 
 
@@ -107,12 +110,14 @@ def _pool(workers: int) -> ProcessPoolExecutor:
     return ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"))
 
 
-def test_two_intervals_and_a_rescore_over_both_at_once(wh: psycopg.Connection[Any]) -> None:
+def test_two_intervals_and_a_rescore_over_both_at_once(wh: psycopg.Connection[Any], tmp_path: Path) -> None:
+    done = tmp_path / "runs-finished"
     with _pool(3) as pool:
-        rescoring = pool.submit(rescore_until, 20.0, A.start, B.end)
+        rescoring = pool.submit(rescore_until, str(done), A.start, B.end)
         runs = [pool.submit(pipeline, f"manual__{i.key}", i.start, i.end, EVENTS) for i in (A, B)]
         assert [run.result(timeout=300) for run in runs] == ["stored", "stored"]
-        assert rescoring.result(timeout=300) >= 1  # a deadlock would have raised here
+        done.touch()
+        assert rescoring.result(timeout=300) >= 2  # a deadlock would have raised here
     check(wh, A, B)
     # the last rescore ran after both loads: v2 scored every event
     assert wh.execute("SELECT count(*) FROM predictions WHERE model_version = 'v2'").fetchone() == (

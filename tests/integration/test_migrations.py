@@ -85,3 +85,92 @@ def test_numbers_may_skip_but_a_migration_never_runs_out_of_order(
     with pytest.raises(schema.MigrationError, match=f"{between.version:04d}_between is not applied but"):
         schema.migrate(empty_db)
     assert empty_db.execute("SELECT to_regclass('between_one')").fetchone() == (None,)
+
+
+# Rows of the unpartitioned layout (migrations before 0013), over three days, with every column set.
+OLD_ROWS = """
+INSERT INTO processed_data (event_id, ts_utc, f1, f2, f3, f1_z, f2_z, f3_z, f1_imputed, f2_imputed,
+                            f3_imputed, normalized_with, interval_start, interval_end, created_at,
+                            updated_at)
+SELECT 'evt-' || g, s + (g % 600) * interval '1 second', g * 0.5,
+       CASE WHEN g % 7 = 0 THEN NULL ELSE -g END, 100 + g % 13, g * 0.01, -g * 0.02, 0.3, false,
+       g % 7 = 0, false, 'baseline_v1', s, s + interval '10 min',
+       '2026-11-01T00:00Z'::timestamptz + g * interval '1 ms',
+       '2026-11-02T00:00Z'::timestamptz + g * interval '1 ms'
+FROM generate_series(1, 3000) AS g,
+     LATERAL (SELECT '2026-11-20T23:40Z'::timestamptz + (g % 5) * interval '10 min'
+                     + (g % 3) * interval '1 day') AS i(s);
+INSERT INTO predictions (event_id, model_version, y_hat, ts_utc, predicted_at_utc, written_by_run)
+SELECT event_id, 'baseline_v1', f1 * 0.3, ts_utc, updated_at, 'old/run' FROM processed_data;
+INSERT INTO rejected_events (interval_start, interval_end, source_file, row_number, reason, message,
+                             event_id, raw, written_by_run, rejected_at)
+SELECT interval_start, interval_end, 'a.csv', row_number() OVER (ORDER BY event_id), 'bad_value', 'm',
+       event_id, convert_to(event_id, 'UTF8') || '\\x00ff'::bytea, 'old/run', updated_at
+FROM processed_data WHERE f2 IS NULL;
+"""
+
+# Every column of every row, the same before and after (predictions gain interval_start: left out).
+CHECKSUMS = {
+    "processed_data": "SELECT count(*), md5(string_agg(row(t.*)::text, '|' ORDER BY event_id)) "
+    "FROM processed_data t",
+    "predictions": "SELECT count(*), md5(string_agg(row(event_id, model_version, y_hat, ts_utc, "
+    "predicted_at_utc, written_by_run)::text, '|' ORDER BY event_id, model_version)) FROM predictions",
+    "rejected_events": "SELECT count(*), md5(string_agg(row(t.*)::text, '|' "
+    "ORDER BY interval_start, source_file, row_number)) FROM rejected_events t",
+}
+
+
+def test_the_partitioning_migration_keeps_every_row_as_it_was(
+    empty_db: psycopg.Connection[Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    shipped = schema.available()
+    monkeypatch.setattr(schema, "available", lambda: [m for m in shipped if m.version < 13])
+    schema.migrate(empty_db)
+    empty_db.execute(OLD_ROWS)
+    empty_db.commit()
+    before = {table: empty_db.execute(sql).fetchone() for table, sql in CHECKSUMS.items()}
+    assert before["processed_data"][0] == 3000 and before["rejected_events"][0] == 428
+
+    monkeypatch.setattr(schema, "available", lambda: shipped)
+    assert [m.version for m in schema.migrate(empty_db)] == [m.version for m in shipped if m.version >= 13]
+    schema.check(empty_db)
+    assert {table: empty_db.execute(sql).fetchone() for table, sql in CHECKSUMS.items()} == before
+    # partitioned, each row in its interval's day, and each prediction in its event's interval
+    layout = empty_db.execute(
+        "SELECT count(*) FROM pg_partitioned_table WHERE partrelid = ANY "
+        "('{processed_data,predictions,rejected_events}'::regclass[])"
+    ).fetchone()
+    assert layout == (3,)
+    days = empty_db.execute(
+        "SELECT tableoid::regclass::text, count(*) FROM processed_data GROUP BY 1 ORDER BY 1"
+    ).fetchall()
+    assert [d for d, _ in days] == [
+        "processed_data_p20261120",
+        "processed_data_p20261121",
+        "processed_data_p20261122",
+        "processed_data_p20261123",
+    ]
+    mismatched = empty_db.execute(
+        "SELECT count(*) FROM predictions p JOIN processed_data d USING (event_id) "
+        "WHERE p.interval_start <> d.interval_start"
+    ).fetchone()
+    assert mismatched == (0,)
+
+
+def test_the_partitioning_migration_refuses_orphan_predictions_and_changes_nothing(
+    empty_db: psycopg.Connection[Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    shipped = schema.available()
+    monkeypatch.setattr(schema, "available", lambda: [m for m in shipped if m.version < 13])
+    schema.migrate(empty_db)
+    empty_db.execute(OLD_ROWS)
+    empty_db.execute("DELETE FROM processed_data WHERE event_id IN ('evt-1', 'evt-2')")
+    empty_db.commit()
+    monkeypatch.setattr(schema, "available", lambda: shipped)
+    with pytest.raises(
+        psycopg.errors.RaiseException, match="2 of 3000 predictions have no processed_data row"
+    ):
+        schema.migrate(empty_db)
+    empty_db.rollback()
+    assert max(schema.applied(empty_db)) < 13
+    assert empty_db.execute("SELECT count(*) FROM pg_partitioned_table").fetchone() == (0,)

@@ -57,7 +57,9 @@ def test_a_changed_value_updates_only_that_row_and_deletes_its_predictions(
 ) -> None:
     frame = processed()
     writes.upsert_processed(conn, frame, INTERVAL, "baseline_v1")
-    writes.upsert_predictions(conn, frame[["event_id", "ts_utc"]].assign(y_hat=1.0), "baseline_v1", "t/r")
+    writes.upsert_predictions(
+        conn, frame[["event_id", "ts_utc"]].assign(y_hat=1.0), "baseline_v1", "t/r", interval=INTERVAL
+    )
     frame.loc[3, "f1"] = 99.0
     merged = writes.upsert_processed(conn, frame, INTERVAL, "baseline_v1")
     assert (merged.result.inserted, merged.result.updated, merged.outdated_predictions) == (0, 1, 1)
@@ -78,7 +80,7 @@ def test_rows_the_interval_no_longer_has_are_removed_with_their_predictions(
     frame = processed(100)
     writes.upsert_processed(conn, frame, INTERVAL, "baseline_v1")
     scored = frame[["event_id", "ts_utc"]].assign(y_hat=1.0)
-    writes.upsert_predictions(conn, scored, "baseline_v1", "test/run")
+    writes.upsert_predictions(conn, scored, "baseline_v1", "test/run", interval=INTERVAL)
     result = writes.upsert_processed(conn, frame.iloc[:60], INTERVAL, "baseline_v1").result
     assert result.removed == 40
     counts = conn.execute(
@@ -100,7 +102,9 @@ def test_predictions_of_another_version_are_never_touched(conn: psycopg.Connecti
         "ON CONFLICT DO NOTHING"
     )
     conn.commit()
-    writes.upsert_predictions(conn, frame[["event_id", "ts_utc"]].assign(y_hat=1.0), "other_v", "r/1")
+    writes.upsert_predictions(
+        conn, frame[["event_id", "ts_utc"]].assign(y_hat=1.0), "other_v", "r/1", interval=INTERVAL
+    )
     # other_v's rows, every column (predicted_at_utc and written_by_run too), before and after
     other_rows = (
         "SELECT count(*), md5(string_agg(t::text, '|' ORDER BY event_id)) FROM predictions AS t "
@@ -113,7 +117,7 @@ def test_predictions_of_another_version_are_never_touched(conn: psycopg.Connecti
     )
     for y_hat, run, counts in ((2.0, "r/2", (20, 0)), (3.0, "r/3", (0, 20))):  # insert, then merge
         result = writes.upsert_predictions(
-            conn, frame[["event_id", "ts_utc"]].assign(y_hat=y_hat), "baseline_v1", run
+            conn, frame[["event_id", "ts_utc"]].assign(y_hat=y_hat), "baseline_v1", run, interval=INTERVAL
         )
         assert (result.inserted, result.updated) == counts
         assert conn.execute(mine).fetchone() == (20, y_hat, y_hat, run, run)
@@ -157,15 +161,15 @@ def test_predictions_copy_straight_in_once_then_merge(conn: psycopg.Connection[A
     frame = processed(40)
     writes.upsert_processed(conn, frame, INTERVAL, "baseline_v1")
     scored = frame[["event_id", "ts_utc"]].assign(y_hat=0.5)
-    first = writes.upsert_predictions(conn, scored, "baseline_v1", "d/r1", copy_first=True)
+    first = writes.upsert_predictions(conn, scored, "baseline_v1", "d/r1", copy_first=True, interval=INTERVAL)
     assert (first.inserted, first.updated) == (40, 0)
     before = table_digest(conn, "predictions", "event_id, model_version")
     # a rerun meets the stored keys and merges: nothing changes, not even written_by_run
-    again = writes.upsert_predictions(conn, scored, "baseline_v1", "d/r2", copy_first=True)
+    again = writes.upsert_predictions(conn, scored, "baseline_v1", "d/r2", copy_first=True, interval=INTERVAL)
     assert (again.inserted, again.updated, again.unchanged) == (0, 0, 40)
     assert table_digest(conn, "predictions", "event_id, model_version") == before
     with pytest.raises(writes.MissingReferenceError, match="not registered"):
-        writes.upsert_predictions(conn, scored, "no_such_v", "d/r3", copy_first=True)
+        writes.upsert_predictions(conn, scored, "no_such_v", "d/r3", copy_first=True, interval=INTERVAL)
 
 
 def test_batches_of_a_file_load_like_one_frame(conn: psycopg.Connection[Any]) -> None:

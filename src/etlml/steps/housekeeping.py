@@ -1,14 +1,16 @@
 """DAG ``90_housekeeping``'s tasks: delete the run folders of intermediate files nobody needs any more,
-and trim the event stream to the same retention."""
+trim the event stream to the same retention, and keep the warehouse's day partitions: created ahead,
+dropped past ``ETLML_RETENTION_DAYS``."""
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from etlml import settings, storage
+from etlml.warehouse import connection, writes
 
 log = logging.getLogger(__name__)
 
@@ -87,3 +89,31 @@ def trim_stream(now: datetime | None = None) -> int | None:
         "trimmed %d entries of stream %s that arrived before %s", removed, cfg.stream_key, before.isoformat()
     )
     return removed
+
+
+def maintain_partitions(now: datetime | None = None) -> dict[str, object]:
+    """Create the day partitions of today and the next ``PARTITIONS_AHEAD_DAYS`` days that are missing,
+    so no load waits to create one; with ``ETLML_RETENTION_DAYS`` set, drop every day partition that
+    ended more than that long ago (events, predictions, rejected records and their labels together),
+    logging each day dropped and the rows it held."""
+    cfg = settings.load()
+    now = now or datetime.now(UTC)
+    with connection.connect(cfg.warehouse_conn_id) as conn:
+        created = writes.ensure_partitions(conn, now, now + timedelta(days=settings.PARTITIONS_AHEAD_DAYS))
+        log.info("created %d day partitions ahead: %s", len(created), ", ".join(created) or "none missing")
+        if cfg.retention is None:
+            log.info("ETLML_RETENTION_DAYS is not set: every day partition is kept")
+            return {"created": created, "dropped": []}
+        dropped = writes.drop_partitions_before(conn, now - cfg.retention)
+    for day in dropped:
+        log.info(
+            "dropped the partitions of %s, older than the retention of %s: about %d events, %d "
+            "predictions and %d rejected records",
+            day.day,
+            cfg.retention,
+            day.processed_rows,
+            day.prediction_rows,
+            day.rejected_rows,
+        )
+    log.info("retention of %s: dropped %d day(s)", cfg.retention, len(dropped))
+    return {"created": created, "dropped": [asdict(day) for day in dropped]}

@@ -55,6 +55,10 @@ def load_processed(run: RunContext, plan: RunPlan, shards: Sequence[ProcessedSha
     def events() -> Iterable[pd.DataFrame]:
         return (frame for s in ordered for frame in read_frames(s.processed))
 
+    with connection.connect(cfg.warehouse_conn_id) as conn:
+        # the interval's day partitions, in a short transaction of their own (housekeeping makes the
+        # coming days' ahead of time; a catch-up of past days makes theirs here)
+        writes.ensure_partitions(conn, run.interval.start, run.interval.start)
     with connection.connect(cfg.warehouse_conn_id) as conn, conn.transaction():
         # one load of an interval at a time: a second run of it (a manual run beside the scheduled
         # one, a backfill) waits here, then merges against what the first committed
@@ -65,7 +69,9 @@ def load_processed(run: RunContext, plan: RunPlan, shards: Sequence[ProcessedSha
                 return _keep(run, plan, cfg, held)
             _check_same_source(run, plan, held)
         load_id = str(uuid.uuid4())
-        merged = writes.upsert_processed(conn, events, run.interval, plan.normalized_with)
+        merged = writes.upsert_processed(
+            conn, events, run.interval, plan.normalized_with, window=cfg.dedup_window
+        )
         refused = _refused(run, cfg, ordered, merged.redelivered) if len(merged.redelivered) else None
         audit = _quarantine_and_audit(
             conn, run, plan, cfg, merged.loaded_rows, refused=refused, load_id=load_id

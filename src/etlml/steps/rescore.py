@@ -6,6 +6,8 @@ import logging
 from dataclasses import dataclass, field
 from datetime import datetime
 
+import pandas as pd
+
 from etlml import settings
 from etlml.errors import SettingsError
 from etlml.features.transform import clean
@@ -74,7 +76,8 @@ def rescore(run_ref: str, version: str, start: datetime, end: datetime, chunk_si
                     fresh = writes.events_by_id(writer, ids, window)
                     frame = clean(fresh)
                     scored = frame[["event_id", "ts_utc"]].assign(
-                        y_hat=scorer.predict(frame, use_stored_z=False)
+                        y_hat=scorer.predict(frame, use_stored_z=False),
+                        interval_start=pd.to_datetime(fresh["interval_start"], utc=True).dt.as_unit("us"),
                     )
                     result = writes.upsert_predictions(writer, scored, version, run_ref)
                 done = Rescored(version, done.events + len(frame), done.chunks + 1, done.merged + result)

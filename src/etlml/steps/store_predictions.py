@@ -39,7 +39,9 @@ def store_predictions(run: RunContext, shard: PredictedShard) -> StoredShard:
             _check_current(conn, run, shard)
         for scored in shard.files:
             rows = functools.partial(read_frames, scored.predictions)
-            result = writes.upsert_predictions(conn, rows, scored.model_version, run.ref, copy_first=True)
+            result = writes.upsert_predictions(
+                conn, rows, scored.model_version, run.ref, interval=run.interval, copy_first=True
+            )
             stored.append((scored, result))
             log.info(
                 "predictions of %s for %s, %s: %s",

@@ -12,6 +12,7 @@ import logging
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, astuple, dataclass
+from datetime import datetime, timedelta
 from typing import Any, NamedTuple
 
 import pandas as pd
@@ -19,7 +20,7 @@ import psycopg
 from psycopg import sql
 from psycopg.types.json import Jsonb
 
-from etlml import records
+from etlml import records, settings
 from etlml.interval import Interval
 from etlml.quality import Audit
 from etlml.warehouse import pgcopy
@@ -31,10 +32,12 @@ Rows = pd.DataFrame | Callable[[], Iterable[pd.DataFrame]]
 """A frame, or a function giving the frames of one (called again if a write has to be redone)."""
 
 PROCESSED_STAGE = records.PROCESSED.copy_columns()
-PREDICTIONS_STAGE = records.PREDICTION.copy_columns()
+PREDICTIONS_STAGE = (records.PREDICTION + records.PREDICTION_INTERVAL).copy_columns()
 REJECTED_STAGE = records.REJECTED.copy_columns()
 PROCESSED_DIRECT = (records.PROCESSED + records.PROCESSED_RUN).copy_columns()
-PREDICTIONS_DIRECT = (records.PREDICTION + records.PREDICTION_RUN).copy_columns()
+PREDICTIONS_DIRECT = (
+    records.PREDICTION + records.PREDICTION_INTERVAL + records.PREDICTION_RUN
+).copy_columns()
 
 
 class MissingReferenceError(RuntimeError):
@@ -100,32 +103,52 @@ def copy_frames(
     return sent
 
 
+class _Undo(Exception):
+    """Raised inside a savepoint to roll a straight COPY back (see :func:`_direct`)."""
+
+
 def _direct(
     conn: psycopg.Connection[Any],
     table: str,
     columns: Sequence[tuple[str, str]],
     rows: Rows,
     constants: dict[str, Any],
+    *,
+    conflict: tuple[str, dict[str, Any]] | None = None,
 ) -> int | None:
     """COPY ``rows`` straight into ``table`` under a savepoint; ``None`` (and nothing written) if one
-    of them has a key the table already holds."""
+    of them has a key the table already holds, or if the statement ``conflict`` (``sql/<name>.sql``
+    and its parameters, run after the COPY) finds one that breaks a rule no key enforces."""
     try:
         with conn.transaction(), conn.cursor() as cur:
-            return copy_frames(cur, table, columns, _frames(rows), constants)
+            sent = copy_frames(cur, table, columns, _frames(rows), constants)
+            if conflict is not None:
+                cur.execute(query(conflict[0]), conflict[1])
+                row = cur.fetchone()
+                if row and row[0]:
+                    raise _Undo(conflict)
+            return sent
     except psycopg.errors.UniqueViolation as exc:
         log.info("%s already holds some of these keys (%s); merging instead", table, exc.diag.message_detail)
+        return None
+    except _Undo:
+        log.info("%s: %s found rows to refuse; merging instead", table, conflict and conflict[0])
         return None
 
 
 @contextmanager
 def _staged(
-    cur: psycopg.Cursor[Any], table: str, columns: Sequence[tuple[str, str]], rows: Rows
+    cur: psycopg.Cursor[Any],
+    table: str,
+    columns: Sequence[tuple[str, str]],
+    rows: Rows,
+    constants: dict[str, Any] | None = None,
 ) -> Iterator[int]:
-    """Create the temporary staging ``table`` (``sql/<table>.sql``), COPY ``rows`` into it and
-    analyze it for the planner; yield the rows staged and drop the table afterwards, so one
-    transaction may stage the same table again."""
+    """Create the temporary staging ``table`` (``sql/<table>.sql``), COPY ``rows`` (with the
+    ``constants`` columns) into it and analyze it for the planner; yield the rows staged and drop
+    the table afterwards, so one transaction may stage the same table again."""
     cur.execute(query(table))
-    staged = copy_frames(cur, table, columns, _frames(rows))
+    staged = copy_frames(cur, table, columns, _frames(rows), constants)
     cur.execute(sql.SQL("ANALYZE {}").format(sql.Identifier(table)))
     yield staged
     cur.execute(sql.SQL("DROP TABLE {}").format(sql.Identifier(table)))
@@ -164,34 +187,91 @@ class ProcessedMerge:
         return self.result.staged - len(self.redelivered)
 
 
+def ensure_partitions(conn: psycopg.Connection[Any], first: datetime, last: datetime) -> list[str]:
+    """Create, in a transaction (or savepoint) of their own, the day partitions of ``processed_data``,
+    ``predictions`` and ``rejected_events`` from ``first``'s UTC day to ``last``'s that do not exist
+    yet; returns those created. Cheap when they all exist (a catalog lookup per table and day)."""
+    with conn.transaction(), conn.cursor() as cur:
+        cur.execute(query("ensure_partitions"), {"from": first, "to": last})
+        return [str(row[0]) for row in cur.fetchall()]
+
+
+@dataclass(frozen=True)
+class DroppedDay:
+    """One UTC day whose partitions retention dropped, with the rows they held (the planner's estimate
+    as of the last ANALYZE: counting would scan them)."""
+
+    day: str
+    processed_rows: int
+    prediction_rows: int
+    rejected_rows: int
+
+
+def drop_partitions_before(
+    conn: psycopg.Connection[Any], before: datetime, lock_timeout: timedelta = timedelta(seconds=30)
+) -> list[DroppedDay]:
+    """Drop the day partitions of every UTC day that ends on or before ``before``: events,
+    predictions and rejected records (and the labels of those events) of a day go together, in one
+    transaction. Each drop takes an exclusive lock on the parent table for a moment; waiting longer
+    than ``lock_timeout`` behind a long write fails the call and drops nothing."""
+    with conn.transaction(), conn.cursor() as cur:
+        cur.execute(
+            "SELECT set_config('lock_timeout', %s, true)", (f"{int(lock_timeout.total_seconds() * 1000)}ms",)
+        )
+        cur.execute(query("drop_partitions_before"), {"before": before})
+        return [DroppedDay(str(d), int(p), int(pr), int(r)) for d, p, pr, r in cur.fetchall()]
+
+
+def dedup_window(interval: Interval, window: timedelta) -> dict[str, datetime]:
+    """The interval starts whose rows an event of ``interval`` is checked against for redelivery."""
+    return {"window_start": interval.start - window, "window_end": interval.end + window}
+
+
 def upsert_processed(
-    conn: psycopg.Connection[Any], rows: Rows, interval: Interval, normalized_with: str
+    conn: psycopg.Connection[Any],
+    rows: Rows,
+    interval: Interval,
+    normalized_with: str,
+    *,
+    window: timedelta = timedelta(days=settings.DEFAULT_DEDUP_WINDOW_DAYS),
 ) -> ProcessedMerge:
     """Make the interval's rows in ``processed_data`` equal ``rows``, in one transaction.
 
     New events are inserted; changed ones updated (``updated_at`` moves only when a value changed)
     and their predictions deleted; rows of this interval that ``rows`` no longer holds are removed
-    with their predictions. An event id stored under another interval is left where it is, and
-    reported as redelivered. An interval with no rows yet gets them by a plain COPY, unless an id
-    is already stored (then the merge finds which).
+    with their predictions. An event id stored under another interval starting within ``window`` of
+    this one is left where it is, and reported as redelivered. An interval with no rows yet gets them
+    by a plain COPY, unless an id is already stored (then the merge finds which). The interval's day
+    partitions are created first if missing (:func:`ensure_partitions`).
     """
     params = {
         "interval_start": interval.start,
         "interval_end": interval.end,
         "normalized_with": normalized_with,
+        **dedup_window(interval, window),
     }
+    ensure_partitions(conn, interval.start, interval.start)
     with conn.transaction():
         if not _exists(conn, "interval_has_rows", params):
-            sent = _direct(conn, "processed_data", PROCESSED_DIRECT, rows, params)
+            constants = {k: params[k] for k in records.PROCESSED_RUN.names}
+            sent = _direct(
+                conn,
+                "processed_data",
+                PROCESSED_DIRECT,
+                rows,
+                constants,
+                conflict=("loaded_redelivered", params),
+            )
             if sent is not None:
                 return ProcessedMerge(
                     MergeResult(staged=sent, inserted=sent, updated=0), 0, _no_redeliveries()
                 )
         with conn.cursor() as cur, _staged(cur, "stage_processed", PROCESSED_STAGE, rows) as staged:
             cur.execute(query("stage_redelivered"))
+            cur.execute(query("stage_redelivered_in_window"), params)
             cur.execute(query("merge_processed"), params)
             inserted, updated, redelivered, changed = _counts(cur)
-            outdated = _outdated_predictions(cur) if changed else 0
+            outdated = _outdated_predictions(cur, params) if changed else 0
             cur.execute(query("count_interval_rows"), params)
             in_interval = _counts(cur)[0]
             # after the merge the interval holds every staged row it did not refuse; anything more is stale
@@ -205,9 +285,9 @@ def upsert_processed(
     return ProcessedMerge(merge, outdated, refused)
 
 
-def _outdated_predictions(cur: psycopg.Cursor[Any]) -> int:
+def _outdated_predictions(cur: psycopg.Cursor[Any], params: dict[str, Any]) -> int:
     cur.execute("ANALYZE stage_changed")
-    cur.execute(query("delete_outdated_predictions"))
+    cur.execute(query("delete_outdated_predictions"), params)
     return cur.rowcount
 
 
@@ -240,29 +320,34 @@ def upsert_predictions(
     model_version: str,
     written_by_run: str,
     *,
+    interval: Interval | None = None,
     copy_first: bool = False,
 ) -> MergeResult:
     """Upsert one model version's predictions; other versions' rows are never touched.
 
-    The staging path checks set-wise that every prediction's event is in ``processed_data``. With
-    ``copy_first`` (the pipeline, whose ``load_processed`` committed these events before ``predict``
-    ran) the rows are first COPYed straight into ``predictions``, without that check; if one of
-    them is already stored, they take the staging path instead.
+    ``rows`` are of events of ``interval``, or, without it, carry each event's ``interval_start``.
+    The staging path checks set-wise that every prediction's event is in ``processed_data`` in that
+    interval. With ``copy_first`` (the pipeline, whose ``load_processed`` committed these events
+    before ``predict`` ran) the rows are first COPYed straight into ``predictions``, without that
+    check; if one of them is already stored, they take the staging path instead.
     """
     params = {"model_version": model_version, "written_by_run": written_by_run}
+    constants = {} if interval is None else {"interval_start": interval.start}
     if copy_first:
+        if interval is None:
+            raise ValueError("copy_first stores the predictions of one interval: pass interval")
         with conn.transaction():
             if not _exists(conn, "model_registered", params):
                 raise MissingReferenceError(
                     f"model version {model_version!r} is not registered in model_versions"
                 )
-            sent = _direct(conn, "predictions", PREDICTIONS_DIRECT, rows, params)
+            sent = _direct(conn, "predictions", PREDICTIONS_DIRECT, rows, {**params, **constants})
         if sent is not None:
             return MergeResult(staged=sent, inserted=sent, updated=0)
     with (
         conn.transaction(),
         conn.cursor() as cur,
-        _staged(cur, "stage_predictions", PREDICTIONS_STAGE, rows) as staged,
+        _staged(cur, "stage_predictions", PREDICTIONS_STAGE, rows, constants) as staged,
     ):
         known_model, orphans = _merge(cur, "check_prediction_references", params)
         if not known_model:
@@ -288,6 +373,7 @@ def upsert_rejected(
         "interval_end": interval.end,
         "written_by_run": written_by_run,
     }
+    ensure_partitions(conn, interval.start, interval.start)
     with (
         conn.transaction(),
         conn.cursor() as cur,
@@ -431,9 +517,11 @@ def lock_intervals(conn: psycopg.Connection[Any], intervals: Iterable[Interval],
 
 
 def events_by_id(conn: psycopg.Connection[Any], ids: Sequence[str], window: dict[str, Any]) -> pd.DataFrame:
-    """The stored raw features (:data:`etlml.records.EVENT`) of the events ``ids`` whose ``ts_utc`` is
-    in ``window`` (``from``, ``to``), by id; an event removed since it was listed is not returned."""
+    """The stored raw features (:data:`etlml.records.EVENT`) and ``interval_start`` of the events
+    ``ids`` whose ``ts_utc`` is in ``window`` (``from``, ``to``), by id; an event removed since it
+    was listed is not returned."""
     with conn.cursor() as cur:
         cur.execute(query("rescore_events"), {"ids": list(ids), **window})
         rows = cur.fetchall()
-    return pd.DataFrame.from_records(rows, columns=list(records.EVENT.names))
+    names = [*records.EVENT.names, *records.PREDICTION_INTERVAL.names]
+    return pd.DataFrame.from_records(rows, columns=names)

@@ -12,5 +12,7 @@ GRANT USAGE ON SCHEMA public TO {role};
 GRANT SELECT ON schema_migrations, model_versions, model_aliases, model_events, model_comparisons TO {role};
 GRANT SELECT, INSERT, UPDATE, DELETE ON processed_data, predictions, rejected_events TO {role};
 GRANT SELECT, INSERT, UPDATE ON run_audit TO {role};
+-- day partitions: created ahead (and by a catch-up load), dropped by retention; both run as the owner
+GRANT EXECUTE ON FUNCTION etlml_ensure_partitions(timestamptz, timestamptz), etlml_drop_partitions_before(timestamptz) TO {role};
 -- ground truth (15_ingest_labels) and monitoring (30_monitor)
 GRANT SELECT, INSERT, UPDATE, DELETE ON labels, rejected_labels, model_performance, feature_drift TO {role};

@@ -16,6 +16,14 @@ WITH merged AS (
         rejected_at = now()
     WHERE (r.reason, r.message, r.event_id, r.raw) IS DISTINCT FROM
           (EXCLUDED.reason, EXCLUDED.message, EXCLUDED.event_id, EXCLUDED.raw)
-    RETURNING (xmax = 0) AS inserted
+    RETURNING r.source_file, r.row_number
 )
-SELECT count(*) FILTER (WHERE inserted), count(*) FILTER (WHERE NOT inserted) FROM merged;
+-- the statement's other parts see the table as it was before it: a returned row that was not there
+-- is new (xmax = 0 cannot be read from a partitioned table)
+SELECT count(*) FILTER (WHERE NOT stored), count(*) FILTER (WHERE stored)
+FROM (
+    SELECT EXISTS (SELECT 1 FROM rejected_events AS o
+                   WHERE o.interval_start = %(interval_start)s AND o.interval_end = %(interval_end)s
+                     AND o.source_file = m.source_file AND o.row_number = m.row_number) AS stored
+    FROM merged AS m
+) AS marked;

@@ -1,0 +1,142 @@
+"""`bench.py --growth N`: does loading an interval slow down as the warehouse grows?
+
+In one throwaway warehouse: the writes of one ``--events`` interval (``load_processed``'s upsert into
+``processed_data``, with its redelivery check, and ``store_predictions``' COPY into ``predictions``) into
+an empty warehouse; then the warehouse is filled to ``N`` events with their predictions, one interval
+of ``--events`` per day over the days before (a history, as retention would keep it), and one more
+interval of the same day as the first is written. Event ids are random hex (as UUIDs are), the
+hardest case for a B-tree: time-ordered ids would only append at its right edge.
+
+Prints ``GROWTH stored_events=<int> empty_events_per_s=<int> stored_events_per_s=<int> ratio=<float>``,
+then what dropping one day of ``--events`` events by retention took, and the disk used per million
+events (tables and indexes of processed_data and predictions).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from datetime import datetime, timedelta
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import psycopg
+
+FILL_DAY = """
+INSERT INTO processed_data (event_id, ts_utc, f1, f2, f3, f1_z, f2_z, f3_z, f1_imputed, f2_imputed,
+                            f3_imputed, normalized_with, interval_start, interval_end)
+SELECT md5(%(tag)s || g), %(start)s + (g %% 600000) * interval '1 ms', 10 + random() * 4,
+       random() - 0.5, 100 + random() * 20, random(), random(), random(), false, false, false,
+       'baseline_v1', %(start)s, %(start)s + interval '10 min'
+FROM generate_series(1, %(events)s) AS g;
+INSERT INTO predictions (interval_start, event_id, model_version, y_hat, ts_utc, written_by_run)
+SELECT interval_start, event_id, 'baseline_v1', 0.3 * f1_z + 0.2 * f2_z + 0.5 * f3_z, ts_utc, 'bench/fill'
+FROM processed_data WHERE interval_start = %(start)s;
+"""
+
+
+def _frame(interval: Any, events: int) -> pd.DataFrame:
+    """The interval's simulated events, cleaned and normalized with baseline_v1's statistics, their
+    ids replaced by random-looking hex digests."""
+    from etlml.features import transform
+    from etlml.features.stats import FeatureStats
+    from etlml.ingest.simulator import SimulatedSource
+
+    stats = {"f1": FeatureStats(10, 2), "f2": FeatureStats(0, 1), "f3": FeatureStats(100, 10)}
+    frame = transform.normalize(transform.clean(SimulatedSource(7, events).events(interval)), stats)
+    ids = [hashlib.md5(i.encode()).hexdigest() for i in frame["event_id"]]
+    return frame.assign(event_id=pd.Series(ids, dtype="string"))
+
+
+def _write(dsn: str, interval: Any, frame: pd.DataFrame) -> float:
+    """Seconds for the interval's two writes, as the pipeline's steps do them."""
+    from etlml.warehouse import writes
+
+    scored = frame[["event_id", "ts_utc"]].assign(
+        y_hat=0.3 * frame["f1_z"] + 0.2 * frame["f2_z"] + 0.5 * frame["f3_z"]
+    )
+    with psycopg.connect(dsn) as conn:
+        writes.ensure_partitions(conn, interval.start, interval.start)  # housekeeping makes them ahead
+        started = time.perf_counter()
+        with conn.transaction():
+            merged = writes.upsert_processed(conn, frame, interval, "baseline_v1")
+        with conn.transaction():
+            writes.upsert_predictions(
+                conn, scored, "baseline_v1", "bench/growth", interval=interval, copy_first=True
+            )
+        elapsed = time.perf_counter() - started
+    if merged.result.inserted != len(frame):
+        raise RuntimeError(f"expected {len(frame)} new events, the load inserted {merged.result}")
+    return elapsed
+
+
+def _fill(dsn: str, first: datetime, days: int, events: int) -> float:
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        from etlml.warehouse import writes
+
+        writes.ensure_partitions(conn, first - timedelta(days=days), first)
+        started = time.perf_counter()
+        for day in range(1, days + 1):
+            start = first - timedelta(days=day)
+            conn.execute(FILL_DAY, {"tag": f"fill{day}-", "start": start, "events": events})
+            print(f"  filled {start:%Y-%m-%d}: {day * events:,} events", flush=True)
+        conn.execute("VACUUM ANALYZE processed_data")
+        conn.execute("VACUUM ANALYZE predictions")
+        return time.perf_counter() - started
+
+
+def _disk_per_million(dsn: str) -> tuple[int, float]:
+    with psycopg.connect(dsn) as conn:
+        row = conn.execute(
+            "SELECT (SELECT count(*) FROM processed_data), "
+            "sum(pg_total_relation_size(i.inhrelid)) FROM pg_inherits i "
+            "WHERE i.inhparent IN ('processed_data'::regclass, 'predictions'::regclass)"
+        ).fetchone()
+    assert row is not None
+    return int(row[0]), float(row[1]) / int(row[0]) * 1e6 / 2**20
+
+
+def growth_run(dsn: str, events: int, stored: int, first: datetime) -> dict[str, Any]:
+    """The figures of one growth run (see the module's docstring)."""
+    from etlml.interval import Interval
+    from etlml.warehouse import writes
+
+    empty_interval = Interval(first, first + timedelta(minutes=10))
+    later = Interval(empty_interval.end, empty_interval.end + timedelta(minutes=10))
+    frames = {i: _frame(i, events) for i in (empty_interval, later)}
+    print(f"\ngrowth: writes of one {events:,}-event interval, empty warehouse, then one holding {stored:,}")
+    empty_s = _write(dsn, empty_interval, frames[empty_interval])
+    print(f"  empty warehouse     {empty_s:>8.2f} s {events / empty_s:>12,.0f} events/s")
+    days = max(0, -(-(stored - events) // events))
+    fill_s = _fill(dsn, first.replace(hour=0, minute=0), days, events)
+    held, mb_per_million = _disk_per_million(dsn)
+    print(f"  filled to {held:,} events in {fill_s:.0f} s; {mb_per_million:,.0f} MiB per million events")
+    stored_s = _write(dsn, later, frames[later])
+    print(f"  {held:,} stored  {stored_s:>8.2f} s {events / stored_s:>12,.0f} events/s")
+    oldest = first.replace(hour=0, minute=0) - timedelta(days=days)
+    with psycopg.connect(dsn) as conn:
+        started = time.perf_counter()
+        dropped = writes.drop_partitions_before(conn, oldest + timedelta(days=1))
+        drop_s = time.perf_counter() - started
+    print(
+        f"  retention: dropped {[d.day for d in dropped]} ({dropped[0].processed_rows:,} events) in {drop_s:.3f} s"
+    )
+    figures = {
+        "events": events,
+        "stored_events": held,
+        "empty_events_per_s": events / empty_s,
+        "stored_events_per_s": events / stored_s,
+        "ratio": empty_s / stored_s,
+        "fill_s": fill_s,
+        "drop_day_s": drop_s,
+        "dropped_day_events": dropped[0].processed_rows,
+        "disk_mib_per_million_events": mb_per_million,
+        "id_kind": "random hex",
+        "write_id_sample": str(np.asarray(frames[later]["event_id"][:1])[0]),
+    }
+    print(
+        f"GROWTH stored_events={held} empty_events_per_s={figures['empty_events_per_s']:.0f} "
+        f"stored_events_per_s={figures['stored_events_per_s']:.0f} ratio={figures['ratio']:.2f}"
+    )
+    return figures

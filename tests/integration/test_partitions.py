@@ -1,0 +1,201 @@
+"""The partitioned warehouse (migration 0013): day partitions made on demand and ahead, the redelivery
+rule bounded by the dedup window, queries by interval reading only their partitions, retention
+dropping whole days of events, predictions, rejected records and labels together."""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import psycopg
+import pytest
+
+from etlml.interval import Interval
+from etlml.warehouse import writes
+from etlml.warehouse.connection import query
+from tests.integration.test_warehouse import processed
+
+pytestmark = pytest.mark.db
+
+DAY = datetime(2026, 11, 20, tzinfo=UTC)
+
+
+def interval_on(day: int, hour: int = 12) -> Interval:
+    start = DAY + timedelta(days=day, hours=hour)
+    return Interval(start, start + timedelta(minutes=10))
+
+
+def partitions(conn: psycopg.Connection[Any], parent: str) -> list[str]:
+    rows = conn.execute(
+        "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid "
+        "WHERE i.inhparent = %s::regclass ORDER BY 1",
+        (parent,),
+    ).fetchall()
+    return [str(r[0]) for r in rows]
+
+
+def load(
+    conn: psycopg.Connection[Any], interval: Interval, batch: int = 30, **kw: Any
+) -> writes.ProcessedMerge:
+    frame = processed(batch, interval)
+    merged = writes.upsert_processed(conn, frame, interval, "baseline_v1", **kw)
+    scored = frame[["event_id", "ts_utc"]].assign(y_hat=1.0)
+    writes.upsert_predictions(conn, scored, "baseline_v1", "t/r", interval=interval, copy_first=True)
+    return merged
+
+
+@pytest.fixture
+def clean(conn: psycopg.Connection[Any]) -> psycopg.Connection[Any]:
+    """No day partitions left from other tests: each test here sees only the days it makes."""
+    conn.execute("SELECT * FROM etlml_drop_partitions_before('infinity')")
+    conn.execute("TRUNCATE labels")
+    conn.commit()
+    return conn
+
+
+def test_a_load_makes_its_day_partitions_and_its_rows_land_only_there(clean: psycopg.Connection[Any]) -> None:
+    load(clean, interval_on(0))
+    load(clean, interval_on(1, hour=23))
+    for parent in ("processed_data", "predictions", "rejected_events"):
+        assert partitions(clean, parent) == [f"{parent}_p20261120", f"{parent}_p20261121"]
+    held = clean.execute(
+        "SELECT tableoid::regclass::text, min(interval_start), count(*) FROM processed_data "
+        "GROUP BY 1 ORDER BY 1"
+    ).fetchall()
+    assert held == [
+        ("processed_data_p20261120", interval_on(0).start, 30),
+        ("processed_data_p20261121", interval_on(1, hour=23).start, 30),
+    ]
+    # made ahead by housekeeping: idempotent, and only what is missing
+    made = writes.ensure_partitions(clean, DAY, DAY + timedelta(days=2))
+    assert made == ["processed_data_p20261122", "predictions_p20261122", "rejected_events_p20261122"]
+    assert writes.ensure_partitions(clean, DAY, DAY + timedelta(days=2)) == []
+
+
+def plan_of(conn: psycopg.Connection[Any], statement: str, params: dict[str, Any]) -> set[str]:
+    """The partitions the plan of ``statement`` reads."""
+    rows = conn.execute(f"EXPLAIN {statement}", params).fetchall()
+    return set(
+        re.findall(
+            r"\b((?:processed_data|predictions|rejected_events)_p\d{8})\b", "\n".join(r[0] for r in rows)
+        )
+    )
+
+
+def test_queries_by_interval_read_only_the_partitions_they_need(clean: psycopg.Connection[Any]) -> None:
+    for day in range(4):
+        load(clean, interval_on(day))
+    target = interval_on(2)
+    by_interval = {"s": target.start, "e": target.end}
+    # the README's queries of one interval: its events with their predictions, and its quarantine
+    assert plan_of(
+        clean,
+        "SELECT d.event_id, p.y_hat FROM processed_data d "
+        "JOIN predictions p USING (interval_start, event_id) "
+        "WHERE d.interval_start = %(s)s AND d.interval_end = %(e)s",
+        by_interval,
+    ) == {"processed_data_p20261122", "predictions_p20261122"}
+    assert plan_of(
+        clean,
+        "SELECT reason, count(*) FROM rejected_events WHERE interval_start = %(s)s GROUP BY reason",
+        by_interval,
+    ) == {"rejected_events_p20261122"}
+    # what a load reads and writes of its interval
+    for name in ("count_interval_rows", "interval_has_rows"):
+        assert plan_of(clean, query(name), {"interval_start": target.start, "interval_end": target.end}) == {
+            "processed_data_p20261122"
+        }
+    # 20_rescore's window (and fitting statistics on one): that day, and the day before, whose last
+    # interval could reach into it
+    window = {"from": target.start, "to": target.start + timedelta(hours=1)}
+    assert plan_of(clean, query("rescore_window"), window) == {
+        "processed_data_p20261121",
+        "processed_data_p20261122",
+    }
+    assert plan_of(clean, query("fit_feature_stats"), window) == {
+        "processed_data_p20261121",
+        "processed_data_p20261122",
+    }
+
+
+def test_a_redelivered_id_is_found_within_the_dedup_window_either_side(
+    clean: psycopg.Connection[Any],
+) -> None:
+    first, later, far = interval_on(0), interval_on(2), interval_on(10)
+    load(clean, first)
+    again = processed(30, first).iloc[:5].assign(ts_utc=lambda f: f["ts_utc"] + (later.start - first.start))
+    merged = writes.upsert_processed(clean, again, later, "baseline_v1", window=timedelta(days=7))
+    assert sorted(merged.redelivered["event_id"]) == sorted(again["event_id"])
+    assert set(merged.redelivered["held_start"]) == {first.start}
+    assert clean.execute(
+        "SELECT count(*) FROM processed_data WHERE interval_start = %s", (later.start,)
+    ).fetchone() == (0,)
+    # an interval that runs before an earlier one: the earlier one finds the id too (window after it)
+    held_later = processed(30, far).iloc[:3]
+    writes.upsert_processed(clean, held_later, far, "baseline_v1")
+    back = held_later.assign(ts_utc=lambda f: f["ts_utc"] - (far.start - interval_on(8).start))
+    merged = writes.upsert_processed(clean, back, interval_on(8), "baseline_v1", window=timedelta(days=7))
+    assert len(merged.redelivered) == 3
+
+
+def test_an_id_held_only_beyond_the_window_is_stored_again(clean: psycopg.Connection[Any]) -> None:
+    first, much_later = interval_on(0), interval_on(9)
+    load(clean, first)
+    again = (
+        processed(30, first).iloc[:5].assign(ts_utc=lambda f: f["ts_utc"] + (much_later.start - first.start))
+    )
+    merged = writes.upsert_processed(clean, again, much_later, "baseline_v1", window=timedelta(days=7))
+    assert len(merged.redelivered) == 0
+    held = clean.execute(
+        "SELECT count(DISTINCT interval_start) FROM processed_data WHERE event_id = ANY(%s)",
+        (list(again["event_id"]),),
+    ).fetchone()
+    assert held == (2,)
+
+
+def test_retention_drops_whole_days_and_leaves_the_others_byte_identical(
+    clean: psycopg.Connection[Any],
+) -> None:
+    for day in range(3):
+        merged = load(clean, interval_on(day))
+        assert merged.result.inserted == 30
+        writes.upsert_rejected(
+            clean,
+            processed(1, interval_on(day))[["event_id"]].assign(
+                source_file="f.csv", row_number=2, reason="bad_value", message="m", raw=b"x"
+            ),
+            interval_on(day),
+            "t/r",
+        )
+    clean.execute(
+        "INSERT INTO labels (event_id, y_true, observed_at, interval_start, interval_end, source_file, "
+        "written_by_run) SELECT event_id, 1.0, interval_end, interval_start, interval_end, 'simulator', "
+        "'t/r' FROM processed_data"
+    )
+    clean.commit()
+    kept_days = "interval_start >= '2026-11-21'"
+    digests = {
+        t: clean.execute(
+            f"SELECT md5(string_agg(t::text, '|' ORDER BY t::text)) FROM {t} AS t WHERE {kept_days}"
+        ).fetchone()
+        for t in ("processed_data", "predictions", "rejected_events", "labels")
+    }
+    clean.execute("ANALYZE processed_data, predictions, rejected_events")
+    clean.commit()
+    dropped = writes.drop_partitions_before(clean, DAY + timedelta(days=1, hours=5))
+    assert dropped == [writes.DroppedDay("2026-11-20", 30, 30, 1)]
+    for parent in ("processed_data", "predictions", "rejected_events"):
+        assert partitions(clean, parent) == [f"{parent}_p20261121", f"{parent}_p20261122"]
+    assert clean.execute("SELECT count(*) FROM labels WHERE interval_start < '2026-11-21'").fetchone() == (0,)
+    for table, digest in digests.items():
+        assert (
+            clean.execute(
+                f"SELECT md5(string_agg(t::text, '|' ORDER BY t::text)) FROM {table} AS t"
+            ).fetchone()
+            == digest
+        ), table
+    # the day that is not over yet stays, whatever the cutoff within it
+    assert writes.drop_partitions_before(clean, DAY + timedelta(days=2, hours=23)) == [
+        writes.DroppedDay("2026-11-21", 30, 30, 1)
+    ]
