@@ -16,6 +16,9 @@ On one data interval of ``--events`` simulated events, in a throwaway warehouse 
 7. the extract step reading the interval from a Redis stream, next to the simulator's
    (bench/stream_extract.py; ``--only-stream`` runs this one alone).
 
+With ``--growth N`` it runs instead the growth run (bench/growth.py): the writes of one interval into an
+empty warehouse and into one filled to ``N`` events; the last line is then ``RESULT growth_ratio=...``.
+
 With ``--landing csv|jsonl`` it runs instead one landing file of ``--events`` records through
 extract, transform and load_processed, each step in a process of its own, and reports each step's
 peak RSS (bench/landing.py); the last line is then ``RESULT landing=... extract_peak_rss_mb=...``.
@@ -227,7 +230,11 @@ def copy_bound(dsn: str, processed: list[Any], predicted: list[Any], work: Path)
             "interval_start": ctx.interval.start,
             "interval_end": ctx.interval.end,
         },
-        "bound_predictions": {"model_version": "baseline_v1", "written_by_run": ctx.ref},
+        "bound_predictions": {
+            "model_version": "baseline_v1",
+            "written_by_run": ctx.ref,
+            "interval_start": ctx.interval.start,
+        },
     }
     seconds = 0.0
     with psycopg.connect(dsn, autocommit=True) as conn:
@@ -376,6 +383,22 @@ def landing_main(args: argparse.Namespace) -> int:
     return 0
 
 
+def growth_main(args: argparse.Namespace) -> int:
+    """``--growth N``: only the growth run (bench/growth.py), in a warehouse of its own."""
+    from growth import growth_run
+
+    with throwaway_warehouse() as (dsn, _, _):
+        figures = growth_run(dsn, args.events, args.growth, INTERVAL_START)
+    path = args.json.with_name("growth.json")
+    path.write_text(json.dumps(figures, indent=2))
+    print(f"figures: {path}")
+    print(
+        f"RESULT growth_ratio={figures['ratio']:.2f} drop_day_s={figures['drop_day_s']:.3f} "
+        f"disk_mib_per_million_events={figures['disk_mib_per_million_events']:.0f}"
+    )
+    return 0
+
+
 def stream_extract(events: int, ctx: Any, shard_size: int) -> dict[str, Any]:
     """bench/stream_extract.py: extract from a Redis stream next to the simulator."""
     import stream_extract as measure
@@ -401,11 +424,20 @@ def main() -> int:
         help="instead: one landing file of --events records through extract, transform and "
         "load_processed, each step in a process of its own, with its peak RSS (bench/landing.py)",
     )
+    parser.add_argument(
+        "--growth",
+        type=int,
+        metavar="N",
+        help="instead: the growth run, one interval of --events into an empty warehouse and one into a "
+        "warehouse filled to N events (bench/growth.py; make bench GROWTH=30000000)",
+    )
     args = parser.parse_args()
 
     args.json.parent.mkdir(parents=True, exist_ok=True)
     if args.landing:
         return landing_main(args)
+    if args.growth:
+        return growth_main(args)
     overhead = (
         None if args.no_airflow or args.only_stream else airflow_overhead(args.json.with_name("airflow.json"))
     )

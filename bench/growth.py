@@ -23,16 +23,18 @@ import numpy as np
 import pandas as pd
 import psycopg
 
-FILL_DAY = """
+FILL_EVENTS = """
 INSERT INTO processed_data (event_id, ts_utc, f1, f2, f3, f1_z, f2_z, f3_z, f1_imputed, f2_imputed,
                             f3_imputed, normalized_with, interval_start, interval_end)
 SELECT md5(%(tag)s || g), %(start)s + (g %% 600000) * interval '1 ms', 10 + random() * 4,
        random() - 0.5, 100 + random() * 20, random(), random(), random(), false, false, false,
        'baseline_v1', %(start)s, %(start)s + interval '10 min'
-FROM generate_series(1, %(events)s) AS g;
+FROM generate_series(1, %(events)s) AS g
+"""
+FILL_PREDICTIONS = """
 INSERT INTO predictions (interval_start, event_id, model_version, y_hat, ts_utc, written_by_run)
 SELECT interval_start, event_id, 'baseline_v1', 0.3 * f1_z + 0.2 * f2_z + 0.5 * f3_z, ts_utc, 'bench/fill'
-FROM processed_data WHERE interval_start = %(start)s;
+FROM processed_data WHERE interval_start = %(start)s
 """
 
 
@@ -45,7 +47,7 @@ def _frame(interval: Any, events: int) -> pd.DataFrame:
 
     stats = {"f1": FeatureStats(10, 2), "f2": FeatureStats(0, 1), "f3": FeatureStats(100, 10)}
     frame = transform.normalize(transform.clean(SimulatedSource(7, events).events(interval)), stats)
-    ids = [hashlib.md5(i.encode()).hexdigest() for i in frame["event_id"]]
+    ids = [hashlib.md5(i.encode(), usedforsecurity=False).hexdigest() for i in frame["event_id"]]
     return frame.assign(event_id=pd.Series(ids, dtype="string"))
 
 
@@ -79,7 +81,9 @@ def _fill(dsn: str, first: datetime, days: int, events: int) -> float:
         started = time.perf_counter()
         for day in range(1, days + 1):
             start = first - timedelta(days=day)
-            conn.execute(FILL_DAY, {"tag": f"fill{day}-", "start": start, "events": events})
+            params = {"tag": f"fill{day}-", "start": start, "events": events}
+            conn.execute(FILL_EVENTS, params)
+            conn.execute(FILL_PREDICTIONS, params)
             print(f"  filled {start:%Y-%m-%d}: {day * events:,} events", flush=True)
         conn.execute("VACUUM ANALYZE processed_data")
         conn.execute("VACUUM ANALYZE predictions")
@@ -120,7 +124,8 @@ def growth_run(dsn: str, events: int, stored: int, first: datetime) -> dict[str,
         dropped = writes.drop_partitions_before(conn, oldest + timedelta(days=1))
         drop_s = time.perf_counter() - started
     print(
-        f"  retention: dropped {[d.day for d in dropped]} ({dropped[0].processed_rows:,} events) in {drop_s:.3f} s"
+        f"  retention: dropped {[d.day for d in dropped]} "
+        f"({dropped[0].processed_rows:,} events) in {drop_s:.3f} s"
     )
     figures = {
         "events": events,
