@@ -326,3 +326,16 @@ def test_the_page_reads_only(
     assert strip == [line for line in second.splitlines() if "data-now" not in line]
     with psycopg.connect(fresh_migrated) as conn:
         assert conn.execute("SELECT count(*), max(xmin::text) FROM run_audit").fetchone() == before
+
+
+def test_the_pipeline_role_can_read_everything_the_page_shows(
+    client: Any, viewer: dict[str, str], filled: dict[str, Any], pipeline_role: tuple[str, str]
+) -> None:
+    """In Compose the API server logs in to the warehouse as the pipeline role, like every service."""
+    html = get_page(client, viewer)
+    assert [e.classes for e in find(html, "tr", interval_start=filled["latest"].isoformat())] == [
+        {"interval"},
+        {"drift"},
+    ]
+    assert len([e for e in find(html, "tr") if e.data("bin") is not None]) == 3
+    assert find(html, "table", champion="baseline_v1", candidate="v2")
