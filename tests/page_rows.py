@@ -56,9 +56,13 @@ def add_audit(
     )
 
 
-def add_version(conn: Any, version: str, *, profile: bool = True, trained: datetime | None = None) -> None:
-    """A linear version, with a reference profile (inputs and score) unless ``profile`` is false."""
-    reference = {"f1": INPUT_PROFILE, "f2": INPUT_PROFILE, "f3": INPUT_PROFILE, "score": SCORE_PROFILE}
+REFERENCE = {"f1": INPUT_PROFILE, "f2": INPUT_PROFILE, "f3": INPUT_PROFILE, "score": SCORE_PROFILE}
+
+
+def add_version(
+    conn: Any, version: str, *, reference: dict[str, Any] | None = REFERENCE, trained: datetime | None = None
+) -> None:
+    """A linear version with the reference profile ``reference`` (inputs and score)."""
     conn.execute(
         "INSERT INTO model_versions (model_version, kind, params, feature_stats, reference_profile, "
         "training_from, training_to, validation_metrics) VALUES (%s, 'linear', %s, %s, %s, %s, %s, %s)",
@@ -66,7 +70,7 @@ def add_version(conn: Any, version: str, *, profile: bool = True, trained: datet
             version,
             Jsonb({"coef": {"f1": 0.5, "f2": 0.1, "f3": 0.4}, "intercept": 0.0}),
             Jsonb({f: {"mean": 0.0, "std": 1.0} for f in ("f1", "f2", "f3")}),
-            Jsonb(reference) if profile else None,
+            Jsonb(reference) if reference else None,
             trained,
             trained + timedelta(hours=1) if trained else None,
             Jsonb({"n": 1200, "mae": 0.41, "rmse": 0.52}) if trained else None,

@@ -6,8 +6,10 @@ from __future__ import annotations
 import re
 from datetime import UTC, datetime, timedelta
 
+import pytest
+
 from etlml.ui import render
-from etlml.warehouse.dashboard import Dashboard, ModelEventRow, ScoreBin, ScoreDistribution
+from etlml.warehouse.dashboard import Dashboard, IntervalRow, ModelEventRow, ScoreBin, ScoreDistribution
 from tests.page_rows import elements, find
 
 NOW = datetime(2026, 11, 26, 12, 3, tzinfo=UTC)
@@ -60,3 +62,28 @@ def test_score_bins_show_their_ranges_and_both_shares() -> None:
 def test_the_error_page_says_what_to_do() -> None:
     html = render.error("the Airflow connection 'warehouse' is not defined: set AIRFLOW_CONN_WAREHOUSE=...")
     assert "cannot be read" in html and "AIRFLOW_CONN_WAREHOUSE" in html
+
+
+def interval(start: datetime, loaded: int, gate: str = "passed") -> IntervalRow:
+    end = start + timedelta(minutes=10)
+    return IntervalRow(start, end, "simulator", loaded, loaded, 0, 0, 0.0, 0.05, gate, end, None, None)
+
+
+def test_a_few_intervals_fill_the_time_axis_instead_of_a_days_width() -> None:
+    """Two intervals 30 and 20 minutes back: the axis starts at the earliest bound of an hour back, so a
+    10-minute interval is a sixth of the plot, and ticks fall every 10 minutes on round times."""
+    first = datetime(2026, 11, 26, 11, 30, tzinfo=UTC)
+    rows = [interval(first, 200), interval(first + timedelta(minutes=10), 300, gate="failed")]
+    html = render.page(Dashboard(now=NOW, window=timedelta(hours=24), intervals=rows))
+    bars = [e for e in find(html, "rect") if "loaded" in e.classes]
+    assert [b.data("loaded") for b in bars] == ["200", "300"]
+    xs = [float(b.attrs["x"]) for b in bars]
+    plot = render.WIDTH - render.PAD_LEFT - 4
+    assert xs[1] - xs[0] == pytest.approx(plot / 6, abs=0.2)
+    # the axis runs from 11:03 (an hour before NOW) to NOW: 11:30 lies 27/60 along it
+    assert xs[0] == pytest.approx(render.PAD_LEFT + plot * 27 / 60, abs=0.2)
+    ticks = [e.text for e in elements(html) if e.tag == "text" and ":" in e.text]
+    assert ticks == ["11:10", "11:20", "11:30", "11:40", "11:50", "12:00"]
+    # the taller bar is the failed interval's, drawn as failed
+    (failed,) = [e for e in find(html, "g") if "gate-failed" in e.classes]
+    assert failed.data("interval-start") == rows[1].interval_start.isoformat()

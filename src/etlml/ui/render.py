@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Sequence
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from html import escape
 
 from etlml.warehouse.dashboard import (
@@ -27,6 +27,9 @@ REFRESH_SECONDS = 60
 # one colour per model version, in the order the versions first appear
 PALETTE = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#17becf", "#8c564b", "#e377c2")
 WIDTH, HEIGHT, PAD_LEFT, PAD_BOTTOM, PAD_TOP = 900, 180, 56, 28, 12
+TICK_STEPS = tuple(timedelta(minutes=m) for m in (10, 30, 60, 120, 240, 360))
+MAX_TICKS = 8
+EPOCH = datetime(2000, 1, 1, tzinfo=UTC)
 
 
 def page(d: Dashboard) -> str:
@@ -157,11 +160,11 @@ def _intervals(d: Dashboard) -> str:
 
 def _events_chart(d: Dashboard) -> str:
     top = max(r.extracted for r in d.intervals) or 1
-    start = d.now - d.window
-    bar = max(2.0, (WIDTH - PAD_LEFT) / (d.window / timedelta(minutes=10)) - 1)
+    start, span = _time_axis(d)
+    bar = _bar_width(span)
     marks = []
     for r in d.intervals:
-        x = _x(r.interval_start, start, d.window)
+        x = _x(r.interval_start, start, span)
         loaded_h = _h(r.loaded, top)
         rejected_h = _h(r.rejected, top)
         base = HEIGHT - PAD_BOTTOM
@@ -176,7 +179,7 @@ def _events_chart(d: Dashboard) -> str:
         )
     legend = "<p class='legend'><span class='key loaded'></span>loaded <span class='key rejected'></span>"
     legend += "rejected <span class='key failed'></span>gate failed</p>"
-    return _frame("events per interval", top, start, d.window, marks="".join(marks), fmt="{:,.0f}") + legend
+    return _frame("events per interval", top, start, span, marks="".join(marks), fmt="{:,.0f}") + legend
 
 
 def _interval_table(rows: Sequence[IntervalRow]) -> str:
@@ -303,12 +306,14 @@ def _performance(d: Dashboard) -> str:
     if not points:
         return _empty("no labelled predictions monitored in this window; 30_monitor writes realized MAE")
     top = max(p.mae or 0.0 for p in points) or 1.0
-    start = d.now - d.window
+    start, span = _time_axis(d)
     colours = _colours(p.model_version for p in points)
     marks = []
     for version, colour in colours.items():
         series = [p for p in points if p.model_version == version]
-        coords = [(_x(p.interval_start, start, d.window) + 2, _y(p.mae or 0.0, top)) for p in series]
+        coords = [
+            (_x(p.interval_start, start, span) + _bar_width(span) / 2, _y(p.mae or 0.0, top)) for p in series
+        ]
         path = " ".join(f"{x:.1f},{y:.1f}" for x, y in coords)
         marks.append(f"<polyline class='series' stroke='{colour}' points='{path}'/>")
         marks.extend(
@@ -322,7 +327,7 @@ def _performance(d: Dashboard) -> str:
     legend = "<p class='legend'>" + " ".join(
         f"<span class='key' style='background:{c}'></span>{escape(v)}" for v, c in colours.items()
     )
-    chart = _frame("realized MAE", top, start, d.window, marks="".join(marks)) + legend + "</p>"
+    chart = _frame("realized MAE", top, start, span, marks="".join(marks)) + legend + "</p>"
     return chart + _performance_table(points)
 
 
@@ -353,19 +358,19 @@ def _coverage(d: Dashboard) -> str:
     rows = [r for r in d.intervals if r.label_coverage is not None]
     if not rows:
         return _empty("label coverage appears once 30_monitor has counted an interval's labels")
-    start = d.now - d.window
-    bar = max(2.0, (WIDTH - PAD_LEFT) / (d.window / timedelta(minutes=10)) - 1)
+    start, span = _time_axis(d)
+    bar = _bar_width(span)
     marks = []
     for r in rows:
         share = r.label_coverage or 0.0
         h = _h(share, 1.0)
         marks.append(
-            f"<rect class='coverage' x='{_x(r.interval_start, start, d.window):.1f}' "
+            f"<rect class='coverage' x='{_x(r.interval_start, start, span):.1f}' "
             f"y='{HEIGHT - PAD_BOTTOM - h:.1f}' width='{bar:.1f}' height='{h:.1f}' "
             f"{_attrs(interval_start=_iso(r.interval_start), coverage=share)}>"
             f"<title>{_span(r)}: {_pct(share)} labelled</title></rect>"
         )
-    return _frame("labelled share of predictions", 1.0, start, d.window, marks="".join(marks), fmt="{:.0%}")
+    return _frame("labelled share of predictions", 1.0, start, span, marks="".join(marks), fmt="{:.0%}")
 
 
 # --- model events ---------------------------------------------------------------------------------
@@ -399,11 +404,11 @@ def _details(details: dict[str, object]) -> str:
 def _frame(
     label: str, top: float, start: datetime, window: timedelta, *, marks: str, fmt: str = "{:.3g}"
 ) -> str:
-    """A time chart: y axis from 0 to ``top``, x axis over the window with a tick every 4 hours."""
+    """A time chart: y axis from 0 to ``top``, x axis from ``start`` over ``window`` with round ticks."""
     base = HEIGHT - PAD_BOTTOM
     ticks = []
-    step = timedelta(hours=4) if window >= timedelta(hours=8) else timedelta(hours=1)
-    tick = start.replace(minute=0, second=0, microsecond=0) + timedelta(hours=1)
+    step = next((t for t in TICK_STEPS if window / t <= MAX_TICKS), TICK_STEPS[-1])
+    tick = start + (EPOCH - start) % step
     while tick < start + window:
         x = _x(tick, start, window)
         ticks.append(
@@ -428,6 +433,22 @@ def _svg(label: str, content: str) -> str:
         f"<svg class='chart' viewBox='0 0 {WIDTH} {HEIGHT}' role='img' aria-label='{escape(label)}' "
         f"xmlns='http://www.w3.org/2000/svg'>{content}</svg>"
     )
+
+
+def _time_axis(d: Dashboard) -> tuple[datetime, timedelta]:
+    """The time charts' x axis: from the earliest interval shown (at most the window back, at least an
+    hour back) to now, so a few intervals are not lost in a day's width."""
+    first = min(
+        [r.interval_start for r in d.intervals] + [p.interval_start for p in d.performance],
+        default=d.now - d.window,
+    )
+    start = min(max(first, d.now - d.window), d.now - timedelta(hours=1))
+    return start, d.now - start
+
+
+def _bar_width(span: timedelta) -> float:
+    """The width of a 10-minute interval's bar on an axis of ``span``."""
+    return max(2.0, (WIDTH - PAD_LEFT) * (timedelta(minutes=10) / span) - 1)
 
 
 def _x(at: datetime, start: datetime, window: timedelta) -> float:
