@@ -411,6 +411,8 @@ def _frame(
     tick = start + (EPOCH - start) % step
     while tick < start + window:
         x = _x(tick, start, window)
+        if x > WIDTH - 20:  # a label there would be cut off
+            break
         ticks.append(
             f"<line class='tick' x1='{x:.1f}' x2='{x:.1f}' y1='{PAD_TOP}' y2='{base}'/>"
             f"<text x='{x:.1f}' y='{HEIGHT - 10}' text-anchor='middle'>{_hm(tick)}</text>"
