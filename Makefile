@@ -23,6 +23,9 @@ $(STAMP): requirements.lock pyproject.toml
 	test -x $(BIN)/uv || ($(PYTHON) -m venv $(VENV) && $(BIN)/python -m pip install --quiet "uv==$(UV_VERSION)")
 	$(BIN)/uv pip sync --quiet --python $(BIN)/python --compile-bytecode requirements.lock
 	$(BIN)/uv pip install --quiet --python $(BIN)/python --no-deps --editable .
+	@# the build leaves src/etlml.egg-info, a second copy of the package's metadata on sys.path: Airflow
+	@# would then load the etlml plugin (an entry point) twice and report the second as an import error
+	rm -rf src/etlml.egg-info
 	touch $@
 
 # Debian's Chromium for the UI test (Playwright drives it; a test tool's own browser download is not used).

@@ -271,6 +271,7 @@ def next_steps(cfg: Config, dbs: localstack.Databases, interval_end: datetime) -
     return f"""
   Airflow UI   {localstack.base_url(cfg.host, cfg.port)}   login admin / admin (local demo only)
                listening on {reach}
+  etlml page   {localstack.base_url(cfg.host, cfg.port)}/plugin/etlml   intervals, drift, accuracy, models
   The pipeline runs every 10 minutes. Ctrl-C stops Airflow; `make demo-clean` starts over.
 
   The etlml command, in another shell in {ROOT}:
