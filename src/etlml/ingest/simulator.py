@@ -153,8 +153,7 @@ class SimulatedLabels:
 
     def labelled(self, interval: Interval) -> Interval:
         """The interval whose events ``interval`` gives the labels of."""
-        back = (interval.end - interval.start) * self.delay
-        return Interval(interval.start - back, interval.end - back)
+        return interval.shifted(-(interval.end - interval.start) * self.delay)
 
     def labels(self, interval: Interval) -> pd.DataFrame:
         """``event_id``, ``y_true``, ``observed_at`` (:data:`etlml.records.LABEL`) of the labels
@@ -166,7 +165,7 @@ class SimulatedLabels:
             source._chunk(labelled, first, min(n, first + step), truth=True) for first in range(0, n, step)
         ] or [source._chunk(labelled, 0, 0, truth=True)]
         events = pd.concat(chunks, ignore_index=True)
-        later = pd.Timedelta(interval.start - labelled.start)
+        later = pd.Timedelta(interval.end - interval.start) * self.delay
         return pd.DataFrame(
             {
                 "event_id": events["event_id"],

@@ -113,7 +113,7 @@ def ingest_labels(run: RunContext, *, simulated_events: int, now: datetime | Non
     frame = pd.concat(chunks, ignore_index=True) if chunks else records.LABEL_RECORD.empty()
     rules = label_contract.Rules(run.interval.end, now or datetime.now(UTC), cfg.max_future_skew)
     checked = label_contract.apply(frame, rules)
-    window_start = run.interval.start - cfg.label_window
+    window_start = run.interval.shifted(-cfg.label_window).start
     with connection.connect(cfg.warehouse_conn_id) as conn, conn.transaction():
         labels.lock(conn, run.interval)
         stored = labels.store(
