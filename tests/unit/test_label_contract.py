@@ -4,12 +4,15 @@ delivery of an id in read order kept, and the label landing partition read like 
 from __future__ import annotations
 
 import gzip
+import io
 import json
 import os
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 
 from etlml.ingest import formats, label_contract, landing
@@ -115,11 +118,14 @@ def test_every_format_gives_the_same_label(tmp_path: Path) -> None:
     record = {"event_id": "e1", "y_true": 0.25, "observed_at": OBSERVED, "note": "x"}
     line = json.dumps(record).encode() + b"\n"
     text = labels_csv(f"e1,0.25,{OBSERVED}")
+    table = io.BytesIO()
+    pq.write_table(pa.Table.from_pylist([record]), table)
     for name, data in [
         ("a.jsonl", line),
         ("a.jsonl.gz", gzip.compress(line)),
         ("a.csv", text),
         ("a.csv.gz", gzip.compress(text)),
+        ("a.parquet", table.getvalue()),
     ]:
         checked = apply(read(name, data), RULES)
         assert checked.valid[["event_id", "y_true", "observed_at"]].to_dict("records") == [
