@@ -161,3 +161,18 @@ def test_simulator_labels_match_the_stored_events_and_landing_labels_are_checked
     assert audit == ("landing", 203, 200, 2, 1, {"invalid_number": 1, "unknown_event": 1}, "passed")
     # the simulator's labels of FIRST are untouched
     assert (got[got["interval_start"] == FIRST.start]["source_file"] == "simulator").all()
+
+
+def test_a_shift_reaches_the_stored_events_and_their_labels_alike(
+    dags: dict[str, Any], wh: psycopg.Connection[Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    shifted = Interval(datetime(2026, 11, 23, 16, 0, tzinfo=UTC), datetime(2026, 11, 23, 16, 10, tzinfo=UTC))
+    monkeypatch.setenv("ETLML_SIMULATOR_SHIFT", "f3=+20")
+    run(dags[PIPELINE], shifted, dict(PIPELINE_PARAMS))
+    run(dags[LABELS], shifted.shifted(3 * TEN), {"simulated_events": 200})
+    stored = events(wh, shifted)
+    assert stored["f3"].mean() == pytest.approx(120, abs=2.5)  # N(120, 10) over 200 events
+    got = stored_labels(wh).loc[stored.index]
+    known = stored[stored["f2"].notna()]
+    truth = ground_truth(*(known[f].to_numpy(dtype=float) for f in ("f1", "f2", "f3")), np.zeros(len(known)))
+    assert np.max(np.abs(got.loc[known.index, "y_true"].to_numpy() - truth)) < 0.6
