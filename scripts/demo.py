@@ -30,7 +30,7 @@ from scripts import localstack
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
-INIT, PIPELINE = "00_init_schema", "10_etl_ml_pipeline"
+INIT, PIPELINE, LABELS = "00_init_schema", "10_etl_ml_pipeline", "15_ingest_labels"
 COMPONENTS = ("api-server", "scheduler", "dag-processor", "triggerer")
 SCHEDULER_GRACE = 90.0  # seconds the scheduler gets to start the latest interval's run by itself
 INTERVAL = timedelta(minutes=10)
@@ -235,7 +235,7 @@ def run_dags(
     is seeded first."""
     api.wait_healthy(watch=watch)
     api.login()
-    for dag_id in (INIT, PIPELINE):
+    for dag_id in (INIT, PIPELINE, LABELS):
         api.wait_for_dag(dag_id, watch=watch)
     api.unpause(INIT)
     init_run = api.trigger(INIT)
@@ -245,6 +245,7 @@ def run_dags(
     if env and "AIRFLOW_CONN_EVENTS" in env:
         seed_stream(env, since)
     api.unpause(PIPELINE)
+    api.unpause(LABELS)  # labels of each interval's events, three intervals later
     run_id = first_pipeline_run(api, watch, since)
     say(f"demo: {PIPELINE} is scoring the interval that ended at {since:%H:%M} UTC ({run_id}) ...")
     if (state := api.wait_for_run(PIPELINE, run_id, watch=watch)) != "success":

@@ -24,6 +24,12 @@ class Interval:
                 "schedule the DAG with a data-interval timetable (CronDataIntervalTimetable)"
             )
 
+    def shifted(self, delta: timedelta) -> Interval:
+        """The interval moved by ``delta``; computed on plain UTC datetimes, because Airflow's pendulum
+        bounds lose their time zone in arithmetic."""
+        start, end = (datetime.combine(b.date(), b.time(), UTC) for b in (self.start, self.end))
+        return Interval(start + delta, end + delta)
+
     @property
     def key(self) -> str:
         """A path- and id-safe name, e.g. ``20261125T181000Z_20261125T182000Z``."""

@@ -90,20 +90,34 @@ PROVENANCE = Layout((_text("source_file"), Column("row_number", np.int64, "int8"
 RAW = Layout((Column("raw", object, "bytea", "large_binary"),))
 """A record's bytes as found (``None`` where a source has none, as the simulator)."""
 
-RECORD = PROVENANCE + Layout(
-    (
-        *RAW.columns,
-        *(Column(name, "string") for name in EVENT.names),
-        Column("problem", "string"),
-        Column("problem_detail", "string"),
-        Column("extra_fields", "string"),
+LABEL = Layout((_text("event_id"), _float("y_true"), _timestamp("observed_at")))
+"""A label that satisfies the labels' contract: the event's id, its true value (finite), and when it
+was observed (UTC microseconds)."""
+
+
+def record_layout(fields: Layout) -> Layout:
+    """What a source reads of records with ``fields``, one row per record, before a contract checks
+    them (:data:`RECORD` for events, :data:`LABEL_RECORD` for labels)."""
+    return PROVENANCE + Layout(
+        (
+            *RAW.columns,
+            *(Column(name, "string") for name in fields.names),
+            Column("problem", "string"),
+            Column("problem_detail", "string"),
+            Column("extra_fields", "string"),
+        )
     )
-)
+
+
+RECORD = record_layout(EVENT)
 """What a source reads, one row per record, before the contract checks it: provenance; ``raw``, the
 record's bytes as found (or missing: the contract then renders its fields as JSON); the :data:`EVENT`
 fields as text (or already typed: the simulator's); ``problem`` and ``problem_detail``, a reason code
 and message when the source itself could not read the record; ``extra_fields``, a JSON list of the
 record's fields the contract does not know. Only the provenance and the event fields are required."""
+
+LABEL_RECORD = record_layout(LABEL)
+"""What a label source reads: :data:`RECORD` with the :data:`LABEL` fields instead of the event's."""
 
 REJECTED = Layout(
     (

@@ -8,11 +8,12 @@ from __future__ import annotations
 import getpass
 import math
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Literal
 
+from etlml import FEATURES
 from etlml.errors import SettingsError
 
 DEFAULT_SEED = 20_240_601
@@ -33,6 +34,18 @@ DEFAULT_DEDUP_WINDOW_DAYS = 7
 """How far either side of an interval ``load_processed`` looks for an event id another interval holds."""
 PARTITIONS_AHEAD_DAYS = 2
 """Day partitions ``90_housekeeping`` keeps created ahead of today."""
+LabelSource = Literal["simulator", "landing"]
+LABEL_SOURCES: tuple[LabelSource, ...] = ("simulator", "landing")
+DEFAULT_LABEL_WINDOW_DAYS = 7
+"""How far back (days before a run's interval) labels find their events, and monitoring recomputes."""
+DEFAULT_SIMULATOR_LABEL_DELAY = 3
+"""Intervals after its events' interval that the simulator gives their labels."""
+INTERVAL = timedelta(minutes=10)
+"""The pipeline's data interval (its schedule is ``*/10 * * * *``)."""
+_SHIFT_FORM = (
+    f"FEATURE=±NUMBER[,FEATURE=±NUMBER...] with FEATURE one of {', '.join(FEATURES)}, each once, "
+    "e.g. f3=+20 or f1=-3,f3=+20"
+)
 
 
 @dataclass(frozen=True)
@@ -63,6 +76,12 @@ class Settings:
     ``stream_grace``: how long after an interval's end (by the Redis server's clock or the stream's
     last entry id) the interval counts as closed and is read; also how far an event's own ``ts_utc``
     may lie outside its arrival interval before it is quarantined.
+    ``label_source``: where ``15_ingest_labels`` reads labels, ``simulator`` (the simulator's ground
+    truth) or ``landing`` (``<landing_root>/labels/YYYY-MM-DD/HHMM/``); by default ``simulator`` when
+    ``source`` is, else ``landing``. ``label_window``: how far before a run's interval a label's
+    event may lie (older: quarantined as ``unknown_event``). ``simulator_label_delay``: the simulator
+    gives the labels of interval I in interval I + this many intervals. ``simulator_shift``: feature
+    -> constant added to the simulated feature (drift for demos and tests).
     """
 
     storage_root: str
@@ -79,6 +98,10 @@ class Settings:
     stream_grace: timedelta = timedelta(seconds=DEFAULT_STREAM_GRACE_SECONDS)
     dedup_window: timedelta = timedelta(days=DEFAULT_DEDUP_WINDOW_DAYS)
     retention: timedelta | None = None
+    label_source: LabelSource = "simulator"
+    label_window: timedelta = timedelta(days=DEFAULT_LABEL_WINDOW_DAYS)
+    simulator_label_delay: int = DEFAULT_SIMULATOR_LABEL_DELAY
+    simulator_shift: dict[str, float] = field(default_factory=dict)
 
 
 def _default_storage_root() -> str:
@@ -97,6 +120,40 @@ def _source() -> Source:
         if value == known:
             return known
     raise SettingsError(f"ETLML_SOURCE must be one of {', '.join(SOURCES)}, got {value!r}")
+
+
+def _label_source(source: Source) -> LabelSource:
+    value = os.environ.get("ETLML_LABEL_SOURCE") or ("simulator" if source == "simulator" else "landing")
+    for known in LABEL_SOURCES:
+        if value == known:
+            return known
+    raise SettingsError(f"ETLML_LABEL_SOURCE must be one of {', '.join(LABEL_SOURCES)}, got {value!r}")
+
+
+def _shift() -> dict[str, float]:
+    """``ETLML_SIMULATOR_SHIFT``: ``f3=+20`` or ``f1=-3,f3=+20`` -> ``{"f1": -3.0, "f3": 20.0}``."""
+    text = os.environ.get("ETLML_SIMULATOR_SHIFT") or ""
+    shift: dict[str, float] = {}
+    for part in filter(None, (p.strip() for p in text.split(","))):
+        feature, equals, number = (p.strip() for p in part.partition("="))
+        try:
+            value = float(number) if equals and number.lstrip("+-")[:1].isdigit() else math.nan
+        except ValueError:
+            value = math.nan
+        if feature not in FEATURES or feature in shift or not math.isfinite(value):
+            raise SettingsError(f"ETLML_SIMULATOR_SHIFT must be {_SHIFT_FORM}, got {text!r}")
+        shift[feature] = value
+    return shift
+
+
+def _label_delay(window: timedelta) -> int:
+    delay = _integer("ETLML_SIMULATOR_LABEL_DELAY", DEFAULT_SIMULATOR_LABEL_DELAY)
+    if delay < 1 or INTERVAL * delay > window:
+        raise SettingsError(
+            f"ETLML_SIMULATOR_LABEL_DELAY must be a whole number of 10-minute intervals from 1 to "
+            f"{window // INTERVAL} (labels older than ETLML_LABEL_WINDOW_DAYS find no event), got {delay}"
+        )
+    return delay
 
 
 def _number(name: str, default: float, low: float, high: float) -> float:
@@ -141,11 +198,13 @@ def _retention() -> timedelta | None:
 
 def load() -> Settings:
     """Read the environment; called at run time, never at DAG parse time."""
+    source = _source()
+    label_window = timedelta(days=_number("ETLML_LABEL_WINDOW_DAYS", DEFAULT_LABEL_WINDOW_DAYS, 0.01, 3650))
     return Settings(
         storage_root=os.environ.get("ETLML_STORAGE_ROOT") or _default_storage_root(),
         warehouse_conn_id=os.environ.get("ETLML_WAREHOUSE_CONN_ID") or WAREHOUSE_CONN_ID,
         source_seed=_integer("ETLML_SOURCE_SEED", DEFAULT_SEED),
-        source=_source(),
+        source=source,
         landing_root=os.environ.get("ETLML_LANDING_ROOT") or _default_landing_root(),
         max_future_skew=timedelta(
             seconds=_number("ETLML_MAX_FUTURE_SKEW_SECONDS", DEFAULT_MAX_FUTURE_SKEW_SECONDS, 0, 10**9)
@@ -162,6 +221,10 @@ def load() -> Settings:
         ),
         dedup_window=timedelta(days=_number("ETLML_DEDUP_WINDOW_DAYS", DEFAULT_DEDUP_WINDOW_DAYS, 0, 3_650)),
         retention=_retention(),
+        label_source=_label_source(source),
+        label_window=label_window,
+        simulator_label_delay=_label_delay(label_window),
+        simulator_shift=_shift(),
     )
 
 

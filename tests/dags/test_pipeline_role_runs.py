@@ -21,12 +21,16 @@ def test_every_dag_runs_as_the_pipeline_role(
     run(dags[PIPELINE], LOGICAL, simulated_events=40, shard_size=15)  # mapped over 3 shards
     conf = {"model_version": "baseline_v1", "from": START.isoformat(), "to": LOGICAL.isoformat()}
     run(dags["20_rescore"], LOGICAL + timedelta(minutes=1), **conf, chunk_size=25)
+    # three intervals later, the labels of those 40 events: staged, matched, upserted, audited
+    run(dags["15_ingest_labels"], LOGICAL + timedelta(minutes=30), simulated_events=40)
     with psycopg.connect(fresh_migrated) as owner:
         stored = owner.execute(
             "SELECT (SELECT count(*) FROM processed_data), (SELECT count(*) FROM predictions), "
             "(SELECT loaded FROM run_audit WHERE dag_id = %s), "
             "(SELECT count(*) FROM predictions p JOIN processed_data d USING (event_id) "
-            " WHERE abs(p.y_hat - (0.3 * d.f1_z + 0.2 * d.f2_z + 0.5 * d.f3_z)) < 1e-12)",
+            " WHERE abs(p.y_hat - (0.3 * d.f1_z + 0.2 * d.f2_z + 0.5 * d.f3_z)) < 1e-12), "
+            "(SELECT count(*) FROM labels JOIN processed_data USING (event_id)), "
+            "(SELECT loaded FROM run_audit WHERE dag_id = '15_ingest_labels')",
             (PIPELINE,),
         ).fetchone()
-    assert stored == (40, 40, 40, 40)
+    assert stored == (40, 40, 40, 40, 40, 40)

@@ -45,3 +45,16 @@ def test_every_gives_the_ten_minute_intervals_wholly_inside_a_window() -> None:
     assert every(start.astimezone(plus_one), (start + timedelta(minutes=40)).astimezone(plus_one)) == got
     assert every(start, start + timedelta(minutes=4)) == []
     assert every(start + timedelta(hours=1), start) == []
+
+
+def test_shifted_moves_both_bounds_and_keeps_utc_for_pendulum_bounds() -> None:
+    import pendulum
+
+    start = pendulum.datetime(2026, 11, 25, 18, 0, tz="UTC")
+    interval = Interval(start, start.add(minutes=10))
+    back = interval.shifted(-timedelta(minutes=30))
+    assert back == Interval(
+        datetime(2026, 11, 25, 17, 30, tzinfo=UTC), datetime(2026, 11, 25, 17, 40, tzinfo=UTC)
+    )
+    assert back.start.utcoffset() == timedelta(0)
+    assert back.start.isoformat() == "2026-11-25T17:30:00+00:00"

@@ -31,7 +31,8 @@ MAX_EVENT_ID_LENGTH = 128
 # Reason codes in the order the rules are checked: a record is rejected with the first one it fails.
 REASONS: dict[str, str] = {
     "unparseable_file": "the whole file cannot be read (bad gzip or Parquet data, undecodable CSV header, "
-    "CSV header without event_id and ts_utc); one record with row_number 0 and the file's first 64 KiB",
+    "CSV header without event_id and ts_utc, for labels event_id, y_true and observed_at); one record "
+    "with row_number 0 and the file's first 64 KiB",
     "unsupported_file": "the file's extension is not .jsonl, .csv, .parquet, .jsonl.gz or .csv.gz, or the "
     "file is a symbolic link (never followed: the record holds nothing of its target)",
     "file_too_large": "the file is larger than the size limit (ETLML_MAX_FILE_BYTES) as stored or, "
@@ -186,7 +187,7 @@ def printable(text: str) -> str:
     return text.encode("utf-8", "backslashreplace").decode("utf-8").replace("\x00", "\\x00")
 
 
-class _Verdicts:
+class Verdicts:
     """The first reason and message of each record, filled rule by rule."""
 
     def __init__(self, n: int) -> None:
@@ -206,7 +207,7 @@ def _mask(values: pd.Series) -> Mask:
     return values.fillna(False).to_numpy(dtype=bool)
 
 
-def _lazy(rows: Mask, render: Any, index: pd.Index) -> pd.Series:
+def lazy_messages(rows: Mask, render: Any, index: pd.Index) -> pd.Series:
     """Messages only for ``rows``: rendering every record would cost time on large, clean chunks."""
     out = pd.Series(None, index=index, dtype=object)
     picked = np.flatnonzero(rows)
@@ -229,14 +230,16 @@ def _as_text(series: pd.Series) -> pd.Series:
     return series if isinstance(series.dtype, pd.StringDtype) else series.astype("string")
 
 
-def _check_ids(frame: pd.DataFrame, verdicts: _Verdicts) -> pd.Series:
+def check_ids(frame: pd.DataFrame, verdicts: Verdicts) -> pd.Series:
     ids = _as_text(frame["event_id"])
     blank = _mask(ids.str.strip().str.len() == 0)
     missing = ids.isna().to_numpy(dtype=bool) | blank
     verdicts.flag(
         missing,
         "missing_event_id",
-        _lazy(missing, lambda i: "event_id is blank" if blank[i] else "event_id is missing", frame.index),
+        lazy_messages(
+            missing, lambda i: "event_id is blank" if blank[i] else "event_id is missing", frame.index
+        ),
     )
     lengths = ids.str.len().fillna(0).to_numpy(dtype=np.int64)
     too_long = lengths > MAX_EVENT_ID_LENGTH
@@ -249,11 +252,11 @@ def _check_ids(frame: pd.DataFrame, verdicts: _Verdicts) -> pd.Series:
             return f"event_id has {lengths[i]} characters, more than {limit}: {excerpt(ids.iloc[i])}"
         return f"event_id contains control characters: {excerpt(ids.iloc[i])}"
 
-    verdicts.flag(bad, "invalid_event_id", _lazy(bad, why, frame.index))
+    verdicts.flag(bad, "invalid_event_id", lazy_messages(bad, why, frame.index))
     return ids
 
 
-def _parse_timestamps(series: pd.Series) -> tuple[pd.Series, Mask]:
+def parse_timestamps(series: pd.Series) -> tuple[pd.Series, Mask]:
     """UTC microsecond timestamps (NaT where invalid) and where a value was given at all."""
     if isinstance(series.dtype, pd.DatetimeTZDtype):
         parsed = series.dt.tz_convert("UTC").dt.as_unit("us")
@@ -268,8 +271,8 @@ def _parse_timestamps(series: pd.Series) -> tuple[pd.Series, Mask]:
     return parsed, given
 
 
-def _check_timestamps(frame: pd.DataFrame, verdicts: _Verdicts) -> pd.Series:
-    parsed, given = _parse_timestamps(frame["ts_utc"])
+def _check_timestamps(frame: pd.DataFrame, verdicts: Verdicts) -> pd.Series:
+    parsed, given = parse_timestamps(frame["ts_utc"])
     bad = parsed.isna().to_numpy(dtype=bool)
     raw = frame["ts_utc"]
 
@@ -278,11 +281,11 @@ def _check_timestamps(frame: pd.DataFrame, verdicts: _Verdicts) -> pd.Series:
             return "ts_utc is missing"
         return f"ts_utc is not an ISO-8601 date and time with a UTC offset: {excerpt(raw.iloc[i])}"
 
-    verdicts.flag(bad, "invalid_timestamp", _lazy(bad, why, frame.index))
+    verdicts.flag(bad, "invalid_timestamp", lazy_messages(bad, why, frame.index))
     return parsed
 
 
-def _parse_numbers(series: pd.Series) -> tuple[np.ndarray[Any, np.dtype[np.float64]], Mask]:
+def parse_numbers(series: pd.Series) -> tuple[np.ndarray[Any, np.dtype[np.float64]], Mask]:
     """Float values (NaN where missing) and where a given value is not a finite number."""
     if pd.api.types.is_numeric_dtype(series.dtype) and not pd.api.types.is_bool_dtype(series.dtype):
         values = series.to_numpy(dtype=np.float64, na_value=np.nan)
@@ -297,10 +300,10 @@ def _parse_numbers(series: pd.Series) -> tuple[np.ndarray[Any, np.dtype[np.float
     return np.where(given & ~invalid, values, np.nan), invalid
 
 
-def _check_numbers(frame: pd.DataFrame, verdicts: _Verdicts) -> dict[str, np.ndarray[Any, Any]]:
+def _check_numbers(frame: pd.DataFrame, verdicts: Verdicts) -> dict[str, np.ndarray[Any, Any]]:
     values, invalid = {}, {}
     for feature in FEATURES:
-        values[feature], invalid[feature] = _parse_numbers(frame[feature])
+        values[feature], invalid[feature] = parse_numbers(frame[feature])
     bad = np.logical_or.reduce([invalid[f] for f in FEATURES])
 
     def why(i: int) -> str:
@@ -308,11 +311,11 @@ def _check_numbers(frame: pd.DataFrame, verdicts: _Verdicts) -> dict[str, np.nda
             f"{f} is not a finite number: {excerpt(frame[f].iloc[i])}" for f in FEATURES if invalid[f][i]
         )
 
-    verdicts.flag(bad, "invalid_number", _lazy(bad, why, frame.index))
+    verdicts.flag(bad, "invalid_number", lazy_messages(bad, why, frame.index))
     return values
 
 
-def _check_time_window(ts: pd.Series, rules: Rules, verdicts: _Verdicts) -> None:
+def _check_time_window(ts: pd.Series, rules: Rules, verdicts: Verdicts) -> None:
     micros = ts.to_numpy(dtype="datetime64[us]")
     valid = ~np.isnat(micros)
     horizon = max(rules.now, rules.interval.end) + rules.max_future_skew
@@ -326,7 +329,7 @@ def _check_time_window(ts: pd.Series, rules: Rules, verdicts: _Verdicts) -> None
     verdicts.flag(
         future,
         "future_timestamp",
-        _lazy(
+        lazy_messages(
             future,
             lambda i: f"ts_utc {ts.iloc[i].isoformat()} is more than {skew} s in the future",
             ts.index,
@@ -339,7 +342,7 @@ def _check_time_window(ts: pd.Series, rules: Rules, verdicts: _Verdicts) -> None
     verdicts.flag(
         outside,
         "outside_interval",
-        _lazy(
+        lazy_messages(
             outside,
             lambda i: f"ts_utc {ts.iloc[i].isoformat()} is outside the data interval {bounds}",
             ts.index,
@@ -408,7 +411,7 @@ def _arrow(values: Any, kind: pa.DataType) -> pa.Array:
     return pa.array(np.asarray(values, dtype=np.int64 if kind == pa.int64() else object), kind)
 
 
-def _deduplicate(frame: pd.DataFrame, ids: pd.Series, verdicts: _Verdicts) -> None:
+def _deduplicate(frame: pd.DataFrame, ids: pd.Series, verdicts: Verdicts) -> None:
     """Among accepted records with the same event_id, keep the latest delivery (:func:`superseded`)."""
     candidates = np.flatnonzero(verdicts.open)
     found = superseded(
@@ -498,9 +501,9 @@ def apply(
     :func:`superseded` drops, and quarantines them with :func:`duplicates_rejected`.
     """
     frame = _complete(records)
-    verdicts = _Verdicts(len(frame))
-    _flag_reader_problems(frame, verdicts)
-    ids = _check_ids(frame, verdicts)
+    verdicts = Verdicts(len(frame))
+    flag_reader_problems(frame, verdicts)
+    ids = check_ids(frame, verdicts)
     well_formed_id = verdicts.open.copy()
     ts = _check_timestamps(frame, verdicts)
     values = _check_numbers(frame, verdicts)
@@ -513,7 +516,7 @@ def apply(
     return Checked(valid, rejected, _count(frame, valid, rejected, extra), extra)
 
 
-def _flag_reader_problems(frame: pd.DataFrame, verdicts: _Verdicts) -> None:
+def flag_reader_problems(frame: pd.DataFrame, verdicts: Verdicts) -> None:
     """Records the source itself could not read keep the reason it gave them."""
     problem = frame["problem"].astype(object)
     flagged = problem.notna().to_numpy(dtype=bool)
@@ -550,7 +553,7 @@ def _valid(
     return valid
 
 
-def _rejected(frame: pd.DataFrame, verdicts: _Verdicts, ids: pd.Series, well_formed_id: Mask) -> pd.DataFrame:
+def _rejected(frame: pd.DataFrame, verdicts: Verdicts, ids: pd.Series, well_formed_id: Mask) -> pd.DataFrame:
     rows = np.flatnonzero(~verdicts.open)
     rejected = pd.DataFrame(
         {

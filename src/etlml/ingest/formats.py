@@ -1,10 +1,11 @@
 """The formats of landing files: the records of one file's content, read from a binary stream one
 record at a time, so that a reader holds one record (and a Parquet reader one batch of rows).
 
-Each record is a :data:`Row`: ``row_number``, ``raw``, the event fields as text, ``problem``,
-``problem_detail``, ``extra_fields``. Readers reject nothing on their own account except what they
-cannot read: an undecodable line, a line that is not a JSON object, a CSV row of the wrong width (a
-record with a ``problem``), or a whole file (:class:`UnreadableFileError`).
+Each record is a :data:`Row`: ``row_number``, ``raw``, the fields of its kind (:class:`Fields`: an
+event's or a label's) as text, ``problem``, ``problem_detail``, ``extra_fields``. Readers reject
+nothing on their own account except what they cannot read: an undecodable line, a line that is not
+a JSON object, a CSV row of the wrong width (a record with a ``problem``), or a whole file
+(:class:`UnreadableFileError`).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import csv
 import io
 import json
 from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal
 from typing import IO, Any
@@ -22,15 +24,12 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from etlml.ingest.contract import excerpt
-from etlml.records import EVENT
+from etlml.records import EVENT, LABEL, RECORD, Layout, record_layout
 
 Row = tuple[Any, ...]
 _BOM = b"\xef\xbb\xbf"
 _CSV_FIELD_LIMIT = 2**31 - 1  # the csv module's default of 128 KiB would reject a huge field unread
 PARQUET_BATCH_ROWS = 10_000
-_FIELDS = EVENT.names  # a property that builds its tuple: read once, not per record
-_KNOWN = frozenset(_FIELDS)
-_NO_FIELDS = (None,) * len(_FIELDS)
 _PARQUET_ERRORS = (pa.ArrowException, OSError, ValueError, TypeError, NotImplementedError, OverflowError)
 
 
@@ -38,12 +37,40 @@ class UnreadableFileError(ValueError):
     """A whole file cannot be read; it becomes one rejected record."""
 
 
-def _problem(number: int, raw: bytes, problem: str, detail: str) -> Row:
-    return (number, raw, *_NO_FIELDS, problem, detail, None)
+@dataclass(frozen=True)
+class Fields:
+    """The fields of one kind of record, and the fields a CSV header must name."""
+
+    layout: Layout
+    header: tuple[str, ...]
+    names: tuple[str, ...] = field(init=False)
+    known: frozenset[str] = field(init=False)
+    none: tuple[None, ...] = field(init=False)
+
+    def __post_init__(self) -> None:
+        # a Layout's names are built on each access: kept once here, not per record
+        object.__setattr__(self, "names", self.layout.names)
+        object.__setattr__(self, "known", frozenset(self.layout.names))
+        object.__setattr__(self, "none", (None,) * len(self.layout.names))
+
+    @property
+    def record(self) -> Layout:
+        """The layout of the records read (:data:`etlml.records.RECORD` for events)."""
+        return RECORD if self.layout == EVENT else record_layout(self.layout)
 
 
-def _extras(names: Any) -> str | None:
-    unknown = sorted(str(n) for n in names if n not in _KNOWN)
+EVENTS = Fields(EVENT, ("event_id", "ts_utc"))
+"""Events: ``event_id``, ``ts_utc``, ``f1``, ``f2``, ``f3``; a CSV header names at least the first two."""
+LABELS = Fields(LABEL, ("event_id", "y_true", "observed_at"))
+"""Labels: ``event_id``, ``y_true``, ``observed_at``; a CSV header names all three."""
+
+
+def _problem(number: int, raw: bytes, problem: str, detail: str, fields: Fields) -> Row:
+    return (number, raw, *fields.none, problem, detail, None)
+
+
+def _extras(names: Any, fields: Fields) -> str | None:
+    unknown = sorted(str(n) for n in names if n not in fields.known)
     return json.dumps(unknown) if unknown else None  # ASCII-escaped: safe for any field name
 
 
@@ -70,19 +97,19 @@ def _text(value: object) -> str | None:
     return json.dumps(value, default=str)
 
 
-def _from_mapping(number: int, raw: bytes, record: Mapping[Any, Any]) -> Row:
+def _from_mapping(number: int, raw: bytes, record: Mapping[Any, Any], fields: Fields) -> Row:
     """One JSON object or Parquet row as a record."""
     event_id = record.get("event_id")
     if event_id is not None and not isinstance(event_id, str):
         detail = f"event_id must be a string, not {type(event_id).__name__}: {excerpt(event_id)}"
-        return _problem(number, raw, "invalid_event_id", detail)
-    values = [_text(record.get(name)) for name in _FIELDS]
-    broken = [n for n, v in zip(_FIELDS, values, strict=True) if v is not None and not _encodable(v)]
+        return _problem(number, raw, "invalid_event_id", detail, fields)
+    values = [_text(record.get(name)) for name in fields.names]
+    broken = [n for n, v in zip(fields.names, values, strict=True) if v is not None and not _encodable(v)]
     if broken:
         return _problem(
-            number, raw, "invalid_encoding", f"{', '.join(broken)}: escaped lone UTF-16 surrogate"
+            number, raw, "invalid_encoding", f"{', '.join(broken)}: escaped lone UTF-16 surrogate", fields
         )
-    return (number, raw, *values, None, None, _extras(record.keys()))
+    return (number, raw, *values, None, None, _extras(record.keys(), fields))
 
 
 def _json_int(text: str) -> int | float:
@@ -96,24 +123,25 @@ def _json_int(text: str) -> int | float:
 _JSON = json.JSONDecoder(parse_int=_json_int)
 
 
-def jsonl(content: IO[bytes]) -> Iterator[Row]:
+def jsonl(content: IO[bytes], fields: Fields = EVENTS) -> Iterator[Row]:
     """One record per non-blank line; ``row_number`` is the line number (from 1)."""
     for number, text in enumerate(content, start=1):
         line = text.removesuffix(b"\n").removeprefix(_BOM if number == 1 else b"")
         if line.strip():
-            yield _json_line(number, line)
+            yield _json_line(number, line, fields)
 
 
-def _json_line(number: int, line: bytes) -> Row:
+def _json_line(number: int, line: bytes, fields: Fields) -> Row:
     try:
         value = _JSON.decode(line.decode("utf-8"))
     except UnicodeDecodeError as exc:
-        return _problem(number, line, "invalid_encoding", f"not valid UTF-8 at byte {exc.start}")
+        return _problem(number, line, "invalid_encoding", f"not valid UTF-8 at byte {exc.start}", fields)
     except (ValueError, RecursionError) as exc:
-        return _problem(number, line, "malformed_record", f"not valid JSON: {excerpt(str(exc))}")
+        return _problem(number, line, "malformed_record", f"not valid JSON: {excerpt(str(exc))}", fields)
     if not isinstance(value, dict):
-        return _problem(number, line, "malformed_record", f"a JSON {type(value).__name__}, not an object")
-    return _from_mapping(number, line, value)
+        detail = f"a JSON {type(value).__name__}, not an object"
+        return _problem(number, line, "malformed_record", detail, fields)
+    return _from_mapping(number, line, value, fields)
 
 
 class _Lines:
@@ -138,7 +166,7 @@ class _Lines:
         return text.removesuffix("\n").removesuffix("\r")
 
 
-def csv_records(content: IO[bytes]) -> Iterator[Row]:
+def csv_records(content: IO[bytes], fields: Fields = EVENTS) -> Iterator[Row]:
     """A header row naming the fields, then one record per row; ``row_number`` is the line where the
     row starts (the header is line 1). Lines end at CR, LF or CRLF, as in the csv module."""
     text = io.TextIOWrapper(content, encoding="utf-8-sig", errors="surrogateescape", newline="")
@@ -146,33 +174,34 @@ def csv_records(content: IO[bytes]) -> Iterator[Row]:
     csv.field_size_limit(max(csv.field_size_limit(), _CSV_FIELD_LIMIT))
     reader = csv.reader(lines, strict=False)
     try:
-        header = _csv_header(reader, lines)
+        header = _csv_header(reader, lines, fields)
         if header is None:
             return
-        extras = _extras(header)
+        extras = _extras(header, fields)
         last_line = reader.line_num
-        for fields in reader:
+        for values in reader:
             number, last_line = last_line + 1, reader.line_num
             record = lines.take()
-            if fields:  # else a blank line
-                yield _csv_row(number, record, fields, header, extras)
+            if values:  # else a blank line
+                yield _csv_row(number, record, values, header, extras=extras, fields=fields)
     except csv.Error as exc:
         raise UnreadableFileError(f"CSV cannot be parsed: {exc}") from exc
 
 
-def _csv_row(number: int, record: str, fields: list[str], header: list[str], extras: str | None) -> Row:
+def _csv_row(
+    number: int, record: str, values: list[str], header: list[str], *, extras: str | None, fields: Fields
+) -> Row:
     raw = record.encode("utf-8", "surrogateescape")
     if not _encodable(record):
-        return _problem(number, raw, "invalid_encoding", "not valid UTF-8")
-    if len(fields) != len(header):
-        return _problem(
-            number, raw, "malformed_record", f"{len(fields)} fields where the header has {len(header)}"
-        )
-    named = dict(zip(header, fields, strict=True))
-    return (number, raw, *(named.get(c) for c in _FIELDS), None, None, extras)
+        return _problem(number, raw, "invalid_encoding", "not valid UTF-8", fields)
+    if len(values) != len(header):
+        detail = f"{len(values)} fields where the header has {len(header)}"
+        return _problem(number, raw, "malformed_record", detail, fields)
+    named = dict(zip(header, values, strict=True))
+    return (number, raw, *(named.get(c) for c in fields.names), None, None, extras)
 
 
-def _csv_header(reader: Any, lines: _Lines) -> list[str] | None:
+def _csv_header(reader: Any, lines: _Lines, fields: Fields) -> list[str] | None:
     for header in reader:
         lines.take()
         if not header:
@@ -182,9 +211,10 @@ def _csv_header(reader: Any, lines: _Lines) -> list[str] | None:
         repeated = sorted({h for h in header if header.count(h) > 1})
         if repeated:
             raise UnreadableFileError(f"the CSV header names {excerpt(', '.join(repeated))} more than once")
-        if not {"event_id", "ts_utc"} <= set(header):
+        if not set(fields.header) <= set(header):
             raise UnreadableFileError(
-                f"the CSV header must name event_id and ts_utc; its first line is {excerpt(','.join(header))}"
+                f"the CSV header must name {', '.join(fields.header[:-1])} and {fields.header[-1]}; "
+                f"its first line is {excerpt(','.join(header))}"
             )
         return list(header)
     return None
@@ -217,17 +247,17 @@ def parquet_row_count(content: IO[bytes]) -> int:
         return 0
 
 
-def parquet(content: IO[bytes]) -> Iterator[Row]:
+def parquet(content: IO[bytes], fields: Fields = EVENTS) -> Iterator[Row]:
     """One record per row; ``row_number`` counts rows from 1; ``raw`` is the row as JSON."""
     number = 0
     for rows in parquet_rows(content):
         for record in rows:
             number += 1
             raw = json.dumps(record, default=str, ensure_ascii=False).encode("utf-8", "backslashreplace")
-            yield _from_mapping(number, raw, record)
+            yield _from_mapping(number, raw, record, fields)
 
 
-READERS: dict[str, Callable[[IO[bytes]], Iterator[Row]]] = {
+READERS: dict[str, Callable[[IO[bytes], Fields], Iterator[Row]]] = {
     ".jsonl": jsonl,
     ".csv": csv_records,
     ".parquet": parquet,

@@ -1,6 +1,7 @@
 """Landing files: every file of a data interval's partition folder, read into records with provenance.
 
-The partition of an interval is ``<landing root>/YYYY-MM-DD/HHMM/`` of its UTC start, read through
+The partition of an interval is ``<landing root>/YYYY-MM-DD/HHMM/`` of its UTC start (labels:
+``<landing root>/labels/YYYY-MM-DD/HHMM/``, which no event partition can be), read through
 ``ObjectStoragePath`` (``file://``, ``s3://``, ...). Formats go by extension: ``.jsonl``, ``.csv``,
 ``.parquet``, and gzip-compressed ``.jsonl.gz`` and ``.csv.gz`` (``etlml.ingest.formats``). Files
 are read one after the other, a chunk of records at a time, so memory holds one chunk however large
@@ -29,7 +30,6 @@ from etlml.errors import SettingsError
 from etlml.ingest import formats
 from etlml.ingest.contract import printable
 from etlml.interval import Interval
-from etlml.records import EVENT, RECORD
 
 if TYPE_CHECKING:
     from airflow.sdk import ObjectStoragePath
@@ -55,17 +55,25 @@ class _TooLargeError(Exception):
     """Raised by :class:`_Counted` when a file's content passes the size limit."""
 
 
-def partition_key(interval: Interval) -> str:
-    """``YYYY-MM-DD/HHMM`` of the interval's UTC start, e.g. ``2026-11-25/1810``."""
-    return f"{interval.start:%Y-%m-%d}/{interval.start:%H%M}"
+LABELS_FOLDER = "labels"
+"""The folder under the landing root that holds the label partitions (``labels/YYYY-MM-DD/HHMM/``)."""
 
 
-def partition(root: str, interval: Interval) -> ObjectStoragePath:
-    """The folder holding the files of ``interval``."""
+def partition_key(interval: Interval, prefix: str = "") -> str:
+    """``YYYY-MM-DD/HHMM`` of the interval's UTC start, e.g. ``2026-11-25/1810``, under ``prefix``
+    when one is given (``labels/2026-11-25/1810``)."""
+    key = f"{interval.start:%Y-%m-%d}/{interval.start:%H%M}"
+    return f"{prefix}/{key}" if prefix else key
+
+
+def partition(root: str, interval: Interval, prefix: str = "") -> ObjectStoragePath:
+    """The folder holding the files of ``interval`` (under the folder ``prefix`` of the root)."""
     from airflow.sdk import ObjectStoragePath
 
-    day, minute = partition_key(interval).split("/")
-    return ObjectStoragePath(root) / day / minute
+    folder = ObjectStoragePath(root)
+    for part in partition_key(interval, prefix).split("/"):
+        folder = folder / part
+    return folder
 
 
 @dataclass(frozen=True)
@@ -106,7 +114,9 @@ class LandingFile:
 class LandingFileSource:
     """Reads the partition folder of the run's interval under ``root``, a chunk of at most
     ``chunk_records`` records at a time; a file larger than ``max_file_bytes`` (as stored, or
-    decompressed) is not read but quarantined as ``file_too_large``.
+    decompressed) is not read but quarantined as ``file_too_large``. ``fields`` says what kind of
+    records the files hold (events by default; :data:`formats.LABELS` with ``prefix`` ``labels``
+    for the label partitions ``labels/YYYY-MM-DD/HHMM/``).
 
     A root that does not exist or cannot be listed is a configuration error; a missing partition
     folder is an interval the source does not have (zero records, and the warehouse keeps what it
@@ -115,11 +125,19 @@ class LandingFileSource:
     name = "landing"
 
     def __init__(
-        self, root: str, *, max_file_bytes: int = DEFAULT_MAX_FILE_BYTES, chunk_records: int = CHUNK_RECORDS
+        self,
+        root: str,
+        *,
+        max_file_bytes: int = DEFAULT_MAX_FILE_BYTES,
+        chunk_records: int = CHUNK_RECORDS,
+        fields: formats.Fields = formats.EVENTS,
+        prefix: str = "",
     ) -> None:
         self.root = root
         self.max_file_bytes = max_file_bytes
         self.chunk_records = chunk_records
+        self.fields = fields
+        self.prefix = prefix
 
     def partition_exists(self, interval: Interval) -> bool:
         from airflow.sdk import ObjectStoragePath
@@ -127,7 +145,7 @@ class LandingFileSource:
         root = ObjectStoragePath(self.root)
         try:
             listable = root.is_dir()
-            folder = partition(self.root, interval)
+            folder = partition(self.root, interval, self.prefix)
             found = folder.is_dir()
         except OSError as exc:
             raise SettingsError(
@@ -146,26 +164,29 @@ class LandingFileSource:
     def manifest(self, interval: Interval) -> dict[str, int]:
         """The partition's files as they are now: file (relative to the root) -> size in bytes as
         stored, -1 for a symbolic link; empty when the partition does not exist."""
-        return {f.source_file: -1 if f.link else f.size for f in _listing(self.root, interval, quiet=True)}
+        listing = _listing(self.root, interval, self.prefix, quiet=True)
+        return {f.source_file: -1 if f.link else f.size for f in listing}
 
     def record_count(self, interval: Interval) -> int:
         """An upper bound of the partition's records, from a first pass that reads no record: the
         lines of each JSONL and CSV file (decompressed), the rows a Parquet footer announces, one for
         a file that is one record (a link, a file too large or in an unknown format)."""
-        return sum(count_records(f, self.max_file_bytes) for f in _listing(self.root, interval, quiet=True))
+        listing = _listing(self.root, interval, self.prefix, quiet=True)
+        return sum(count_records(f, self.max_file_bytes) for f in listing)
 
     def record_chunks(self, interval: Interval) -> Iterator[pd.DataFrame]:
         """The records of the partition's files in name order, in chunks of at most
         ``chunk_records`` records (small files share a chunk)."""
         files = (
-            file_records(f, self.max_file_bytes, self.chunk_records) for f in _listing(self.root, interval)
+            file_records(f, self.max_file_bytes, self.chunk_records, self.fields)
+            for f in _listing(self.root, interval, self.prefix)
         )
         return _rechunked((frame for frames in files for frame in frames), self.chunk_records)
 
     def records(self, interval: Interval) -> pd.DataFrame:
         """:meth:`record_chunks` in one frame."""
         chunks = list(self.record_chunks(interval))
-        return pd.concat(chunks, ignore_index=True) if chunks else RECORD.empty()
+        return pd.concat(chunks, ignore_index=True) if chunks else self.fields.record.empty()
 
 
 def _local(path: ObjectStoragePath) -> str | None:
@@ -173,17 +194,20 @@ def _local(path: ObjectStoragePath) -> str | None:
     return str(path.path) if path.protocol in ("file", "local") else None
 
 
-def _listing(root: str, interval: Interval, *, quiet: bool = False) -> Iterator[LandingFile]:
+def _listing(
+    root: str, interval: Interval, prefix: str = "", *, quiet: bool = False
+) -> Iterator[LandingFile]:
     """The entries of the interval's partition folder to read, in code-point order of their names.
-    A partition folder that is itself a symbolic link is one entry, a link."""
-    folder = partition(root, interval)
-    key = partition_key(interval)
+    A partition folder that is itself a symbolic link is one entry, a link (so is one whose day
+    folder, or for labels the ``labels`` folder, is a link)."""
+    folder = partition(root, interval, prefix)
+    key = partition_key(interval, prefix)
     if not folder.exists():
         if not quiet:
             log.info("landing partition %s does not exist: zero records for this interval", folder)
         return
     local = _local(folder)
-    if local is not None and _linked_folder(local):
+    if local is not None and _linked_folder(local, levels=2 + bool(prefix)):
         yield LandingFile(key, 0, link=True)
         return
     found = 0
@@ -199,10 +223,15 @@ def _listing(root: str, interval: Interval, *, quiet: bool = False) -> Iterator[
         log.info("landing partition %s holds no files: zero records for this interval", folder)
 
 
-def _linked_folder(local: str) -> bool:
-    """Whether the partition folder or its day folder is a symbolic link."""
-    minute = os.path.normpath(local)
-    return os.path.islink(minute) or os.path.islink(os.path.dirname(minute))
+def _linked_folder(local: str, levels: int = 2) -> bool:
+    """Whether the partition folder or one of its ``levels - 1`` parents under the root (the day
+    folder; for labels also ``labels``) is a symbolic link."""
+    folder = os.path.normpath(local)
+    for _ in range(levels):
+        if os.path.islink(folder):
+            return True
+        folder = os.path.dirname(folder)
+    return False
 
 
 def _entry(path: ObjectStoragePath, source_file: str) -> LandingFile | None:
@@ -239,11 +268,16 @@ def _joined(frames: list[pd.DataFrame]) -> pd.DataFrame:
     return frames[0] if len(frames) == 1 else pd.concat(frames, ignore_index=True)
 
 
-def read_file(source_file: str, data: bytes, max_file_bytes: int = DEFAULT_MAX_FILE_BYTES) -> pd.DataFrame:
+def read_file(
+    source_file: str,
+    data: bytes,
+    max_file_bytes: int = DEFAULT_MAX_FILE_BYTES,
+    fields: formats.Fields = formats.EVENTS,
+) -> pd.DataFrame:
     """The records of one file named ``source_file`` (its format from its extension) holding ``data``."""
     file = LandingFile(source_file, len(data), data=data)
-    frames = list(file_records(file, max_file_bytes, chunk_records=max(1, len(data))))
-    return pd.concat(frames, ignore_index=True) if frames else _frame(source_file, [])
+    frames = list(file_records(file, max_file_bytes, chunk_records=max(1, len(data)), fields=fields))
+    return pd.concat(frames, ignore_index=True) if frames else _frame(source_file, [], fields)
 
 
 def _extension(name: str) -> str | None:
@@ -251,11 +285,12 @@ def _extension(name: str) -> str | None:
     return next((e for e in sorted(EXTENSIONS, key=len, reverse=True) if lowered.endswith(e)), None)
 
 
-def _frame(source_file: str, rows: list[formats.Row]) -> pd.DataFrame:
-    columns = [c for c in RECORD.names if c != "source_file"]
+def _frame(source_file: str, rows: list[formats.Row], fields: formats.Fields) -> pd.DataFrame:
+    layout = fields.record
+    columns = [c for c in layout.names if c != "source_file"]
     frame = pd.DataFrame.from_records(rows, columns=columns) if rows else pd.DataFrame(columns=columns)
     frame.insert(0, "source_file", printable(source_file))
-    return frame.astype(RECORD.dtypes())
+    return frame.astype(layout.dtypes())
 
 
 class _Counted(io.RawIOBase):
@@ -361,18 +396,22 @@ def count_records(file: LandingFile, limit: int) -> int:
     return max(0, lines - 1) if ".csv" in extension else lines
 
 
-def file_records(file: LandingFile, limit: int, chunk_records: int) -> Iterator[pd.DataFrame]:
+def file_records(
+    file: LandingFile, limit: int, chunk_records: int, fields: formats.Fields = formats.EVENTS
+) -> Iterator[pd.DataFrame]:
     """The records of one file in frames of at most ``chunk_records``; one record with
     ``row_number`` 0 for a file that is a link, too large, of unknown format or unreadable."""
     problem = _refused(file, limit) or _unreadable(file, limit)
     if problem is not None:
         log.warning("quarantined %s as a whole: %s, %s", file.name, *problem)
-        yield _whole_file(file, *problem)
+        yield _whole_file(file, *problem, fields)
         return
-    yield from _read(file, limit, chunk_records)
+    yield from _read(file, limit, chunk_records, fields)
 
 
-def _read(file: LandingFile, limit: int, chunk_records: int) -> Iterator[pd.DataFrame]:
+def _read(
+    file: LandingFile, limit: int, chunk_records: int, fields: formats.Fields
+) -> Iterator[pd.DataFrame]:
     extension = str(_extension(file.name))
     reader = formats.READERS[extension.removesuffix(".gz")]
     rows: list[formats.Row] = []
@@ -383,10 +422,10 @@ def _read(file: LandingFile, limit: int, chunk_records: int) -> Iterator[pd.Data
             content = stored
             if extension != ".parquet":
                 content, counted = _content(file, stored, limit)
-            for row in reader(content):
+            for row in reader(content, fields):
                 rows.append(row)
                 if len(rows) == chunk_records:
-                    frame, rows = _frame(file.source_file, rows), []
+                    frame, rows = _frame(file.source_file, rows, fields), []
                     read, problems = read + len(frame), problems + int(frame["problem"].notna().sum())
                     yield frame
     except formats.UnreadableFileError as exc:
@@ -395,7 +434,7 @@ def _read(file: LandingFile, limit: int, chunk_records: int) -> Iterator[pd.Data
                 f"{file.source_file} became unreadable after {read} records: {exc}"
             ) from exc
         log.warning("quarantined %s as a whole: unparseable_file, %s", file.name, exc)
-        yield _whole_file(file, "unparseable_file", str(exc))
+        yield _whole_file(file, "unparseable_file", str(exc), fields)
         return
     except (_TooLargeError, *_GZIP_ERRORS) as exc:
         raise LandingFileChangedError(
@@ -403,7 +442,7 @@ def _read(file: LandingFile, limit: int, chunk_records: int) -> Iterator[pd.Data
             "the task retries"
         ) from exc
     if rows:
-        frame = _frame(file.source_file, rows)
+        frame = _frame(file.source_file, rows, fields)
         read, problems = read + len(frame), problems + int(frame["problem"].notna().sum())
         yield frame
     _log_read(file, read, problems, counted)
@@ -424,7 +463,7 @@ def _log_read(file: LandingFile, read: int, problems: int, counted: _Counted | N
     )
 
 
-def _whole_file(file: LandingFile, problem: str, detail: str) -> pd.DataFrame:
+def _whole_file(file: LandingFile, problem: str, detail: str, fields: formats.Fields) -> pd.DataFrame:
     """The one record of a file that is not read: its first bytes as stored (nothing for a link)."""
     if file.link:
         head, message = b"", detail
@@ -433,5 +472,5 @@ def _whole_file(file: LandingFile, problem: str, detail: str) -> pd.DataFrame:
             head = stored.read(RAW_HEAD_BYTES)
         kept = "the whole file" if file.size <= RAW_HEAD_BYTES else f"its first {RAW_HEAD_BYTES} bytes"
         message = f"{detail} ({file.size} bytes; the raw value is {kept} as found)"
-    row = (WHOLE_FILE, head, *([None] * len(EVENT.names)), problem, message, None)
-    return _frame(file.source_file, [row])
+    row = (WHOLE_FILE, head, *fields.none, problem, message, None)
+    return _frame(file.source_file, [row], fields)

@@ -12,8 +12,9 @@ from typing import Protocol, runtime_checkable
 
 import pandas as pd
 
-from etlml.ingest.landing import LandingFileSource
-from etlml.ingest.simulator import SimulatedSource
+from etlml.ingest import formats
+from etlml.ingest.landing import LABELS_FOLDER, LandingFileSource
+from etlml.ingest.simulator import SimulatedLabels, SimulatedSource
 from etlml.ingest.stream import RedisStreamSource
 from etlml.interval import Interval
 from etlml.settings import Settings
@@ -100,9 +101,23 @@ def read(source: EventSource, interval: Interval) -> Reading:
 def from_settings(cfg: Settings, simulated_events: int) -> EventSource:
     """``ETLML_SOURCE``: landing files under ``ETLML_LANDING_ROOT`` (none larger than
     ``ETLML_MAX_FILE_BYTES`` read), the Redis stream ``ETLML_STREAM_KEY`` of the Airflow connection
-    ``ETLML_STREAM_CONN_ID``, or the simulator making ``simulated_events`` events per interval."""
+    ``ETLML_STREAM_CONN_ID``, or the simulator making ``simulated_events`` events per interval
+    (their feature means shifted by ``ETLML_SIMULATOR_SHIFT``)."""
     if cfg.source == "landing":
         return LandingFileSource(cfg.landing_root, max_file_bytes=cfg.max_file_bytes)
     if cfg.source == "redis_stream":
         return RedisStreamSource.from_connection(cfg.stream_conn_id, cfg.stream_key, cfg.stream_grace)
-    return SimulatedSource(cfg.source_seed, simulated_events)
+    return SimulatedSource(cfg.source_seed, simulated_events, cfg.simulator_shift)
+
+
+def labels_from_settings(cfg: Settings, simulated_events: int) -> EventSource:
+    """``ETLML_LABEL_SOURCE``: label files under ``<ETLML_LANDING_ROOT>/labels/YYYY-MM-DD/HHMM/``, or
+    the simulator's ground truth of the events it made ``ETLML_SIMULATOR_LABEL_DELAY`` intervals
+    earlier (``simulated_events`` per interval, shifted as the events were: the labels then match
+    the stored events exactly)."""
+    if cfg.label_source == "landing":
+        return LandingFileSource(
+            cfg.landing_root, max_file_bytes=cfg.max_file_bytes, fields=formats.LABELS, prefix=LABELS_FOLDER
+        )
+    events = SimulatedSource(cfg.source_seed, simulated_events, cfg.simulator_shift)
+    return SimulatedLabels(events, cfg.simulator_label_delay)

@@ -413,12 +413,13 @@ def store_audit(
     written_by_run: str,
     audit: Audit,
     *,
-    load_id: str,
+    load_id: str | None,
     first_entry_id: str | None = None,
     files: dict[str, int] | None = None,
 ) -> None:
-    """Upsert the run's accounting into ``run_audit``, as the load ``load_id`` of the interval, with
-    the stream position the interval began at (``first_entry_id``, stream sources only)."""
+    """Upsert the run's accounting into ``run_audit``, as the load ``load_id`` of the interval (``None``
+    for runs whose rows no prediction refers to, as label runs), with the stream position the
+    interval began at (``first_entry_id``, stream sources only)."""
     counts = audit.counts
     params = {
         "source": audit.source,

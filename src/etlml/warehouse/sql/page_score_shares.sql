@@ -16,7 +16,9 @@ latest AS (
       AND EXISTS (
           SELECT 1
           FROM processed_data AS d
-          JOIN predictions AS p ON p.event_id = d.event_id AND p.model_version = c.model_version
+          JOIN predictions AS p
+            ON p.interval_start = d.interval_start AND p.event_id = d.event_id
+           AND p.model_version = c.model_version
           WHERE d.interval_start = r.interval_start AND d.interval_end = r.interval_end
       )
     ORDER BY r.interval_start DESC
@@ -32,6 +34,7 @@ FROM latest AS l
 CROSS JOIN champion AS c
 CROSS JOIN edges
 JOIN processed_data AS d ON d.interval_start = l.interval_start AND d.interval_end = l.interval_end
-JOIN predictions AS p ON p.event_id = d.event_id AND p.model_version = c.model_version
+JOIN predictions AS p
+  ON p.interval_start = d.interval_start AND p.event_id = d.event_id AND p.model_version = c.model_version
 GROUP BY l.interval_start, l.interval_end, c.model_version, bin
 ORDER BY bin;

@@ -1,0 +1,172 @@
+"""Tasks of ``15_ingest_labels``: wait until the simulator's labelled events are loaded, then read the
+run's labels, check them against the labels' contract and store them, with their quarantine and
+accounting, in one transaction."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import pandas as pd
+
+from etlml import records, settings
+from etlml.errors import PermanentError
+from etlml.ingest import label_contract, source
+from etlml.ingest.simulator import SimulatedLabels
+from etlml.interval import Interval
+from etlml.quality import Audit, check_balanced
+from etlml.settings import Settings
+from etlml.steps.run import RunContext, fail_fast
+from etlml.warehouse import connection, labels, writes
+
+log = logging.getLogger(__name__)
+
+PIPELINE = "10_etl_ml_pipeline"
+
+
+class LabelGateError(PermanentError, RuntimeError):
+    """A label run rejected a larger share of its records than allowed; its labels are stored."""
+
+
+@dataclass(frozen=True)
+class LabelsIngested:
+    """What a label run did (XCom: counts only)."""
+
+    source: str
+    found: bool
+    extracted: int = 0
+    loaded: int = 0
+    rejected: int = 0
+    deduplicated: int = 0
+    inserted: int = 0
+    updated: int = 0
+    gate: str = "passed"
+
+    def to_xcom(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _label_source(cfg: Settings, simulated_events: int) -> source.EventSource:
+    return source.labels_from_settings(cfg, simulated_events)
+
+
+def _simulated_interval(cfg: Settings, run: RunContext, simulated_events: int) -> Interval | None:
+    """The interval whose events the simulator labels in this run, or ``None`` for landing labels."""
+    found = _label_source(cfg, simulated_events)
+    return found.labelled(run.interval) if isinstance(found, SimulatedLabels) else None
+
+
+def _before_start(interval: Interval) -> bool:
+    return interval.start < settings.start_date()
+
+
+@fail_fast
+def events_loaded(run: RunContext, *, simulated_events: int) -> bool:
+    """Whether the labels of this run can find their events: for the simulator's labels, whether
+    ``10_etl_ml_pipeline`` has loaded the interval they label (or that interval lies before
+    ``ETLML_START_DATE``, where the pipeline makes no events and the simulator gives no labels);
+    landing labels may name events of any interval, so they never wait."""
+    cfg = settings.load()
+    labelled = _simulated_interval(cfg, run, simulated_events)
+    if labelled is None or _before_start(labelled):
+        return True
+    with connection.connect(cfg.warehouse_conn_id) as conn:
+        loaded = labels.interval_loaded(conn, PIPELINE, labelled)
+    if not loaded:
+        log.info("waiting for %s to load %s, whose labels this run gives", PIPELINE, labelled.key)
+    return loaded
+
+
+def _records(
+    cfg: Settings, run: RunContext, simulated_events: int
+) -> tuple[source.EventSource, source.Reading]:
+    found = _label_source(cfg, simulated_events)
+    if isinstance(found, SimulatedLabels) and _before_start(found.labelled(run.interval)):
+        log.info(
+            "%s labels %s, before ETLML_START_DATE: the simulator made no events there, so gives no labels",
+            run.interval.key,
+            found.labelled(run.interval).key,
+        )
+        return found, source.Reading(0, [], streamed=False)
+    return found, source.read(found, run.interval)
+
+
+@fail_fast
+def ingest_labels(run: RunContext, *, simulated_events: int, now: datetime | None = None) -> LabelsIngested:
+    """Read the run's labels (``ETLML_LABEL_SOURCE``), check them (:mod:`etlml.ingest.label_contract`)
+    and, in one transaction: upsert the accepted labels whose event is stored into ``labels`` (the
+    latest delivery wins), make the interval's ``rejected_labels`` equal to the rejected records plus
+    the labels of unknown events, and record the run in ``run_audit`` once ``extracted = loaded +
+    rejected + deduplicated`` holds. Then the quality gate: more than ``ETLML_MAX_REJECTED_SHARE``
+    rejected fails the task without retries (what was stored stays). A landing partition that does
+    not exist stores nothing and keeps what the interval holds."""
+    cfg = settings.load()
+    found, reading = _records(cfg, run, simulated_events)
+    if not reading.found:
+        log.warning(
+            "%s: no label partition; nothing stored, what the interval holds is kept", run.interval.key
+        )
+        return LabelsIngested(found.name, found=False)
+    chunks = list(reading.chunks)
+    frame = pd.concat(chunks, ignore_index=True) if chunks else records.LABEL_RECORD.empty()
+    rules = label_contract.Rules(run.interval.end, now or datetime.now(UTC), cfg.max_future_skew)
+    checked = label_contract.apply(frame, rules)
+    window_start = run.interval.shifted(-cfg.label_window).start
+    with connection.connect(cfg.warehouse_conn_id) as conn, conn.transaction():
+        labels.lock(conn, run.interval)
+        stored = labels.store(
+            conn,
+            checked.valid,
+            checked.rejected,
+            run.interval,
+            run.ref,
+            window_start=window_start,
+            unknown_message=_unknown_message(cfg, run.interval, window_start),
+        )
+        counts = label_contract.with_unknown(checked.counts, stored.unknown)
+        audit = Audit.of(
+            found.name, counts, (stored.matched, stored.rejected, stored.deduplicated), cfg.max_rejected_share
+        )
+        check_balanced(audit, run.interval)
+        writes.store_audit(conn, run.dag_id, run.interval, run.ref, audit, load_id=None, files=reading.files)
+    log.info("labels of %s: %s", run.interval.key, stored.to_xcom())
+    _enforce(audit, run.interval)
+    return LabelsIngested(
+        found.name,
+        found=True,
+        extracted=counts.extracted,
+        loaded=counts.accepted,
+        rejected=counts.rejected,
+        deduplicated=counts.deduplicated,
+        inserted=stored.inserted,
+        updated=stored.updated,
+        gate=audit.gate,
+    )
+
+
+def _unknown_message(cfg: Settings, interval: Interval, window_start: datetime) -> str:
+    days = cfg.label_window.total_seconds() / 86_400
+    return (
+        f"no event with this id is stored in an interval starting in [{window_start.isoformat()}, "
+        f"{interval.end.isoformat()}) (ETLML_LABEL_WINDOW_DAYS={days:g}); if the event is loaded "
+        "later, clear this label run"
+    )
+
+
+def _enforce(audit: Audit, interval: Interval) -> None:
+    counts = audit.counts
+    summary = (
+        f"{counts.rejected} of {counts.extracted} label records of {interval.key} rejected "
+        f"({counts.rejected_share:.1%}); top reasons: {audit.top_reasons()}"
+    )
+    if not audit.passed:
+        raise LabelGateError(
+            f"label quality gate failed: {summary}, more than ETLML_MAX_REJECTED_SHARE="
+            f"{audit.max_rejected_share:g}. The accepted labels are stored; the others are in "
+            f"rejected_labels (interval_start = '{interval.start.isoformat()}'): fix or remove the bad "
+            "files (or load the missing events), then clear the run"
+        )
+    if counts.rejected or counts.deduplicated:
+        log.warning("labels stored with rejections: %s; see rejected_labels", summary)
