@@ -1,7 +1,7 @@
 """Every DAG, run with dag.test() while the `warehouse` connection logs in as the pipeline role that
 Compose's airflow-init grants (the ``pipeline_role`` fixture): a role that owns nothing suffices."""
 
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import psycopg
@@ -13,7 +13,10 @@ pytestmark = [pytest.mark.airflow, pytest.mark.db]
 
 
 def test_every_dag_runs_as_the_pipeline_role(
-    dags: dict[str, Any], pipeline_role: tuple[str, str], fresh_migrated: str
+    dags: dict[str, Any],
+    pipeline_role: tuple[str, str],
+    fresh_migrated: str,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     run(dags["00_init_schema"], LOGICAL)  # nothing to migrate; the check reads the registry
     run(dags[PIPELINE], LOGICAL, simulated_events=60)  # COPY straight into the tables
@@ -34,3 +37,27 @@ def test_every_dag_runs_as_the_pipeline_role(
             (PIPELINE,),
         ).fetchone()
     assert stored == (40, 40, 40, 40, 40, 40)
+    # housekeeping makes the coming days' partitions and, with a retention, drops the old days: both
+    # run with the owner's rights through etlml_ensure_partitions / etlml_drop_partitions_before
+    now = datetime.now(UTC)
+    old = (now - timedelta(days=20)).replace(minute=0, second=0, microsecond=0)
+    run(dags[PIPELINE], old + timedelta(minutes=10), simulated_events=30)
+    old_day = {"from": old.replace(hour=0), "to": old.replace(hour=0) + timedelta(days=1)}
+    on_old_day = "WHERE interval_start >= %(from)s AND interval_start < %(to)s"
+    rows_of_old_day = (
+        f"SELECT (SELECT count(*) FROM processed_data {on_old_day}), "
+        f"(SELECT count(*) FROM predictions {on_old_day})"
+    )
+    with psycopg.connect(fresh_migrated) as owner:
+        assert owner.execute(rows_of_old_day, old_day).fetchone() == (30, 30)
+    monkeypatch.setenv("ETLML_RETENTION_DAYS", "10")
+    run(
+        dags["90_housekeeping"], (now - timedelta(days=1)).replace(hour=3, minute=30, second=0, microsecond=0)
+    )
+    with psycopg.connect(fresh_migrated) as owner:
+        assert owner.execute(rows_of_old_day, old_day).fetchone() == (0, 0)
+        made = owner.execute(
+            "SELECT to_regclass(%s) IS NOT NULL, to_regclass(%s) IS NOT NULL",
+            (f"processed_data_p{old:%Y%m%d}", f"predictions_p{now + timedelta(days=2):%Y%m%d}"),
+        ).fetchone()
+    assert made == (False, True)
