@@ -19,6 +19,12 @@ write where an artifact lives. (Versions registered before 2026-11 keep ``<root>
 their stored ``artifact_uri`` says where.)"""
 
 
+TRUSTED_TYPES = frozenset({"sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor"})
+"""scikit-learn's own types that skops does not trust by default but that hold only arrays of tree
+nodes: a fitted HistGradientBoostingRegressor (``etlml models train --estimator hist_gradient_boosting``)
+is made of them. Any other type skops does not trust is refused."""
+
+
 class UntrustedArtifactError(ModelError):
     """An artifact is not what the registry recorded, not a skops file, or holds untrusted types."""
 
@@ -27,13 +33,14 @@ def _estimator_from(data: bytes, source: str) -> Any:
     import skops.io
 
     try:
-        untrusted = skops.io.get_untrusted_types(data=data)
+        listed = skops.io.get_untrusted_types(data=data)
+        untrusted = [t for t in listed if t not in TRUSTED_TYPES]
         if untrusted:
             raise UntrustedArtifactError(
                 f"{source} holds types skops does not trust by default: {sorted(untrusted)}; "
                 "save a plain scikit-learn estimator or pipeline"
             )
-        estimator = skops.io.loads(data)
+        estimator = skops.io.loads(data, trusted=list(listed))
     except (zipfile.BadZipFile, ValueError, KeyError, TypeError) as exc:
         if isinstance(exc, UntrustedArtifactError):
             raise
