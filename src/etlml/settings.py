@@ -29,6 +29,10 @@ DEFAULT_START_DATE = "2026-01-01T00:00:00Z"
 DEFAULT_STORAGE_RETENTION_DAYS = 7
 """Days ``90_housekeeping`` keeps a finished run's folder of intermediate files."""
 DEFAULT_MAX_FILE_BYTES = 1024**3
+DEFAULT_LABEL_WINDOW_DAYS = 7
+"""Days back from now that monitoring recomputes and ``etlml models compare`` compares by default."""
+REGISTRY_CONN_ID = "warehouse_registry"
+"""The connection ``40_train_challenger`` changes the registry through (the owner's), if it is defined."""
 
 
 @dataclass(frozen=True)
@@ -54,6 +58,10 @@ class Settings:
     ``stream_grace``: how long after an interval's end (by the Redis server's clock or the stream's
     last entry id) the interval counts as closed and is read; also how far an event's own ``ts_utc``
     may lie outside its arrival interval before it is quarantined.
+    ``label_window``: how far back labels count (monitoring, and the default window of
+    ``etlml models compare``).
+    ``registry_conn_id``: the Airflow connection a DAG that changes the registry (``40_train_challenger``)
+    uses, when it is defined; otherwise the warehouse connection.
     """
 
     storage_root: str
@@ -68,6 +76,8 @@ class Settings:
     stream_conn_id: str = STREAM_CONN_ID
     stream_key: str = DEFAULT_STREAM_KEY
     stream_grace: timedelta = timedelta(seconds=DEFAULT_STREAM_GRACE_SECONDS)
+    label_window: timedelta = timedelta(days=DEFAULT_LABEL_WINDOW_DAYS)
+    registry_conn_id: str = REGISTRY_CONN_ID
 
 
 def _default_storage_root() -> str:
@@ -116,6 +126,13 @@ def _byte_count(name: str, default: int) -> int:
     return int(text)
 
 
+def _label_window() -> timedelta:
+    days = _number("ETLML_LABEL_WINDOW_DAYS", DEFAULT_LABEL_WINDOW_DAYS, 0, 3650)
+    if days <= 0:
+        raise SettingsError(f"ETLML_LABEL_WINDOW_DAYS must be more than 0 days (e.g. 7), got {days:g}")
+    return timedelta(days=days)
+
+
 def load() -> Settings:
     """Read the environment; called at run time, never at DAG parse time."""
     return Settings(
@@ -137,6 +154,8 @@ def load() -> Settings:
         stream_grace=timedelta(
             seconds=_number("ETLML_STREAM_GRACE_SECONDS", DEFAULT_STREAM_GRACE_SECONDS, 0, 86_400)
         ),
+        label_window=_label_window(),
+        registry_conn_id=os.environ.get("ETLML_REGISTRY_CONN_ID") or REGISTRY_CONN_ID,
     )
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -24,6 +25,30 @@ from etlml.warehouse.connection import query
 
 class RegistryError(PermanentError, ValueError):
     """A registry change that cannot be made as asked (unknown version, nothing to roll back, ...)."""
+
+
+@dataclass(frozen=True)
+class Training:
+    """What a version trained here was fitted on, registered with it (all ``None``: not trained here).
+
+    ``reference_profile`` (see :mod:`etlml.features.profile`), the window ``[training_from,
+    training_to)`` of its labelled events, and ``validation_metrics`` of its holdout."""
+
+    reference_profile: Mapping[str, Any] | None = None
+    training_from: datetime | None = None
+    training_to: datetime | None = None
+    validation_metrics: Mapping[str, Any] | None = None
+
+    def columns(self) -> dict[str, Any]:
+        def jsonb(value: Mapping[str, Any] | None) -> Jsonb | None:
+            return None if value is None else Jsonb(dict(value))
+
+        return {
+            "reference_profile": jsonb(self.reference_profile),
+            "training_from": self.training_from,
+            "training_to": self.training_to,
+            "validation_metrics": jsonb(self.validation_metrics),
+        }
 
 
 def parse_coefficients(text: str) -> dict[str, float]:
@@ -90,8 +115,10 @@ def _event(
     )
 
 
-def _insert_version(cur: psycopg.Cursor[Any], actor: str, **row: Any) -> None:
-    cur.execute(query("insert_model_version"), row)
+def _insert_version(
+    cur: psycopg.Cursor[Any], actor: str, training: Training | None = None, **row: Any
+) -> None:
+    cur.execute(query("insert_model_version"), {**row, **(training or Training()).columns()})
     if cur.rowcount == 0:
         raise RegistryError(
             f"model version {row['model_version']!r} is already registered; versions are immutable, "
@@ -112,6 +139,15 @@ def _valid_name(version: str) -> str:
         return spec.check_version_name(version)
     except ModelError as exc:
         raise RegistryError(str(exc)) from None
+
+
+def check_new_name(conn: psycopg.Connection[Any], version: str) -> None:
+    """Refuse an invalid name, or one already registered, before any work is done for it."""
+    _valid_name(version)
+    if conn.execute(query("model_version"), {"model_version": version}).fetchone() is not None:
+        raise RegistryError(
+            f"model version {version!r} is already registered; versions are immutable, choose a new name"
+        )
 
 
 def register_linear(
@@ -152,10 +188,13 @@ def register_sklearn(
     storage_root: str,
     actor: str,
     description: str = "",
+    training: Training | None = None,
+    params: Mapping[str, Any] | None = None,
 ) -> None:
     """Register a skops-saved estimator: checked, copied under the storage root, sha256 recorded.
 
     The name is checked before anything is read or written: it becomes a folder of the artifact store.
+    ``training`` records what it was fitted on; ``params`` adds to the stored ``{"features": [...]}``.
     """
     _valid_name(version)
     with conn.transaction(), conn.cursor() as cur:
@@ -167,9 +206,10 @@ def register_sklearn(
         _insert_version(
             cur,
             actor,
+            training,
             model_version=version,
             kind="sklearn",
-            params=Jsonb({"features": list(FEATURES)}),
+            params=Jsonb({**(params or {}), "features": list(FEATURES)}),
             feature_stats=Jsonb(stats_json(stats)),
             artifact_uri=uri,
             artifact_sha256=sha256,
@@ -212,8 +252,19 @@ def verify(conn: psycopg.Connection[Any], version: str) -> spec.VersionSpec:
     return checked
 
 
-def promote(conn: psycopg.Connection[Any], version: str, actor: str) -> str | None:
-    """Make ``version`` the champion; returns the previous champion. A promoted challenger stops shadowing."""
+def promote(
+    conn: psycopg.Connection[Any],
+    version: str,
+    actor: str,
+    *,
+    details: Mapping[str, Any] | None = None,
+    expected_champion: str | None = None,
+) -> str | None:
+    """Make ``version`` the champion; returns the previous champion. A promoted challenger stops shadowing.
+
+    ``details`` (the evidence it acted on) go into the ``promote`` event; with ``expected_champion``
+    the promotion is refused if another version has become champion since that evidence was gathered.
+    """
     with conn.transaction(), conn.cursor() as cur:
         cur.execute(query("lock_model_aliases"))
         verify(conn, version)
@@ -221,8 +272,13 @@ def promote(conn: psycopg.Connection[Any], version: str, actor: str) -> str | No
         previous = current.get("champion")
         if previous == version:
             raise RegistryError(f"{version!r} is already the champion")
+        if expected_champion is not None and previous != expected_champion:
+            raise RegistryError(
+                f"the champion is now {previous!r}, not {expected_champion!r} as when the evidence was "
+                "gathered; compare again"
+            )
         cur.execute(query("set_model_alias"), {"alias": "champion", "model_version": version})
-        _event(cur, "promote", version=version, previous=previous, actor=actor)
+        _event(cur, "promote", version=version, previous=previous, actor=actor, details=details)
         _stop_shadowing_champion(cur, current, version, actor, "promoted")
     return previous
 
@@ -304,6 +360,9 @@ def show(conn: psycopg.Connection[Any], version: str) -> dict[str, Any]:
         "description",
         "created_at",
         "aliases",
+        "training_from",
+        "training_to",
+        "validation_metrics",
     )
     return dict(zip(keys, row, strict=True))
 
