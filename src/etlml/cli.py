@@ -349,6 +349,23 @@ def build_parser() -> argparse.ArgumentParser:
     register.add_argument("--fit-stats-from", type=_timestamp, help="fit statistics on processed_data from")
     register.add_argument("--fit-stats-to", type=_timestamp, help="... to (exclusive)")
     register.add_argument("--description", default="")
+    _evidence_commands(models, sub)
+    shadow = sub("shadow", "score VERSION in shadow beside the champion", _shadow)
+    shadow.add_argument("version", nargs="?")
+    shadow.add_argument("--clear", action="store_true", help="stop shadowing")
+    sub("rollback", "the previous champion returns", _rollback)
+
+    _runs_commands(commands)
+    _stream_commands(commands)
+    return parser
+
+
+Action = Callable[[Any, argparse.Namespace], Any]
+
+
+def _evidence_commands(models: Any, sub: Callable[[str, str, Action], argparse.ArgumentParser]) -> None:
+    """``etlml models train``, ``compare`` and ``promote`` (which exits with :data:`NOT_PROMOTED`
+    when ``--if-better`` finds no evidence)."""
     train = sub(
         "train", "train and register a scikit-learn version on the labelled events of a window", _train
     )
@@ -372,14 +389,6 @@ def build_parser() -> argparse.ArgumentParser:
     promote.set_defaults(
         func=_with_registry(_promote, lambda result: 0 if result["promoted"] else NOT_PROMOTED)
     )
-    shadow = sub("shadow", "score VERSION in shadow beside the champion", _shadow)
-    shadow.add_argument("version", nargs="?")
-    shadow.add_argument("--clear", action="store_true", help="stop shadowing")
-    sub("rollback", "the previous champion returns", _rollback)
-
-    _runs_commands(commands)
-    _stream_commands(commands)
-    return parser
 
 
 def _evidence_options(command: argparse.ArgumentParser) -> None:

@@ -77,3 +77,27 @@ def test_an_unknown_estimator_and_a_constant_feature_are_refused() -> None:
         fitting.train(labelled(200), "svm", "v2")
     with pytest.raises(fitting.TrainingError, match=r"f3 .* no spread"):
         fitting.train(labelled(200).assign(f3=5.0), "ridge", "v2")
+
+
+def test_the_command_line_offers_exactly_the_estimators_there_are() -> None:
+    from etlml import cli
+
+    parsed = cli.build_parser().parse_args(
+        [
+            "models",
+            "train",
+            "v2",
+            "--estimator",
+            "ridge",
+            "--from",
+            "2026-11-25T00:00Z",
+            "--to",
+            "2026-11-26T00:00Z",
+        ]
+    )
+    assert parsed.estimator == "ridge"
+    models = next(a for a in cli.build_parser()._subparsers._group_actions[0].choices["models"]._actions
+                  if a.dest == "models_command")  # fmt: skip
+    train = models.choices["train"]
+    [estimator] = [a for a in train._actions if a.dest == "estimator"]
+    assert tuple(estimator.choices) == fitting.ESTIMATORS
