@@ -12,6 +12,8 @@ from typing import Any
 
 import numpy as np
 
+from etlml.errors import ModelError
+
 Floats = np.ndarray[Any, np.dtype[np.float64]]
 
 DEFAULT_SAMPLES = 1000
@@ -23,7 +25,7 @@ _DRAWS_PER_BLOCK = 2_000_000
 """Resampled indices drawn at once; bounds memory whatever the number of events."""
 
 
-class EvidenceError(ValueError):
+class EvidenceError(ModelError):
     """Errors that cannot be compared (different lengths, non-finite values, bad samples)."""
 
 
