@@ -309,3 +309,27 @@ def test_the_default_window_is_the_label_window_up_to_now(
     code, out, err = etlml(capsys, "models", "compare", "v2", "--to", LATER.end.isoformat(), "--json")
     assert code == 0, err
     assert json.loads(out)["n"] == 3 * 150  # only the later intervals have both versions' predictions
+
+
+def test_too_few_paired_events_are_no_evidence_however_good_the_candidate(reg: Any) -> None:
+    """An 'oracle' whose stored predictions equal the labels beats the champion on every event; on the
+    20 events of one interval that is still no evidence (no interval), on 150 it is."""
+    register_linear(reg, "oracle", {"f1": 0.5, "f2": 0.1, "f3": 0.4})
+    load_intervals(reg, 40, 41, events=20)
+    score("baseline_v1", 6, 7)
+    score("baseline_v1", 40, 41)
+    reg.execute(
+        "INSERT INTO predictions (event_id, model_version, y_hat, ts_utc, written_by_run) "
+        "SELECT l.event_id, 'oracle', l.y_true, d.ts_utc, 'test/oracle' FROM labels l JOIN processed_data d "
+        "USING (event_id) WHERE l.interval_start IN (%s, %s)",
+        (interval(6).start, interval(40).start),
+    )
+    few = training.Window(interval(40).start, interval(41).start)
+    outcome = comparison.promote(reg, "oracle", few, actor="t", if_better=True)
+    found = outcome.comparison.evidence
+    assert (found.n, found.candidate_mae, found.ci_high) == (20, 0.0, None)
+    assert found.mae_diff is not None and found.mae_diff < 0
+    assert not outcome.promoted and f"fewer than {evidence.MIN_PAIRED}" in outcome.reason
+    enough = training.Window(interval(6).start, interval(7).start)
+    promoted = comparison.promote(reg, "oracle", enough, actor="t", if_better=True)
+    assert promoted.promoted and promoted.comparison.evidence.n == 150
