@@ -333,3 +333,29 @@ def test_too_few_paired_events_are_no_evidence_however_good_the_candidate(reg: A
     enough = training.Window(interval(6).start, interval(7).start)
     promoted = comparison.promote(reg, "oracle", enough, actor="t", if_better=True)
     assert promoted.promoted and promoted.comparison.evidence.n == 150
+
+
+def test_registering_records_a_profile_and_window_and_refuses_unusable_ones(fresh_migrated: str) -> None:
+    profile = {c: {"edges": [0.0, 1.0], "expected": [0.2, 0.5, 0.3], "missing_share": 0.0, "n": 10}
+               for c in ("f1", "f2", "f3", "score")}  # fmt: skip
+    with psycopg.connect(fresh_migrated, autocommit=True) as conn:
+        registry.register_linear(
+            conn, "v2", coef=BASELINE, stats=BASELINE_STATS, actor="t", reference_profile=profile,
+            training_from=TRAIN.start, training_to=TRAIN.end, validation_metrics={"n": 1},
+        )  # fmt: skip
+        stored = conn.execute(
+            "SELECT reference_profile, training_from, validation_metrics FROM model_versions "
+            "WHERE model_version = 'v2'"
+        ).fetchone()
+        assert stored == (profile, TRAIN.start, {"n": 1})
+        broken = {**profile, "score": {**profile["score"], "expected": [0.5, 0.5, 0.5]}}
+        with pytest.raises(registry.RegistryError, match=r"reference profile refused: .*sum to 1"):
+            registry.register_linear(
+                conn, "v3", coef=BASELINE, stats=BASELINE_STATS, actor="t", reference_profile=broken
+            )
+        with pytest.raises(registry.RegistryError, match="training window needs both ends"):
+            registry.register_linear(
+                conn, "v3", coef=BASELINE, stats=BASELINE_STATS, actor="t",
+                training_from=TRAIN.end, training_to=TRAIN.start,
+            )  # fmt: skip
+        assert [v["model_version"] for v in registry.list_versions(conn)] == ["baseline_v1", "v2"]

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -18,6 +17,7 @@ from psycopg.types.json import Jsonb
 
 from etlml import FEATURES
 from etlml.errors import ModelError, PermanentError
+from etlml.features.profile import ProfileError, check_profile
 from etlml.features.stats import FeatureStats, Stats, stats_json
 from etlml.models import artifacts, spec
 from etlml.warehouse.connection import query
@@ -27,28 +27,33 @@ class RegistryError(PermanentError, ValueError):
     """A registry change that cannot be made as asked (unknown version, nothing to roll back, ...)."""
 
 
-@dataclass(frozen=True)
-class Training:
-    """What a version trained here was fitted on, registered with it (all ``None``: not trained here).
-
-    ``reference_profile`` (see :mod:`etlml.features.profile`), the window ``[training_from,
-    training_to)`` of its labelled events, and ``validation_metrics`` of its holdout."""
-
-    reference_profile: Mapping[str, Any] | None = None
-    training_from: datetime | None = None
-    training_to: datetime | None = None
-    validation_metrics: Mapping[str, Any] | None = None
-
-    def columns(self) -> dict[str, Any]:
-        def jsonb(value: Mapping[str, Any] | None) -> Jsonb | None:
-            return None if value is None else Jsonb(dict(value))
-
-        return {
-            "reference_profile": jsonb(self.reference_profile),
-            "training_from": self.training_from,
-            "training_to": self.training_to,
-            "validation_metrics": jsonb(self.validation_metrics),
-        }
+def _training_columns(
+    reference_profile: Mapping[str, Any] | None,
+    training_from: datetime | None,
+    training_to: datetime | None,
+    validation_metrics: Mapping[str, Any] | None,
+) -> dict[str, Any]:
+    """What a version was fitted on, as ``model_versions`` columns (all ``None``: not trained here):
+    its ``reference_profile`` (see :mod:`etlml.features.profile`), the window ``[training_from,
+    training_to)`` of its labelled events and its holdout's ``validation_metrics``. A profile that
+    monitoring could not use is refused."""
+    if reference_profile is not None:
+        try:
+            check_profile(reference_profile)
+        except ProfileError as exc:
+            raise RegistryError(f"reference profile refused: {exc}") from exc
+    if (training_from is None) != (training_to is None) or (
+        training_from is not None and training_to is not None and not training_from < training_to
+    ):
+        raise RegistryError(
+            f"a training window needs both ends, 'from' before 'to', got {training_from} .. {training_to}"
+        )
+    return {
+        "reference_profile": None if reference_profile is None else Jsonb(dict(reference_profile)),
+        "training_from": training_from,
+        "training_to": training_to,
+        "validation_metrics": None if validation_metrics is None else Jsonb(dict(validation_metrics)),
+    }
 
 
 def parse_coefficients(text: str) -> dict[str, float]:
@@ -115,10 +120,8 @@ def _event(
     )
 
 
-def _insert_version(
-    cur: psycopg.Cursor[Any], actor: str, training: Training | None = None, **row: Any
-) -> None:
-    cur.execute(query("insert_model_version"), {**row, **(training or Training()).columns()})
+def _insert_version(cur: psycopg.Cursor[Any], actor: str, **row: Any) -> None:
+    cur.execute(query("insert_model_version"), row)
     if cur.rowcount == 0:
         raise RegistryError(
             f"model version {row['model_version']!r} is already registered; versions are immutable, "
@@ -159,8 +162,13 @@ def register_linear(
     actor: str,
     intercept: float = 0.0,
     description: str = "",
+    reference_profile: Mapping[str, Any] | None = None,
+    training_from: datetime | None = None,
+    training_to: datetime | None = None,
+    validation_metrics: Mapping[str, Any] | None = None,
 ) -> None:
-    """Register a linear version (validated exactly as the pipeline will load it)."""
+    """Register a linear version (validated exactly as the pipeline will load it); the last four
+    record what it was fitted on (see :func:`_training_columns`)."""
     _valid_name(version)
     params = {"coef": {f: coef[f] for f in FEATURES}, "intercept": intercept}
     spec.parse(version, "linear", params, stats_json(stats))
@@ -176,6 +184,7 @@ def register_linear(
             artifact_uri=None,
             artifact_sha256=None,
             description=description,
+            **_training_columns(reference_profile, training_from, training_to, validation_metrics),
         )
 
 
@@ -188,13 +197,17 @@ def register_sklearn(
     storage_root: str,
     actor: str,
     description: str = "",
-    training: Training | None = None,
     params: Mapping[str, Any] | None = None,
+    reference_profile: Mapping[str, Any] | None = None,
+    training_from: datetime | None = None,
+    training_to: datetime | None = None,
+    validation_metrics: Mapping[str, Any] | None = None,
 ) -> None:
     """Register a skops-saved estimator: checked, copied under the storage root, sha256 recorded.
 
     The name is checked before anything is read or written: it becomes a folder of the artifact store.
-    ``training`` records what it was fitted on; ``params`` adds to the stored ``{"features": [...]}``.
+    ``params`` adds to the stored ``{"features": [...]}``; the last four record what it was fitted on
+    (see :func:`_training_columns`).
     """
     _valid_name(version)
     with conn.transaction(), conn.cursor() as cur:
@@ -206,7 +219,6 @@ def register_sklearn(
         _insert_version(
             cur,
             actor,
-            training,
             model_version=version,
             kind="sklearn",
             params=Jsonb({**(params or {}), "features": list(FEATURES)}),
@@ -214,6 +226,7 @@ def register_sklearn(
             artifact_uri=uri,
             artifact_sha256=sha256,
             description=description,
+            **_training_columns(reference_profile, training_from, training_to, validation_metrics),
         )
 
 

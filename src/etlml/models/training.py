@@ -81,12 +81,10 @@ def train(
             actor=actor,
             description=description,
             params={"estimator": estimator},
-            training=registry.Training(
-                reference_profile=trained.reference_profile,
-                training_from=window.start,
-                training_to=window.end,
-                validation_metrics=trained.validation_metrics,
-            ),
+            reference_profile=trained.reference_profile,
+            training_from=window.start,
+            training_to=window.end,
+            validation_metrics=trained.validation_metrics,
         )
     log.info(
         "trained %s (%s) on %d labelled events: %s",
