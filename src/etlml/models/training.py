@@ -12,7 +12,7 @@ from typing import Any
 import pandas as pd
 import psycopg
 
-from etlml.models import fitting, registry
+from etlml.models import artifacts, fitting, registry
 from etlml.warehouse.connection import query
 
 log = logging.getLogger(__name__)
@@ -67,11 +67,9 @@ def train(
     fitting.make_estimator(estimator)
     frame = labelled_events(conn, window)
     trained = fitting.train(frame, estimator, version)
-    import skops.io
-
     with tempfile.TemporaryDirectory(prefix="etlml-train-") as folder:
         path = Path(folder, "model.skops")
-        skops.io.dump(trained.estimator, path)
+        artifacts.dump(trained.estimator, path)
         registry.register_sklearn(
             conn,
             version,
