@@ -19,7 +19,6 @@ import time
 from datetime import datetime, timedelta
 from typing import Any
 
-import numpy as np
 import pandas as pd
 import psycopg
 
@@ -32,10 +31,24 @@ SELECT md5(%(tag)s || g), %(start)s + (g %% 600000) * interval '1 ms', 10 + rand
 FROM generate_series(1, %(events)s) AS g
 """
 FILL_PREDICTIONS = """
-INSERT INTO predictions (interval_start, event_id, model_version, y_hat, ts_utc, written_by_run)
-SELECT interval_start, event_id, 'baseline_v1', 0.3 * f1_z + 0.2 * f2_z + 0.5 * f3_z, ts_utc, 'bench/fill'
+INSERT INTO predictions ({interval}event_id, model_version, y_hat, ts_utc, written_by_run)
+SELECT {interval}event_id, 'baseline_v1', 0.3 * f1_z + 0.2 * f2_z + 0.5 * f3_z, ts_utc, 'bench/fill'
 FROM processed_data WHERE interval_start = %(start)s
 """
+# The layout before migration 0013, measured the same way when this file runs against that release:
+# one table each, retention by DELETE.
+DELETE_DAY = """
+WITH gone AS (
+    DELETE FROM processed_data WHERE interval_start >= %(from)s AND interval_start < %(to)s RETURNING event_id
+)
+DELETE FROM predictions p USING gone WHERE p.event_id = gone.event_id
+"""
+
+
+def _partitioned() -> bool:
+    from etlml.warehouse import writes
+
+    return hasattr(writes, "ensure_partitions")
 
 
 def _frame(interval: Any, events: int) -> pd.DataFrame:
@@ -77,13 +90,16 @@ def _fill(dsn: str, first: datetime, days: int, events: int) -> float:
     with psycopg.connect(dsn, autocommit=True) as conn:
         from etlml.warehouse import writes
 
-        writes.ensure_partitions(conn, first - timedelta(days=days), first)
+        partitioned = _partitioned()
+        if partitioned:
+            writes.ensure_partitions(conn, first - timedelta(days=days), first)
+        predictions = FILL_PREDICTIONS.format(interval="interval_start, " if partitioned else "")
         started = time.perf_counter()
         for day in range(1, days + 1):
             start = first - timedelta(days=day)
             params = {"tag": f"fill{day}-", "start": start, "events": events}
             conn.execute(FILL_EVENTS, params)
-            conn.execute(FILL_PREDICTIONS, params)
+            conn.execute(predictions, params)
             print(f"  filled {start:%Y-%m-%d}: {day * events:,} events", flush=True)
         conn.execute("VACUUM ANALYZE processed_data")
         conn.execute("VACUUM ANALYZE predictions")
@@ -94,8 +110,9 @@ def _disk_per_million(dsn: str) -> tuple[int, float]:
     with psycopg.connect(dsn) as conn:
         row = conn.execute(
             "SELECT (SELECT count(*) FROM processed_data), "
-            "sum(pg_total_relation_size(i.inhrelid)) FROM pg_inherits i "
-            "WHERE i.inhparent IN ('processed_data'::regclass, 'predictions'::regclass)"
+            "(SELECT coalesce(sum(pg_total_relation_size(i.inhrelid)), 0) FROM pg_inherits i "
+            " WHERE i.inhparent IN ('processed_data'::regclass, 'predictions'::regclass))"
+            " + pg_total_relation_size('processed_data') + pg_total_relation_size('predictions')"
         ).fetchone()
     assert row is not None
     return int(row[0]), float(row[1]) / int(row[0]) * 1e6 / 2**20
@@ -121,12 +138,14 @@ def growth_run(dsn: str, events: int, stored: int, first: datetime) -> dict[str,
     oldest = first.replace(hour=0, minute=0) - timedelta(days=days)
     with psycopg.connect(dsn) as conn:
         started = time.perf_counter()
-        dropped = writes.drop_partitions_before(conn, oldest + timedelta(days=1))
+        if _partitioned():
+            dropped_events = writes.drop_partitions_before(conn, oldest + timedelta(days=1))[0].processed_rows
+        else:
+            with conn.transaction():
+                conn.execute(DELETE_DAY, {"from": oldest, "to": oldest + timedelta(days=1)})
+            dropped_events = events
         drop_s = time.perf_counter() - started
-    print(
-        f"  retention: dropped {[d.day for d in dropped]} "
-        f"({dropped[0].processed_rows:,} events) in {drop_s:.3f} s"
-    )
+    print(f"  retention: dropped the day {oldest:%Y-%m-%d} ({dropped_events:,} events) in {drop_s:.3f} s")
     figures = {
         "events": events,
         "stored_events": held,
@@ -135,10 +154,10 @@ def growth_run(dsn: str, events: int, stored: int, first: datetime) -> dict[str,
         "ratio": empty_s / stored_s,
         "fill_s": fill_s,
         "drop_day_s": drop_s,
-        "dropped_day_events": dropped[0].processed_rows,
+        "dropped_day_events": dropped_events,
+        "layout": "day partitions" if _partitioned() else "one table each",
         "disk_mib_per_million_events": mb_per_million,
         "id_kind": "random hex",
-        "write_id_sample": str(np.asarray(frames[later]["event_id"][:1])[0]),
     }
     print(
         f"GROWTH stored_events={held} empty_events_per_s={figures['empty_events_per_s']:.0f} "

@@ -65,8 +65,17 @@ def _grant_pipeline_role(args: argparse.Namespace) -> int:
     return 0
 
 
-def _with_registry(action: Callable[[Any, argparse.Namespace], Any]) -> Callable[[argparse.Namespace], int]:
-    """Run ``action(conn, args)`` on the warehouse and print its result as a table or JSON."""
+NOT_PROMOTED = 3
+"""Exit status of ``etlml models promote VERSION --if-better`` when the evidence does not show VERSION
+better (errors exit with 2)."""
+
+
+def _with_registry(
+    action: Callable[[Any, argparse.Namespace], Any],
+    status: Callable[[Any], int] = lambda _: 0,
+) -> Callable[[argparse.Namespace], int]:
+    """Run ``action(conn, args)`` on the warehouse, print its result as a table or JSON, and exit with
+    ``status(result)``."""
 
     def run(args: argparse.Namespace) -> int:
         with connection.connect(settings.load().warehouse_conn_id) as conn:
@@ -76,7 +85,7 @@ def _with_registry(action: Callable[[Any, argparse.Namespace], Any]) -> Callable
             print(json.dumps(result, default=str, indent=2), file=args.out)
         else:
             print(_table(result) if isinstance(result, list) else _fields(result), file=args.out)
-        return 0
+        return status(result)
 
     return run
 
@@ -153,9 +162,51 @@ def _register(conn: Any, args: argparse.Namespace) -> dict[str, Any]:
     return registry.show(conn, args.version)
 
 
+def _label_window(args: argparse.Namespace) -> Any:
+    """``--from``/``--to``, each defaulting to the last ``ETLML_LABEL_WINDOW_DAYS`` days up to now."""
+    from etlml.models.training import Window
+
+    end = args.end or datetime.now(UTC)
+    return Window(args.start or end - settings.load().label_window, end)
+
+
+def _train(conn: Any, args: argparse.Namespace) -> dict[str, Any]:
+    from etlml.models import training
+
+    training.train(
+        conn,
+        args.version,
+        estimator=args.estimator,
+        window=training.Window(args.start, args.end),
+        storage_root=settings.load().storage_root,
+        actor=settings.actor(),
+        description=args.description,
+    )
+    return registry.show(conn, args.version)
+
+
+def _compare(conn: Any, args: argparse.Namespace) -> dict[str, Any]:
+    from etlml.models import comparison
+
+    found = comparison.compare(
+        conn, args.version, _label_window(args), actor=settings.actor(), samples=args.samples, seed=args.seed
+    )
+    return found.to_json()
+
+
 def _promote(conn: Any, args: argparse.Namespace) -> dict[str, Any]:
-    previous = registry.promote(conn, args.version, settings.actor())
-    return {"champion": args.version, "previous_champion": previous}
+    from etlml.models import comparison
+
+    outcome = comparison.promote(
+        conn,
+        args.version,
+        _label_window(args),
+        actor=settings.actor(),
+        if_better=args.if_better,
+        samples=args.samples,
+        seed=args.seed,
+    )
+    return outcome.to_json()
 
 
 def _shadow(conn: Any, args: argparse.Namespace) -> dict[str, Any]:
@@ -298,7 +349,7 @@ def build_parser() -> argparse.ArgumentParser:
     register.add_argument("--fit-stats-from", type=_timestamp, help="fit statistics on processed_data from")
     register.add_argument("--fit-stats-to", type=_timestamp, help="... to (exclusive)")
     register.add_argument("--description", default="")
-    sub("promote", "make VERSION the champion", _promote).add_argument("version")
+    _evidence_commands(models, sub)
     shadow = sub("shadow", "score VERSION in shadow beside the champion", _shadow)
     shadow.add_argument("version", nargs="?")
     shadow.add_argument("--clear", action="store_true", help="stop shadowing")
@@ -307,6 +358,50 @@ def build_parser() -> argparse.ArgumentParser:
     _runs_commands(commands)
     _stream_commands(commands)
     return parser
+
+
+Action = Callable[[Any, argparse.Namespace], Any]
+
+
+def _evidence_commands(models: Any, sub: Callable[[str, str, Action], argparse.ArgumentParser]) -> None:
+    """``etlml models train``, ``compare`` and ``promote`` (which exits with :data:`NOT_PROMOTED`
+    when ``--if-better`` finds no evidence)."""
+    train = sub(
+        "train", "train and register a scikit-learn version on the labelled events of a window", _train
+    )
+    train.add_argument("version")
+    train.add_argument("--estimator", choices=["ridge", "hist_gradient_boosting"], required=True)
+    train.add_argument("--from", dest="start", type=_timestamp, required=True, help="first interval start")
+    train.add_argument("--to", dest="end", type=_timestamp, required=True, help="window end, exclusive")
+    train.add_argument("--description", default="")
+    compare = sub("compare", "the champion against the challenger (or VERSION) on labelled events", _compare)
+    compare.add_argument("version", nargs="?")
+    _evidence_options(compare)
+    promote = models.add_parser("promote", help="make VERSION the champion, storing the evidence")
+    promote.add_argument("version")
+    promote.add_argument(
+        "--if-better",
+        action="store_true",
+        help=f"only if the 95%% interval of the MAE difference lies below zero (else exit {NOT_PROMOTED})",
+    )
+    promote.add_argument("--json", action="store_true", help="machine-readable output")
+    _evidence_options(promote)
+    promote.set_defaults(
+        func=_with_registry(_promote, lambda result: 0 if result["promoted"] else NOT_PROMOTED)
+    )
+
+
+def _evidence_options(command: argparse.ArgumentParser) -> None:
+    """The window and bootstrap of a comparison (``models compare`` and ``models promote``)."""
+    command.add_argument(
+        "--from",
+        dest="start",
+        type=_timestamp,
+        help="first interval start (default: ETLML_LABEL_WINDOW_DAYS ago)",
+    )
+    command.add_argument("--to", dest="end", type=_timestamp, help="window end, exclusive (default: now)")
+    command.add_argument("--samples", type=_positive(int), default=1000, help="bootstrap resamples")
+    command.add_argument("--seed", type=int, default=0, help="of the bootstrap")
 
 
 def _db_commands(commands: Any) -> None:

@@ -46,6 +46,8 @@ _SHIFT_FORM = (
     f"FEATURE=±NUMBER[,FEATURE=±NUMBER...] with FEATURE one of {', '.join(FEATURES)}, each once, "
     "e.g. f3=+20 or f1=-3,f3=+20"
 )
+REGISTRY_CONN_ID = "warehouse_registry"
+"""The connection ``40_train_challenger`` changes the registry through (the owner's), if it is defined."""
 
 
 @dataclass(frozen=True)
@@ -79,9 +81,12 @@ class Settings:
     ``label_source``: where ``15_ingest_labels`` reads labels, ``simulator`` (the simulator's ground
     truth) or ``landing`` (``<landing_root>/labels/YYYY-MM-DD/HHMM/``); by default ``simulator`` when
     ``source`` is, else ``landing``. ``label_window``: how far before a run's interval a label's
-    event may lie (older: quarantined as ``unknown_event``). ``simulator_label_delay``: the simulator
+    event may lie (older: quarantined as ``unknown_event``); also how far back monitoring
+    recomputes and ``etlml models compare`` compares by default. ``simulator_label_delay``: the simulator
     gives the labels of interval I in interval I + this many intervals. ``simulator_shift``: feature
     -> constant added to the simulated feature (drift for demos and tests).
+    ``registry_conn_id``: the Airflow connection a DAG that changes the registry (``40_train_challenger``)
+    uses, when it is defined; otherwise the warehouse connection.
     """
 
     storage_root: str
@@ -102,6 +107,7 @@ class Settings:
     label_window: timedelta = timedelta(days=DEFAULT_LABEL_WINDOW_DAYS)
     simulator_label_delay: int = DEFAULT_SIMULATOR_LABEL_DELAY
     simulator_shift: dict[str, float] = field(default_factory=dict)
+    registry_conn_id: str = REGISTRY_CONN_ID
 
 
 def _default_storage_root() -> str:
@@ -196,10 +202,17 @@ def _retention() -> timedelta | None:
     return timedelta(days=int(text))
 
 
+def _label_window() -> timedelta:
+    days = _number("ETLML_LABEL_WINDOW_DAYS", DEFAULT_LABEL_WINDOW_DAYS, 0, 3650)
+    if days <= 0:
+        raise SettingsError(f"ETLML_LABEL_WINDOW_DAYS must be more than 0 days (e.g. 7), got {days:g}")
+    return timedelta(days=days)
+
+
 def load() -> Settings:
     """Read the environment; called at run time, never at DAG parse time."""
     source = _source()
-    label_window = timedelta(days=_number("ETLML_LABEL_WINDOW_DAYS", DEFAULT_LABEL_WINDOW_DAYS, 0.01, 3650))
+    label_window = _label_window()
     return Settings(
         storage_root=os.environ.get("ETLML_STORAGE_ROOT") or _default_storage_root(),
         warehouse_conn_id=os.environ.get("ETLML_WAREHOUSE_CONN_ID") or WAREHOUSE_CONN_ID,
@@ -225,6 +238,7 @@ def load() -> Settings:
         label_window=label_window,
         simulator_label_delay=_label_delay(label_window),
         simulator_shift=_shift(),
+        registry_conn_id=os.environ.get("ETLML_REGISTRY_CONN_ID") or REGISTRY_CONN_ID,
     )
 
 

@@ -27,6 +27,7 @@ def test_no_import_errors_and_both_dags(dagbag: Any) -> None:
         "10_etl_ml_pipeline",
         "15_ingest_labels",
         "20_rescore",
+        "40_train_challenger",
         "90_housekeeping",
     }
 
@@ -88,3 +89,12 @@ def test_rescore_is_manual_with_version_and_window_params(dagbag: Any) -> None:
     assert dag.task_ids == ["rescore"]
     assert {"model_version", "from", "to", "chunk_size"} <= set(dag.params)
     assert dag.params["chunk_size"] == 50_000
+
+
+def test_train_challenger_is_manual_trains_then_shadows(dagbag: Any) -> None:
+    dag = dagbag.dags["40_train_challenger"]
+    assert type(dag.timetable).__name__ == "NullTimetable"
+    assert dag.get_task("shadow").upstream_task_ids == {"train"}
+    assert {"name", "estimator", "from", "to", "description"} == set(dag.params)
+    assert dag.params["estimator"] == "hist_gradient_boosting"
+    assert dag.max_active_runs == 1

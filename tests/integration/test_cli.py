@@ -37,7 +37,14 @@ def test_register_shadow_promote_rollback_walkthrough(
     assert lines[1].split()[0] == "baseline_v1" and lines[1].endswith("champion")
     assert lines[2].split()[0] == "v2" and lines[2].endswith("challenger")
     code, out, _ = etlml(capsys, "models", "promote", "v2", "--json")
-    assert json.loads(out) == {"champion": "v2", "previous_champion": "baseline_v1"}
+    promoted = json.loads(out)
+    assert code == 0
+    assert (promoted["champion"], promoted["previous_champion"], promoted["promoted"]) == (
+        "v2",
+        "baseline_v1",
+        True,
+    )
+    assert promoted["reason"].startswith("promoted: no labelled events")
     code, out, _ = etlml(capsys, "models", "rollback", "--json")
     assert json.loads(out) == {"champion": "baseline_v1", "demoted": "v2"}
     code, out, _ = etlml(capsys, "models", "events", "--json")

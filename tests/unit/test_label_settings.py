@@ -78,7 +78,7 @@ def test_a_bad_shift_says_the_expected_form(monkeypatch: pytest.MonkeyPatch, tex
         ("ETLML_SIMULATOR_LABEL_DELAY", "0", "from 1 to 1008"),
         ("ETLML_SIMULATOR_LABEL_DELAY", "1009", "from 1 to 1008"),
         ("ETLML_SIMULATOR_LABEL_DELAY", "two", "ETLML_SIMULATOR_LABEL_DELAY must be an integer"),
-        ("ETLML_LABEL_WINDOW_DAYS", "0", "ETLML_LABEL_WINDOW_DAYS must be a number in"),
+        ("ETLML_LABEL_WINDOW_DAYS", "0", "ETLML_LABEL_WINDOW_DAYS must be more than 0 days"),
         ("ETLML_LABEL_WINDOW_DAYS", "x", "ETLML_LABEL_WINDOW_DAYS must be a number in"),
     ],
 )

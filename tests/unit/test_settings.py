@@ -105,3 +105,21 @@ def test_the_file_size_limit(monkeypatch: pytest.MonkeyPatch) -> None:
             settings.SettingsError, match="ETLML_MAX_FILE_BYTES must be a whole number of bytes"
         ):
             settings.load()
+
+
+@pytest.mark.parametrize("text", ["0", "-1", "x", "nan", "4000"])
+def test_a_bad_label_window_is_refused(monkeypatch: pytest.MonkeyPatch, text: str) -> None:
+    monkeypatch.setenv("ETLML_LABEL_WINDOW_DAYS", text)
+    with pytest.raises(settings.SettingsError, match="ETLML_LABEL_WINDOW_DAYS must be"):
+        settings.load()
+
+
+def test_label_window_and_registry_connection(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("ETLML_LABEL_WINDOW_DAYS", raising=False)
+    monkeypatch.delenv("ETLML_REGISTRY_CONN_ID", raising=False)
+    cfg = settings.load()
+    assert (cfg.label_window, cfg.registry_conn_id) == (timedelta(days=7), "warehouse_registry")
+    monkeypatch.setenv("ETLML_LABEL_WINDOW_DAYS", "0.5")
+    monkeypatch.setenv("ETLML_REGISTRY_CONN_ID", "owner")
+    cfg = settings.load()
+    assert (cfg.label_window, cfg.registry_conn_id) == (timedelta(hours=12), "owner")

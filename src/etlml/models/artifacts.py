@@ -6,7 +6,11 @@ Only the skops format is accepted: pickle and joblib files can run arbitrary cod
 from __future__ import annotations
 
 import hashlib
+import warnings
 import zipfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 from etlml.errors import ModelError
@@ -19,21 +23,51 @@ write where an artifact lives. (Versions registered before 2026-11 keep ``<root>
 their stored ``artifact_uri`` says where.)"""
 
 
+TRUSTED_TYPES = frozenset({"sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor"})
+"""scikit-learn's own types that skops does not trust by default but that hold only arrays of tree
+nodes: a fitted HistGradientBoostingRegressor (``etlml models train --estimator hist_gradient_boosting``)
+is made of them. Any other type skops does not trust is refused."""
+
+
 class UntrustedArtifactError(ModelError):
     """An artifact is not what the registry recorded, not a skops file, or holds untrusted types."""
 
 
-def _estimator_from(data: bytes, source: str) -> Any:
-    import skops.io
+@contextmanager
+def _quiet() -> Iterator[None]:
+    """skops finds a function's module (a NumPy ufunc's, say) by looking through ``sys.modules``, when
+    imported and when saving, and so touches every deprecated alias Airflow keeps: hundreds of
+    FutureWarnings about nothing in the model."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)  # others (sklearn's version mismatch) still show
+        yield
 
+
+def _skops() -> Any:
+    with _quiet():  # importing skops looks up the module of every NumPy ufunc
+        import skops.io
+    return skops.io
+
+
+def dump(estimator: Any, path: Path) -> None:
+    """Save ``estimator`` with skops at ``path`` (a local file; :func:`store` then copies it)."""
+    with _quiet():
+        _skops().dump(estimator, path)
+
+
+def _estimator_from(data: bytes, source: str) -> Any:
+    skops_io = _skops()
     try:
-        untrusted = skops.io.get_untrusted_types(data=data)
+        with _quiet():
+            listed = skops_io.get_untrusted_types(data=data)
+        untrusted = [t for t in listed if t not in TRUSTED_TYPES]
         if untrusted:
             raise UntrustedArtifactError(
                 f"{source} holds types skops does not trust by default: {sorted(untrusted)}; "
                 "save a plain scikit-learn estimator or pipeline"
             )
-        estimator = skops.io.loads(data)
+        with _quiet():
+            estimator = skops_io.loads(data, trusted=list(listed))
     except (zipfile.BadZipFile, ValueError, KeyError, TypeError) as exc:
         if isinstance(exc, UntrustedArtifactError):
             raise

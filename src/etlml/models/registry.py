@@ -17,6 +17,7 @@ from psycopg.types.json import Jsonb
 
 from etlml import FEATURES
 from etlml.errors import ModelError, PermanentError
+from etlml.features.profile import ProfileError, check_profile
 from etlml.features.stats import FeatureStats, Stats, stats_json
 from etlml.models import artifacts, spec
 from etlml.warehouse.connection import query
@@ -24,6 +25,35 @@ from etlml.warehouse.connection import query
 
 class RegistryError(PermanentError, ValueError):
     """A registry change that cannot be made as asked (unknown version, nothing to roll back, ...)."""
+
+
+def _training_columns(
+    reference_profile: Mapping[str, Any] | None,
+    training_from: datetime | None,
+    training_to: datetime | None,
+    validation_metrics: Mapping[str, Any] | None,
+) -> dict[str, Any]:
+    """What a version was fitted on, as ``model_versions`` columns (all ``None``: not trained here):
+    its ``reference_profile`` (see :mod:`etlml.features.profile`), the window ``[training_from,
+    training_to)`` of its labelled events and its holdout's ``validation_metrics``. A profile that
+    monitoring could not use is refused."""
+    if reference_profile is not None:
+        try:
+            check_profile(reference_profile)
+        except ProfileError as exc:
+            raise RegistryError(f"reference profile refused: {exc}") from exc
+    if (training_from is None) != (training_to is None) or (
+        training_from is not None and training_to is not None and not training_from < training_to
+    ):
+        raise RegistryError(
+            f"a training window needs both ends, 'from' before 'to', got {training_from} .. {training_to}"
+        )
+    return {
+        "reference_profile": None if reference_profile is None else Jsonb(dict(reference_profile)),
+        "training_from": training_from,
+        "training_to": training_to,
+        "validation_metrics": None if validation_metrics is None else Jsonb(dict(validation_metrics)),
+    }
 
 
 def parse_coefficients(text: str) -> dict[str, float]:
@@ -114,6 +144,15 @@ def _valid_name(version: str) -> str:
         raise RegistryError(str(exc)) from None
 
 
+def check_new_name(conn: psycopg.Connection[Any], version: str) -> None:
+    """Refuse an invalid name, or one already registered, before any work is done for it."""
+    _valid_name(version)
+    if conn.execute(query("model_version"), {"model_version": version}).fetchone() is not None:
+        raise RegistryError(
+            f"model version {version!r} is already registered; versions are immutable, choose a new name"
+        )
+
+
 def register_linear(
     conn: psycopg.Connection[Any],
     version: str,
@@ -123,8 +162,13 @@ def register_linear(
     actor: str,
     intercept: float = 0.0,
     description: str = "",
+    reference_profile: Mapping[str, Any] | None = None,
+    training_from: datetime | None = None,
+    training_to: datetime | None = None,
+    validation_metrics: Mapping[str, Any] | None = None,
 ) -> None:
-    """Register a linear version (validated exactly as the pipeline will load it)."""
+    """Register a linear version (validated exactly as the pipeline will load it); the last four
+    record what it was fitted on (see :func:`_training_columns`)."""
     _valid_name(version)
     params = {"coef": {f: coef[f] for f in FEATURES}, "intercept": intercept}
     spec.parse(version, "linear", params, stats_json(stats))
@@ -140,6 +184,7 @@ def register_linear(
             artifact_uri=None,
             artifact_sha256=None,
             description=description,
+            **_training_columns(reference_profile, training_from, training_to, validation_metrics),
         )
 
 
@@ -152,10 +197,17 @@ def register_sklearn(
     storage_root: str,
     actor: str,
     description: str = "",
+    params: Mapping[str, Any] | None = None,
+    reference_profile: Mapping[str, Any] | None = None,
+    training_from: datetime | None = None,
+    training_to: datetime | None = None,
+    validation_metrics: Mapping[str, Any] | None = None,
 ) -> None:
     """Register a skops-saved estimator: checked, copied under the storage root, sha256 recorded.
 
     The name is checked before anything is read or written: it becomes a folder of the artifact store.
+    ``params`` adds to the stored ``{"features": [...]}``; the last four record what it was fitted on
+    (see :func:`_training_columns`).
     """
     _valid_name(version)
     with conn.transaction(), conn.cursor() as cur:
@@ -169,11 +221,12 @@ def register_sklearn(
             actor,
             model_version=version,
             kind="sklearn",
-            params=Jsonb({"features": list(FEATURES)}),
+            params=Jsonb({**(params or {}), "features": list(FEATURES)}),
             feature_stats=Jsonb(stats_json(stats)),
             artifact_uri=uri,
             artifact_sha256=sha256,
             description=description,
+            **_training_columns(reference_profile, training_from, training_to, validation_metrics),
         )
 
 
@@ -212,8 +265,19 @@ def verify(conn: psycopg.Connection[Any], version: str) -> spec.VersionSpec:
     return checked
 
 
-def promote(conn: psycopg.Connection[Any], version: str, actor: str) -> str | None:
-    """Make ``version`` the champion; returns the previous champion. A promoted challenger stops shadowing."""
+def promote(
+    conn: psycopg.Connection[Any],
+    version: str,
+    actor: str,
+    *,
+    details: Mapping[str, Any] | None = None,
+    expected_champion: str | None = None,
+) -> str | None:
+    """Make ``version`` the champion; returns the previous champion. A promoted challenger stops shadowing.
+
+    ``details`` (the evidence it acted on) go into the ``promote`` event; with ``expected_champion``
+    the promotion is refused if another version has become champion since that evidence was gathered.
+    """
     with conn.transaction(), conn.cursor() as cur:
         cur.execute(query("lock_model_aliases"))
         verify(conn, version)
@@ -221,8 +285,13 @@ def promote(conn: psycopg.Connection[Any], version: str, actor: str) -> str | No
         previous = current.get("champion")
         if previous == version:
             raise RegistryError(f"{version!r} is already the champion")
+        if expected_champion is not None and previous != expected_champion:
+            raise RegistryError(
+                f"the champion is now {previous!r}, not {expected_champion!r} as when the evidence was "
+                "gathered; compare again"
+            )
         cur.execute(query("set_model_alias"), {"alias": "champion", "model_version": version})
-        _event(cur, "promote", version=version, previous=previous, actor=actor)
+        _event(cur, "promote", version=version, previous=previous, actor=actor, details=details)
         _stop_shadowing_champion(cur, current, version, actor, "promoted")
     return previous
 
@@ -304,6 +373,9 @@ def show(conn: psycopg.Connection[Any], version: str) -> dict[str, Any]:
         "description",
         "created_at",
         "aliases",
+        "training_from",
+        "training_to",
+        "validation_metrics",
     )
     return dict(zip(keys, row, strict=True))
 

@@ -1,0 +1,94 @@
+"""Train a version on the warehouse's labelled events and register it with its training evidence."""
+
+from __future__ import annotations
+
+import logging
+import tempfile
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import psycopg
+
+from etlml.models import artifacts, fitting, registry
+from etlml.warehouse.connection import query
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Window:
+    """The intervals that start in ``[start, end)``; both ends need a UTC offset."""
+
+    start: datetime
+    end: datetime
+
+    def __post_init__(self) -> None:
+        if self.start.tzinfo is None or self.end.tzinfo is None:
+            raise registry.RegistryError(
+                f"a window needs times with a UTC offset, got {self.start.isoformat()!r} and "
+                f"{self.end.isoformat()!r}; e.g. 2026-11-25T00:00:00+00:00"
+            )
+        if not self.start < self.end:
+            raise registry.RegistryError(
+                f"empty window {self.start.isoformat()} .. {self.end.isoformat()}: 'from' must be before 'to'"
+            )
+
+    def params(self) -> dict[str, datetime]:
+        return {"from": self.start, "to": self.end}
+
+
+def labelled_events(conn: psycopg.Connection[Any], window: Window) -> pd.DataFrame:
+    """The window's labelled processed events: event_id, ts_utc, f1, f2, f3 (NaN where missing), y_true."""
+    rows = conn.execute(query("labelled_training_events"), window.params()).fetchall()
+    frame = pd.DataFrame(rows, columns=["event_id", "ts_utc", "f1", "f2", "f3", "y_true"])
+    return frame.astype({"f1": "float64", "f2": "float64", "f3": "float64", "y_true": "float64"})
+
+
+def train(
+    conn: psycopg.Connection[Any],
+    version: str,
+    *,
+    estimator: str,
+    window: Window,
+    storage_root: str,
+    actor: str,
+    description: str = "",
+) -> fitting.Trained:
+    """Fit ``estimator`` on the window's labelled events, save it with skops and register it as
+    ``version`` with its statistics, reference profile, training window and validation metrics.
+
+    Refuses a taken or invalid name before reading anything. Call it on a connection with no
+    transaction open (the registration commits on its own).
+    """
+    registry.check_new_name(conn, version)
+    fitting.make_estimator(estimator)
+    frame = labelled_events(conn, window)
+    trained = fitting.train(frame, estimator, version)
+    with tempfile.TemporaryDirectory(prefix="etlml-train-") as folder:
+        path = Path(folder, "model.skops")
+        artifacts.dump(trained.estimator, path)
+        registry.register_sklearn(
+            conn,
+            version,
+            artifact_path=str(path),
+            stats=trained.stats,
+            storage_root=storage_root,
+            actor=actor,
+            description=description,
+            params={"estimator": estimator},
+            reference_profile=trained.reference_profile,
+            training_from=window.start,
+            training_to=window.end,
+            validation_metrics=trained.validation_metrics,
+        )
+    log.info(
+        "trained %s (%s) on %d labelled events: %s",
+        version,
+        estimator,
+        len(frame),
+        trained.validation_metrics,
+    )
+    return trained
