@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -17,6 +18,7 @@ from psycopg.types.json import Jsonb
 
 from etlml import FEATURES
 from etlml.errors import ModelError, PermanentError
+from etlml.features.profile import ProfileError, check_profile
 from etlml.features.stats import FeatureStats, Stats, stats_json
 from etlml.models import artifacts, spec
 from etlml.warehouse.connection import query
@@ -90,8 +92,50 @@ def _event(
     )
 
 
-def _insert_version(cur: psycopg.Cursor[Any], actor: str, **row: Any) -> None:
-    cur.execute(query("insert_model_version"), row)
+@dataclass(frozen=True)
+class Evidence:
+    """What a version was fitted on, registered with it (all optional): its ``reference_profile``
+    (the form of :mod:`etlml.features.profile`, what monitoring measures drift against), the window
+    ``training_from``/``training_to`` of the labelled events it was trained on, and its
+    ``validation_metrics``."""
+
+    reference_profile: Mapping[str, Any] | None = None
+    training_from: datetime | None = None
+    training_to: datetime | None = None
+    validation_metrics: Mapping[str, Any] | None = None
+
+    def row(self) -> dict[str, Any]:
+        """The ``model_versions`` columns, checked: a profile monitoring can use, a whole window."""
+        if self.reference_profile is not None:
+            try:
+                check_profile(self.reference_profile)
+            except ProfileError as exc:
+                raise RegistryError(f"reference profile refused: {exc}") from None
+        if (self.training_from is None) != (self.training_to is None) or (
+            self.training_from is not None
+            and self.training_to is not None
+            and not self.training_from < self.training_to
+        ):
+            raise RegistryError(
+                f"a training window needs both ends, the start before the end; got "
+                f"{self.training_from} .. {self.training_to}"
+            )
+        return {
+            "reference_profile": _jsonb(self.reference_profile),
+            "training_from": self.training_from,
+            "training_to": self.training_to,
+            "validation_metrics": _jsonb(self.validation_metrics),
+        }
+
+
+def _jsonb(value: Mapping[str, Any] | None) -> Jsonb | None:
+    return None if value is None else Jsonb(dict(value))
+
+
+def _insert_version(
+    cur: psycopg.Cursor[Any], actor: str, evidence: Evidence | None = None, **row: Any
+) -> None:
+    cur.execute(query("insert_model_version"), {**row, **(evidence or Evidence()).row()})
     if cur.rowcount == 0:
         raise RegistryError(
             f"model version {row['model_version']!r} is already registered; versions are immutable, "
@@ -123,16 +167,24 @@ def register_linear(
     actor: str,
     intercept: float = 0.0,
     description: str = "",
+    reference_profile: Mapping[str, Any] | None = None,
+    training_from: datetime | None = None,
+    training_to: datetime | None = None,
+    validation_metrics: Mapping[str, Any] | None = None,
 ) -> None:
-    """Register a linear version (validated exactly as the pipeline will load it)."""
+    """Register a linear version (validated exactly as the pipeline will load it), with what it was
+    fitted on when given (see :class:`Evidence`)."""
     _valid_name(version)
     params = {"coef": {f: coef[f] for f in FEATURES}, "intercept": intercept}
     spec.parse(version, "linear", params, stats_json(stats))
+    evidence = Evidence(reference_profile, training_from, training_to, validation_metrics)
+    evidence.row()  # refused before anything is locked or written
     with conn.transaction(), conn.cursor() as cur:
         cur.execute(query("lock_model_aliases"))
         _insert_version(
             cur,
             actor,
+            evidence,
             model_version=version,
             kind="linear",
             params=Jsonb(params),
@@ -152,12 +204,20 @@ def register_sklearn(
     storage_root: str,
     actor: str,
     description: str = "",
+    reference_profile: Mapping[str, Any] | None = None,
+    training_from: datetime | None = None,
+    training_to: datetime | None = None,
+    validation_metrics: Mapping[str, Any] | None = None,
 ) -> None:
-    """Register a skops-saved estimator: checked, copied under the storage root, sha256 recorded.
+    """Register a skops-saved estimator: checked, copied under the storage root, sha256 recorded,
+    with what it was fitted on when given (see :class:`Evidence`).
 
-    The name is checked before anything is read or written: it becomes a folder of the artifact store.
+    The name and the evidence are checked before anything is read or written: the name becomes a
+    folder of the artifact store.
     """
     _valid_name(version)
+    evidence = Evidence(reference_profile, training_from, training_to, validation_metrics)
+    evidence.row()
     with conn.transaction(), conn.cursor() as cur:
         cur.execute(query("lock_model_aliases"))
         # checked before the file is written: a stored artifact is never overwritten
@@ -167,6 +227,7 @@ def register_sklearn(
         _insert_version(
             cur,
             actor,
+            evidence,
             model_version=version,
             kind="sklearn",
             params=Jsonb({"features": list(FEATURES)}),
