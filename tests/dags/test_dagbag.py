@@ -22,7 +22,13 @@ def dagbag() -> Any:
 
 def test_no_import_errors_and_both_dags(dagbag: Any) -> None:
     assert dagbag.import_errors == {}
-    assert set(dagbag.dag_ids) == {"00_init_schema", "10_etl_ml_pipeline", "20_rescore", "90_housekeeping"}
+    assert set(dagbag.dag_ids) == {
+        "00_init_schema",
+        "10_etl_ml_pipeline",
+        "20_rescore",
+        "30_monitor",
+        "90_housekeeping",
+    }
 
 
 def test_pipeline_tasks_run_in_order(dagbag: Any) -> None:

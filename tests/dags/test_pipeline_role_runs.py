@@ -30,3 +30,17 @@ def test_every_dag_runs_as_the_pipeline_role(
             (PIPELINE,),
         ).fetchone()
     assert stored == (40, 40, 40, 40)
+    # the monitor's sweep: the labels arrived (written as the owner), their interval is recomputed
+    with psycopg.connect(fresh_migrated) as owner:
+        owner.execute(
+            "INSERT INTO labels (event_id, y_true, observed_at, interval_start, interval_end, source_file, "
+            "written_by_run) SELECT event_id, y_hat + 0.5, now(), %s, %s, 'test', 'test' FROM predictions",
+            (START, LOGICAL),
+        )
+    run(dags["30_monitor"], LOGICAL + timedelta(minutes=20))
+    with psycopg.connect(fresh_migrated) as owner:
+        monitored = owner.execute(
+            "SELECT n_predictions, n_labeled, round(mae::numeric, 9), "
+            "(SELECT count(*) FROM feature_drift) FROM model_performance"
+        ).fetchone()
+    assert monitored == (40, 40, 0.5, 4)
