@@ -108,6 +108,7 @@ def compute_interval(
     params = {"start": interval.start, "end": interval.end}
     with conn.transaction(), conn.cursor() as cur:
         cur.execute(query("monitor_lock_interval"), {"key": interval.key})
+        cur.execute(query("monitor_session"))
         before = {(str(v), str(f)) for v, f in cur.execute(query("monitor_alerts"), params).fetchall()}
         cur.execute(query("monitor_clear_interval"), params)
         cur.execute(

@@ -3,11 +3,13 @@
 -- deleted the interval's previous rows in the same transaction). Returns the feature_drift rows.
 --
 -- The interval's rows are read once: its processed events (filtered by interval_start, so partitions
--- prune) with each version's prediction and the event's label, if any. One pass groups them five ways
--- (GROUPING SETS): per version for the accuracy figures, and per version and bin of each of f1, f2, f3
--- (raw values) and the score (y_hat), the bins numbered by width_bucket against the version's
--- reference_profile edges exactly as etlml.features.profile numbers them (a NULL value has no bin:
--- it is missing). Versions without a reference profile get accuracy rows only.
+-- prune) with each version's prediction and the event's label, if any, hashed into small groups per
+-- version and combination of bins of f1, f2, f3 (raw values) and the score (y_hat); the bins are
+-- numbered by width_bucket against the version's reference_profile edges exactly as
+-- etlml.features.profile numbers them (a NULL value has no bin: it is missing). The groups are then
+-- summed five ways (GROUPING SETS): per version for the accuracy figures, per version and bin of each
+-- column for the drift. Versions without a reference profile get accuracy rows only.
+-- (predictions is filtered by ts_utc, which lies in the event's interval; it has no interval column.)
 --
 -- PSI = sum over bins of (a - e) * ln(a / e), a and e floored at %(share_floor)s
 -- (etlml.features.profile.SHARE_FLOOR); NULL when no row has a value of the feature, which counts as
@@ -50,17 +52,29 @@ interval_rows AS (
         ON e.model_version = p.model_version
     WHERE d.interval_start = %(start)s AND d.interval_end = %(end)s
 ),
+-- one pass over the interval's rows: a group per version and combination of the four bins (at most
+-- (bins + 1)^4 small groups), summed up per version and per bin of each feature below
+cells AS (
+    SELECT model_version, b_f1, b_f2, b_f3, b_score,
+           count(*) AS n,
+           count(y_true) AS n_labeled,
+           sum(abs(error)) AS abs_error,
+           sum(error * error) AS squared_error,
+           sum(error) AS error
+    FROM interval_rows
+    GROUP BY model_version, b_f1, b_f2, b_f3, b_score
+),
 -- grouping bits (b_f1, b_f2, b_f3, b_score), 1 = not grouped: 15 per version, 7 f1, 11 f2, 13 f3, 14 score
 grouped AS MATERIALIZED (
     SELECT model_version,
            GROUPING(b_f1, b_f2, b_f3, b_score) AS grouping_bits,
            coalesce(b_f1, b_f2, b_f3, b_score) AS bin,
-           count(*) AS n,
-           count(y_true) AS n_labeled,
-           avg(abs(error)) AS mae,
-           sqrt(avg(error * error)) AS rmse,
-           avg(error) AS bias
-    FROM interval_rows
+           sum(n)::bigint AS n,
+           sum(n_labeled)::bigint AS n_labeled,
+           sum(abs_error) / nullif(sum(n_labeled), 0) AS mae,
+           sqrt(sum(squared_error) / nullif(sum(n_labeled), 0)) AS rmse,
+           sum(error) / nullif(sum(n_labeled), 0) AS bias
+    FROM cells
     GROUP BY GROUPING SETS (
         (model_version), (model_version, b_f1), (model_version, b_f2), (model_version, b_f3),
         (model_version, b_score)
