@@ -31,6 +31,7 @@ from scripts import localstack
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 INIT, PIPELINE = "00_init_schema", "10_etl_ml_pipeline"
+MONITOR = "30_monitor"
 COMPONENTS = ("api-server", "scheduler", "dag-processor", "triggerer")
 SCHEDULER_GRACE = 90.0  # seconds the scheduler gets to start the latest interval's run by itself
 INTERVAL = timedelta(minutes=10)
@@ -235,7 +236,7 @@ def run_dags(
     is seeded first."""
     api.wait_healthy(watch=watch)
     api.login()
-    for dag_id in (INIT, PIPELINE):
+    for dag_id in (INIT, PIPELINE, MONITOR):
         api.wait_for_dag(dag_id, watch=watch)
     api.unpause(INIT)
     init_run = api.trigger(INIT)
@@ -244,6 +245,7 @@ def run_dags(
     since = localstack.current_interval_start()  # the end of the latest closed interval
     if env and "AIRFLOW_CONN_EVENTS" in env:
         seed_stream(env, since)
+    api.unpause(MONITOR)  # accuracy and drift of each interval once its predictions are stored
     api.unpause(PIPELINE)
     run_id = first_pipeline_run(api, watch, since)
     say(f"demo: {PIPELINE} is scoring the interval that ended at {since:%H:%M} UTC ({run_id}) ...")
