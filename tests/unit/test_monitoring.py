@@ -113,9 +113,19 @@ def test_http_login_is_basic_auth_and_slack_gets_text() -> None:
 
 
 def test_unusable_connections_say_what_to_set() -> None:
-    with pytest.raises(alerts.AlertError, match="has no host: set AIRFLOW_CONN_ETLML_ALERTS"):
+    with pytest.raises(alerts.AlertConfigError, match="has no host: set AIRFLOW_CONN_ETLML_ALERTS"):
         alerts._request(Conn("http", None), "drift", "s", {})
-    with pytest.raises(alerts.AlertError, match="has no webhook token"):
+    with pytest.raises(alerts.AlertConfigError, match="has no webhook token"):
         alerts._request(Conn("slackwebhook", None), "drift", "s", {})
-    with pytest.raises(alerts.AlertError, match="over http"):
+    with pytest.raises(alerts.AlertConfigError, match="over http"):
         alerts._post("file:///etc/passwd", b"{}", {})
+
+
+def test_a_bad_threshold_fails_the_monitor_task_without_retries(monkeypatch: pytest.MonkeyPatch) -> None:
+    from airflow.sdk.exceptions import AirflowFailException
+
+    from etlml.steps.monitor import monitor
+
+    monkeypatch.setenv("ETLML_PSI_WARN", "0.3")
+    with pytest.raises(AirflowFailException, match="must be below ETLML_PSI_ALERT"):
+        monitor([])

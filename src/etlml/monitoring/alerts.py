@@ -26,6 +26,7 @@ from urllib.parse import urlsplit
 
 from airflow.sdk import BaseNotifier
 
+from etlml.errors import PermanentError
 from etlml.settings import ALERTS_CONN_ID
 
 log = logging.getLogger(__name__)
@@ -34,7 +35,11 @@ SLACK_WEBHOOKS = "https://hooks.slack.com/services"
 
 
 class AlertError(RuntimeError):
-    """The alerts connection is unusable, or its endpoint refused the alert."""
+    """The alert could not be posted (the endpoint refused it or did not answer): a retry may."""
+
+
+class AlertConfigError(PermanentError, AlertError):
+    """The alerts connection cannot be used as configured: a retry cannot fix it."""
 
 
 class AlertNotifier(BaseNotifier):
@@ -127,7 +132,7 @@ def _request(
     if conn.conn_type == "slackwebhook":
         token = (conn.password or "").strip("/")
         if not token:
-            raise AlertError(
+            raise AlertConfigError(
                 f"Slack connection {conn.conn_id!r} has no webhook token: put the part after "
                 "https://hooks.slack.com/services/ of the incoming webhook's URL in its password"
             )
@@ -148,7 +153,7 @@ def _http_url(conn: Any) -> str:
         base = host.rstrip("/")
     else:
         if not host:
-            raise AlertError(
+            raise AlertConfigError(
                 f"connection {conn.conn_id!r} has no host: set AIRFLOW_CONN_{conn.conn_id.upper()}="
                 "https://HOST/PATH (the webhook's URL)"
             )
@@ -162,7 +167,7 @@ def _http_url(conn: Any) -> str:
 
 def _post(url: str, body: bytes, headers: Mapping[str, str]) -> None:
     if urlsplit(url).scheme not in ("http", "https"):
-        raise AlertError(f"alerts are posted over http(s) only, not to {url!r}")
+        raise AlertConfigError(f"alerts are posted over http(s) only, not to {url!r}")
     request = urllib.request.Request(url, data=body, headers=dict(headers), method="POST")  # noqa: S310 (scheme checked)
     try:
         with urllib.request.urlopen(request, timeout=TIMEOUT_SECONDS) as response:  # noqa: S310

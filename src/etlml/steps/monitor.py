@@ -17,6 +17,7 @@ from etlml import settings
 from etlml.interval import Interval
 from etlml.monitoring import metrics
 from etlml.monitoring.alerts import AlertNotifier
+from etlml.steps.run import fail_fast
 from etlml.warehouse import connection
 
 log = logging.getLogger(__name__)
@@ -50,9 +51,11 @@ def notify_drift(report: metrics.IntervalReport) -> None:
     AlertNotifier(kind="drift", summary=f"drift alert in {interval}: {what}").send(report.to_xcom())
 
 
+@fail_fast
 def monitor(extras: Iterable[Mapping[str, Any]], as_of: datetime | None = None) -> dict[str, Any]:
     """Compute the intervals the asset events name, or, when there are none, sweep the label window
-    ending at ``as_of`` (default: now). Returns what was computed, for XCom."""
+    ending at ``as_of`` (default: now). Returns what was computed, for XCom. A setting or an alerts
+    connection that cannot work fails the task without retries."""
     cfg, thresholds = settings.load(), settings.monitoring()
     named = intervals_of(extras)
     with connection.connect(cfg.warehouse_conn_id) as conn:
