@@ -42,11 +42,10 @@ def monitor_dag() -> None:
     @task
     def monitor() -> dict[str, Any]:
         """The intervals the triggering asset events name; without any, the label sweep."""
-        from etlml.steps.monitor import monitor
+        from etlml.steps.monitor import extras_of, monitor
 
         context = get_current_context()
-        events = context.get("triggering_asset_events") or {}
-        extras = [dict(event.extra or {}) for asset_events in events.values() for event in asset_events]
+        extras = extras_of(context.get("triggering_asset_events"))
         return monitor(extras, as_of=context.get("logical_date"))
 
     monitor()

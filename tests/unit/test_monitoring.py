@@ -12,7 +12,7 @@ from etlml import settings
 from etlml.errors import SettingsError
 from etlml.interval import Interval
 from etlml.monitoring import alerts
-from etlml.steps.monitor import intervals_of
+from etlml.steps.monitor import extras_of, intervals_of
 
 START = datetime(2026, 11, 25, 18, 0, tzinfo=UTC)
 
@@ -63,6 +63,17 @@ def test_asset_events_name_distinct_intervals_oldest_first() -> None:
         {"interval_start": "yesterday", "interval_end": "today"},
     ]
     assert intervals_of(extras) == [first, later]
+
+
+class Event:
+    def __init__(self, extra: dict[str, Any] | None) -> None:
+        self.extra = extra
+
+
+def test_the_triggering_events_extras_are_read_per_asset() -> None:
+    events = {"predictions": [Event({"interval_start": "a"}), Event(None)], "other": [Event({"rows": 1})]}
+    assert extras_of(events) == [{"interval_start": "a"}, {}, {"rows": 1}]
+    assert extras_of(None) == [] and extras_of({}) == []
 
 
 class Conn:

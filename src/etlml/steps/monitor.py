@@ -23,6 +23,16 @@ from etlml.warehouse import connection
 log = logging.getLogger(__name__)
 
 
+def extras_of(triggering_asset_events: Mapping[Any, Iterable[Any]] | None) -> list[dict[str, Any]]:
+    """The ``extra`` of every asset event that triggered the run (the task context's
+    ``triggering_asset_events``: asset -> its events); none for a time-scheduled or manual run."""
+    return [
+        dict(getattr(event, "extra", None) or {})
+        for events in (triggering_asset_events or {}).values()
+        for event in events
+    ]
+
+
 def intervals_of(extras: Iterable[Mapping[str, Any]]) -> list[Interval]:
     """The distinct intervals named by asset events' ``extra`` (``interval_start``/``interval_end``,
     ISO-8601), oldest first. An event without them (one created by hand in the UI, say) is skipped
