@@ -14,7 +14,9 @@ On one data interval of ``--events`` simulated events, in a throwaway warehouse 
 6. first (unless ``--no-airflow``): a 10,000-event run under a real scheduler
    (bench/airflow_overhead.py), for what Airflow adds per task and the DAG file's parse time;
 7. the extract step reading the interval from a Redis stream, next to the simulator's
-   (bench/stream_extract.py; ``--only-stream`` runs this one alone).
+   (bench/stream_extract.py; ``--only-stream`` runs this one alone);
+8. monitoring the interval (``30_monitor``'s computation: realized accuracy and PSI in SQL) after
+   the first run, with every event labelled (``--only-monitor``: one pipeline run, then this alone).
 
 With ``--growth N`` it runs instead the growth run (bench/growth.py): the writes of one interval into an
 empty warehouse and into one filled to ``N`` events; the last line is then ``RESULT growth_ratio=...``.
@@ -23,7 +25,8 @@ With ``--landing csv|jsonl`` it runs instead one landing file of ``--events`` re
 extract, transform and load_processed, each step in a process of its own, and reports each step's
 peak RSS (bench/landing.py); the last line is then ``RESULT landing=... extract_peak_rss_mb=...``.
 
-Ends with one line: ``RESULT events_per_s=... copy_bound_ratio=... naive_speedup=... peak_rss_mb=...``
+Ends with one line: ``RESULT events_per_s=... copy_bound_ratio=... naive_speedup=... peak_rss_mb=...
+monitor_interval_s=...``
 and writes a chart (``--chart``) and the figures as JSON (``--json``).
 """
 
@@ -329,8 +332,43 @@ def airflow_overhead(path: Path) -> dict[str, Any]:
 
 def truncate(dsn: str) -> None:
     with psycopg.connect(dsn, autocommit=True) as conn:
-        conn.execute("TRUNCATE processed_data, predictions, rejected_events, run_audit")
+        conn.execute(
+            "TRUNCATE processed_data, predictions, rejected_events, run_audit, labels, model_performance, "
+            "feature_drift"
+        )
         conn.execute("VACUUM ANALYZE")
+
+
+def monitor_interval(dsn: str, ctx: Any) -> dict[str, Any]:
+    """Label every event of the interval (y_true = y_hat + noise), then time computing its
+    model_performance and feature_drift rows, twice (the second replaces the first)."""
+    from etlml.monitoring import metrics
+    from etlml.settings import Monitoring
+
+    params = {"start": ctx.interval.start, "end": ctx.interval.end}
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        began = time.perf_counter()
+        conn.execute(
+            "INSERT INTO labels (event_id, y_true, observed_at, interval_start, interval_end, source_file, "
+            "written_by_run) SELECT event_id, y_hat + random() - 0.5, ts_utc, %(start)s, %(end)s, "
+            "'bench', 'bench' FROM predictions",
+            params,
+        )
+        conn.execute("VACUUM ANALYZE labels")
+        labelled = time.perf_counter() - began
+        seconds = []
+        for _ in range(2):
+            began = time.perf_counter()
+            report = metrics.compute_interval(conn, ctx.interval, Monitoring())
+            seconds.append(time.perf_counter() - began)
+    (perf,) = report.performance
+    print(f"  labels for every event {labelled:>8.2f} s")
+    print(f"  {'monitor interval':<20}{seconds[0]:>8.2f} s  (again: {seconds[1]:.2f} s)")
+    print(
+        f"  {perf.n_predictions:,} predictions, {perf.n_labeled:,} labelled, MAE {perf.mae:.4f}; drift "
+        + ", ".join(f"{d.feature} {d.psi:.4f} {d.status}" for d in report.drift)
+    )
+    return {"seconds": seconds[0], "again_seconds": seconds[1], "events": perf.n_predictions}
 
 
 @contextmanager
@@ -419,6 +457,9 @@ def main() -> int:
     parser.add_argument("--no-airflow", action="store_true", help="skip the run under a real scheduler")
     parser.add_argument("--only-stream", action="store_true", help="only the stream extract measurement")
     parser.add_argument(
+        "--only-monitor", action="store_true", help="one pipeline run, then only the monitoring measurement"
+    )
+    parser.add_argument(
         "--landing",
         choices=("csv", "jsonl"),
         help="instead: one landing file of --events records through extract, transform and "
@@ -439,7 +480,9 @@ def main() -> int:
     if args.growth:
         return growth_main(args)
     overhead = (
-        None if args.no_airflow or args.only_stream else airflow_overhead(args.json.with_name("airflow.json"))
+        None
+        if args.no_airflow or args.only_stream or args.only_monitor
+        else airflow_overhead(args.json.with_name("airflow.json"))
     )
 
     with throwaway_warehouse() as (dsn, env, work):
@@ -448,6 +491,8 @@ def main() -> int:
         shard_size = args.shard_size or DEFAULT_SHARD_SIZE
         if args.only_stream:
             return stream_only(args, shard_size)
+        if args.only_monitor:
+            return monitor_only(args, dsn, shard_size)
         # first calls import and compile what the steps use; in Airflow that is start-up cost
         # (bench/airflow_overhead.py measures it), here it would blur the steps' own speed
         pipeline_run("warm-up, another interval", 10_000, shard_size, offset=-1)
@@ -455,6 +500,8 @@ def main() -> int:
         first, extracted, processed, predicted = pipeline_run(
             "pipeline, first run of the interval", args.events, shard_size
         )
+        print(f"\nmonitoring the interval of {args.events:,} events")
+        monitor = monitor_interval(dsn, run_context("one_worker"))
         rerun, *_ = pipeline_run(
             "rerun of the same interval (rows unchanged: merge path)", args.events, shard_size
         )
@@ -482,8 +529,19 @@ def main() -> int:
         "peak_rss_mb": max(first.peak_mb.values()),
         "airflow": overhead,
         "stream_extract": stream,
+        "monitor": monitor,
     }
     report(args, figures)
+    return 0
+
+
+def monitor_only(args: argparse.Namespace, dsn: str, shard_size: int) -> int:
+    """``--only-monitor``: a first run of the interval, then the monitoring measurement alone."""
+    pipeline_run("pipeline, first run of the interval", args.events, shard_size)
+    print(f"\nmonitoring the interval of {args.events:,} events")
+    figures = monitor_interval(dsn, run_context("one_worker"))
+    args.json.with_name("monitor.json").write_text(json.dumps(figures, indent=2))
+    print(f"RESULT monitor_interval_s={figures['seconds']:.2f} events={figures['events']}")
     return 0
 
 
@@ -544,7 +602,8 @@ def report(args: argparse.Namespace, figures: dict[str, Any]) -> None:
     print(
         f"RESULT events_per_s={first['events_per_s']:.0f} copy_bound_ratio={figures['copy_bound_ratio']:.2f} "
         f"naive_speedup={figures['naive_speedup']:.1f} peak_rss_mb={figures['peak_rss_mb']} "
-        f"stream_extract_events_per_s={stream['stream_events_per_s']:.0f}"
+        f"stream_extract_events_per_s={stream['stream_events_per_s']:.0f} "
+        f"monitor_interval_s={figures['monitor']['seconds']:.2f}"
     )
 
 

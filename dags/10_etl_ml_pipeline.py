@@ -21,6 +21,12 @@ records against the data contract; ``load_processed`` quarantines the rejected o
 ``load_processed`` committed (its ``load_id``) and ``store_predictions`` stores them only while that
 load is the interval's latest; a challenger that cannot score never fails the run.
 
+``load_processed`` and ``store_predictions`` emit events of the Assets ``processed_data`` and
+``predictions`` with the interval, its rows and the model versions in their extra (``30_monitor`` is
+scheduled on ``predictions``). A run not finished 15 minutes after its interval ends misses its
+deadline: the alert notifier (``etlml.monitoring.alerts``) logs it and posts it to connection
+``etlml_alerts`` when one exists.
+
 The scheduler runs every interval from ``ETLML_START_DATE`` on, oldest first and one at a time
 (catchup): downtime is caught up, never skipped. Two runs of one interval never interleave their
 writes (a per-interval lock in the warehouse), and each run writes its files in a folder of its own.
@@ -31,10 +37,13 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
-from airflow.sdk import Param, dag, get_current_context, task
+from airflow.sdk import Asset, Param, dag, get_current_context, task
+from airflow.sdk.definitions.callback import AsyncCallback
+from airflow.sdk.definitions.deadline import DeadlineAlert, DeadlineReference
 from airflow.timetables.interval import CronDataIntervalTimetable
 
 from etlml.settings import start_date
+from etlml.steps.assets import PREDICTIONS_URI, PROCESSED_DATA_URI
 from etlml.steps.wait_for_window import WaitForStreamWindow
 
 DEFAULT_ARGS = {
@@ -43,6 +52,25 @@ DEFAULT_ARGS = {
     "retry_exponential_backoff": True,
     "max_retry_delay": timedelta(minutes=5),
 }
+PROCESSED_DATA = Asset(name="processed_data", uri=PROCESSED_DATA_URI, group="etlml")
+PREDICTIONS = Asset(name="predictions", uri=PREDICTIONS_URI, group="etlml")
+INTERVAL = timedelta(minutes=10)
+# Freshness: a run must finish within 15 minutes of its interval's end. Airflow 3.3's deadline
+# references have no data-interval end; a scheduled run's logical date is its interval's start, so
+# the deadline is logical date + one interval + 15 minutes.
+FINISH_WITHIN = timedelta(minutes=15)
+DEADLINE = DeadlineAlert(
+    reference=DeadlineReference.DAGRUN_LOGICAL_DATE,
+    interval=INTERVAL + FINISH_WITHIN,
+    callback=AsyncCallback(
+        "etlml.monitoring.alerts.AlertNotifier",
+        kwargs={
+            "kind": "deadline",
+            "summary": "a run of 10_etl_ml_pipeline did not finish within 15 minutes of its interval's end",
+        },
+    ),
+    name="finished 15 minutes after the interval",
+)
 
 
 def _run() -> Any:
@@ -65,6 +93,7 @@ def _params() -> Any:
     catchup=True,
     max_active_runs=1,
     dagrun_timeout=timedelta(minutes=30),
+    deadline=DEADLINE,
     default_args=DEFAULT_ARGS,
     params={
         "simulated_events": Param(
@@ -123,13 +152,17 @@ def etl_ml_pipeline() -> None:
 
         return transform(_run(), RunPlan.from_xcom(plan), Shard.from_xcom(shard)).to_xcom()
 
-    @task
+    @task(outlets=[PROCESSED_DATA])
     def load_processed(processed: list[dict[str, Any]], plan: dict[str, Any]) -> dict[str, Any]:
+        from etlml.steps.assets import processed_extra
         from etlml.steps.load_processed import load_processed
         from etlml.steps.run import ProcessedShard, RunPlan
 
         shards = [ProcessedShard.from_xcom(p) for p in processed]
-        return load_processed(_run(), RunPlan.from_xcom(plan), shards).to_xcom()
+        run, run_plan = _run(), RunPlan.from_xcom(plan)
+        loaded = load_processed(run, run_plan, shards)
+        get_current_context()["outlet_events"][PROCESSED_DATA].extra = processed_extra(run, run_plan, loaded)
+        return loaded.to_xcom()
 
     @task
     def predict(plan: dict[str, Any], loaded: dict[str, Any], processed: dict[str, Any]) -> dict[str, Any]:
@@ -139,12 +172,16 @@ def etl_ml_pipeline() -> None:
         shard = ProcessedShard.from_xcom(processed)
         return predict(_run(), RunPlan.from_xcom(plan), shard, LoadRef.from_xcom(loaded)).to_xcom()
 
-    @task
+    @task(outlets=[PREDICTIONS])
     def store_predictions(predicted: dict[str, Any]) -> dict[str, Any]:
+        from etlml.steps.assets import predictions_extra
         from etlml.steps.run import PredictedShard
         from etlml.steps.store_predictions import store_predictions
 
-        return store_predictions(_run(), PredictedShard.from_xcom(predicted)).to_xcom()
+        run = _run()
+        stored = store_predictions(run, PredictedShard.from_xcom(predicted))
+        get_current_context()["outlet_events"][PREDICTIONS].extra = predictions_extra(run, stored)
+        return stored.to_xcom()
 
     shards = extract()
     WaitForStreamWindow(task_id="wait_for_window") >> shards

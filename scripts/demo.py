@@ -31,6 +31,7 @@ from scripts import localstack
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 INIT, PIPELINE, LABELS = "00_init_schema", "10_etl_ml_pipeline", "15_ingest_labels"
+MONITOR = "30_monitor"
 COMPONENTS = ("api-server", "scheduler", "dag-processor", "triggerer")
 SCHEDULER_GRACE = 90.0  # seconds the scheduler gets to start the latest interval's run by itself
 INTERVAL = timedelta(minutes=10)
@@ -235,7 +236,7 @@ def run_dags(
     is seeded first."""
     api.wait_healthy(watch=watch)
     api.login()
-    for dag_id in (INIT, PIPELINE, LABELS):
+    for dag_id in (INIT, PIPELINE, LABELS, MONITOR):
         api.wait_for_dag(dag_id, watch=watch)
     api.unpause(INIT)
     init_run = api.trigger(INIT)
@@ -244,6 +245,7 @@ def run_dags(
     since = localstack.current_interval_start()  # the end of the latest closed interval
     if env and "AIRFLOW_CONN_EVENTS" in env:
         seed_stream(env, since)
+    api.unpause(MONITOR)  # accuracy and drift of each interval once its predictions are stored
     api.unpause(PIPELINE)
     api.unpause(LABELS)  # labels of each interval's events, three intervals later
     run_id = first_pipeline_run(api, watch, since)

@@ -262,3 +262,32 @@ def start_date() -> datetime:
 def actor() -> str:
     """Who changes the model registry from the CLI: ``ETLML_ACTOR``, else the login name."""
     return os.environ.get("ETLML_ACTOR") or getpass.getuser()
+
+
+DEFAULT_PSI_WARN = 0.1
+DEFAULT_PSI_ALERT = 0.25
+ALERTS_CONN_ID = "etlml_alerts"
+"""The Airflow connection alerts are posted to when it exists (an HTTP webhook or a Slack webhook)."""
+
+
+@dataclass(frozen=True)
+class Monitoring:
+    """What ``30_monitor`` needs: the PSI thresholds of a feature's drift status (``warn`` from
+    ``psi_warn`` on, ``alert`` from ``psi_alert`` on), and how far back labels that changed are
+    looked for (``label_window``)."""
+
+    psi_warn: float = DEFAULT_PSI_WARN
+    psi_alert: float = DEFAULT_PSI_ALERT
+    label_window: timedelta = timedelta(days=DEFAULT_LABEL_WINDOW_DAYS)
+
+
+def monitoring() -> Monitoring:
+    """Read ``ETLML_PSI_WARN``, ``ETLML_PSI_ALERT`` and ``ETLML_LABEL_WINDOW_DAYS``."""
+    warn = _number("ETLML_PSI_WARN", DEFAULT_PSI_WARN, 0, 100)
+    alert = _number("ETLML_PSI_ALERT", DEFAULT_PSI_ALERT, 0, 100)
+    if not warn < alert:
+        raise SettingsError(
+            f"ETLML_PSI_WARN ({warn:g}) must be below ETLML_PSI_ALERT ({alert:g}): a drift status goes "
+            "ok -> warn -> alert as the PSI grows (defaults 0.1 and 0.25)"
+        )
+    return Monitoring(psi_warn=warn, psi_alert=alert, label_window=_label_window())

@@ -27,6 +27,7 @@ def test_no_import_errors_and_both_dags(dagbag: Any) -> None:
         "10_etl_ml_pipeline",
         "15_ingest_labels",
         "20_rescore",
+        "30_monitor",
         "40_train_challenger",
         "90_housekeeping",
     }

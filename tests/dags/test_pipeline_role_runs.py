@@ -37,6 +37,19 @@ def test_every_dag_runs_as_the_pipeline_role(
             (PIPELINE,),
         ).fetchone()
     assert stored == (40, 40, 40, 40, 40, 40)
+    # the monitor's sweep: the labels changed (rewritten as the owner), their interval is recomputed
+    with psycopg.connect(fresh_migrated) as owner:
+        owner.execute(
+            "UPDATE labels AS l SET y_true = p.y_hat + 0.5, updated_at = now() FROM predictions AS p "
+            "WHERE p.interval_start = l.interval_start AND p.event_id = l.event_id"
+        )
+    run(dags["30_monitor"], LOGICAL + timedelta(minutes=20))
+    with psycopg.connect(fresh_migrated) as owner:
+        monitored = owner.execute(
+            "SELECT n_predictions, n_labeled, round(mae::numeric, 9), "
+            "(SELECT count(*) FROM feature_drift) FROM model_performance"
+        ).fetchone()
+    assert monitored == (40, 40, 0.5, 4)
     # housekeeping makes the coming days' partitions and, with a retention, drops the old days: both
     # run with the owner's rights through etlml_ensure_partitions / etlml_drop_partitions_before
     now = datetime.now(UTC)

@@ -283,7 +283,9 @@ def test_truncate_cannot_empty_the_registry_or_its_audit_trail(
     register(reg, "v2")
     registry.shadow(reg, "v2", "alice")
     before = (registry.list_versions(reg), registry.aliases(reg), registry.events(reg))
-    with pytest.raises(psycopg.errors.RaiseException, match="cannot be truncated"):
+    # without CASCADE, the foreign keys of the monitoring tables (0009) refuse it first
+    refused = "cannot be truncated|referenced in a foreign key constraint"
+    with pytest.raises((psycopg.errors.RaiseException, psycopg.errors.FeatureNotSupported), match=refused):
         reg.execute(statement)
     assert (registry.list_versions(reg), registry.aliases(reg), registry.events(reg)) == before
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -25,35 +26,6 @@ from etlml.warehouse.connection import query
 
 class RegistryError(PermanentError, ValueError):
     """A registry change that cannot be made as asked (unknown version, nothing to roll back, ...)."""
-
-
-def _training_columns(
-    reference_profile: Mapping[str, Any] | None,
-    training_from: datetime | None,
-    training_to: datetime | None,
-    validation_metrics: Mapping[str, Any] | None,
-) -> dict[str, Any]:
-    """What a version was fitted on, as ``model_versions`` columns (all ``None``: not trained here):
-    its ``reference_profile`` (see :mod:`etlml.features.profile`), the window ``[training_from,
-    training_to)`` of its labelled events and its holdout's ``validation_metrics``. A profile that
-    monitoring could not use is refused."""
-    if reference_profile is not None:
-        try:
-            check_profile(reference_profile)
-        except ProfileError as exc:
-            raise RegistryError(f"reference profile refused: {exc}") from exc
-    if (training_from is None) != (training_to is None) or (
-        training_from is not None and training_to is not None and not training_from < training_to
-    ):
-        raise RegistryError(
-            f"a training window needs both ends, 'from' before 'to', got {training_from} .. {training_to}"
-        )
-    return {
-        "reference_profile": None if reference_profile is None else Jsonb(dict(reference_profile)),
-        "training_from": training_from,
-        "training_to": training_to,
-        "validation_metrics": None if validation_metrics is None else Jsonb(dict(validation_metrics)),
-    }
 
 
 def parse_coefficients(text: str) -> dict[str, float]:
@@ -120,8 +92,50 @@ def _event(
     )
 
 
-def _insert_version(cur: psycopg.Cursor[Any], actor: str, **row: Any) -> None:
-    cur.execute(query("insert_model_version"), row)
+@dataclass(frozen=True)
+class Evidence:
+    """What a version was fitted on, registered with it (all optional): its ``reference_profile``
+    (the form of :mod:`etlml.features.profile`, what monitoring measures drift against), the window
+    ``training_from``/``training_to`` of the labelled events it was trained on, and its
+    ``validation_metrics``."""
+
+    reference_profile: Mapping[str, Any] | None = None
+    training_from: datetime | None = None
+    training_to: datetime | None = None
+    validation_metrics: Mapping[str, Any] | None = None
+
+    def row(self) -> dict[str, Any]:
+        """The ``model_versions`` columns, checked: a profile monitoring can use, a whole window."""
+        if self.reference_profile is not None:
+            try:
+                check_profile(self.reference_profile)
+            except ProfileError as exc:
+                raise RegistryError(f"reference profile refused: {exc}") from None
+        if (self.training_from is None) != (self.training_to is None) or (
+            self.training_from is not None
+            and self.training_to is not None
+            and not self.training_from < self.training_to
+        ):
+            raise RegistryError(
+                f"a training window needs both ends, the start before the end; got "
+                f"{self.training_from} .. {self.training_to}"
+            )
+        return {
+            "reference_profile": _jsonb(self.reference_profile),
+            "training_from": self.training_from,
+            "training_to": self.training_to,
+            "validation_metrics": _jsonb(self.validation_metrics),
+        }
+
+
+def _jsonb(value: Mapping[str, Any] | None) -> Jsonb | None:
+    return None if value is None else Jsonb(dict(value))
+
+
+def _insert_version(
+    cur: psycopg.Cursor[Any], actor: str, evidence: Evidence | None = None, **row: Any
+) -> None:
+    cur.execute(query("insert_model_version"), {**row, **(evidence or Evidence()).row()})
     if cur.rowcount == 0:
         raise RegistryError(
             f"model version {row['model_version']!r} is already registered; versions are immutable, "
@@ -167,16 +181,19 @@ def register_linear(
     training_to: datetime | None = None,
     validation_metrics: Mapping[str, Any] | None = None,
 ) -> None:
-    """Register a linear version (validated exactly as the pipeline will load it); the last four
-    record what it was fitted on (see :func:`_training_columns`)."""
+    """Register a linear version (validated exactly as the pipeline will load it), with what it was
+    fitted on when given (see :class:`Evidence`)."""
     _valid_name(version)
     params = {"coef": {f: coef[f] for f in FEATURES}, "intercept": intercept}
     spec.parse(version, "linear", params, stats_json(stats))
+    evidence = Evidence(reference_profile, training_from, training_to, validation_metrics)
+    evidence.row()  # refused before anything is locked or written
     with conn.transaction(), conn.cursor() as cur:
         cur.execute(query("lock_model_aliases"))
         _insert_version(
             cur,
             actor,
+            evidence,
             model_version=version,
             kind="linear",
             params=Jsonb(params),
@@ -184,7 +201,6 @@ def register_linear(
             artifact_uri=None,
             artifact_sha256=None,
             description=description,
-            **_training_columns(reference_profile, training_from, training_to, validation_metrics),
         )
 
 
@@ -203,13 +219,15 @@ def register_sklearn(
     training_to: datetime | None = None,
     validation_metrics: Mapping[str, Any] | None = None,
 ) -> None:
-    """Register a skops-saved estimator: checked, copied under the storage root, sha256 recorded.
+    """Register a skops-saved estimator: checked, copied under the storage root, sha256 recorded,
+    with what it was fitted on when given (see :class:`Evidence`).
 
-    The name is checked before anything is read or written: it becomes a folder of the artifact store.
-    ``params`` adds to the stored ``{"features": [...]}``; the last four record what it was fitted on
-    (see :func:`_training_columns`).
+    The name and the evidence are checked before anything is read or written: the name becomes a
+    folder of the artifact store. ``params`` adds to the stored ``{"features": [...]}``.
     """
     _valid_name(version)
+    evidence = Evidence(reference_profile, training_from, training_to, validation_metrics)
+    evidence.row()
     with conn.transaction(), conn.cursor() as cur:
         cur.execute(query("lock_model_aliases"))
         # checked before the file is written: a stored artifact is never overwritten
@@ -219,6 +237,7 @@ def register_sklearn(
         _insert_version(
             cur,
             actor,
+            evidence,
             model_version=version,
             kind="sklearn",
             params=Jsonb({**(params or {}), "features": list(FEATURES)}),
@@ -226,7 +245,6 @@ def register_sklearn(
             artifact_uri=uri,
             artifact_sha256=sha256,
             description=description,
-            **_training_columns(reference_profile, training_from, training_to, validation_metrics),
         )
 
 

@@ -2,8 +2,10 @@
 -- each version predicted.
 SELECT count(*) AS labelled,
        count(*) FILTER (WHERE EXISTS (SELECT 1 FROM predictions p
-                                      WHERE p.event_id = l.event_id AND p.model_version = %(champion)s)),
+                                      WHERE p.interval_start = l.interval_start AND p.event_id = l.event_id
+                                        AND p.model_version = %(champion)s)),
        count(*) FILTER (WHERE EXISTS (SELECT 1 FROM predictions p
-                                      WHERE p.event_id = l.event_id AND p.model_version = %(candidate)s))
+                                      WHERE p.interval_start = l.interval_start AND p.event_id = l.event_id
+                                        AND p.model_version = %(candidate)s))
 FROM labels l
 WHERE l.interval_start >= %(from)s AND l.interval_start < %(to)s;

@@ -1,0 +1,54 @@
+"""DAG 30_monitor: realized accuracy and input drift per interval and model version.
+
+Scheduled on the ``predictions`` asset or every 10 minutes, whichever comes first (an
+asset-or-time schedule). A run triggered by ``predictions`` events (``store_predictions`` of
+``10_etl_ml_pipeline``) computes the intervals their extra names; a time-scheduled or manual run
+sweeps the intervals of the last ``ETLML_LABEL_WINDOW_DAYS`` whose labels changed since they were
+computed (labels arrive intervals after their events). For each interval and version,
+``model_performance`` (n, MAE, RMSE, bias) and ``feature_drift`` (PSI of f1, f2, f3 and the score
+against the version's reference profile, status by ``ETLML_PSI_WARN``/``ETLML_PSI_ALERT``) are
+computed in the warehouse and replace the interval's rows in one transaction. A new ``alert``
+status calls the alert notifier (a log warning; a post to connection ``etlml_alerts`` if it exists).
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+from airflow.sdk import Asset, AssetOrTimeSchedule, CronTriggerTimetable, dag, get_current_context, task
+
+from etlml.settings import start_date
+from etlml.steps.assets import PREDICTIONS_URI
+
+PREDICTIONS = Asset(name="predictions", uri=PREDICTIONS_URI, group="etlml")
+
+
+@dag(
+    dag_id="30_monitor",
+    schedule=AssetOrTimeSchedule(
+        timetable=CronTriggerTimetable("*/10 * * * *", timezone="UTC"), assets=PREDICTIONS
+    ),
+    start_date=start_date(),
+    # the sweep looks at the whole label window on every run: missed runs need no catch-up
+    catchup=False,
+    max_active_runs=1,
+    dagrun_timeout=timedelta(minutes=30),
+    default_args={"retries": 3, "retry_delay": timedelta(seconds=20), "retry_exponential_backoff": True},
+    tags=["etlml", "monitoring"],
+    doc_md=__doc__,
+)
+def monitor_dag() -> None:
+    @task
+    def monitor() -> dict[str, Any]:
+        """The intervals the triggering asset events name; without any, the label sweep."""
+        from etlml.steps.monitor import extras_of, monitor
+
+        context = get_current_context()
+        extras = extras_of(context.get("triggering_asset_events"))
+        return monitor(extras, as_of=context.get("logical_date"))
+
+    monitor()
+
+
+monitor_dag()

@@ -1,0 +1,168 @@
+"""Realized accuracy and drift of one interval, computed in the warehouse and stored idempotently.
+
+For an interval, every model version with predictions in it gets a ``model_performance`` row
+(predictions, labelled ones, MAE, RMSE, bias = mean(y_hat - y_true)) and, if it has a reference
+profile, four ``feature_drift`` rows (f1, f2, f3, score: PSI, missing share, status). The rows are
+computed by ``sql/monitor_interval.sql`` on the interval's rows in the database (nothing is pulled
+into Python) and replace the interval's previous ones in one transaction.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import psycopg
+
+from etlml.features.profile import SHARE_FLOOR
+from etlml.interval import Interval
+from etlml.settings import Monitoring
+from etlml.warehouse.connection import query
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Drift:
+    """One ``feature_drift`` row: a version's feature on the interval against its reference."""
+
+    model_version: str
+    feature: str
+    n: int
+    psi: float | None
+    missing_share: float
+    status: str
+
+    def to_xcom(self) -> dict[str, Any]:
+        return {
+            "model_version": self.model_version,
+            "feature": self.feature,
+            "n": self.n,
+            "psi": self.psi,
+            "missing_share": self.missing_share,
+            "status": self.status,
+        }
+
+
+@dataclass(frozen=True)
+class Performance:
+    """One ``model_performance`` row (the error figures are None while nothing is labelled)."""
+
+    model_version: str
+    n_predictions: int
+    n_labeled: int
+    mae: float | None
+    rmse: float | None
+    bias: float | None
+
+
+@dataclass(frozen=True)
+class IntervalReport:
+    """What one computation of an interval stored, and which alerts it raised anew."""
+
+    interval: Interval
+    performance: tuple[Performance, ...]
+    drift: tuple[Drift, ...]
+    new_alerts: tuple[Drift, ...]
+
+    @property
+    def without_profile(self) -> tuple[str, ...]:
+        """Versions with predictions but no reference profile: no drift rows."""
+        profiled = {d.model_version for d in self.drift}
+        return tuple(p.model_version for p in self.performance if p.model_version not in profiled)
+
+    def to_xcom(self) -> dict[str, Any]:
+        return {
+            "interval_start": self.interval.start.isoformat(),
+            "interval_end": self.interval.end.isoformat(),
+            "versions": {
+                p.model_version: {"n_predictions": p.n_predictions, "n_labeled": p.n_labeled, "mae": p.mae}
+                for p in self.performance
+            },
+            "drift": {f"{d.model_version}/{d.feature}": d.status for d in self.drift},
+            "new_alerts": [d.to_xcom() for d in self.new_alerts],
+            "without_profile": list(self.without_profile),
+        }
+
+
+Notify = Callable[[IntervalReport], None]
+
+
+def compute_interval(
+    conn: psycopg.Connection[Any],
+    interval: Interval,
+    thresholds: Monitoring,
+    notify: Notify | None = None,
+) -> IntervalReport:
+    """Replace the interval's ``model_performance`` and ``feature_drift`` rows, in one transaction
+    (call it on a connection with no transaction open, so that each interval commits on its own).
+
+    ``notify`` is called, before the transaction commits, when a (version, feature) has status
+    ``alert`` that did not have it before: if notifying fails, nothing is stored, and a retry
+    computes and notifies again (alerts are sent at least once, and a recompute with the same
+    outcome sends none).
+    """
+    params = {"start": interval.start, "end": interval.end}
+    with conn.transaction(), conn.cursor() as cur:
+        cur.execute(query("monitor_lock_interval"), {"key": interval.key})
+        cur.execute(query("monitor_session"))
+        before = {(str(v), str(f)) for v, f in cur.execute(query("monitor_alerts"), params).fetchall()}
+        cur.execute(query("monitor_clear_interval"), params)
+        cur.execute(
+            query("monitor_interval"),
+            {
+                **params,
+                "share_floor": SHARE_FLOOR,
+                "psi_warn": thresholds.psi_warn,
+                "psi_alert": thresholds.psi_alert,
+            },
+        )
+        drift = tuple(
+            sorted((_drift(row) for row in cur.fetchall()), key=lambda d: (d.model_version, d.feature))
+        )
+        performance = tuple(_performance(row) for row in cur.execute(query("monitor_performance"), params))
+        fresh = tuple(d for d in drift if d.status == "alert" and (d.model_version, d.feature) not in before)
+        report = IntervalReport(interval, performance, drift, fresh)
+        for version in report.without_profile:
+            log.info(
+                "%s: no drift for %s: the version has no reference profile (register it with one)",
+                interval.key,
+                version,
+            )
+        if fresh and notify is not None:
+            notify(report)
+    return report
+
+
+def changed_intervals(conn: psycopg.Connection[Any], since: datetime, until: datetime) -> list[Interval]:
+    """Intervals starting in ``[since, until)`` whose labels changed after their monitoring rows were
+    computed, or that hold labels but were never monitored; oldest first. Read in a transaction of
+    its own (committed before any interval is computed)."""
+    with conn.transaction():
+        rows = conn.execute(query("monitor_changed_intervals"), {"since": since, "until": until}).fetchall()
+    return [Interval(start, end) for start, end in rows]
+
+
+def _drift(row: Sequence[Any]) -> Drift:
+    version, feature, n, psi, missing_share, status = row
+    return Drift(
+        str(version),
+        str(feature),
+        int(n),
+        None if psi is None else float(psi),
+        float(missing_share),
+        str(status),
+    )
+
+
+def _performance(row: Sequence[Any]) -> Performance:
+    version, n_predictions, n_labeled, mae, rmse, bias = row
+    return Performance(
+        str(version),
+        int(n_predictions),
+        int(n_labeled),
+        *(None if v is None else float(v) for v in (mae, rmse, bias)),
+    )
