@@ -57,24 +57,25 @@ def store(
         )
     ]
     with conn.cursor() as cur:
+        cur.execute("SELECT etlml_ensure_partitions(%s, %s)", (interval.start, interval.start))
         with cur.copy(
             "COPY processed_data (event_id, ts_utc, f1, f2, f3, f1_z, f2_z, f3_z, f1_imputed, f2_imputed, "
             "f3_imputed, normalized_with, interval_start, interval_end) FROM STDIN"
         ) as copy:
             for e, ts, f1, f2, f3, s, end in rows:
                 copy.write_row((e, ts, f1, f2, f3, 0, 0, 0, False, f2 is None, False, "baseline_v1", s, end))
-        add_predictions(cur, events, version)
+        add_predictions(cur, interval, events, version)
         mask = np.ones(len(events), bool) if labeled is None else labeled
         add_labels(cur, interval, events[mask])
     conn.commit()
 
 
-def add_predictions(cur: psycopg.Cursor[Any], events: pd.DataFrame, version: str) -> None:
+def add_predictions(cur: psycopg.Cursor[Any], interval: Interval, events: pd.DataFrame, version: str) -> None:
     with cur.copy(
-        "COPY predictions (event_id, model_version, y_hat, ts_utc, written_by_run) FROM STDIN"
+        "COPY predictions (interval_start, event_id, model_version, y_hat, ts_utc, written_by_run) FROM STDIN"
     ) as copy:
         for e, y, ts in zip(events["event_id"], events["y_hat"], events["ts_utc"], strict=True):
-            copy.write_row((e, version, float(y), ts.to_pydatetime(), "test/run"))
+            copy.write_row((interval.start, e, version, float(y), ts.to_pydatetime(), "test/run"))
 
 
 def add_labels(cur: psycopg.Cursor[Any], interval: Interval, events: pd.DataFrame) -> None:

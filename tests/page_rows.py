@@ -88,6 +88,7 @@ def set_alias(conn: Any, alias: str, version: str) -> None:
 
 def add_scores(conn: Any, start: datetime, version: str, scores: list[float], prefix: str = "evt") -> None:
     """Events of the interval at ``start`` in processed_data, scored ``scores`` by ``version``."""
+    conn.execute("SELECT etlml_ensure_partitions(%s, %s)", (start, start))
     for i, y_hat in enumerate(scores):
         event_id = f"{prefix}-{start:%H%M}-{i:04d}"
         ts = start + timedelta(seconds=i)
@@ -98,9 +99,9 @@ def add_scores(conn: Any, start: datetime, version: str, scores: list[float], pr
             (event_id, ts, version, start, start + STEP),
         )
         conn.execute(
-            "INSERT INTO predictions (event_id, model_version, y_hat, ts_utc, written_by_run) "
-            "VALUES (%s, %s, %s, %s, 'test/run')",
-            (event_id, version, y_hat, ts),
+            "INSERT INTO predictions (interval_start, event_id, model_version, y_hat, ts_utc, "
+            "written_by_run) VALUES (%s, %s, %s, %s, %s, 'test/run')",
+            (start, event_id, version, y_hat, ts),
         )
 
 

@@ -47,6 +47,7 @@ def landing_root(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Pa
 
 def store_events(conn: psycopg.Connection[Any], interval: Interval, *ids: str) -> None:
     """Events as load_processed stores them (the values do not matter to labels)."""
+    conn.execute("SELECT etlml_ensure_partitions(%s, %s)", (interval.start, interval.start))
     for n, event_id in enumerate(ids):
         conn.execute(
             "INSERT INTO processed_data (event_id, ts_utc, f1, f2, f3, f1_z, f2_z, f3_z, f1_imputed, "

@@ -193,7 +193,7 @@ def test_a_version_without_a_profile_gets_accuracy_but_no_drift(db: psycopg.Conn
     with db.cursor() as cur:
         from tests.monitoring_data import add_predictions
 
-        add_predictions(cur, events.assign(y_hat=events["y_hat"] + 1.0), "noprofile_v1")
+        add_predictions(cur, INTERVAL, events.assign(y_hat=events["y_hat"] + 1.0), "noprofile_v1")
     db.commit()
     report = metrics.compute_interval(db, INTERVAL, THRESHOLDS)
     assert [p.model_version for p in report.performance] == ["baseline_v1", "noprofile_v1"]

@@ -320,9 +320,9 @@ def test_too_few_paired_events_are_no_evidence_however_good_the_candidate(reg: A
     score("baseline_v1", 6, 7)
     score("baseline_v1", 40, 41)
     reg.execute(
-        "INSERT INTO predictions (event_id, model_version, y_hat, ts_utc, written_by_run) "
-        "SELECT l.event_id, 'oracle', l.y_true, d.ts_utc, 'test/oracle' FROM labels l JOIN processed_data d "
-        "USING (event_id) WHERE l.interval_start IN (%s, %s)",
+        "INSERT INTO predictions (interval_start, event_id, model_version, y_hat, ts_utc, written_by_run) "
+        "SELECT l.interval_start, l.event_id, 'oracle', l.y_true, d.ts_utc, 'test/oracle' FROM labels l "
+        "JOIN processed_data d USING (interval_start, event_id) WHERE l.interval_start IN (%s, %s)",
         (interval(6).start, interval(40).start),
     )
     few = training.Window(interval(40).start, interval(41).start)

@@ -46,19 +46,12 @@ def load_processed(run: RunContext, plan: RunPlan, shards: Sequence[ProcessedSha
     """
     cfg = settings.load()
     ordered = sorted(shards, key=lambda s: s.key.index)
-    mixed = {s.normalized_with for s in ordered} - {plan.normalized_with}
-    if mixed:
-        raise quality.InvariantError(
-            f"shards normalized with {sorted(mixed)}, the run's plan says {plan.normalized_with!r}"
-        )
+    _check_normalization(plan, ordered)
 
     def events() -> Iterable[pd.DataFrame]:
         return (frame for s in ordered for frame in read_frames(s.processed))
 
-    with connection.connect(cfg.warehouse_conn_id) as conn:
-        # the interval's day partitions, in a short transaction of their own (housekeeping makes the
-        # coming days' ahead of time; a catch-up of past days makes theirs here)
-        writes.ensure_partitions(conn, run.interval.start, run.interval.start)
+    _ensure_partitions(cfg, run.interval)
     with connection.connect(cfg.warehouse_conn_id) as conn, conn.transaction():
         # one load of an interval at a time: a second run of it (a manual run beside the scheduled
         # one, a backfill) waits here, then merges against what the first committed
@@ -86,6 +79,21 @@ def load_processed(run: RunContext, plan: RunPlan, shards: Sequence[ProcessedSha
     )
     quality.enforce(audit, run.interval)
     return Loaded(merged.result, audit, LoadRef(load_id, refused))
+
+
+def _check_normalization(plan: RunPlan, shards: Sequence[ProcessedShard]) -> None:
+    mixed = {s.normalized_with for s in shards} - {plan.normalized_with}
+    if mixed:
+        raise quality.InvariantError(
+            f"shards normalized with {sorted(mixed)}, the run's plan says {plan.normalized_with!r}"
+        )
+
+
+def _ensure_partitions(cfg: Settings, interval: Interval) -> None:
+    """The interval's day partitions, in a short transaction of their own before the load's
+    (``90_housekeeping`` makes the coming days' ahead of time; a catch-up of past days makes theirs here)."""
+    with connection.connect(cfg.warehouse_conn_id) as conn:
+        writes.ensure_partitions(conn, interval.start, interval.start)
 
 
 def _keep(run: RunContext, plan: RunPlan, cfg: Settings, held: StoredInterval) -> Loaded:

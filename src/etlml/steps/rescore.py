@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 import pandas as pd
 
@@ -67,25 +68,30 @@ def rescore(run_ref: str, version: str, start: datetime, end: datetime, chunk_si
         with reader.cursor(name="rescore_window") as cursor:
             cursor.execute(connection.query("rescore_window"), window)
             while rows := cursor.fetchmany(chunk_size):
-                with writer.transaction():
-                    # the chunk's intervals cannot be loaded while it is scored and stored, and its
-                    # features are read again under their locks: never a score of replaced features
-                    ids = [str(row[0]) for row in rows]
-                    intervals = {Interval(_utc(row[1]), _utc(row[2])) for row in rows}
-                    writes.lock_intervals(writer, intervals, shared=True)
-                    fresh = writes.events_by_id(writer, ids, window)
-                    frame = clean(fresh)
-                    scored = frame[["event_id", "ts_utc"]].assign(
-                        y_hat=scorer.predict(frame, use_stored_z=False),
-                        interval_start=pd.to_datetime(fresh["interval_start"], utc=True).dt.as_unit("us"),
-                    )
-                    result = writes.upsert_predictions(writer, scored, version, run_ref)
-                done = Rescored(version, done.events + len(frame), done.chunks + 1, done.merged + result)
-                log.info(
-                    "rescored chunk %d (%d events) with %s: %s", done.chunks, len(frame), version, result
-                )
+                events, result = _rescore_chunk(writer, rows, window, scorer, run_ref)
+                done = Rescored(version, done.events + events, done.chunks + 1, done.merged + result)
+                log.info("rescored chunk %d (%d events) with %s: %s", done.chunks, events, version, result)
     log.info("rescored [%s, %s) with %s: %s", start.isoformat(), end.isoformat(), version, done.to_xcom())
     return done
+
+
+def _rescore_chunk(
+    writer: Any, rows: list[Any], window: dict[str, datetime], scorer: Any, run_ref: str
+) -> tuple[int, writes.MergeResult]:
+    """Score and store one chunk of the window's ``(event_id, interval_start, interval_end)`` rows in
+    one transaction: the chunk's intervals cannot be loaded meanwhile, and its features are read
+    again under their locks, so no score is of replaced features."""
+    with writer.transaction():
+        ids = [str(row[0]) for row in rows]
+        intervals = {Interval(_utc(row[1]), _utc(row[2])) for row in rows}
+        writes.lock_intervals(writer, intervals, shared=True)
+        fresh = writes.events_by_id(writer, ids, window)
+        frame = clean(fresh)
+        scored = frame[["event_id", "ts_utc"]].assign(
+            y_hat=scorer.predict(frame, use_stored_z=False),
+            interval_start=pd.to_datetime(fresh["interval_start"], utc=True).dt.as_unit("us"),
+        )
+        return len(frame), writes.upsert_predictions(writer, scored, scorer.version, run_ref)
 
 
 def _utc(value: object) -> datetime:

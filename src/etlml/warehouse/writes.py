@@ -267,20 +267,22 @@ def upsert_processed(
                     MergeResult(staged=sent, inserted=sent, updated=0), 0, _no_redeliveries()
                 )
         with conn.cursor() as cur, _staged(cur, "stage_processed", PROCESSED_STAGE, rows) as staged:
-            cur.execute(query("stage_redelivered"))
-            cur.execute(query("stage_redelivered_in_window"), params)
-            cur.execute(query("merge_processed"), params)
-            inserted, updated, redelivered, changed = _counts(cur)
-            outdated = _outdated_predictions(cur, params) if changed else 0
-            cur.execute(query("count_interval_rows"), params)
-            in_interval = _counts(cur)[0]
-            # after the merge the interval holds every staged row it did not refuse; anything more is stale
-            removed = (
-                _counts(cur, "remove_stale_processed", params)[0]
-                if in_interval != staged - redelivered
-                else 0
-            )
-            refused = _redelivered(cur) if redelivered else _no_redeliveries()
+            return _merge_staged_processed(cur, staged, params)
+
+
+def _merge_staged_processed(cur: psycopg.Cursor[Any], staged: int, params: dict[str, Any]) -> ProcessedMerge:
+    """Merge ``stage_processed`` into the interval: refuse the ids another interval of the window
+    holds, upsert the rest, delete the predictions of changed rows, remove the rows no longer staged."""
+    cur.execute(query("stage_redelivered"))
+    cur.execute(query("stage_redelivered_in_window"), params)
+    cur.execute(query("merge_processed"), params)
+    inserted, updated, redelivered, changed = _counts(cur)
+    outdated = _outdated_predictions(cur, params) if changed else 0
+    cur.execute(query("count_interval_rows"), params)
+    in_interval = _counts(cur)[0]
+    # after the merge the interval holds every staged row it did not refuse; anything more is stale
+    removed = _counts(cur, "remove_stale_processed", params)[0] if in_interval != staged - redelivered else 0
+    refused = _redelivered(cur) if redelivered else _no_redeliveries()
     merge = MergeResult(staged=staged, inserted=inserted, updated=updated, removed=removed)
     return ProcessedMerge(merge, outdated, refused)
 
