@@ -167,3 +167,26 @@ def test_monitor_dag_sweeps_the_intervals_whose_labels_arrived(
     assert monitor_step.monitor([], as_of=LOGICAL + timedelta(minutes=40))["intervals"] == []
     conn.rollback()
     clear(conn)
+
+
+def test_the_simulators_f3_shift_drives_f3_to_alert(
+    dags: dict[str, Any], conn: psycopg.Connection[Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """ETLML_SIMULATOR_SHIFT=f3=+20, the demo's drift: the pipeline's events of the interval carry it,
+    and the monitor run its asset event names finds f3 (and the score it moves) in alert, the other
+    inputs not."""
+    clear(conn)
+    monkeypatch.setenv("ETLML_SIMULATOR_SHIFT", "f3=+20")
+    since = datetime.now(UTC)
+    run(dags[PIPELINE], LOGICAL)
+    (predicted,) = asset_events("x-etlml://warehouse/public/predictions", since)
+    result = monitor_step.monitor([predicted])
+    assert result["intervals"] == [INTERVAL.key] and result["alerts"] >= 1
+    drift = dict(
+        conn.execute(
+            "SELECT feature, status FROM feature_drift WHERE model_version = 'baseline_v1'"
+        ).fetchall()
+    )
+    assert drift == {"f1": "ok", "f2": "ok", "f3": "alert", "score": "alert"}
+    conn.rollback()
+    clear(conn)

@@ -178,7 +178,8 @@ def add_promoted_v2(conn: psycopg.Connection[Any], starts: list[datetime]) -> No
     from etlml.features.profile import reference_profile
 
     fitted = conn.execute(
-        "SELECT d.f1, d.f2, d.f3, p.y_hat FROM processed_data d JOIN predictions p USING (event_id) "
+        "SELECT d.f1, d.f2, d.f3, p.y_hat FROM processed_data d "
+        "JOIN predictions p USING (interval_start, event_id) "
         "WHERE d.interval_start = %s AND p.model_version = 'baseline_v1'",
         (starts[0],),
     ).fetchall()
@@ -187,9 +188,9 @@ def add_promoted_v2(conn: psycopg.Connection[Any], starts: list[datetime]) -> No
     )
     rows.add_version(conn, "v2", reference=reference, trained=starts[0] - timedelta(hours=2))
     conn.execute(
-        "INSERT INTO predictions (event_id, model_version, y_hat, ts_utc, written_by_run) "
-        "SELECT p.event_id, 'v2', p.y_hat + 0.3, p.ts_utc, 'test/run' FROM predictions p "
-        "JOIN processed_data d USING (event_id) "
+        "INSERT INTO predictions (interval_start, event_id, model_version, y_hat, ts_utc, written_by_run) "
+        "SELECT p.interval_start, p.event_id, 'v2', p.y_hat + 0.3, p.ts_utc, 'test/run' FROM predictions p "
+        "JOIN processed_data d USING (interval_start, event_id) "
         "WHERE d.interval_start = %s AND p.model_version = 'baseline_v1'",
         (starts[-1],),
     )
