@@ -30,7 +30,7 @@ DEFAULT_START_DATE = "2026-01-01T00:00:00Z"
 DEFAULT_STORAGE_RETENTION_DAYS = 7
 """Days ``90_housekeeping`` keeps a finished run's folder of intermediate files."""
 DEFAULT_MAX_FILE_BYTES = 1024**3
-DEFAULT_DEDUP_WINDOW_DAYS = 7
+DEFAULT_DEDUP_WINDOW_DAYS = 1
 """How far either side of an interval ``load_processed`` looks for an event id another interval holds."""
 PARTITIONS_AHEAD_DAYS = 2
 """Day partitions ``90_housekeeping`` keeps created ahead of today."""

@@ -1,13 +1,18 @@
--- After a straight COPY into an interval that held no rows: does another interval within the dedup
--- window hold one of the ids just loaded? (If so the load is undone and merged instead, which finds
--- and refuses them.) Probes the window's partitions through their event_id indexes.
+-- After a straight COPY into an interval that held no rows: does another interval starting within the
+-- dedup window hold one of the ids just loaded? (If so the load is undone and merged instead, which
+-- finds and refuses them.) Each id is looked up in the key (event_id, interval_start) of the window's
+-- partitions before and after this interval's start, so an id found nowhere else costs two index
+-- probes and no heap visit. An interval with the same start but another end cannot hold the id: the
+-- key would have refused the COPY.
 SELECT EXISTS (
     SELECT 1
     FROM processed_data AS n
-    JOIN processed_data AS p ON p.event_id = n.event_id
     WHERE n.interval_start = %(interval_start)s
       AND n.interval_end = %(interval_end)s
-      AND p.interval_start >= %(window_start)s
-      AND p.interval_start < %(window_end)s
-      AND (p.interval_start, p.interval_end) <> (%(interval_start)s, %(interval_end)s)
+      AND (EXISTS (SELECT 1 FROM processed_data AS p
+                   WHERE p.event_id = n.event_id
+                     AND p.interval_start >= %(window_start)s AND p.interval_start < %(interval_start)s)
+           OR EXISTS (SELECT 1 FROM processed_data AS p
+                      WHERE p.event_id = n.event_id
+                        AND p.interval_start > %(interval_start)s AND p.interval_start < %(window_end)s))
 );
