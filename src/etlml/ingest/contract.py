@@ -476,15 +476,18 @@ def _extra_fields(frame: pd.DataFrame) -> Counter[str]:
     return seen
 
 
-def raw_bytes(frame: pd.DataFrame, rows: np.ndarray[Any, Any]) -> list[bytes]:
-    """The raw bytes of ``rows``; records without them (the simulator's) as JSON of their fields."""
+def raw_bytes(
+    frame: pd.DataFrame, rows: np.ndarray[Any, Any], names: tuple[str, ...] = EVENT.names
+) -> list[bytes]:
+    """The raw bytes of ``rows``; records without them (the simulator's) as JSON of their fields
+    ``names`` (the event's, or a label's)."""
     out = []
     for i in rows:
         raw = frame["raw"].iloc[i]
         if isinstance(raw, bytes | bytearray | memoryview):
             out.append(bytes(raw))
             continue
-        fields = {c: frame[c].iloc[i] for c in EVENT.names}
+        fields = {c: frame[c].iloc[i] for c in names}
         text = json.dumps({k: None if pd.isna(v) else str(v) for k, v in fields.items()}, ensure_ascii=False)
         out.append(text.encode("utf-8", "surrogatepass"))
     return out
@@ -511,7 +514,7 @@ def apply(
     if deduplicate:
         _deduplicate(frame, ids, verdicts)
     valid = _valid(frame, verdicts.open, ids, ts, values, provenance=provenance)
-    rejected = _rejected(frame, verdicts, ids, well_formed_id)
+    rejected = rejected_records(frame, verdicts, ids, well_formed_id)
     extra = _extra_fields(frame)
     return Checked(valid, rejected, _count(frame, valid, rejected, extra), extra)
 
@@ -553,7 +556,16 @@ def _valid(
     return valid
 
 
-def _rejected(frame: pd.DataFrame, verdicts: Verdicts, ids: pd.Series, well_formed_id: Mask) -> pd.DataFrame:
+def rejected_records(
+    frame: pd.DataFrame,
+    verdicts: Verdicts,
+    ids: pd.Series,
+    well_formed_id: Mask,
+    names: tuple[str, ...] = EVENT.names,
+) -> pd.DataFrame:
+    """The records ``verdicts`` refused, as :data:`etlml.records.REJECTED` rows in file and row order
+    (the id only where it was well formed, raw bytes rendered from the fields ``names`` where a
+    record has none); shared by the events' and the labels' contracts."""
     rows = np.flatnonzero(~verdicts.open)
     rejected = pd.DataFrame(
         {
@@ -566,7 +578,7 @@ def _rejected(frame: pd.DataFrame, verdicts: Verdicts, ids: pd.Series, well_form
             ),
             "reason": pd.Series(verdicts.reason[rows], dtype="string"),
             "message": pd.Series([printable(str(m)) for m in verdicts.message[rows]], dtype="string"),
-            "raw": pd.Series(raw_bytes(frame, rows), dtype=object),
+            "raw": pd.Series(raw_bytes(frame, rows, names), dtype=object),
         },
         columns=list(REJECTED.names),
     )

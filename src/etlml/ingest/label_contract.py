@@ -22,7 +22,7 @@ import pandas as pd
 
 from etlml.ingest import contract
 from etlml.ingest.contract import Counts, excerpt, printable
-from etlml.records import DUPLICATE, LABEL, PROVENANCE, REJECTED
+from etlml.records import DUPLICATE, LABEL, PROVENANCE
 
 UNKNOWN_EVENT = "unknown_event"
 
@@ -82,20 +82,6 @@ def _complete(records: pd.DataFrame) -> pd.DataFrame:
         if name not in frame:
             frame[name] = pd.Series(None, index=frame.index, dtype=object)
     return frame
-
-
-def raw_bytes(frame: pd.DataFrame, rows: np.ndarray[Any, Any]) -> list[bytes]:
-    """The raw bytes of ``rows``; records without them (the simulator's) as JSON of their fields."""
-    out = []
-    for i in rows:
-        raw = frame["raw"].iloc[i]
-        if isinstance(raw, bytes | bytearray | memoryview):
-            out.append(bytes(raw))
-            continue
-        fields = {c: frame[c].iloc[i] for c in LABEL.names}
-        text = json.dumps({k: None if pd.isna(v) else str(v) for k, v in fields.items()}, ensure_ascii=False)
-        out.append(text.encode("utf-8", "surrogatepass"))
-    return out
 
 
 def _check_label(frame: pd.DataFrame, verdicts: contract.Verdicts) -> np.ndarray[Any, np.dtype[np.float64]]:
@@ -175,33 +161,11 @@ def apply(records: pd.DataFrame, rules: Rules) -> Checked:
             "observed_at": observed[accepted].reset_index(drop=True),
             "source_file": frame["source_file"][accepted].astype("string").reset_index(drop=True),
             "row_number": frame["row_number"][accepted].to_numpy(dtype=np.int64),
-            "raw": raw_bytes(frame, np.flatnonzero(accepted)),
+            "raw": contract.raw_bytes(frame, np.flatnonzero(accepted), LABEL.names),
         }
     )
-    rejected = _rejected(frame, verdicts, ids, well_formed_id)
+    rejected = contract.rejected_records(frame, verdicts, ids, well_formed_id, LABEL.names)
     return Checked(valid, rejected, _count(frame, valid, rejected))
-
-
-def _rejected(
-    frame: pd.DataFrame, verdicts: contract.Verdicts, ids: pd.Series, well_formed_id: np.ndarray[Any, Any]
-) -> pd.DataFrame:
-    rows = np.flatnonzero(~verdicts.open)
-    rejected = pd.DataFrame(
-        {
-            "source_file": pd.Series(
-                [printable(str(s)) for s in frame["source_file"].iloc[rows]], dtype="string"
-            ),
-            "row_number": frame["row_number"].iloc[rows].to_numpy(dtype=np.int64),
-            "event_id": pd.Series(ids.iloc[rows].to_numpy(dtype=object), dtype="string").where(
-                well_formed_id[rows]
-            ),
-            "reason": pd.Series(verdicts.reason[rows], dtype="string"),
-            "message": pd.Series([printable(str(m)) for m in verdicts.message[rows]], dtype="string"),
-            "raw": pd.Series(raw_bytes(frame, rows), dtype=object),
-        },
-        columns=list(REJECTED.names),
-    )
-    return rejected.sort_values(["source_file", "row_number"], kind="stable").reset_index(drop=True)
 
 
 def _count(frame: pd.DataFrame, valid: pd.DataFrame, rejected: pd.DataFrame) -> Counts:
