@@ -48,8 +48,10 @@ BEGIN
                     parent, child, (day::timestamp AT TIME ZONE 'UTC'), ((day + 1)::timestamp AT TIME ZONE 'UTC')
                 );
                 RETURN NEXT child;
-            EXCEPTION WHEN duplicate_table THEN
-                -- another caller created it meanwhile (this one waited for its commit): it exists
+            EXCEPTION WHEN duplicate_table OR unique_violation THEN
+                -- another caller created it meanwhile (this one waited for its commit): it exists.
+                -- Depending on which catalog row the two met on, that is duplicate_table, or a
+                -- unique_violation of pg_type's name index.
                 NULL;
             END;
         END LOOP;
