@@ -411,8 +411,9 @@ def _arrow(values: Any, kind: pa.DataType) -> pa.Array:
     return pa.array(np.asarray(values, dtype=np.int64 if kind == pa.int64() else object), kind)
 
 
-def _deduplicate(frame: pd.DataFrame, ids: pd.Series, verdicts: Verdicts) -> None:
-    """Among accepted records with the same event_id, keep the latest delivery (:func:`superseded`)."""
+def drop_superseded(frame: pd.DataFrame, ids: pd.Series, verdicts: Verdicts, rule: str = "") -> None:
+    """Among accepted records with the same event_id, keep the latest delivery (:func:`superseded`);
+    the others are flagged ``duplicate``, their message followed by ``rule`` when given."""
     candidates = np.flatnonzero(verdicts.open)
     found = superseded(
         ids.iloc[candidates].to_numpy(dtype=object),
@@ -423,7 +424,7 @@ def _deduplicate(frame: pd.DataFrame, ids: pd.Series, verdicts: Verdicts) -> Non
         return
     rows = candidates[found.rows]
     messages = pd.Series(None, index=frame.index, dtype=object)
-    messages.iloc[rows] = found.messages(ids.iloc[rows].tolist())
+    messages.iloc[rows] = [f"{m}{rule}" for m in found.messages(ids.iloc[rows].tolist())]
     mask = np.zeros(len(frame), dtype=bool)
     mask[rows] = True
     verdicts.flag(mask, DUPLICATE, messages)
@@ -512,7 +513,7 @@ def apply(
     values = _check_numbers(frame, verdicts)
     _check_time_window(ts, rules, verdicts)
     if deduplicate:
-        _deduplicate(frame, ids, verdicts)
+        drop_superseded(frame, ids, verdicts)
     valid = _valid(frame, verdicts.open, ids, ts, values, provenance=provenance)
     rejected = rejected_records(frame, verdicts, ids, well_formed_id)
     extra = _extra_fields(frame)

@@ -123,26 +123,6 @@ def _check_observed(frame: pd.DataFrame, rules: Rules, verdicts: contract.Verdic
     return parsed
 
 
-def _deduplicate(frame: pd.DataFrame, ids: pd.Series, verdicts: contract.Verdicts) -> None:
-    """Among accepted labels with the same event_id, keep the last delivery in read order."""
-    candidates = np.flatnonzero(verdicts.open)
-    found = contract.superseded(
-        ids.iloc[candidates].to_numpy(dtype=object),
-        frame["source_file"].iloc[candidates].astype(str).to_numpy(dtype=object),
-        frame["row_number"].iloc[candidates].to_numpy(dtype=np.int64),
-    )
-    if not len(found.rows):
-        return
-    rows = candidates[found.rows]
-    messages = pd.Series(None, index=frame.index, dtype=object)
-    messages.iloc[rows] = [
-        f"{m}: the last delivery in read order wins" for m in found.messages(ids.iloc[rows].tolist())
-    ]
-    mask = np.zeros(len(frame), dtype=bool)
-    mask[rows] = True
-    verdicts.flag(mask, DUPLICATE, messages)
-
-
 def apply(records: pd.DataFrame, rules: Rules) -> Checked:
     """Check every label record against the contract (:data:`REASONS`, in order, first failure wins)."""
     frame = _complete(records)
@@ -152,7 +132,7 @@ def apply(records: pd.DataFrame, rules: Rules) -> Checked:
     well_formed_id = verdicts.open.copy()
     y_true = _check_label(frame, verdicts)
     observed = _check_observed(frame, rules, verdicts)
-    _deduplicate(frame, ids, verdicts)
+    contract.drop_superseded(frame, ids, verdicts, ": the last delivery in read order wins")
     accepted = verdicts.open
     valid = pd.DataFrame(
         {
