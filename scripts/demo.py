@@ -105,6 +105,7 @@ def check_before_starting(cfg: Config) -> None:
     from etlml import settings
 
     settings.load()  # a SettingsError names the variable
+    settings.monitoring()  # 30_monitor's thresholds, read by that DAG alone
     problem = localstack.bind_error(cfg.host, cfg.port)
     if problem is not None and problem.errno == errno.EADDRINUSE:
         raise DemoError(

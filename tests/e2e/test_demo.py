@@ -106,6 +106,7 @@ def scratch() -> tuple[str, Path]:
         ),
         ("ETLML_MAX_REJECTED_SHARE", "2", "ETLML_MAX_REJECTED_SHARE must be a number in [0, 1]"),
         ("ETLML_SOURCE_SEED", "x", "ETLML_SOURCE_SEED must be an integer"),
+        ("ETLML_PSI_WARN", "0.5", "ETLML_PSI_WARN (0.5) must be below ETLML_PSI_ALERT (0.25)"),
         ("ETLML_DEMO_PORT", "http", "ETLML_DEMO_PORT must be a TCP port number"),
         ("ETLML_DEMO_HOST", "10.255.255.1", "ETLML_DEMO_HOST must be an address of this machine"),
     ],
