@@ -8,6 +8,7 @@ import re
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import pandas as pd
 import psycopg
 import pytest
 
@@ -199,3 +200,59 @@ def test_retention_drops_whole_days_and_leaves_the_others_byte_identical(
     assert writes.drop_partitions_before(clean, DAY + timedelta(days=2, hours=23)) == [
         writes.DroppedDay("2026-11-21", 30, 30, 1)
     ]
+
+
+def scans_by_partition(conn: psycopg.Connection[Any]) -> dict[str, int]:
+    """Index and sequential scans of each of processed_data's partitions this backend has counted and
+    not yet reported (so a test compares two readings in one transaction)."""
+    rows = conn.execute(
+        "SELECT relname, coalesce(idx_scan, 0) + coalesce(seq_scan, 0) FROM pg_stat_xact_user_tables "
+        "WHERE relname LIKE 'processed_data_p%'"
+    ).fetchall()
+    return {str(name): int(n) for name, n in rows}
+
+
+@pytest.mark.parametrize("held_hours", [3, 12], ids=["merged one by one", "one hash join"])
+def test_the_redelivery_check_finds_an_id_of_any_interval_in_the_window_and_reads_only_its_days(
+    clean: psycopg.Connection[Any], held_hours: int
+) -> None:
+    # the window of an interval on day 5 (one day either side) holds `held_hours` intervals of day 4;
+    # up to 8 the check merges the loaded ids with each one's, above that it hashes the whole window
+    for day in (1, 3):  # outside the window: never read
+        load(clean, interval_on(day), batch=5)
+    held = [interval_on(4, hour=h) for h in range(24 - held_hours, 24)]
+    for interval in held:
+        load(clean, interval, batch=5)
+    target = interval_on(5, hour=6)
+    writes.ensure_partitions(clean, target.start, target.start)
+    clean.commit()
+    window = writes.dedup_window(target, timedelta(days=1))
+
+    def check(frame: Any) -> bool:
+        """Load ``frame`` into the target interval as a first load does, ask the check, undo."""
+        constants = {
+            "normalized_with": "baseline_v1",
+            "interval_start": target.start,
+            "interval_end": target.end,
+        }
+        try:
+            with clean.cursor() as cur:
+                writes.copy_frames(cur, "processed_data", writes.PROCESSED_DIRECT, [frame], constants)
+            before = scans_by_partition(clean)
+            row = clean.execute(
+                query("loaded_redelivered"), {"interval_start": target.start, **window}
+            ).fetchone()
+            after = scans_by_partition(clean)
+            read = {name for name, n in after.items() if n > before.get(name, 0)}
+        finally:
+            clean.rollback()
+        assert read <= {"processed_data_p20261124", "processed_data_p20261125", "processed_data_p20261126"}
+        assert "processed_data_p20261124" in read  # where the held intervals are
+        assert row is not None
+        return bool(row[0])
+
+    fresh = processed(20, target)
+    assert not check(fresh)
+    # one id of the earliest held interval, delivered again in the target interval
+    again = processed(5, held[0]).iloc[:1].assign(ts_utc=fresh["ts_utc"].iloc[0])
+    assert check(pd.concat([fresh, again], ignore_index=True))

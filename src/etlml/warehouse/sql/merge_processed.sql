@@ -7,7 +7,7 @@
 --   * An event id another interval holds (stage_redelivered, filled just before from the dedup
 --     window) is never moved nor stored twice: the first stored delivery wins, and load_processed
 --     quarantines the record as 'redelivered'.
--- The key (event_id, interval_start) confines every conflict to this interval's partition.
+-- The key (interval_start, event_id) confines every conflict to this interval's partition.
 WITH merged AS (
     INSERT INTO processed_data AS p (
         event_id, ts_utc, f1, f2, f3, f1_z, f2_z, f3_z, f1_imputed, f2_imputed, f3_imputed,
@@ -17,7 +17,7 @@ WITH merged AS (
            s.f3_imputed, %(normalized_with)s, %(interval_start)s, %(interval_end)s
     FROM stage_processed AS s
     WHERE NOT EXISTS (SELECT 1 FROM stage_redelivered AS r WHERE r.event_id = s.event_id)
-    ON CONFLICT (event_id, interval_start) DO UPDATE SET
+    ON CONFLICT (interval_start, event_id) DO UPDATE SET
         ts_utc = EXCLUDED.ts_utc,
         f1 = EXCLUDED.f1,
         f2 = EXCLUDED.f2,
