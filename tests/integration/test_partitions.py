@@ -5,6 +5,8 @@ dropping whole days of events, predictions, rejected records and labels together
 from __future__ import annotations
 
 import re
+import time
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -256,3 +258,32 @@ def test_the_redelivery_check_finds_an_id_of_any_interval_in_the_window_and_read
     # one id of the earliest held interval, delivered again in the target interval
     again = processed(5, held[0]).iloc[:1].assign(ts_utc=fresh["ts_utc"].iloc[0])
     assert check(pd.concat([fresh, again], ignore_index=True))
+
+
+def test_two_loads_of_different_intervals_at_once_store_a_shared_id_once(
+    clean: psycopg.Connection[Any],
+) -> None:
+    # No key spans two intervals, so two loads at once (a backfill beside the scheduled run) must not both
+    # pass the redelivery check before either commits: the second checks once the first has committed.
+    first, second = interval_on(2, hour=10), interval_on(2, hour=11)
+    writes.ensure_partitions(clean, first.start, first.start)
+    clean.commit()
+    ours = processed(5, first)
+    theirs = pd.concat(
+        [processed(5, second).iloc[:4], ours.iloc[:1].assign(ts_utc=second.start + timedelta(seconds=1))],
+        ignore_index=True,
+    )
+    clean.execute("SELECT 1")  # a transaction is open: the load below stays in it, as in load_processed
+    writes.upsert_processed(clean, ours, first, "baseline_v1")  # loaded and checked, not committed yet
+    with ThreadPoolExecutor(1) as pool, psycopg.connect(clean.info.dsn) as other:
+        loading = pool.submit(writes.upsert_processed, other, theirs, second, "baseline_v1")
+        time.sleep(1.5)  # a load of five rows takes milliseconds: unless it waits, it is done by now
+        waited = not loading.done()
+        clean.commit()
+        merged = loading.result(timeout=30)
+    assert waited, "the second load checked before the first committed"
+    assert list(merged.redelivered["event_id"]) == [ours["event_id"].iloc[0]]
+    held = clean.execute(
+        "SELECT interval_start FROM processed_data WHERE event_id = %s", (ours["event_id"].iloc[0],)
+    ).fetchall()
+    assert held == [(first.start,)]

@@ -274,6 +274,7 @@ def _merge_staged_processed(cur: psycopg.Cursor[Any], staged: int, params: dict[
     """Merge ``stage_processed`` into the interval: refuse the ids another interval of the window
     holds, upsert the rest, delete the predictions of changed rows, remove the rows no longer staged."""
     cur.execute(query("stage_redelivered"))
+    cur.execute(query("lock_redelivery_check"))
     cur.execute(query("stage_redelivered_in_window"), params)
     cur.execute(query("merge_processed"), params)
     inserted, updated, redelivered, changed = _counts(cur)

@@ -15,18 +15,27 @@ ALTER TABLE processed_data ADD PRIMARY KEY (interval_start, event_id);
 DROP INDEX processed_data_interval_idx;
 ANALYZE processed_data;
 
+-- The redelivery check's lock, held until the transaction ends. No key spans two intervals, so two
+-- loads at once (a backfill beside the scheduled run) could each check before the other commits and
+-- both store an id; under this lock the second checks after the first has committed, and sees its
+-- rows. Only the check and the commit after it wait: the loads' COPYs run side by side.
+-- Key: 'etlr' (as lock_interval.sql's 'etlm'), 1.
+CREATE FUNCTION etlml_lock_redelivery_check() RETURNS void
+LANGUAGE sql AS $$ SELECT pg_advisory_xact_lock(1702128754, 1) $$;
+
 -- Does another interval starting in [window_start, window_end) hold an id of the interval starting at
 -- loaded_start? (sql/loaded_redelivered.sql, after a load's straight COPY.) The intervals the window
 -- holds are found by skipping along the key, one index descent each, on either side of loaded_start.
 -- Up to 8 of them: the loaded ids and each interval's ids are both read from the key in event-id order
 -- and merged (no sort, no hash, no probe per id; it stops at the first match). More: one hash join of
--- the loaded ids with the whole window's. Runs with the caller's
--- rights.
+-- the loaded ids with the whole window's. Takes the redelivery check's lock first. Runs with the
+-- caller's rights.
 CREATE FUNCTION etlml_window_holds_loaded_ids(
     loaded_start timestamptz, window_start timestamptz, window_end timestamptz
 )
 RETURNS boolean
--- The SET clauses keep the plans described above; left to itself the
+-- VOLATILE (the default): its reads after the lock take a snapshot of their own, which sees the loads
+-- that committed while it waited. The SET clauses keep the plans described above; left to itself the
 -- planner may sort, probe per id, or run the merge in parallel workers that each read the loaded ids.
 LANGUAGE plpgsql
 SET enable_nestloop = off SET enable_hashjoin = off SET enable_sort = off SET max_parallel_workers_per_gather = 0 AS $$
@@ -36,6 +45,7 @@ DECLARE
     next_start timestamptz;
     one timestamptz;
 BEGIN
+    PERFORM etlml_lock_redelivery_check();
     -- either side of loaded_start: the first interval start after `after`, then the next, ...
     FOR side IN SELECT * FROM (VALUES (window_start, loaded_start, '-infinity'::timestamptz),
                                       (loaded_start, window_end, loaded_start)) AS s (lo, hi, after)
