@@ -53,16 +53,20 @@ def _partitioned() -> bool:
 
 
 def _frame(interval: Any, events: int) -> pd.DataFrame:
-    """The interval's simulated events, cleaned and normalized with baseline_v1's statistics, their
-    ids replaced by random-looking hex digests."""
+    """The interval's simulated events, their ids replaced by random-looking hex digests, cleaned and
+    normalized with baseline_v1's statistics as the transform step does it: a row group at a time,
+    each in event-id order."""
     from etlml.features import transform
     from etlml.features.stats import FeatureStats
     from etlml.ingest.simulator import SimulatedSource
+    from etlml.storage import ROW_GROUP_ROWS
 
     stats = {"f1": FeatureStats(10, 2), "f2": FeatureStats(0, 1), "f3": FeatureStats(100, 10)}
-    frame = transform.normalize(transform.clean(SimulatedSource(7, events).events(interval)), stats)
-    ids = [hashlib.md5(i.encode(), usedforsecurity=False).hexdigest() for i in frame["event_id"]]
-    return frame.assign(event_id=pd.Series(ids, dtype="string"))
+    raw = SimulatedSource(7, events).events(interval)
+    raw["event_id"] = [hashlib.md5(i.encode(), usedforsecurity=False).hexdigest() for i in raw["event_id"]]
+    groups = (raw.iloc[i : i + ROW_GROUP_ROWS] for i in range(0, len(raw), ROW_GROUP_ROWS))
+    frames = [transform.key_order(transform.normalize(transform.clean(g), stats)) for g in groups]
+    return pd.concat(frames, ignore_index=True)
 
 
 def _write(dsn: str, interval: Any, frame: pd.DataFrame) -> float:

@@ -14,6 +14,7 @@ import pandas as pd
 import psycopg
 import pytest
 
+from etlml.features import transform
 from etlml.interval import Interval
 from etlml.warehouse import writes
 from etlml.warehouse.connection import query
@@ -287,3 +288,15 @@ def test_two_loads_of_different_intervals_at_once_store_a_shared_id_once(
         "SELECT interval_start FROM processed_data WHERE event_id = %s", (ours["event_id"].iloc[0],)
     ).fetchall()
     assert held == [(first.start,)]
+
+
+def test_key_order_is_the_order_of_the_key(clean: psycopg.Connection[Any]) -> None:
+    ids = ["b", "B", "a10", "a9", "é", "z", "Z0", "ä", "日本", "a", "-1", "_x"]
+    ordered = transform.key_order(pd.DataFrame({"event_id": pd.Series(ids, dtype="string")}))
+    rows = clean.execute('SELECT i FROM unnest(%s::text[]) AS i ORDER BY i COLLATE "C"', (ids,)).fetchall()
+    assert list(ordered["event_id"]) == [r[0] for r in rows]
+    collation = clean.execute(
+        "SELECT collation_name FROM information_schema.columns "
+        "WHERE table_name = 'processed_data' AND column_name = 'event_id'"
+    ).fetchone()
+    assert collation == ("C",)

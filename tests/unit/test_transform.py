@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from etlml.features.stats import FeatureStats
-from etlml.features.transform import batch_stats, clean, normalize
+from etlml.features.transform import batch_stats, clean, key_order, normalize
 
 STATS = {"f1": FeatureStats(10, 2), "f2": FeatureStats(0, 1), "f3": FeatureStats(100, 10)}
 
@@ -75,3 +75,19 @@ def test_batch_stats_reproduce_the_case_study() -> None:
 def test_batch_stats_of_an_empty_frame() -> None:
     stats = batch_stats(clean(raw_frame()).iloc[0:0])
     assert stats["f1"] == FeatureStats(0.0, 1.0)
+
+
+def test_key_order_sorts_rows_by_event_id_keeping_each_row_whole_and_duplicates_in_arrival_order() -> None:
+    frame = pd.DataFrame(
+        {"event_id": pd.Series(["c", "a", "b", "a", "B"], dtype="string"), "f1": [3.0, 1.0, 2.0, 1.5, 0.5]}
+    )
+    ordered = key_order(frame)
+    assert list(ordered["event_id"]) == ["B", "a", "a", "b", "c"]
+    assert list(ordered["f1"]) == [0.5, 1.0, 1.5, 2.0, 3.0]
+    assert list(ordered.index) == [0, 1, 2, 3, 4]
+    assert list(frame["event_id"]) == ["c", "a", "b", "a", "B"]  # the input is left as it was
+
+
+def test_key_order_returns_a_frame_already_in_order_as_it_is() -> None:
+    frame = pd.DataFrame({"event_id": pd.Series(["a", "b", "c"], dtype="string"), "f1": [1.0, 2.0, 3.0]})
+    assert key_order(frame) is frame

@@ -64,3 +64,16 @@ def normalize(frame: pd.DataFrame, stats: Stats) -> pd.DataFrame:
         out[f"{feature}_z"] = (filled - s.mean) / s.std
         out[f"{feature}_imputed"] = missing.to_numpy(dtype=bool)
     return out
+
+
+def key_order(frame: pd.DataFrame) -> pd.DataFrame:
+    """The rows in event-id order (a frame already in that order comes back as it is).
+
+    processed_data's and predictions' keys lead with the interval, then the event id: rows loaded in
+    this order fill an interval's range of each key from left to right, and the redelivery check reads
+    them back in the same order. Random ids (UUIDs, digests) would otherwise land all over the range.
+    Python orders strings by code point, as PostgreSQL's "C" collation orders their UTF-8 bytes.
+    """
+    if frame["event_id"].is_monotonic_increasing:
+        return frame
+    return frame.sort_values("event_id", kind="stable", ignore_index=True)
