@@ -1,4 +1,5 @@
-"""How long migration 0013 takes to move a warehouse of the unpartitioned layout into day partitions.
+"""How long migrations 0013 and 0014 take to move a warehouse of the unpartitioned layout into day
+partitions.
 
 ``python bench/upgrade.py --events 1000000``: a throwaway database migrated to 0012, filled with
 ``--events`` processed events over ten days with one prediction each and 1 % of them rejected, then
@@ -68,7 +69,7 @@ def main() -> int:
         finally:
             admin.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(dbname)))
     per_million = seconds / args.events * 1e6
-    print(f"migration 0013 of {args.events:,} events with their predictions: {seconds:.1f} s")
+    print(f"migrations 0013 and 0014 of {args.events:,} events with their predictions: {seconds:.1f} s")
     print(f"RESULT upgrade_s_per_million_events={per_million:.1f}")
     return 0
 
