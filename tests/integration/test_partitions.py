@@ -300,3 +300,26 @@ def test_key_order_is_the_order_of_the_key(clean: psycopg.Connection[Any]) -> No
         "WHERE table_name = 'processed_data' AND column_name = 'event_id'"
     ).fetchone()
     assert collation == ("C",)
+
+
+def test_rescore_reads_its_events_by_key_in_the_windows_days_only(clean: psycopg.Connection[Any]) -> None:
+    # 20_rescore lists the window's (event_id, interval_start) and reads each chunk's events again. With
+    # no index by event id alone, a lookup by id alone scanned the window's days once per id.
+    for day in range(4):
+        load(clean, interval_on(day))
+    target = interval_on(2)
+    keys = clean.execute(
+        "SELECT event_id, interval_start FROM processed_data WHERE interval_start = %s", (target.start,)
+    ).fetchall()
+    window = {"from": target.start, "to": target.start + timedelta(hours=1)}
+    params = {"ids": [k[0] for k in keys], "starts": [k[1] for k in keys], **window}
+    assert plan_of(clean, query("rescore_events"), params) == {
+        "processed_data_p20261121",
+        "processed_data_p20261122",
+    }
+    plan = "\n".join(r[0] for r in clean.execute(f"EXPLAIN {query('rescore_events')}", params).fetchall())
+    # an id tested against the chunk's array is one index scan of the window's days per id in a large table
+    assert "ANY" not in plan, plan
+    events = writes.events_by_key(clean, [(k[0], k[1]) for k in keys], window)
+    assert sorted(events["event_id"]) == sorted(params["ids"])
+    assert set(events["interval_start"]) == {target.start}

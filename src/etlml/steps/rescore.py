@@ -82,10 +82,10 @@ def _rescore_chunk(
     one transaction: the chunk's intervals cannot be loaded meanwhile, and its features are read
     again under their locks, so no score is of replaced features."""
     with writer.transaction():
-        ids = [str(row[0]) for row in rows]
+        keys = [(str(row[0]), _utc(row[1])) for row in rows]
         intervals = {Interval(_utc(row[1]), _utc(row[2])) for row in rows}
         writes.lock_intervals(writer, intervals, shared=True)
-        fresh = writes.events_by_id(writer, ids, window)
+        fresh = writes.events_by_key(writer, keys, window)
         frame = clean(fresh)
         scored = frame[["event_id", "ts_utc"]].assign(
             y_hat=scorer.predict(frame, use_stored_z=False),

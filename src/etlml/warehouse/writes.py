@@ -520,12 +520,15 @@ def lock_intervals(conn: psycopg.Connection[Any], intervals: Iterable[Interval],
                 cur.execute(query("wait_interval_lock"), params)
 
 
-def events_by_id(conn: psycopg.Connection[Any], ids: Sequence[str], window: dict[str, Any]) -> pd.DataFrame:
+def events_by_key(
+    conn: psycopg.Connection[Any], keys: Sequence[tuple[str, datetime]], window: dict[str, Any]
+) -> pd.DataFrame:
     """The stored raw features (:data:`etlml.records.EVENT`) and ``interval_start`` of the events
-    ``ids`` whose ``ts_utc`` is in ``window`` (``from``, ``to``), by id; an event removed since it
-    was listed is not returned."""
+    ``keys`` (``event_id``, ``interval_start``) whose ``ts_utc`` is in ``window`` (``from``, ``to``),
+    by processed_data's key; an event removed since it was listed is not returned."""
+    params = {"ids": [k[0] for k in keys], "starts": [k[1] for k in keys], **window}
     with conn.cursor() as cur:
-        cur.execute(query("rescore_events"), {"ids": list(ids), **window})
+        cur.execute(query("rescore_events"), params)
         rows = cur.fetchall()
     names = [*records.EVENT.names, *records.PREDICTION_INTERVAL.names]
     return pd.DataFrame.from_records(rows, columns=names)
