@@ -116,6 +116,14 @@ def _params() -> Any:
             description="'model': the champion's stored statistics; 'batch': per-batch z-scores "
             "(reproduces the case study; a score then depends on its batch mates)",
         ),
+        "accept_smaller_source": Param(
+            False,
+            type="boolean",
+            description="a rerun never stores less than its source held when the interval was stored "
+            "(fewer records, files or stream entries gone): it fails without retry, naming what is "
+            "missing. Set true, by hand, when the source really lost that data or it was withdrawn on "
+            "purpose; run_audit records who did",
+        ),
         "batch_size": Param(
             None,
             type=["null", "integer"],

@@ -139,8 +139,9 @@ PROCESSED = EVENT + Layout(
 PREDICTION = Layout((_text("event_id"), _timestamp("ts_utc"), _float("y_hat")))
 """One model version's score of one event (``predictions`` without the run's columns)."""
 
-FILES = Layout((_text("source_file"), Column("size", np.int64, "int8")))
-"""The landing files a run read, with their sizes as stored (-1: a symbolic link, never read)."""
+FILES = Layout((_text("source_file"), Column("size", np.int64, "int8"), _text("entry")))
+"""The landing files a run read, with their sizes as stored (-1: a symbolic link, never read) and
+their ledger entries as JSON (:class:`etlml.ingest.ledger.FileEntry`: size, checksum or ETag)."""
 
 PROCESSED_RUN = Layout((_text("normalized_with"), _timestamp("interval_start"), _timestamp("interval_end")))
 """The columns of ``processed_data`` a run sets on every row it loads."""

@@ -151,9 +151,86 @@ def test_a_replaced_stream_is_refused_by_the_first_entry_run_audit_recorded(
         r.xadd(key, fields, id=ident)
     dag_run = run(dags, logical)
     assert dag_run.state == "failed"
-    assert task_states(dag_run)["extract"] == ("failed", 1)
+    assert task_states(dag_run)["load_processed"] == ("failed", 1)
     assert audit(wh, start)[-1] == ids[0]
     assert row_number(ids[0]) < row_number(ids[3])
+
+
+def test_a_stream_restored_from_an_older_copy_is_refused_until_an_operator_accepts_it(
+    dags: dict[str, Any], wh: psycopg.Connection[Any], r: Any, key: str
+) -> None:
+    start, logical = START + timedelta(hours=4), LOGICAL + timedelta(hours=4)
+    ids = fill(r, key, start, events=250)  # and 3 malformed entries: 253
+    assert run(dags, logical).state == "success"
+    stored = digests(wh, FULL_DIGEST), digests(wh, {"rejected": REJECTED_DIGEST})
+    # restored from a copy taken early in the interval: the same first entries, same ids, no later
+    # ones; Redis's own counters show nothing removed
+    kept = r.xrange(key, "-", "+", count=120)
+    r.delete(key)
+    for ident, fields in kept:
+        r.xadd(key, fields, id=ident)
+    dag_run = run(dags, logical)
+    assert dag_run.state == "failed"
+    states = task_states(dag_run)
+    assert states["extract"][0] == "success"
+    assert states["load_processed"] == ("failed", 1)  # no retry: the entries will not come back
+    assert (digests(wh, FULL_DIGEST), digests(wh, {"rejected": REJECTED_DIGEST})) == stored
+    refused, ledger = wh.execute(
+        "SELECT smaller_source_refused, ledger FROM run_audit WHERE dag_id = %s AND interval_start = %s",
+        (PIPELINE, start),
+    ).fetchone()
+    assert ledger["stream"] == {
+        "key": key,
+        "first_entry_id": ids[0],
+        "last_entry_id": ids[-1],
+        "entries": 253,
+    }
+    assert any("120 records" in m and "253" in m for m in refused["missing"])
+    assert any(ids[-1] in m for m in refused["missing"])
+
+    # the operator means it: the rerun loads what the stream holds now, and says who asked
+    dag_run = dags[PIPELINE].test(
+        logical_date=logical, run_conf={**PIPELINE_PARAMS, "accept_smaller_source": True}
+    )
+    assert dag_run.state == "success", task_states(dag_run)
+    assert wh.execute(
+        "SELECT count(*) FROM processed_data WHERE interval_start = %s", (start,)
+    ).fetchone() == (120,)
+    assert wh.execute(
+        "SELECT count(*) FROM predictions WHERE interval_start = %s", (start,)
+    ).fetchone() == (120,)
+    accepted, refused, ledger = wh.execute(
+        "SELECT smaller_source_accepted, smaller_source_refused, ledger FROM run_audit "
+        "WHERE dag_id = %s AND interval_start = %s",
+        (PIPELINE, start),
+    ).fetchone()
+    assert refused is None
+    assert accepted["by"] == "dag_test" and accepted["run"].endswith(dag_run.run_id)
+    assert ledger["records"] == 120 and ledger["stream"]["last_entry_id"] == ids[119]
+
+    # growth stays a plain merge: entries that arrive late in the interval are loaded without asking
+    late = start + timedelta(minutes=9)
+    add(r, key, late, event("late-entry", late))
+    assert run(dags, logical).state == "success"
+    assert wh.execute(
+        "SELECT count(*) FROM processed_data WHERE interval_start = %s", (start,)
+    ).fetchone() == (121,)
+
+
+def test_a_stream_key_that_does_not_exist_fails_extract_naming_it(
+    dags: dict[str, Any], wh: psycopg.Connection[Any], r: Any, key: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    logical = LOGICAL + timedelta(hours=5)
+    monkeypatch.setenv("ETLML_STREAM_KEY", f"{key}-misspelt")
+    dag_run = run(dags, logical)
+    assert dag_run.state == "failed"
+    assert task_states(dag_run)["extract"] == ("failed", 1)  # no retry: the key will not appear by itself
+    # an existing key without entries in the window is an empty interval, not an error
+    monkeypatch.setenv("ETLML_STREAM_KEY", key)
+    add(r, key, LOGICAL + timedelta(hours=6), event("later", LOGICAL + timedelta(hours=6)))
+    dag_run = run(dags, logical)
+    assert dag_run.state == "success", task_states(dag_run)
+    assert audit(wh, START + timedelta(hours=5))[1:3] == (0, 0)
 
 
 def test_an_open_window_is_waited_for_in_the_triggerer_then_read(

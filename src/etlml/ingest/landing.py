@@ -15,6 +15,7 @@ every value is passed on as text for ``etlml.ingest.contract`` to judge. Names s
 from __future__ import annotations
 
 import gzip
+import hashlib
 import io
 import logging
 import os
@@ -29,6 +30,7 @@ import pandas as pd
 from etlml.errors import SettingsError
 from etlml.ingest import formats
 from etlml.ingest.contract import printable
+from etlml.ingest.ledger import FileEntry
 from etlml.interval import Interval
 
 if TYPE_CHECKING:
@@ -167,6 +169,17 @@ class LandingFileSource:
         listing = _listing(self.root, interval, self.prefix, quiet=True)
         return {f.source_file: -1 if f.link else f.size for f in listing}
 
+    def ledger_files(
+        self, interval: Interval, known: dict[str, FileEntry] | None = None
+    ) -> dict[str, FileEntry]:
+        """The partition's files as they are now, each with what tells its content apart: the sha256
+        of a local file's bytes (reused from ``known`` when its size and modification time are the
+        same), the ETag an object store lists; empty when the partition does not exist."""
+        return {
+            f.source_file: _file_entry(f, (known or {}).get(f.source_file))
+            for f in _listing(self.root, interval, self.prefix, quiet=True)
+        }
+
     def record_count(self, interval: Interval) -> int:
         """An upper bound of the partition's records, from a first pass that reads no record: the
         lines of each JSONL and CSV file (decompressed), the rows a Parquet footer announces, one for
@@ -246,6 +259,24 @@ def _entry(path: ObjectStoragePath, source_file: str) -> LandingFile | None:
     if not stat.S_ISREG(status.st_mode):
         return None
     return LandingFile(source_file, status.st_size, path=path, local=local)
+
+
+def _file_entry(file: LandingFile, known: FileEntry | None) -> FileEntry:
+    if file.link:
+        return FileEntry(-1)
+    if file.local is None:
+        info = file.path.fs.info(file.path.path)
+        etag = info.get("ETag") or info.get("etag")
+        return FileEntry(file.size, etag=None if etag is None else str(etag).strip('"'))
+    try:
+        mtime = os.lstat(file.local).st_mtime_ns
+        if known is not None and known.sha256 and (known.size, known.mtime_ns) == (file.size, mtime):
+            return known
+        with file.open() as stored:
+            digest = hashlib.file_digest(stored, "sha256").hexdigest()  # type: ignore[arg-type]
+    except (OSError, LandingFileChangedError):
+        return FileEntry(file.size, mtime_ns=None)  # unreadable: the read quarantines it, saying why
+    return FileEntry(file.size, sha256=digest, mtime_ns=mtime)
 
 
 def _rechunked(frames: Iterable[pd.DataFrame], size: int) -> Iterator[pd.DataFrame]:

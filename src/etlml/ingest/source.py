@@ -14,6 +14,7 @@ import pandas as pd
 
 from etlml.ingest import formats
 from etlml.ingest.landing import LABELS_FOLDER, LandingFileSource
+from etlml.ingest.ledger import FileEntry
 from etlml.ingest.simulator import SimulatedLabels, SimulatedSource
 from etlml.ingest.stream import RedisStreamSource
 from etlml.interval import Interval
@@ -63,10 +64,14 @@ class PositionedSource(EventSource, Protocol):
 
 @runtime_checkable
 class ListedSource(EventSource, Protocol):
-    """A source whose interval is a set of files: ``manifest`` names each with its size, so that a
-    run records what it read and a file that lands later can be found (``etlml runs changed``)."""
+    """A source whose interval is a set of files: ``ledger_files`` names each with its size and what
+    tells its content apart (a checksum or ETag), so that a run records what it read, a rerun can
+    tell a file gone from one added (:mod:`etlml.ingest.ledger`), and a file that lands or changes
+    later can be found (``etlml runs changed``)."""
 
-    def manifest(self, interval: Interval) -> dict[str, int]: ...
+    def ledger_files(
+        self, interval: Interval, known: dict[str, FileEntry] | None = None
+    ) -> dict[str, FileEntry]: ...
 
 
 @dataclass(frozen=True)
@@ -79,7 +84,12 @@ class Reading:
     chunks: Iterable[pd.DataFrame]
     streamed: bool
     found: bool = True
-    files: dict[str, int] | None = None
+    files: dict[str, FileEntry] | None = None
+
+    @property
+    def sizes(self) -> dict[str, int] | None:
+        """File -> size as stored, as ``run_audit.files`` records them."""
+        return None if self.files is None else {name: entry.size for name, entry in self.files.items()}
 
 
 def read(source: EventSource, interval: Interval) -> Reading:
@@ -89,7 +99,7 @@ def read(source: EventSource, interval: Interval) -> Reading:
         return Reading(0, [], streamed=False, found=False)
     # listed before anything is read: a file that lands meanwhile is read unlisted, and so shows as
     # changed later (a rerun is harmless), never listed unread
-    files = source.manifest(interval) if isinstance(source, ListedSource) else None
+    files = source.ledger_files(interval) if isinstance(source, ListedSource) else None
     if isinstance(source, StreamingSource):
         return Reading(
             source.record_count(interval), source.record_chunks(interval), streamed=True, files=files

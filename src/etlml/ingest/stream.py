@@ -55,6 +55,11 @@ class StreamTrimmedError(PermanentError, RuntimeError):
     """Entries of the interval were trimmed or deleted: it can no longer be read completely."""
 
 
+class StreamMissingError(PermanentError, RuntimeError):
+    """The stream's key does not exist on the server: a misspelt ``ETLML_STREAM_KEY``, another
+    database, or a stream deleted whole. Nothing is read, so nothing stored is touched."""
+
+
 class WindowOpenError(RuntimeError):
     """The interval is not closed yet; reading it now could miss entries still to arrive (retried)."""
 
@@ -198,6 +203,21 @@ class RedisStreamSource:
                 raise
             return StreamInfo(0, 0, "0-0", "0-0", "0-0")
 
+    def where(self) -> str:
+        """``host:port/db`` of the server, for messages."""
+        kwargs = getattr(getattr(self.client, "connection_pool", None), "connection_kwargs", {})
+        return f"{kwargs.get('host', '?')}:{kwargs.get('port', '?')}/{kwargs.get('db', 0)}"
+
+    def check_exists(self) -> None:
+        """Raise :class:`StreamMissingError` unless the key exists (an empty stream is fine)."""
+        if not self.client.exists(self.key):
+            raise StreamMissingError(
+                f"the event stream {self.key!r} does not exist on the Redis server {self.where()}: check "
+                "ETLML_STREAM_KEY and the connection's database (ETLML_STREAM_CONN_ID). Nothing was read "
+                "and nothing stored was changed; an existing stream without entries in the interval is "
+                "an empty interval"
+            )
+
     def window(self, interval: Interval) -> Window:
         seconds, micros = self.client.time()
         return Window.of(interval, self.grace, int(seconds) * 1000 + int(micros) // 1000, self.info().last_id)
@@ -206,6 +226,7 @@ class RedisStreamSource:
         """Raise :class:`WindowOpenError` if the interval is not closed yet, :class:`StreamTrimmedError`
         if some of its entries are gone."""
         window = self.window(interval)
+        self.check_exists()
         if not window.closed:
             raise WindowOpenError(
                 f"the stream interval {interval.key} closes in {window.wait_seconds:.0f} s (its end plus "

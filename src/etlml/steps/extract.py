@@ -3,11 +3,12 @@ into shard files of events and one file of rejected records."""
 
 from __future__ import annotations
 
+import json
 import logging
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from contextlib import ExitStack
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -15,13 +16,15 @@ import numpy as np
 import pandas as pd
 
 from etlml import FEATURES, records, settings
-from etlml.errors import PermanentError, SettingsError
+from etlml.errors import SettingsError
 from etlml.features.stats import Stats
 from etlml.features.transform import batch_stats
-from etlml.ingest import contract
+from etlml.ingest import contract, ledger
 from etlml.ingest import source as sources
+from etlml.ingest.ledger import FileEntry
 from etlml.ingest.shards import shard_count, shard_of
 from etlml.ingest.simulator import SimulatedSource
+from etlml.ingest.stream import entry_id
 from etlml.steps.init_schema import preflight
 from etlml.steps.run import (
     DEFAULT_SHARD_SIZE,
@@ -36,7 +39,6 @@ from etlml.steps.run import (
     fail_fast,
 )
 from etlml.storage import FileRef, FrameWriter, at, read_frames, read_table
-from etlml.warehouse import connection, positions
 
 log = logging.getLogger(__name__)
 
@@ -45,10 +47,6 @@ EVENTS = records.EVENT + records.PROVENANCE + records.RAW
 a record ``load_processed`` refuses as redelivered is quarantined with them; ``transform`` reads the
 event columns only)."""
 Tally = list[tuple[contract.Counts, Counter[str]]]
-
-
-class IncompleteRangeError(PermanentError, RuntimeError):
-    """A rerun would read a shorter range of the source's log than the interval's first run did."""
 
 
 @dataclass(frozen=True)
@@ -92,9 +90,12 @@ def extract(
         tolerance=getattr(source, "ts_tolerance", timedelta(0)),
     )
     reading = sources.read(source, run.interval)
-    first_entry_id = _same_range(cfg, run, source)
+    entries = _EntryRange()
+    if isinstance(source, sources.PositionedSource):
+        reading = replace(reading, chunks=entries.observe(reading.chunks))
     split = _split(run.folder(cfg), reading, rules, shard_size)
     stats = champion.stats if normalization == "model" else _batch_stats(split.shards)
+    stream = entries.range(str(getattr(source, "key", source.name)))
     plan = RunPlan(
         source.name,
         split.counts,
@@ -103,42 +104,64 @@ def extract(
         normalization,
         dict(stats),
         found=reading.found,
-        first_entry_id=first_entry_id,
+        first_entry_id=stream.first_entry_id if isinstance(source, sources.PositionedSource) else None,
         files=_files(run.folder(cfg), reading.files),
+        ledger=_ledger(source, split.counts, stream),
     )
     _log_summary(run, plan, len(split.shards))
     return Extracted(plan, split.shards)
 
 
-def _files(folder: Any, files: dict[str, int] | None) -> FileRef | None:
-    """``files.parquet``: the landing files the run read, for ``run_audit.files``."""
+def _files(folder: Any, files: dict[str, FileEntry] | None) -> FileRef | None:
+    """``files.parquet``: the landing files the run read and their ledger entries, for ``run_audit``."""
     if files is None:
         return None
     with FrameWriter(folder / "files.parquet", records.FILES) as out:
         out.write(
-            pd.DataFrame({"source_file": list(files), "size": list(files.values())}).astype(
-                records.FILES.dtypes()
-            )
+            pd.DataFrame(
+                {
+                    "source_file": list(files),
+                    "size": [entry.size for entry in files.values()],
+                    "entry": [json.dumps(entry.to_json()) for entry in files.values()],
+                }
+            ).astype(records.FILES.dtypes())
         )
     return _written(out)
 
 
-def _same_range(cfg: settings.Settings, run: RunContext, source: sources.EventSource) -> str | None:
-    """A log source's first entry id of the interval, after checking that a previous run of the
-    interval, if any, began at the same entry: otherwise the range was trimmed (or the log replaced)
-    and a rerun would load a partial interval over a complete one."""
-    if not isinstance(source, sources.PositionedSource):
+class _EntryRange:
+    """The first and last entry, and how many, of the chunks of a log source as they pass."""
+
+    def __init__(self) -> None:
+        self.low: int | None = None
+        self.high: int | None = None
+        self.entries = 0
+
+    def observe(self, chunks: Iterable[pd.DataFrame]) -> Iterator[pd.DataFrame]:
+        for chunk in chunks:
+            if len(chunk):
+                numbers = chunk["row_number"].to_numpy()
+                low, high = int(numbers.min()), int(numbers.max())
+                self.low = low if self.low is None else min(self.low, low)
+                self.high = high if self.high is None else max(self.high, high)
+                self.entries += len(chunk)
+            yield chunk
+
+    def range(self, key: str) -> ledger.StreamRange:
+        first = None if self.low is None else entry_id(self.low)
+        last = None if self.high is None else entry_id(self.high)
+        return ledger.StreamRange(key, first, last, self.entries)
+
+
+def _ledger(
+    source: sources.EventSource, counts: contract.Counts, stream: ledger.StreamRange
+) -> dict[str, Any] | None:
+    """What the plan carries of the run's ledger (the files' entries travel in ``files.parquet``);
+    ``None`` for the simulator, whose intervals are made, not read."""
+    if isinstance(source, SimulatedSource):
         return None
-    first = source.first_entry_id(run.interval)
-    with connection.connect(cfg.warehouse_conn_id) as conn:
-        ran, recorded = positions.recorded_first_entry(conn, run.dag_id, run.interval)
-    if ran and recorded is not None and recorded != first:
-        raise IncompleteRangeError(
-            f"the interval {run.interval.key} is no longer complete in {source.name}: its first run read "
-            f"from entry {recorded}, the stream now begins it at {first or 'no entry at all'} (trimmed by "
-            "retention, or the stream was replaced). It is not reloaded; the rows stored for it stay"
-        )
-    return first
+    positioned = isinstance(source, sources.PositionedSource)
+    return ledger.Ledger(counts.extracted, stream=stream if positioned else None).to_json()
 
 
 def _split(folder: Any, reading: sources.Reading, rules: contract.Rules, shard_size: int) -> _Split:

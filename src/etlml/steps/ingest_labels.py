@@ -130,7 +130,7 @@ def ingest_labels(run: RunContext, *, simulated_events: int, now: datetime | Non
             found.name, counts, (stored.matched, stored.rejected, stored.deduplicated), cfg.max_rejected_share
         )
         check_balanced(audit, run.interval)
-        writes.store_audit(conn, run.dag_id, run.interval, run.ref, audit, load_id=None, files=reading.files)
+        writes.store_audit(conn, run.dag_id, run.interval, run.ref, audit, load_id=None, files=reading.sizes)
     log.info("labels of %s: %s", run.interval.key, stored.to_xcom())
     _enforce(audit, run.interval)
     return LabelsIngested(

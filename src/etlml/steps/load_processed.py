@@ -3,10 +3,13 @@ committed in one transaction; then the quality gate."""
 
 from __future__ import annotations
 
+import json
 import logging
 import uuid
 from collections.abc import Iterable, Sequence
-from typing import Any
+from dataclasses import replace
+from datetime import UTC, datetime
+from typing import Any, NoReturn
 
 import numpy as np
 import pandas as pd
@@ -15,6 +18,7 @@ import psycopg
 from etlml import quality, records, settings
 from etlml.errors import PermanentError
 from etlml.ingest import contract
+from etlml.ingest.ledger import FileEntry, Ledger, Shrinkage, shrinkage
 from etlml.interval import Interval
 from etlml.quality import Audit
 from etlml.settings import Settings
@@ -52,23 +56,38 @@ def load_processed(run: RunContext, plan: RunPlan, shards: Sequence[ProcessedSha
         return (frame for s in ordered for frame in read_frames(s.processed))
 
     _ensure_partitions(cfg, run.interval)
-    with connection.connect(cfg.warehouse_conn_id) as conn, conn.transaction():
-        # one load of an interval at a time: a second run of it (a manual run beside the scheduled
-        # one, a backfill) waits here, then merges against what the first committed
-        writes.lock_intervals(conn, [run.interval], shared=False)
-        held = writes.stored_interval(conn, run.dag_id, run.interval)
-        if held is not None and held.holds_rows:
-            if not plan.found:
-                return _keep(run, plan, cfg, held)
-            _check_same_source(run, plan, held)
-        load_id = str(uuid.uuid4())
-        merged = writes.upsert_processed(
-            conn, events, run.interval, plan.normalized_with, window=cfg.dedup_window
-        )
-        refused = _refused(run, cfg, ordered, merged.redelivered) if len(merged.redelivered) else None
-        audit = _quarantine_and_audit(
-            conn, run, plan, cfg, merged.loaded_rows, refused=refused, load_id=load_id
-        )
+    now_read = _read_ledger(plan)
+    with connection.connect(cfg.warehouse_conn_id) as conn:
+        with conn.transaction():
+            # one load of an interval at a time: a second run of it (a manual run beside the scheduled
+            # one, a backfill) waits here, then merges against what the first committed
+            writes.lock_intervals(conn, [run.interval], shared=False)
+            held = writes.stored_interval(conn, run.dag_id, run.interval)
+            if held is not None and held.holds_rows:
+                if not plan.found:
+                    return _keep(run, plan, cfg, held)
+                _check_same_source(run, plan, held)
+            shrunk = _shrinkage(held, now_read)
+            if not shrunk or run.accept_smaller_source:
+                load_id = str(uuid.uuid4())
+                merged = writes.upsert_processed(
+                    conn, events, run.interval, plan.normalized_with, window=cfg.dedup_window
+                )
+                refused = _refused(run, cfg, ordered, merged.redelivered) if len(merged.redelivered) else None
+                accepted = _accepted(run, shrunk) if shrunk else None
+                audit = _quarantine_and_audit(
+                    conn,
+                    run,
+                    plan,
+                    cfg,
+                    merged.loaded_rows,
+                    refused=refused,
+                    load_id=load_id,
+                    ledger=now_read,
+                    accepted=accepted,
+                )
+        if shrunk and not run.accept_smaller_source:
+            _refuse_smaller_source(conn, run, shrunk)
     log.info(
         "processed_data for %s (%d shard(s)): %s; %d predictions of changed events deleted; %d redelivered",
         run.interval.key,
@@ -79,6 +98,65 @@ def load_processed(run: RunContext, plan: RunPlan, shards: Sequence[ProcessedSha
     )
     quality.enforce(audit, run.interval)
     return Loaded(merged.result, audit, LoadRef(load_id, refused))
+
+
+class SmallerSourceError(PermanentError, RuntimeError):
+    """The source now holds less than the interval's stored run read: a rerun would store less."""
+
+
+def _read_ledger(plan: RunPlan) -> Ledger | None:
+    """What the run read of its source: the plan's ledger and the files' entries (``None`` for the
+    simulator, and for plans of older releases)."""
+    if plan.ledger is None:
+        return None
+    read = Ledger.from_json(plan.ledger)
+    if plan.files is None:
+        return read
+    files = {
+        str(name): FileEntry.from_json(json.loads(entry) if isinstance(entry, str) else int(size))
+        for frame in read_frames(plan.files)
+        for name, size, entry in zip(frame["source_file"], frame["size"], frame["entry"], strict=True)
+    }
+    return replace(read, files=files)
+
+
+def _shrinkage(held: StoredInterval | None, now_read: Ledger | None) -> Shrinkage:
+    """What the source lacks of what the interval's stored run read (the ledger rule)."""
+    if held is None or held.ledger is None or now_read is None:
+        return Shrinkage()
+    return shrinkage(held.ledger, now_read)
+
+
+def _accepted(run: RunContext, shrunk: Shrinkage) -> dict[str, Any]:
+    log.warning(
+        "%s: the source holds less than the stored run read (%s); loading it anyway, as the run's param "
+        "accept_smaller_source asks (triggered by %s): rows the source no longer holds are removed",
+        run.interval.key,
+        shrunk.describe(),
+        run.triggered_by or "unknown",
+    )
+    return {
+        "by": run.triggered_by,
+        "run": run.ref,
+        "at": datetime.now(UTC).isoformat(),
+        "missing": shrunk.to_json(),
+    }
+
+
+def _refuse_smaller_source(conn: psycopg.Connection[Any], run: RunContext, shrunk: Shrinkage) -> NoReturn:
+    with conn.transaction():
+        writes.record_refusal(
+            conn,
+            run.dag_id,
+            run.interval,
+            {"run": run.ref, "at": datetime.now(UTC).isoformat(), "missing": shrunk.to_json()},
+        )
+    raise SmallerSourceError(
+        f"{run.interval.key}: the source holds less than the interval's stored run read, so this run "
+        f"would store less; nothing was written. Missing: {shrunk.describe()}. If the source really lost "
+        "this data (or it was withdrawn on purpose), trigger a run of the interval with the param "
+        '{"accept_smaller_source": true}; run_audit records who did'
+    )
 
 
 def _check_normalization(plan: RunPlan, shards: Sequence[ProcessedShard]) -> None:
@@ -176,6 +254,8 @@ def _quarantine_and_audit(
     *,
     refused: FileRef | None,
     load_id: str,
+    ledger: Ledger | None = None,
+    accepted: dict[str, Any] | None = None,
 ) -> Audit:
     """Make the interval's ``rejected_events`` equal what extract rejected and the load refused, then
     check and store where every record went (``run_audit``); raises :class:`quality.InvariantError`
@@ -201,6 +281,9 @@ def _quarantine_and_audit(
         load_id=load_id,
         first_entry_id=plan.first_entry_id,
         files=files,
+        ledger=ledger,
+        accepted=accepted,
+        dag_version_id=run.dag_version_id,
     )
     return audit
 

@@ -57,6 +57,9 @@ class RunContext:
     dag_id: str
     run_id: str
     interval: Interval
+    accept_smaller_source: bool = False
+    triggered_by: str | None = None
+    dag_version_id: str | None = None
 
     @property
     def ref(self) -> str:
@@ -85,7 +88,28 @@ class RunContext:
             interval = Interval(start, end)
         except ValueError as exc:
             raise SettingsError(str(exc)) from None
-        return cls(dag_id=context["dag"].dag_id, run_id=str(context["run_id"]), interval=interval)
+        params = context.get("params") or {}
+        dag_run, ti = context.get("dag_run"), context.get("ti")
+        version = getattr(ti, "dag_version_id", None)
+        return cls(
+            dag_id=context["dag"].dag_id,
+            run_id=str(context["run_id"]),
+            interval=interval,
+            accept_smaller_source=params.get("accept_smaller_source") is True,
+            triggered_by=_triggered_by(dag_run),
+            dag_version_id=None if version is None else str(version),
+        )
+
+
+def _triggered_by(dag_run: Any) -> str | None:
+    """Who started the run: the user who triggered it, else how it came (``scheduled``, ...)."""
+    if dag_run is None:
+        return None
+    user = getattr(dag_run, "triggering_user_name", None)
+    if user:
+        return str(user)
+    kind = getattr(dag_run, "run_type", None)
+    return None if kind is None else str(getattr(kind, "value", kind))
 
 
 def simulated_events(params: Mapping[str, Any]) -> int:
@@ -147,7 +171,9 @@ class RunPlan:
     the file of rejected records; ``found``: ``False`` when the source did not have the interval at
     all (a missing landing partition), so the warehouse keeps what it stored for it;
     ``first_entry_id``: a stream source's id of the interval's first entry (for ``run_audit``);
-    ``files``: the file listing the landing files the run read (:data:`etlml.records.FILES`)."""
+    ``files``: the file listing the landing files the run read (:data:`etlml.records.FILES`);
+    ``ledger``: what the run read of its source but the files (:class:`etlml.ingest.ledger.Ledger`
+    as JSON; ``None`` for the simulator)."""
 
     source: str
     counts: Counts
@@ -158,6 +184,7 @@ class RunPlan:
     found: bool = True
     first_entry_id: str | None = None
     files: FileRef | None = None
+    ledger: dict[str, Any] | None = None
 
     @property
     def normalized_with(self) -> str:
@@ -175,6 +202,7 @@ class RunPlan:
             "found": self.found,
             "first_entry_id": self.first_entry_id,
             "files": None if self.files is None else self.files.to_xcom(),
+            "ledger": self.ledger,
         }
 
     @classmethod
@@ -197,6 +225,7 @@ class RunPlan:
             found=bool(data.get("found", True)),
             first_entry_id=data.get("first_entry_id"),
             files=FileRef.from_xcom(data["files"]) if data.get("files") else None,
+            ledger=data.get("ledger"),
         )
 
 

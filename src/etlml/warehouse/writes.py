@@ -20,7 +20,9 @@ import psycopg
 from psycopg import sql
 from psycopg.types.json import Jsonb
 
+import etlml
 from etlml import records, settings
+from etlml.ingest.ledger import Ledger
 from etlml.interval import Interval
 from etlml.quality import Audit
 from etlml.warehouse import pgcopy
@@ -419,10 +421,16 @@ def store_audit(
     load_id: str | None,
     first_entry_id: str | None = None,
     files: dict[str, int] | None = None,
+    ledger: Ledger | None = None,
+    accepted: dict[str, Any] | None = None,
+    dag_version_id: str | None = None,
 ) -> None:
     """Upsert the run's accounting into ``run_audit``, as the load ``load_id`` of the interval (``None``
     for runs whose rows no prediction refers to, as label runs), with the stream position the
-    interval began at (``first_entry_id``, stream sources only)."""
+    interval began at (``first_entry_id``, stream sources only), what the run read of its source
+    (``ledger``), who accepted that it read less than the run before (``accepted``: kept until another
+    acceptance replaces it) and the code that stored it (this package's version, Airflow's
+    ``dag_version_id``)."""
     counts = audit.counts
     params = {
         "source": audit.source,
@@ -444,6 +452,10 @@ def store_audit(
         "load_id": load_id,
         "first_entry_id": first_entry_id,
         "files": None if files is None else Jsonb(files),
+        "ledger": None if ledger is None else Jsonb(ledger.to_json()),
+        "accepted": None if accepted is None else Jsonb(accepted),
+        "etlml_version": etlml.version(),
+        "dag_version_id": dag_version_id,
     }
     with conn.cursor() as cur:
         cur.execute(query("upsert_run_audit"), params)
@@ -457,6 +469,7 @@ class StoredInterval(NamedTuple):
     written_by_run: str
     processed: int
     rejected: int
+    ledger: Ledger | None = None
 
     @property
     def holds_rows(self) -> bool:
@@ -475,10 +488,24 @@ def stored_interval(conn: psycopg.Connection[Any], dag_id: str, interval: Interv
         row = cur.fetchone()
     if row is None:
         return None
-    source, load_id, run, processed, rejected = row
+    source, load_id, run, processed, rejected, ledger, extracted, files, first = row
     return StoredInterval(
-        str(source), None if load_id is None else str(load_id), str(run), int(processed), int(rejected)
+        str(source),
+        None if load_id is None else str(load_id),
+        str(run),
+        int(processed),
+        int(rejected),
+        Ledger.of_audit(ledger, int(extracted), files, first),
     )
+
+
+def record_refusal(
+    conn: psycopg.Connection[Any], dag_id: str, interval: Interval, refusal: dict[str, Any]
+) -> None:
+    """Mark the interval's audit row: its latest run found the source smaller and loaded nothing."""
+    params = {**_interval_params(dag_id, interval), "refusal": Jsonb(refusal)}
+    with conn.cursor() as cur:
+        cur.execute(query("record_smaller_source_refused"), params)
 
 
 def current_load(
