@@ -36,6 +36,7 @@ PIPELINE_PARAMS = {
     "normalization": "model",
     "shard_size": 1_000_000,
     "batch_size": None,
+    "accept_smaller_source": False,
 }
 
 

@@ -14,6 +14,7 @@ from typing import Any
 import psycopg
 import pytest
 
+import etlml
 from etlml.interval import Interval
 from etlml.models import registry
 from etlml.steps.extract import extract
@@ -222,10 +223,11 @@ def test_storing_the_predictions_of_an_outdated_run_is_refused(
     deliver(landing_root, A, "a.jsonl", ids)
     monkeypatch.setenv("ETLML_STORAGE_ROOT", (tmp_path / "first").as_uri())
     first = _steps_until_predict(RunContext(PIPELINE, "manual__first", A))
-    # a later run of the interval, over a delivery that lost half the events, runs to the end
+    # a later run of the interval, over a delivery that lost half the events (which its operator
+    # accepted), runs to the end
     deliver(landing_root, A, "a.jsonl", ids[:50])
     monkeypatch.setenv("ETLML_STORAGE_ROOT", (tmp_path / "second").as_uri())
-    later = RunContext(PIPELINE, "manual__second", A)
+    later = RunContext(PIPELINE, "manual__second", A, accept_smaller_source=True)
     for shard in _steps_until_predict(later):
         store_predictions(later, shard)
     assert (rows_of(wh, A), orphans(wh)) == (50, 0)
@@ -340,3 +342,96 @@ def test_a_landing_run_never_removes_rows_another_source_stored(
     assert task_states(dag_run)["load_processed"] == ("failed", 1)
     assert digests(wh, DIGESTS) == before
     assert rows_of(wh, A) == 200
+
+
+# --- 6. a rerun never stores less than its source held (the ledger) --------------------------------
+
+
+def _refused(conn: psycopg.Connection[Any], interval: Interval) -> list[str]:
+    row = conn.execute(
+        "SELECT smaller_source_refused FROM run_audit WHERE dag_id = %s AND interval_start = %s",
+        (PIPELINE, interval.start),
+    ).fetchone()
+    assert row is not None and row[0] is not None, "the refusal is recorded on the interval's audit"
+    return list(row[0]["missing"])
+
+
+@pytest.mark.parametrize("change", ["removed", "shrunk", "renamed", "emptied"])
+def test_a_landing_folder_that_lost_records_or_files_is_refused_and_nothing_stored_changes(
+    dags: dict[str, Any], wh: psycopg.Connection[Any], landing_root: Path, change: str
+) -> None:
+    ids = [f"e-{n:03d}" for n in range(100)]
+    deliver(landing_root, A, "a.jsonl", ids[:60])
+    deliver(landing_root, A, "b.jsonl", ids[60:])
+    assert run(dags, A).state == "success"
+    before, stored_audit = digests(wh, DIGESTS), audit(wh, A)
+    ledger = wh.execute(
+        "SELECT ledger FROM run_audit WHERE dag_id = %s AND interval_start = %s", (PIPELINE, A.start)
+    ).fetchone()[0]
+    b_file = f"{A.start:%Y-%m-%d}/{A.start:%H%M}/b.jsonl"
+    assert ledger["records"] == 100 and len(ledger["files"][b_file]["sha256"]) == 64
+    partition = folder(landing_root, A)
+    if change == "removed":
+        (partition / "b.jsonl").unlink()
+    elif change == "shrunk":  # the same name, a copy restored from before the producer finished
+        deliver(landing_root, A, "b.jsonl", ids[60:70])
+    elif change == "renamed":
+        (partition / "b.jsonl").rename(partition / "b2.jsonl")
+    else:  # the folder is still there, empty
+        for path in partition.iterdir():
+            path.unlink()
+    dag_run = run(dags, A)
+    assert dag_run.state == "failed"
+    assert task_states(dag_run)["load_processed"] == ("failed", 1)
+    assert digests(wh, DIGESTS) == before
+    assert {**audit(wh, A), "smaller_source_refused": None} == stored_audit
+    missing = " ".join(_refused(wh, A))
+    if change == "shrunk":
+        assert "70 records" in missing and "read 100" in missing
+    else:
+        assert "b.jsonl" in missing
+
+
+def test_growth_is_a_plain_merge_and_a_later_load_clears_the_refusal(
+    dags: dict[str, Any], wh: psycopg.Connection[Any], landing_root: Path
+) -> None:
+    deliver(landing_root, A, "a.jsonl", [f"e-{n:03d}" for n in range(50)])
+    assert run(dags, A).state == "success"
+    (folder(landing_root, A) / "a.jsonl").rename(folder(landing_root, A) / "keep.jsonl.off")
+    assert run(dags, A).state == "failed"
+    assert _refused(wh, A)
+    (folder(landing_root, A) / "keep.jsonl.off").rename(folder(landing_root, A) / "a.jsonl")
+    # a late file lands: more than was stored, loaded without asking
+    deliver(landing_root, A, "late.jsonl", [f"late-{n:03d}" for n in range(5)])
+    assert run(dags, A).state == "success"
+    assert rows_of(wh, A) == 55
+    refused, accepted, version = wh.execute(
+        "SELECT smaller_source_refused, smaller_source_accepted, etlml_version FROM run_audit "
+        "WHERE dag_id = %s AND interval_start = %s",
+        (PIPELINE, A.start),
+    ).fetchone()
+    assert (refused, accepted) == (None, None)
+    assert version == etlml.version() != "unknown"
+
+
+def test_an_operator_accepts_a_smaller_source_and_run_audit_says_who(
+    dags: dict[str, Any], wh: psycopg.Connection[Any], landing_root: Path
+) -> None:
+    deliver(landing_root, A, "a.jsonl", [f"e-{n:03d}" for n in range(100)])
+    assert run(dags, A).state == "success"
+    deliver(landing_root, A, "a.jsonl", [f"e-{n:03d}" for n in range(40)])  # withdrawn on purpose
+    assert run(dags, A).state == "failed"
+    dag_run = dags[PIPELINE].test(
+        logical_date=A.end, run_conf={**PIPELINE_PARAMS, "accept_smaller_source": True}
+    )
+    assert dag_run.state == "success", task_states(dag_run)
+    assert (rows_of(wh, A), orphans(wh)) == (40, 0)
+    accepted, refused, dag_version = wh.execute(
+        "SELECT smaller_source_accepted, smaller_source_refused, dag_version_id FROM run_audit "
+        "WHERE dag_id = %s AND interval_start = %s",
+        (PIPELINE, A.start),
+    ).fetchone()
+    assert refused is None
+    assert accepted["by"] == "dag_test" and accepted["run"] == f"{PIPELINE}/{dag_run.run_id}"
+    assert any("40 records" in m and "read 100" in m for m in accepted["missing"])
+    assert dag_version is not None

@@ -148,10 +148,23 @@ def test_rerun_is_byte_identical_and_fixed_files_leave_quarantine(
     first = {**digests(wh, FULL_DIGEST), "rejected_events": digests(wh, {"r": REJECTED_DIGEST})["r"]}
     assert run(dags).state == "success"
     assert {**digests(wh, FULL_DIGEST), "rejected_events": digests(wh, {"r": REJECTED_DIGEST})["r"]} == first
-    # the upstream fixes its delivery: b.jsonl.gz and the CSV files are gone, the rest unchanged
+    # the upstream fixes its delivery: b.jsonl.gz and the CSV files are gone, the rest unchanged.
+    # A plain rerun would store less than the source held when the interval was stored: refused
     for name in ("b.jsonl.gz", "c.csv", "d.csv.gz"):
         (landing_root / KEY / name).unlink()
-    assert run(dags).state == "success"
+    dag_run = run(dags)
+    assert dag_run.state == "failed"
+    assert task_states(dag_run)["load_processed"] == ("failed", 1)
+    assert {**digests(wh, FULL_DIGEST), "rejected_events": digests(wh, {"r": REJECTED_DIGEST})["r"]} == first
+    refused = wh.execute(
+        "SELECT smaller_source_refused FROM run_audit WHERE interval_start = %s", (START,)
+    ).fetchone()[0]
+    assert any(f"{KEY}/b.jsonl.gz" in m and "3 file(s)" in m for m in refused["missing"])
+    # the operator means it: the run is triggered with accept_smaller_source
+    dag_run = dags[PIPELINE].test(
+        logical_date=LOGICAL, run_conf={**PIPELINE_PARAMS, "accept_smaller_source": True}
+    )
+    assert dag_run.state == "success"
     kept_files = {f"{KEY}/a.jsonl", f"{KEY}/e.parquet"}
     exp.loaded = {e for e in exp.loaded if e[0] in "ae"}
     exp.rejected = {k: v for k, v in exp.rejected.items() if k[0] in kept_files}
