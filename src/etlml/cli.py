@@ -281,12 +281,25 @@ def _produce(args: argparse.Namespace) -> int:
 
 
 def _trim(args: argparse.Namespace) -> int:
+    """Trim to the retention asked for, but never past an interval the pipeline has not stored
+    (unless ``--force``): the same bound as ``90_housekeeping``'s."""
     from etlml.ingest import stream
+    from etlml.warehouse import runs
 
     client, key = _stream()
-    before = args.before or datetime.now(UTC) - timedelta(days=args.keep_days)
+    asked = args.before or datetime.now(UTC) - timedelta(days=args.keep_days)
+    before, why = asked, "--force: trimmed as asked, whatever the pipeline has stored"
+    if not args.force:
+        with connection.connect(settings.load().warehouse_conn_id) as conn:
+            point = runs.trim_point(conn, PIPELINE, settings.start_date(), asked)
+        before, why = point.before, point.why
+        if before < asked:
+            logging.getLogger("etlml").warning("%s (--force trims them anyway)", why)
     removed = stream.trim(client, key, before)
-    print(json.dumps({"stream": key, "removed": removed, "before": before.isoformat()}), file=args.out)
+    print(
+        json.dumps({"stream": key, "removed": removed, "before": before.isoformat(), "kept": why}),
+        file=args.out,
+    )
     return 0
 
 
@@ -311,10 +324,18 @@ def _stream_commands(commands: Any) -> None:
     produce.add_argument("--per-second", type=_positive(float), help="at most this many a second")
     produce.add_argument("--seed", type=int, default=settings.DEFAULT_SEED, help="of the simulated values")
     produce.set_defaults(func=_produce)
-    trim = sub.add_parser("trim", help="remove entries older than the retention (XTRIM MINID)")
+    trim = sub.add_parser(
+        "trim",
+        help="remove entries older than the retention (XTRIM MINID), never past an interval not yet stored",
+    )
     when = trim.add_mutually_exclusive_group(required=True)
     when.add_argument("--keep-days", type=_positive(float), help="keep the entries of the last N days")
     when.add_argument("--before", type=_timestamp, help="remove the entries that arrived before this")
+    trim.add_argument(
+        "--force",
+        action="store_true",
+        help="trim as asked even past intervals the pipeline has not stored yet (their entries are lost)",
+    )
     trim.set_defaults(func=_trim)
 
 

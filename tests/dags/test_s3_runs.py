@@ -20,6 +20,7 @@ from etlml.interval import Interval
 from etlml.models import artifacts, registry
 from etlml.storage import FileRef, StorageIntegrityError, read_frame
 from tests import objectstore
+from tests.dags.test_bad_config import task_states
 from tests.dags.test_dag_runs import FULL_DIGEST, PIPELINE, digests, xcom_values
 from tests.dags.test_landing_runs import KEY, LOGICAL, REJECTED_DIGEST, START, assert_accounted, run, stored
 from tests.helpers import register_sklearn
@@ -125,6 +126,19 @@ def test_the_pipeline_on_s3_storage_and_landing(
 
     # a rerun reads the same objects and changes no byte
     assert run(dags).state == "success"
+    with psycopg.connect(fresh_migrated) as wh:
+        assert {**digests(wh, FULL_DIGEST), **digests(wh, {"rejected": REJECTED_DIGEST})} == first
+        ledger = wh.execute("SELECT ledger FROM run_audit WHERE interval_start = %s", (START,)).fetchone()[0]
+    # the ledger names each object with the ETag the store listed
+    for name, entry in ledger["files"].items():
+        head = bucket.client.head_object(Bucket=bucket.name, Key=f"landing/{name}")
+        assert entry == {"size": head["ContentLength"], "etag": head["ETag"].strip('"')}, name
+
+    # an object withdrawn from the landing prefix: the rerun is refused and nothing stored changes
+    bucket.client.delete_object(Bucket=bucket.name, Key=f"landing/{KEY}/c.csv")
+    dag_run = run(dags)
+    assert dag_run.state == "failed"
+    assert task_states(dag_run)["load_processed"] == ("failed", 1)
     with psycopg.connect(fresh_migrated) as wh:
         assert {**digests(wh, FULL_DIGEST), **digests(wh, {"rejected": REJECTED_DIGEST})} == first
 

@@ -7,6 +7,7 @@ from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import psycopg
 import pytest
 
 from etlml import cli
@@ -49,14 +50,80 @@ def test_produce_appends_simulated_events_by_the_servers_clock(
     assert len({e[1][b"event_id"] for e in r.xrange(key)}) == 125
 
 
-def test_trim_removes_what_arrived_before_the_retention(capsys: pytest.CaptureFixture[str], key: str) -> None:
+def _since(monkeypatch: pytest.MonkeyPatch, start: datetime) -> None:
+    """The pipeline starts at ``start`` (ETLML_START_DATE): earlier entries are not its to load."""
+    monkeypatch.setenv("ETLML_START_DATE", start.isoformat())
+
+
+def _stored(conn: psycopg.Connection[Any], start: datetime, end: datetime, gate: str = "passed") -> None:
+    """run_audit rows of 10_etl_ml_pipeline for every interval starting in [start, end)."""
+    conn.execute(
+        "INSERT INTO run_audit (dag_id, interval_start, interval_end, source, extracted, loaded, rejected, "
+        "deduplicated, rejected_share, max_rejected_share, gate, by_reason, extra_fields, "
+        "extra_field_names, imputed, written_by_run) "
+        "SELECT '10_etl_ml_pipeline', g, g + interval '10 minutes', 'redis_stream', 0, 0, 0, 0, 0, 0.05, "
+        "%s, '{}', '{}', 0, '{}', 'test' FROM generate_series(%s::timestamptz, %s, interval '10 minutes') g "
+        "WHERE g < %s ON CONFLICT DO NOTHING",
+        (gate, start, end, end),
+    )
+    conn.commit()
+
+
+@pytest.fixture
+def audits(conn: psycopg.Connection[Any]) -> Iterator[psycopg.Connection[Any]]:
+    conn.execute("DELETE FROM run_audit WHERE dag_id = '10_etl_ml_pipeline'")
+    conn.commit()
+    yield conn
+    conn.execute("DELETE FROM run_audit WHERE dag_id = '10_etl_ml_pipeline'")
+    conn.commit()
+
+
+def _ten_minutes(moment: datetime) -> datetime:
+    return moment.replace(minute=moment.minute - moment.minute % 10, second=0, microsecond=0)
+
+
+def test_trim_removes_what_arrived_before_the_retention(
+    capsys: pytest.CaptureFixture[str], key: str, audits: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
     r: Any = client()
     old = datetime.now(UTC) - timedelta(days=10)
+    _since(monkeypatch, old + timedelta(days=1))  # the old entry is before the pipeline's start
     add(r, key, old, event("old", old))
     add(r, key, old + timedelta(days=5), event("recent", old + timedelta(days=5)))
     code, out, _ = etlml(capsys, "stream", "trim", "--keep-days", "7")
     assert code == 0 and json.loads(out)["removed"] == 1
     assert [e[1][b"event_id"] for e in r.xrange(key)] == [b"recent"]
+
+
+def test_trim_never_passes_an_interval_the_pipeline_has_not_stored(
+    capsys: pytest.CaptureFixture[str],
+    key: str,
+    audits: psycopg.Connection[Any],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    r: Any = client()
+    now = datetime.now(UTC)
+    start = _ten_minutes(now - timedelta(days=10))
+    _since(monkeypatch, start)
+    # a backlog: the first two days since the start were stored, the scheduler was down after that
+    _stored(audits, start, start + timedelta(days=2))
+    stored_entry, backlog = start + timedelta(days=1), start + timedelta(days=2, minutes=5)
+    add(r, key, stored_entry, event("stored", stored_entry))
+    add(r, key, backlog, event("backlog", backlog))
+    code, out, err = etlml(capsys, "stream", "trim", "--keep-days", "7")
+    result = json.loads(out)
+    assert code == 0 and result["removed"] == 1
+    assert result["before"] == (start + timedelta(days=2)).isoformat()
+    assert "no stored run that passed its quality gate" in result["kept"] and "--force" in err
+    assert [e[1][b"event_id"] for e in r.xrange(key)] == [b"backlog"]
+    # an interval whose run failed its gate is not stored either
+    _stored(audits, start + timedelta(days=2), start + timedelta(days=3), gate="failed")
+    assert etlml(capsys, "stream", "trim", "--keep-days", "7")[0] == 0
+    assert len(r.xrange(key)) == 1
+    # by hand, on purpose
+    code, out, _ = etlml(capsys, "stream", "trim", "--keep-days", "7", "--force")
+    assert code == 0 and json.loads(out)["removed"] == 1
+    assert r.xlen(key) == 0
 
 
 def test_stream_errors_say_what_to_do(
@@ -72,12 +139,14 @@ def test_stream_errors_say_what_to_do(
 
 
 def test_housekeeping_trims_the_stream_to_the_storage_retention(
-    key: str, monkeypatch: pytest.MonkeyPatch
+    key: str, monkeypatch: pytest.MonkeyPatch, audits: psycopg.Connection[Any]
 ) -> None:
     from etlml.steps.housekeeping import trim_stream
 
     r: Any = client()
     now = datetime.now(UTC)
+    _since(monkeypatch, _ten_minutes(now - timedelta(days=9)))
+    _stored(audits, _ten_minutes(now - timedelta(days=9)), now - timedelta(days=7))
     add(r, key, now - timedelta(days=8), event("old", now - timedelta(days=8)))
     add(r, key, now - timedelta(days=6), event("kept", now - timedelta(days=6)))
     monkeypatch.setenv("ETLML_SOURCE", "simulator")
@@ -86,3 +155,20 @@ def test_housekeeping_trims_the_stream_to_the_storage_retention(
     monkeypatch.setenv("ETLML_SOURCE", "redis_stream")
     assert trim_stream(now) == 1
     assert [e[1][b"event_id"] for e in r.xrange(key)] == [b"kept"]
+
+
+def test_housekeeping_keeps_what_no_run_has_read_whatever_the_retention(
+    key: str, monkeypatch: pytest.MonkeyPatch, audits: psycopg.Connection[Any]
+) -> None:
+    from etlml.steps.housekeeping import trim_stream
+
+    r: Any = client()
+    monkeypatch.setenv("ETLML_SOURCE", "redis_stream")
+    monkeypatch.setenv("ETLML_STORAGE_RETENTION_DAYS", "0")
+    now = datetime.now(UTC)
+    _since(monkeypatch, _ten_minutes(now) - timedelta(hours=1))
+    _stored(audits, _ten_minutes(now) - timedelta(hours=1), _ten_minutes(now))  # every ended interval
+    for n in range(50):  # entries of the interval still open: no run has read them
+        add(r, key, _ten_minutes(now) + timedelta(milliseconds=n), event(f"open-{n}", now))
+    assert trim_stream(now) == 0
+    assert r.xlen(key) == 50

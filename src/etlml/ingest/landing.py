@@ -215,6 +215,10 @@ def _listing(
     folder, or for labels the ``labels`` folder, is a link)."""
     folder = partition(root, interval, prefix)
     key = partition_key(interval, prefix)
+    if _local(folder) is None:
+        # an object store's client keeps listings for the life of its process: list the store itself,
+        # or a file withdrawn since would still be listed (and its read fail, retried to no end)
+        folder.fs.invalidate_cache(folder.path)
     if not folder.exists():
         if not quiet:
             log.info("landing partition %s does not exist: zero records for this interval", folder)

@@ -14,6 +14,8 @@ from etlml.warehouse import connection, writes
 
 log = logging.getLogger(__name__)
 
+PIPELINE = "10_etl_ml_pipeline"
+"""The DAG whose stored intervals bound how far the event stream may be trimmed."""
 UNFINISHED = {"queued", "running"}
 """DAG run states whose folders are never deleted, however old."""
 
@@ -76,17 +78,26 @@ def sweep_storage(state_of: Callable[[str, str], str | None], now: datetime | No
 def trim_stream(now: datetime | None = None) -> int | None:
     """With ``ETLML_SOURCE=redis_stream``, remove the stream's entries that arrived more than
     ``ETLML_STORAGE_RETENTION_DAYS`` ago (``XTRIM MINID``, exact) and return how many; ``None`` for
-    other sources. A rerun of a trimmed interval is then refused, never loaded partly."""
+    other sources. Never past an interval not yet stored: entries from the oldest interval since
+    ``ETLML_START_DATE`` without a stored run that passed its gate on are kept, whatever their age
+    (a catch-up backlog, a failed run waiting to be cleared)."""
     from etlml.ingest import stream
+    from etlml.warehouse import runs
 
     cfg = settings.load()
     if cfg.source != "redis_stream":
         log.info("ETLML_SOURCE=%s: no event stream to trim", cfg.source)
         return None
-    before = (now or datetime.now(UTC)) - cfg.storage_retention
-    removed = stream.trim(stream.connect(cfg.stream_conn_id), cfg.stream_key, before)
+    retention = (now or datetime.now(UTC)) - cfg.storage_retention
+    with connection.connect(cfg.warehouse_conn_id) as conn:
+        point = runs.trim_point(conn, PIPELINE, settings.start_date(), retention)
+    removed = stream.trim(stream.connect(cfg.stream_conn_id), cfg.stream_key, point.before)
     log.info(
-        "trimmed %d entries of stream %s that arrived before %s", removed, cfg.stream_key, before.isoformat()
+        "trimmed %d entries of stream %s that arrived before %s; %s",
+        removed,
+        cfg.stream_key,
+        point.before.isoformat(),
+        point.why,
     )
     return removed
 

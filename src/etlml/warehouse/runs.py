@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import psycopg
@@ -21,6 +21,38 @@ def gaps(conn: psycopg.Connection[Any], dag_id: str, start: datetime, end: datet
         cur.execute(query("passed_intervals"), {"dag_id": dag_id, "from": start, "to": end})
         passed = {Interval(s, e) for s, e in cur.fetchall()}
     return [interval for interval in every(start, end) if interval not in passed]
+
+
+@dataclass(frozen=True)
+class TrimPoint:
+    """Where the event stream may be trimmed: before ``before``, and why there (the retention, or
+    ``oldest_unstored``, the oldest interval since the start date whose run has not stored it)."""
+
+    before: datetime
+    retention: datetime
+    oldest_unstored: datetime | None
+
+    @property
+    def why(self) -> str:
+        if self.oldest_unstored is None or self.retention <= self.oldest_unstored:
+            return f"entries from {self.retention.isoformat()} on are within the retention"
+        return (
+            f"entries from {self.oldest_unstored.isoformat()} on are kept, though older than the retention "
+            f"({self.retention.isoformat()}): the interval starting then has no stored run that passed "
+            "its quality gate, so they have not been loaded"
+        )
+
+
+def trim_point(conn: psycopg.Connection[Any], dag_id: str, start: datetime, retention: datetime) -> TrimPoint:
+    """How far the stream may be trimmed: to ``retention``, but never past the oldest interval of
+    ``dag_id`` from ``start`` (``ETLML_START_DATE``) on without a stored run that passed its gate."""
+    aligned = start.replace(second=0, microsecond=0) - timedelta(minutes=start.minute % 10)
+    with conn.cursor() as cur:
+        cur.execute(query("oldest_unstored_interval"), {"dag_id": dag_id, "from": aligned, "to": retention})
+        row = cur.fetchone()
+    oldest = None if row is None or row[0] is None else row[0]
+    before = retention if oldest is None else min(retention, oldest)
+    return TrimPoint(before, retention, oldest)
 
 
 @dataclass(frozen=True)
