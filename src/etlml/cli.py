@@ -25,6 +25,9 @@ from etlml.models import registry
 from etlml.warehouse import connection, schema
 
 PIPELINE = "10_etl_ml_pipeline"
+LABELS = "15_ingest_labels"
+INGEST_DAGS = (PIPELINE, LABELS)
+"""The DAGs that read a source and record what they read (``etlml runs changed`` and ``status``)."""
 
 
 class _Parser(argparse.ArgumentParser):
@@ -233,15 +236,43 @@ def _gaps(conn: Any, args: argparse.Namespace) -> list[dict[str, str]]:
 
 
 def _changed(conn: Any, args: argparse.Namespace) -> list[dict[str, Any]]:
-    from etlml.ingest.landing import LandingFileSource
     from etlml.warehouse import runs
 
-    landing = LandingFileSource(settings.load().landing_root)
+    return [c.to_json() for c in runs.changed(conn, INGEST_DAGS, args.start, args.end, _now_read())]
 
-    def now_listed(interval: Any) -> dict[str, int] | None:
-        return landing.manifest(interval) if landing.partition_exists(interval) else None
 
-    return [c.to_json() for c in runs.changed(conn, PIPELINE, args.start, args.end, now_listed)]
+def _now_read() -> Any:
+    """What each source holds now of an interval a run read (``runs.NowRead``): the event and label
+    landing folders, local or on object storage, and the event stream; sources are opened once, when
+    an interval first needs them."""
+    from functools import cache
+
+    from etlml.ingest import formats, ledger
+    from etlml.ingest.landing import LABELS_FOLDER, LandingFileSource
+    from etlml.ingest.stream import RedisStreamSource
+
+    cfg = settings.load()
+
+    @cache
+    def landing(dag_id: str) -> LandingFileSource:
+        if dag_id == PIPELINE:
+            return LandingFileSource(cfg.landing_root)
+        return LandingFileSource(cfg.landing_root, fields=formats.LABELS, prefix=LABELS_FOLDER)
+
+    @cache
+    def stream() -> RedisStreamSource:
+        return RedisStreamSource.from_connection(cfg.stream_conn_id, cfg.stream_key, cfg.stream_grace)
+
+    def now_read(dag_id: str, source: str, interval: Any, read: ledger.Ledger) -> ledger.Ledger | None:
+        if read.stream is not None:
+            entries = stream().entries_now(interval)
+            return None if entries is None else ledger.Ledger(entries.entries, stream=entries)
+        files = landing(dag_id)
+        if read.files is None or not files.partition_exists(interval):
+            return None
+        return ledger.Ledger(0, files=files.ledger_files(interval, known=read.files))
+
+    return now_read
 
 
 def _timestamp(text: str) -> datetime:
@@ -460,7 +491,8 @@ def _runs_commands(commands: Any) -> None:
     )
     helps = {
         "gaps": f"the ended intervals in a window with no {PIPELINE} run that passed its quality gate",
-        "changed": "intervals whose landing folder now differs from what their latest run read (late files)",
+        "changed": "intervals whose source (landing folder, label folder, stream) now differs from "
+        "what their latest run read: late or changed files, late entries",
     }
     for name, action in (("gaps", _gaps), ("changed", _changed)):
         command = run_commands.add_parser(name, help=helps[name])

@@ -15,7 +15,7 @@ import pandas as pd
 import psycopg
 import pytest
 
-from etlml import settings
+from etlml import cli, settings
 from etlml.ingest.simulator import SimulatedLabels, SimulatedSource, ground_truth
 from etlml.interval import Interval
 from tests.dags.test_dag_runs import PIPELINE_PARAMS
@@ -85,7 +85,11 @@ def digests(conn: psycopg.Connection[Any]) -> list[str]:
 
 
 def test_simulator_labels_match_the_stored_events_and_landing_labels_are_checked(
-    dags: dict[str, Any], wh: psycopg.Connection[Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    dags: dict[str, Any],
+    wh: psycopg.Connection[Any],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     for k in range(3):
         run(dags[PIPELINE], nth(k), dict(PIPELINE_PARAMS))
@@ -161,6 +165,17 @@ def test_simulator_labels_match_the_stored_events_and_landing_labels_are_checked
     assert audit == ("landing", 203, 200, 2, 1, {"invalid_number": 1, "unknown_event": 1}, "passed")
     # the simulator's labels of FIRST are untouched
     assert (got[got["interval_start"] == FIRST.start]["source_file"] == "simulator").all()
+
+    # a label file that lands after its interval ran is listed by `etlml runs changed`, as the label
+    # DAG's, with the folder's other files as they were
+    (folder / "c.csv").write_text(f"event_id,y_true,observed_at\n{second[2]},7.0,{observed}\n")
+    window = ["--from", nth(4).start.isoformat(), "--to", nth(4).end.isoformat(), "--json"]
+    capsys.readouterr()
+    assert cli.main(["runs", "changed", *window]) == 0
+    listed = json.loads(capsys.readouterr().out)
+    assert [(c["dag_id"], c["source"], c["added"], c["removed"], c["resized"]) for c in listed] == [
+        (LABELS, "landing", ["labels/2026-11-23/1440/c.csv"], [], [])
+    ]
 
 
 def test_a_shift_reaches_the_stored_events_and_their_labels_alike(

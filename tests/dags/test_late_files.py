@@ -49,15 +49,20 @@ def test_a_late_file_is_listed_as_changed_and_a_rerun_picks_it_up(
     deliver(root, LATE, "a.jsonl", [f"a-{n:02d}" for n in range(51)])
     key = f"{LATE.start:%Y-%m-%d}/{LATE.start:%H%M}"
     assert runs(capsys, "gaps") == []  # the interval ran successfully: no gap
-    assert runs(capsys, "changed") == [
+    listed = runs(capsys, "changed")
+    assert [{k: v for k, v in c.items() if k != "what"} for c in listed] == [
         {
+            "dag_id": "10_etl_ml_pipeline",
             "interval_start": LATE.start.isoformat(),
             "interval_end": LATE.end.isoformat(),
+            "source": "landing",
             "added": [f"{key}/b.jsonl"],
             "removed": [],
             "resized": [f"{key}/a.jsonl"],
+            "rewritten": [],
         }
     ]
+    assert listed[0]["what"] == f"1 file(s) added: {key}/b.jsonl; 1 file(s) resized: {key}/a.jsonl"
     with psycopg.connect(fresh_migrated) as conn:
         assert rows_of(conn, LATE) == 50
     assert run(dags, LATE).state == "success"  # the rerun reads the folder as it is now
@@ -66,6 +71,13 @@ def test_a_late_file_is_listed_as_changed_and_a_rerun_picks_it_up(
         recorded = conn.execute("SELECT files FROM run_audit WHERE interval_start = %s", (LATE.start,))
         assert set(recorded.fetchone()[0]) == {f"{key}/a.jsonl", f"{key}/b.jsonl"}  # type: ignore[index]
     assert runs(capsys, "changed") == []
+    # a file rewritten with other content of the same size: its checksum tells
+    b_file = folder(root, LATE) / "b.jsonl"
+    b_file.write_bytes(b_file.read_bytes().replace(b"b-00", b"b-99"))
+    listed = runs(capsys, "changed")
+    assert [(c["rewritten"], c["resized"]) for c in listed] == [([f"{key}/b.jsonl"], [])]
+    deliver(root, LATE, "b.jsonl", [f"b-{n:02d}" for n in range(30)])
+    assert runs(capsys, "changed") == []  # back as it was read (the same bytes, a new mtime)
     # the producer archives the folder: absence removes nothing, so nothing is listed
     for path in folder(root, LATE).iterdir():
         path.unlink()

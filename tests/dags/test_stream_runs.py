@@ -4,6 +4,7 @@ id; an open window is waited for (deferred) before it is read; a trimmed or repl
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -11,6 +12,7 @@ from typing import Any
 import psycopg
 import pytest
 
+from etlml import cli
 from etlml.ingest.stream import entry_id, row_number, to_ms
 from tests.dags.test_bad_config import task_states
 from tests.dags.test_dag_runs import FULL_DIGEST, PIPELINE, PIPELINE_PARAMS, digests, xcom_values
@@ -157,7 +159,7 @@ def test_a_replaced_stream_is_refused_by_the_first_entry_run_audit_recorded(
 
 
 def test_a_stream_restored_from_an_older_copy_is_refused_until_an_operator_accepts_it(
-    dags: dict[str, Any], wh: psycopg.Connection[Any], r: Any, key: str
+    dags: dict[str, Any], wh: psycopg.Connection[Any], r: Any, key: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
     start, logical = START + timedelta(hours=4), LOGICAL + timedelta(hours=4)
     ids = fill(r, key, start, events=250)  # and 3 malformed entries: 253
@@ -196,9 +198,9 @@ def test_a_stream_restored_from_an_older_copy_is_refused_until_an_operator_accep
     assert wh.execute(
         "SELECT count(*) FROM processed_data WHERE interval_start = %s", (start,)
     ).fetchone() == (120,)
-    assert wh.execute(
-        "SELECT count(*) FROM predictions WHERE interval_start = %s", (start,)
-    ).fetchone() == (120,)
+    assert wh.execute("SELECT count(*) FROM predictions WHERE interval_start = %s", (start,)).fetchone() == (
+        120,
+    )
     accepted, refused, ledger = wh.execute(
         "SELECT smaller_source_accepted, smaller_source_refused, ledger FROM run_audit "
         "WHERE dag_id = %s AND interval_start = %s",
@@ -208,10 +210,21 @@ def test_a_stream_restored_from_an_older_copy_is_refused_until_an_operator_accep
     assert accepted["by"] == "dag_test" and accepted["run"].endswith(dag_run.run_id)
     assert ledger["records"] == 120 and ledger["stream"]["last_entry_id"] == ids[119]
 
-    # growth stays a plain merge: entries that arrive late in the interval are loaded without asking
+    # growth stays a plain merge: entries that arrive late in the interval are loaded without asking;
+    # `etlml runs changed` lists the interval until they are
     late = start + timedelta(minutes=9)
     add(r, key, late, event("late-entry", late))
+    window = ["--from", start.isoformat(), "--to", logical.isoformat(), "--json"]
+    capsys.readouterr()
+    assert cli.main(["runs", "changed", *window]) == 0
+    listed = json.loads(capsys.readouterr().out)
+    assert [(c["dag_id"], c["source"], c["entries"]) for c in listed] == [
+        (PIPELINE, "redis_stream", {"read": 120, "now": 121})
+    ]
     assert run(dags, logical).state == "success"
+    capsys.readouterr()
+    assert cli.main(["runs", "changed", *window]) == 0
+    assert json.loads(capsys.readouterr().out) == []
     assert wh.execute(
         "SELECT count(*) FROM processed_data WHERE interval_start = %s", (start,)
     ).fetchone() == (121,)

@@ -28,6 +28,7 @@ from typing import Any
 import pandas as pd
 
 from etlml.errors import PermanentError, SettingsError
+from etlml.ingest.ledger import StreamRange
 from etlml.interval import Interval
 from etlml.records import EVENT, RECORD
 
@@ -253,6 +254,24 @@ class RedisStreamSource:
     def record_count(self, interval: Interval) -> int:
         """The interval's entries, counted on the server a page at a time (the entries stay there)."""
         self.check_readable(interval)
+        return self._count(interval)
+
+    def entries_now(self, interval: Interval) -> StreamRange | None:
+        """What the stream holds of the interval now: its first and last entry id and how many
+        (``None`` when the key is gone, or retention has trimmed into the interval)."""
+        if not self.client.exists(self.key) or self.info().missing_from(interval):
+            return None
+        low, high = id_range(interval)
+        first = self.client.xrange(self.key, low, high, count=1)
+        last = self.client.xrevrange(self.key, f"({to_ms(interval.end)}-0", low, count=1)
+        return StreamRange(
+            self.key,
+            first[0][0].decode() if first else None,
+            last[0][0].decode() if last else None,
+            self._count(interval),
+        )
+
+    def _count(self, interval: Interval) -> int:
         count_page = self.client.register_script(_COUNT_PAGE)
         low, high = id_range(interval)
         total = 0

@@ -14,6 +14,7 @@ import pandas as pd
 from etlml import records, settings
 from etlml.errors import PermanentError
 from etlml.ingest import label_contract, source
+from etlml.ingest.ledger import Ledger
 from etlml.ingest.simulator import SimulatedLabels
 from etlml.interval import Interval
 from etlml.quality import Audit, check_balanced
@@ -130,7 +131,18 @@ def ingest_labels(run: RunContext, *, simulated_events: int, now: datetime | Non
             found.name, counts, (stored.matched, stored.rejected, stored.deduplicated), cfg.max_rejected_share
         )
         check_balanced(audit, run.interval)
-        writes.store_audit(conn, run.dag_id, run.interval, run.ref, audit, load_id=None, files=reading.sizes)
+        read = None if reading.files is None else Ledger(counts.extracted, files=reading.files)
+        writes.store_audit(
+            conn,
+            run.dag_id,
+            run.interval,
+            run.ref,
+            audit,
+            load_id=None,
+            files=reading.sizes,
+            ledger=read,
+            dag_version_id=run.dag_version_id,
+        )
     log.info("labels of %s: %s", run.interval.key, stored.to_xcom())
     _enforce(audit, run.interval)
     return LabelsIngested(

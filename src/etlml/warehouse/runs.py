@@ -3,13 +3,14 @@ and the landing files each interval's latest load read."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
 import psycopg
 
+from etlml.ingest.ledger import Ledger
 from etlml.interval import Interval, every
 from etlml.warehouse.connection import query
 
@@ -57,49 +58,110 @@ def trim_point(conn: psycopg.Connection[Any], dag_id: str, start: datetime, rete
 
 @dataclass(frozen=True)
 class Changed:
-    """An interval whose partition differs from what its latest load read: files added since, files
-    gone, and files whose size changed."""
+    """An interval whose source now differs from what its latest load read (the ledger): files added
+    since, files gone, files whose size changed or whose content changed at the same size
+    (``rewritten``: another checksum or ETag), and a stream's entries (``entries``: how many the run
+    read and how many the interval holds now)."""
 
+    dag_id: str
     interval: Interval
-    added: list[str]
-    removed: list[str]
-    resized: list[str]
+    source: str
+    added: list[str] = field(default_factory=list)
+    removed: list[str] = field(default_factory=list)
+    resized: list[str] = field(default_factory=list)
+    rewritten: list[str] = field(default_factory=list)
+    entries: dict[str, int] | None = None
+
+    @property
+    def what(self) -> str:
+        """One line saying what changed."""
+        parts = [
+            f"{len(names)} file(s) {kind}: {', '.join(names[:3])}{' ...' if len(names) > 3 else ''}"
+            for kind, names in (
+                ("added", self.added),
+                ("removed", self.removed),
+                ("resized", self.resized),
+                ("rewritten", self.rewritten),
+            )
+            if names
+        ]
+        if self.entries is not None:
+            parts.append(f"stream entries: {self.entries['read']} read, {self.entries['now']} now")
+        return "; ".join(parts)
 
     def to_json(self) -> dict[str, object]:
-        return {
+        document: dict[str, object] = {
+            "dag_id": self.dag_id,
             "interval_start": self.interval.start.isoformat(),
             "interval_end": self.interval.end.isoformat(),
-            "added": self.added,
-            "removed": self.removed,
-            "resized": self.resized,
+            "source": self.source,
         }
+        if self.entries is None:
+            document.update(
+                added=self.added, removed=self.removed, resized=self.resized, rewritten=self.rewritten
+            )
+        else:
+            document["entries"] = self.entries
+        document["what"] = self.what
+        return document
+
+
+NowRead = Callable[[str, str, Interval, Ledger], "Ledger | None"]
+"""``(dag_id, source, interval, stored ledger)`` -> what the source holds for the interval now
+(``None``: it cannot tell, or the partition or the interval's entries are gone, which changes
+nothing: absence removes no row)."""
 
 
 def changed(
     conn: psycopg.Connection[Any],
-    dag_id: str,
+    dag_ids: Sequence[str],
     start: datetime,
     end: datetime,
-    now_listed: Callable[[Interval], dict[str, int] | None],
+    now_read: NowRead,
 ) -> list[Changed]:
-    """The intervals in ``[start, end)`` whose partition, as ``now_listed`` lists it (``None``: the
-    partition is gone, which changes nothing: absence removes no row), differs from the files the
-    interval's latest load recorded, oldest first."""
-    with conn.cursor() as cur:
-        cur.execute(query("read_files"), {"dag_id": dag_id, "from": start, "to": end})
-        rows = cur.fetchall()
+    """The intervals of ``dag_ids`` in ``[start, end)`` whose source, as ``now_read`` reads it now,
+    differs from what the interval's latest load recorded, oldest first."""
     found = []
-    for interval_start, interval_end, read in rows:
-        interval = Interval(interval_start, interval_end)
-        now = now_listed(interval)
-        if now is None or now == read:
-            continue
-        found.append(
-            Changed(
-                interval,
-                added=sorted(set(now) - set(read)),
-                removed=sorted(set(read) - set(now)),
-                resized=sorted(name for name in set(now) & set(read) if now[name] != read[name]),
-            )
+    for dag_id in dag_ids:
+        with conn.cursor() as cur:
+            cur.execute(query("read_ledgers"), {"dag_id": dag_id, "from": start, "to": end})
+            rows = cur.fetchall()
+        for interval_start, interval_end, source, ledger, files, extracted, first in rows:
+            interval = Interval(interval_start, interval_end)
+            read = Ledger.of_audit(ledger, int(extracted), files, first)
+            if read.files is None and read.stream is None:
+                continue  # the simulator's: made, not read
+            now = now_read(dag_id, str(source), interval, read)
+            difference = None if now is None else _difference(dag_id, interval, str(source), read, now)
+            if difference is not None:
+                found.append(difference)
+    return sorted(found, key=lambda c: (c.interval.start, c.dag_id))
+
+
+def _difference(dag_id: str, interval: Interval, source: str, read: Ledger, now: Ledger) -> Changed | None:
+    if read.stream is not None:
+        stream = now.stream
+        if stream is None:
+            return None
+        same = (stream.entries, stream.first_entry_id, stream.last_entry_id) == (
+            read.stream.entries,
+            read.stream.first_entry_id,
+            read.stream.last_entry_id or stream.last_entry_id,
         )
-    return found
+        if same:
+            return None
+        return Changed(dag_id, interval, source, entries={"read": read.stream.entries, "now": stream.entries})
+    before, after = read.files or {}, now.files or {}
+    common = set(before) & set(after)
+    change = Changed(
+        dag_id,
+        interval,
+        source,
+        added=sorted(set(after) - set(before)),
+        removed=sorted(set(before) - set(after)),
+        resized=sorted(n for n in common if before[n].size != after[n].size),
+        rewritten=sorted(
+            n for n in common if before[n].size == after[n].size and before[n].same_content(after[n]) is False
+        ),
+    )
+    return change if change.what else None
