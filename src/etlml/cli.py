@@ -15,6 +15,7 @@ import logging
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, redirect_stdout
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, NoReturn
 
@@ -239,6 +240,39 @@ def _changed(conn: Any, args: argparse.Namespace) -> list[dict[str, Any]]:
     from etlml.warehouse import runs
 
     return [c.to_json() for c in runs.changed(conn, INGEST_DAGS, args.start, args.end, _now_read())]
+
+
+def _status(conn: Any, args: argparse.Namespace) -> list[dict[str, Any]]:
+    """``etlml runs status``: the ledger of the window, one row per interval from ETLML_START_DATE on."""
+    from etlml.interval import on_grid
+    from etlml.warehouse import runs
+
+    start = max(on_grid(args.start), on_grid(settings.start_date(), up=True))
+    if start >= args.end:
+        return []
+    rows = runs.status(conn, PIPELINE, start, args.end, datetime.now(UTC))
+    if not args.skip_sources:
+        changed = {c.interval.start for c in runs.changed(conn, (PIPELINE,), start, args.end, _now_read())}
+        rows = [replace(r, changed=r.interval_start in changed) for r in rows]
+    if args.json:
+        return [r.to_json() for r in rows]
+    return [
+        {
+            "interval": r.interval_start.strftime("%Y-%m-%d %H:%M"),
+            "source": r.source or "",
+            "extracted": r.extracted,
+            "loaded": r.loaded,
+            "rejected": r.rejected,
+            "dedup": r.deduplicated,
+            "gate": r.gate or "",
+            "versions": r.model_versions or [],
+            "labelled": "" if r.label_coverage is None else f"{r.label_coverage:.0%}",
+            "monitored": "" if r.monitored_at is None else r.monitored_at.strftime("%H:%M"),
+            "etlml": r.etlml_version or "",
+            "flags": r.flags,
+        }
+        for r in rows
+    ]
 
 
 def _now_read() -> Any:
@@ -485,7 +519,7 @@ def _window(action: Callable[[Any, argparse.Namespace], Any]) -> Callable[[Any, 
 
 
 def _runs_commands(commands: Any) -> None:
-    """``etlml runs gaps`` and ``etlml runs changed``: each over a window, ``--from`` to ``--to``."""
+    """``etlml runs gaps``, ``changed`` and ``status``: each over a window, ``--from`` to ``--to``."""
     run_commands = commands.add_parser("runs", help="the pipeline's runs").add_subparsers(
         dest="runs_command", required=True
     )
@@ -493,12 +527,20 @@ def _runs_commands(commands: Any) -> None:
         "gaps": f"the ended intervals in a window with no {PIPELINE} run that passed its quality gate",
         "changed": "intervals whose source (landing folder, label folder, stream) now differs from "
         "what their latest run read: late or changed files, late entries",
+        "status": f"where each interval of {PIPELINE} stands: accounting, gate, versions scored, label "
+        "coverage, last monitored, the code that stored it, and flags (gap, changed, smaller source)",
     }
-    for name, action in (("gaps", _gaps), ("changed", _changed)):
+    for name, action in (("gaps", _gaps), ("changed", _changed), ("status", _status)):
         command = run_commands.add_parser(name, help=helps[name])
         command.add_argument("--from", dest="start", type=_timestamp, required=True, help="window start")
         command.add_argument("--to", dest="end", type=_timestamp, required=True, help="window end, exclusive")
         command.add_argument("--json", action="store_true", help="machine-readable output")
+        if name == "status":
+            command.add_argument(
+                "--skip-sources",
+                action="store_true",
+                help="do not read the sources (no 'changed' flag): the warehouse alone",
+            )
         command.set_defaults(func=_with_registry(_window(action)))
 
 

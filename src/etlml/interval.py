@@ -46,3 +46,10 @@ def every(start: datetime, end: datetime, minutes: int = 10) -> list[Interval]:
     first = hour + step * -(-(start - hour) // step)  # the first boundary at or after start
     count = max(0, (end - first) // step)
     return [Interval(first + step * k, first + step * (k + 1)) for k in range(count)]
+
+
+def on_grid(moment: datetime, *, up: bool = False, minutes: int = 10) -> datetime:
+    """``moment`` (UTC) on the grid of the intervals' starts: rounded down, or up with ``up``."""
+    at = moment.astimezone(UTC)
+    floor = at.replace(minute=at.minute - at.minute % minutes, second=0, microsecond=0)
+    return floor + timedelta(minutes=minutes) if up and floor < at else floor

@@ -435,3 +435,42 @@ def test_an_operator_accepts_a_smaller_source_and_run_audit_says_who(
     assert accepted["by"] == "dag_test" and accepted["run"] == f"{PIPELINE}/{dag_run.run_id}"
     assert any("40 records" in m and "read 100" in m for m in accepted["missing"])
     assert dag_version is not None
+
+
+def test_runs_status_shows_where_each_interval_stands(
+    dags: dict[str, Any],
+    wh: psycopg.Connection[Any],
+    landing_root: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from etlml import cli
+
+    deliver(landing_root, A, "a.jsonl", [f"e-{n:03d}" for n in range(100)])
+    assert run(dags, A).state == "success"
+    deliver(landing_root, A, "a.jsonl", [f"e-{n:03d}" for n in range(90)])
+    assert run(dags, A).state == "failed"  # refused: the file lost 10 records
+    monkeypatch.setenv("ETLML_START_DATE", A.start.isoformat())
+    window = ["--from", (A.start - timedelta(minutes=20)).isoformat(), "--to", (B.end).isoformat()]
+
+    def status(*extra: str) -> list[dict[str, Any]]:
+        capsys.readouterr()
+        assert cli.main(["runs", "status", *window, "--json", *extra]) == 0
+        return list(json.loads(capsys.readouterr().out))
+
+    rows = status()
+    # intervals before ETLML_START_DATE are not the pipeline's: not listed
+    assert [r["interval_start"] for r in rows] == [A.start.isoformat(), B.start.isoformat()]
+    a, b = rows
+    assert (a["source"], a["extracted"], a["loaded"], a["gate"]) == ("landing", 100, 100, "passed")
+    assert a["model_versions"] == ["baseline_v1"]
+    assert a["etlml_version"] == etlml.version() and a["dag_version_id"]
+    assert a["flags"] == ["changed", "smaller_source_refused"]
+    assert any("90 records" in m for m in a["smaller_source_refused"]["missing"])
+    assert (b["source"], b["gate"], b["flags"]) == (None, None, ["gap"])
+    assert status("--skip-sources")[0]["flags"] == ["smaller_source_refused"]
+    # the table: one line per interval, flags last
+    capsys.readouterr()
+    assert cli.main(["runs", "status", *window]) == 0
+    table = capsys.readouterr().out.splitlines()
+    assert len(table) == 3 and table[0].split()[0] == "INTERVAL" and table[2].endswith("gap")

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import secrets
 from collections.abc import Iterator
+from datetime import datetime
 from typing import Any
 
 import psycopg
@@ -354,3 +355,31 @@ def test_a_champion_that_scored_no_interval_of_the_window_says_so(
     html = get_page(client, viewer)
     assert "No data yet: the champion v2 scored no interval in this window" in section(html, "score").text
     assert [e.data("events") for e in find(html, "td") if e.data("events")] == ["10"]
+
+
+def test_the_interval_table_shows_the_ledger_and_the_gaps(
+    client: Any, viewer: dict[str, str], filled: dict[str, Any], fresh_migrated: str
+) -> None:
+    first, failed, latest = filled["starts"]
+    with psycopg.connect(fresh_migrated, autocommit=True) as conn:
+        conn.execute(
+            "UPDATE run_audit SET model_versions = '{v2,baseline_v1}', etlml_version = '9.9.9', "
+            "dag_version_id = 'dv-1', smaller_source_refused = '{\"missing\": [\"x\"]}' "
+            "WHERE dag_id = '10_etl_ml_pipeline' AND interval_start = %s",
+            (latest,),
+        )
+    html = get_page(client, viewer)
+    rows = {r.data("interval-start"): r for r in find(html, "tr") if "interval" in r.classes}
+
+    def cell(start: datetime, name: str) -> str | None:
+        return next((c.data(name) for c in rows[start.isoformat()].children if c.data(name)), None)
+
+    assert cell(latest, "versions") == "v2, baseline_v1"
+    assert (cell(latest, "etlml-version"), cell(latest, "dag-version")) == ("9.9.9", "dv-1")
+    assert cell(latest, "flags") == "smaller_source_refused"
+    assert cell(failed, "flags") == "gap"  # its run failed the gate: nothing passed for it yet
+    assert cell(first, "flags") is None
+    # an ended interval without any run is listed as a gap (the latest first)
+    gaps = [r.data("interval-start") for r in find(html, "tr") if "gap" in r.classes]
+    assert gaps[0] == (first - STEP).isoformat()
+    assert latest.isoformat() not in gaps and failed.isoformat() not in gaps

@@ -284,6 +284,7 @@ def _quarantine_and_audit(
         ledger=ledger,
         accepted=accepted,
         dag_version_id=run.dag_version_id,
+        model_versions=[version for _, version in plan.serving.roles],
     )
     return audit
 

@@ -21,9 +21,11 @@ from etlml.warehouse.dashboard import (
     PerformanceRow,
     ScoreDistribution,
 )
+from etlml.warehouse.runs import IntervalStatus
 
 FEATURES = ("f1", "f2", "f3", "score")
 REFRESH_SECONDS = 60
+GAPS_SHOWN = 12
 # one colour per model version, in the order the versions first appear
 PALETTE = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#17becf", "#8c564b", "#e377c2")
 WIDTH, HEIGHT, PAD_LEFT, PAD_BOTTOM, PAD_TOP = 900, 180, 56, 28, 12
@@ -153,9 +155,11 @@ def _comparison(c: ComparisonRow | None) -> str:
 
 
 def _intervals(d: Dashboard) -> str:
+    gaps = [s for s in d.status if s.gate is None and "gap" in s.flags]
     if not d.intervals:
-        return _empty("no run of 10_etl_ml_pipeline in this window")
-    return _events_chart(d) + _interval_table(d.intervals)
+        return _empty("no run of 10_etl_ml_pipeline in this window") + _gap_table(gaps)
+    by_start = {s.interval_start: s for s in d.status}
+    return _events_chart(d) + _interval_table(d.intervals, by_start) + _gap_table(gaps)
 
 
 def _events_chart(d: Dashboard) -> str:
@@ -182,14 +186,16 @@ def _events_chart(d: Dashboard) -> str:
     return _frame("events per interval", top, start, span, marks="".join(marks), fmt="{:,.0f}") + legend
 
 
-def _interval_table(rows: Sequence[IntervalRow]) -> str:
+def _interval_table(rows: Sequence[IntervalRow], status: dict[datetime, IntervalStatus]) -> str:
     head = (
         "<tr><th>interval (UTC)</th><th>source</th><th>events</th><th>loaded</th><th>rejected</th>"
-        "<th>rejected share</th><th>gate</th><th>label coverage</th></tr>"
+        "<th>rejected share</th><th>gate</th><th>label coverage</th><th>versions</th><th>monitored</th>"
+        "<th>stored by</th><th>flags</th></tr>"
     )
     lines = []
     for r in reversed(rows):
         coverage = r.label_coverage
+        s = status.get(r.interval_start)
         lines.append(
             f"<tr class='interval' {_attrs(interval_start=_iso(r.interval_start))}>"
             f"<td>{_span(r)}</td><td>{escape(r.source)}</td>"
@@ -200,9 +206,43 @@ def _interval_table(rows: Sequence[IntervalRow]) -> str:
             f" <small>of {_pct(r.max_rejected_share)}</small></td>"
             f"<td class='gate gate-{escape(r.gate)}' {_attrs(gate=r.gate)}>{escape(r.gate)}</td>"
             f"<td class='num' {_attrs(coverage=coverage, labeled=r.n_labeled, predictions=r.n_predictions)}>"
-            f"{_coverage_text(r)}</td></tr>"
+            f"{_coverage_text(r)}</td>{_ledger_cells(s)}</tr>"
         )
     return f"<table class='grid'>{head}{''.join(lines)}</table>"
+
+
+def _ledger_cells(s: IntervalStatus | None) -> str:
+    """The versions scored, when last monitored, the code that stored the interval, and its flags."""
+    if s is None:
+        return "<td></td>" * 4
+    versions = ", ".join(s.model_versions or [])
+    stored_by = f"etlml {s.etlml_version}" if s.etlml_version else ""
+    flags = " ".join(s.flags)
+    return (
+        f"<td {_attrs(versions=versions or None)}>{escape(versions)}</td>"
+        f"<td {_attrs(monitored_at=_iso(s.monitored_at) if s.monitored_at else None)}>"
+        f"{_hm(s.monitored_at) if s.monitored_at else '-'}</td>"
+        f"<td {_attrs(etlml_version=s.etlml_version, dag_version=s.dag_version_id)}>{escape(stored_by)}</td>"
+        f"<td class='flags' {_attrs(flags=flags or None)}>{escape(flags)}</td>"
+    )
+
+
+def _gap_table(gaps: Sequence[IntervalStatus]) -> str:
+    """The ended intervals of the window with no stored run that passed its gate."""
+    if not gaps:
+        return ""
+    shown = list(reversed(gaps))[:GAPS_SHOWN]
+    rows = "".join(
+        f"<tr class='gap' {_attrs(interval_start=_iso(g.interval_start))}>"
+        f"<td>{_stamp(g.interval_start)}-{_hm(g.interval_end)}</td><td class='flags'>gap</td></tr>"
+        for g in shown
+    )
+    more = f", the latest {len(shown)} shown" if len(shown) < len(gaps) else ""
+    return (
+        f"<p class='legend' {_attrs(gaps=len(gaps))}>{len(gaps)} ended interval(s) with no stored run"
+        f"{more}: backfill them (<code>etlml runs gaps</code> lists them)</p>"
+        f"<table class='grid gaps'><tr><th>interval (UTC)</th><th>flags</th></tr>{rows}</table>"
+    )
 
 
 def _coverage_text(r: IntervalRow) -> str:

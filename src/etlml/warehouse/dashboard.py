@@ -11,10 +11,15 @@ from typing import Any, TypeVar
 import psycopg
 from psycopg.rows import class_row
 
+from etlml import settings
+from etlml.interval import on_grid
+from etlml.warehouse import runs
 from etlml.warehouse.connection import query
+from etlml.warehouse.runs import IntervalStatus
 
 PIPELINE_DAG_ID = "10_etl_ml_pipeline"
 DEFAULT_WINDOW = timedelta(hours=24)
+TEN = timedelta(minutes=10)
 DEFAULT_EVENTS_SHOWN = 15
 _Row = TypeVar("_Row")
 
@@ -153,6 +158,8 @@ class Dashboard:
     score: ScoreDistribution | None = None
     # why there is no score distribution (no champion, no reference profile, no scored interval)
     score_missing: str = ""
+    # where each interval of the window stands (etlml runs status without reading the sources)
+    status: list[IntervalStatus] = field(default_factory=list)
 
 
 def read(
@@ -170,6 +177,7 @@ def read(
         now_row = conn.execute("SELECT now()").fetchone()
         assert now_row is not None
         score, score_missing = _score(conn, params)
+        now = now_row[0]
         return Dashboard(
             now=now_row[0],
             window=window,
@@ -181,7 +189,17 @@ def read(
             events=_rows(conn, ModelEventRow, "page_model_events", params),
             score=score,
             score_missing=score_missing,
+            status=_status(conn, dag_id, now, window),
         )
+
+
+def _status(
+    conn: psycopg.Connection[Any], dag_id: str, now: datetime, window: timedelta
+) -> list[IntervalStatus]:
+    """The intervals from ``window`` back (not before ``ETLML_START_DATE``) to the one running now."""
+    start = max(on_grid(now - window), on_grid(settings.start_date(), up=True))
+    end = on_grid(now) + TEN
+    return runs.status(conn, dag_id, start, end, now) if start < end else []
 
 
 def _rows(conn: psycopg.Connection[Any], kind: type[_Row], name: str, params: dict[str, Any]) -> list[_Row]:

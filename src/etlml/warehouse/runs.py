@@ -4,7 +4,7 @@ and the landing files each interval's latest load read."""
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -165,3 +165,89 @@ def _difference(dag_id: str, interval: Interval, source: str, read: Ledger, now:
         ),
     )
     return change if change.what else None
+
+
+@dataclass(frozen=True)
+class IntervalStatus:
+    """Where one interval stands: its latest load's accounting (``None`` where no run stored it), the
+    versions it was scored with, its label coverage and when it was last monitored, the code that
+    stored it, and its flags: ``gap`` (ended, no stored run that passed its gate), ``changed`` (its
+    source differs from what the run read; set by a caller that read the sources), and
+    ``smaller_source_refused`` / ``smaller_source_accepted`` (the ledger's rule)."""
+
+    interval_start: datetime
+    interval_end: datetime
+    source: str | None
+    extracted: int | None
+    loaded: int | None
+    rejected: int | None
+    deduplicated: int | None
+    gate: str | None
+    model_versions: list[str] | None
+    challenger_error: str | None
+    n_predictions: int | None
+    n_labeled: int | None
+    monitored_at: datetime | None
+    etlml_version: str | None
+    dag_version_id: str | None
+    written_by_run: str | None
+    checked_at: datetime | None
+    smaller_source_refused: dict[str, Any] | None
+    smaller_source_accepted: dict[str, Any] | None
+    ended: bool = True
+    changed: bool = False
+
+    @property
+    def label_coverage(self) -> float | None:
+        if not self.n_predictions or self.n_labeled is None:
+            return None
+        return self.n_labeled / self.n_predictions
+
+    @property
+    def flags(self) -> list[str]:
+        found = []
+        if self.ended and self.gate != "passed":
+            found.append("gap")
+        if self.changed:
+            found.append("changed")
+        if self.smaller_source_refused is not None:
+            found.append("smaller_source_refused")
+        if self.smaller_source_accepted is not None:
+            found.append("smaller_source_accepted")
+        return found
+
+    def to_json(self) -> dict[str, Any]:
+        coverage = self.label_coverage
+        return {
+            "interval_start": self.interval_start.isoformat(),
+            "interval_end": self.interval_end.isoformat(),
+            "source": self.source,
+            "extracted": self.extracted,
+            "loaded": self.loaded,
+            "rejected": self.rejected,
+            "deduplicated": self.deduplicated,
+            "gate": self.gate,
+            "model_versions": self.model_versions,
+            "challenger_error": self.challenger_error,
+            "label_coverage": None if coverage is None else round(coverage, 4),
+            "labeled": self.n_labeled,
+            "monitored_at": None if self.monitored_at is None else self.monitored_at.isoformat(),
+            "etlml_version": self.etlml_version,
+            "dag_version_id": self.dag_version_id,
+            "stored_by_run": self.written_by_run,
+            "flags": self.flags,
+            "smaller_source_refused": self.smaller_source_refused,
+            "smaller_source_accepted": self.smaller_source_accepted,
+        }
+
+
+def status(
+    conn: psycopg.Connection[Any], dag_id: str, start: datetime, end: datetime, now: datetime
+) -> list[IntervalStatus]:
+    """One :class:`IntervalStatus` per 10-minute interval starting in ``[start, end)`` (``start`` on
+    the 10-minute grid), oldest first; an interval that has not ended by ``now`` is no gap."""
+    from psycopg.rows import class_row
+
+    with conn.cursor(row_factory=class_row(IntervalStatus)) as cur:
+        rows = cur.execute(query("interval_status"), {"dag_id": dag_id, "from": start, "to": end}).fetchall()
+    return [replace(row, ended=row.interval_end <= now) for row in rows]

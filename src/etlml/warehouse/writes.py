@@ -424,13 +424,14 @@ def store_audit(
     ledger: Ledger | None = None,
     accepted: dict[str, Any] | None = None,
     dag_version_id: str | None = None,
+    model_versions: Sequence[str] | None = None,
 ) -> None:
     """Upsert the run's accounting into ``run_audit``, as the load ``load_id`` of the interval (``None``
     for runs whose rows no prediction refers to, as label runs), with the stream position the
     interval began at (``first_entry_id``, stream sources only), what the run read of its source
     (``ledger``), who accepted that it read less than the run before (``accepted``: kept until another
-    acceptance replaces it) and the code that stored it (this package's version, Airflow's
-    ``dag_version_id``)."""
+    acceptance replaces it), the code that stored it (this package's version, Airflow's
+    ``dag_version_id``) and the model versions the run scores with."""
     counts = audit.counts
     params = {
         "source": audit.source,
@@ -456,6 +457,7 @@ def store_audit(
         "accepted": None if accepted is None else Jsonb(accepted),
         "etlml_version": etlml.version(),
         "dag_version_id": dag_version_id,
+        "model_versions": None if model_versions is None else list(model_versions),
     }
     with conn.cursor() as cur:
         cur.execute(query("upsert_run_audit"), params)

@@ -10,9 +10,12 @@
 --            ledger and refused to load (cleared by the next load)
 --   etlml_version, dag_version_id: the code that stored the interval (package version, Airflow's DAG
 --            version id), so that a past result can be explained after an upgrade
+--   model_versions: the versions the run scored with, the champion first (a challenger that could not
+--            score is named in challenger_error)
 ALTER TABLE run_audit
     ADD COLUMN ledger jsonb,
     ADD COLUMN smaller_source_accepted jsonb,
     ADD COLUMN smaller_source_refused jsonb,
     ADD COLUMN etlml_version text,
-    ADD COLUMN dag_version_id text;
+    ADD COLUMN dag_version_id text,
+    ADD COLUMN model_versions text[];

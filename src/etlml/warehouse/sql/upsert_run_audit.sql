@@ -5,13 +5,14 @@ INSERT INTO run_audit (
     dag_id, interval_start, interval_end, source, extracted, loaded, rejected, deduplicated,
     rejected_share, max_rejected_share, gate, by_reason, extra_fields, extra_field_names, imputed,
     written_by_run, load_id, first_entry_id, files, ledger, smaller_source_accepted, etlml_version,
-    dag_version_id
+    dag_version_id, model_versions
 )
 VALUES (
     %(dag_id)s, %(interval_start)s, %(interval_end)s, %(source)s, %(extracted)s, %(loaded)s, %(rejected)s,
     %(deduplicated)s, %(rejected_share)s, %(max_rejected_share)s, %(gate)s, %(by_reason)s, %(extra_fields)s,
     %(extra_field_names)s, %(imputed)s, %(written_by_run)s, %(load_id)s, %(first_entry_id)s,
-    %(files)s, %(ledger)s, %(accepted)s, %(etlml_version)s, %(dag_version_id)s
+    %(files)s, %(ledger)s, %(accepted)s, %(etlml_version)s, %(dag_version_id)s,
+    %(model_versions)s
 )
 ON CONFLICT (dag_id, interval_start, interval_end) DO UPDATE SET
     source = EXCLUDED.source,
@@ -37,4 +38,5 @@ ON CONFLICT (dag_id, interval_start, interval_end) DO UPDATE SET
     smaller_source_refused = NULL,
     etlml_version = EXCLUDED.etlml_version,
     dag_version_id = EXCLUDED.dag_version_id,
+    model_versions = EXCLUDED.model_versions,
     checked_at = now();
