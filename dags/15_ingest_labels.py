@@ -63,6 +63,13 @@ def _simulated_events() -> int:
             description="events the simulator made per interval: the pipeline's simulated_events "
             "(ETLML_LABEL_SOURCE=simulator only)",
         ),
+        "accept_smaller_source": Param(
+            False,
+            type="boolean",
+            description="a rerun never stores less than its label files held when the interval was "
+            "stored (fewer records, files gone): it fails without retry, naming what is missing. Set "
+            "true, by hand, to take labels back on purpose (a corrected file); run_audit records who did",
+        ),
     },
     tags=["etlml", "labels"],
     doc_md=__doc__,

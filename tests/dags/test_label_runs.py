@@ -52,6 +52,9 @@ def wh(conn: psycopg.Connection[Any], monkeypatch: pytest.MonkeyPatch) -> psycop
 
 
 def run(dag: Any, interval: Interval, conf: dict[str, Any]) -> None:
+    # every param explicit: a run_conf given to dag.test() by an earlier run outlives its run
+    if dag.dag_id == LABELS:
+        conf = {"accept_smaller_source": False, **conf}
     dag_run = dag.test(logical_date=interval.end, run_conf=conf)
     assert dag_run.state == "success", f"{dag.dag_id} run of {interval.key} ended {dag_run.state}"
 
@@ -176,6 +179,21 @@ def test_simulator_labels_match_the_stored_events_and_landing_labels_are_checked
     assert [(c["dag_id"], c["source"], c["added"], c["removed"], c["resized"]) for c in listed] == [
         (LABELS, "landing", ["labels/2026-11-23/1440/c.csv"], [], [])
     ]
+
+    # label files obey the ledger too: a rerun over a folder that lost a file is refused, and changes
+    # nothing, until an operator accepts it
+    (folder / "b.jsonl.gz").unlink()
+    before = digests(wh)
+    conf = {"simulated_events": 200, "accept_smaller_source": False}
+    assert dags[LABELS].test(logical_date=nth(4).end, run_conf=conf).state == "failed"
+    assert digests(wh) == before
+    conf["accept_smaller_source"] = True
+    assert dags[LABELS].test(logical_date=nth(4).end, run_conf=conf).state == "success"
+    accepted = wh.execute(
+        "SELECT smaller_source_accepted FROM run_audit WHERE dag_id = %s AND interval_start = %s",
+        (LABELS, nth(4).start),
+    ).fetchone()[0]
+    assert accepted["by"] == "dag_test" and "b.jsonl.gz" in " ".join(accepted["missing"])
 
 
 def test_a_shift_reaches_the_stored_events_and_their_labels_alike(

@@ -19,7 +19,13 @@ from etlml.ingest.simulator import SimulatedLabels
 from etlml.interval import Interval
 from etlml.quality import Audit, check_balanced
 from etlml.settings import Settings
-from etlml.steps.run import RunContext, fail_fast
+from etlml.steps.run import (
+    RunContext,
+    accept_smaller_source,
+    fail_fast,
+    ledger_shrinkage,
+    refuse_smaller_source,
+)
 from etlml.warehouse import connection, labels, writes
 
 log = logging.getLogger(__name__)
@@ -115,34 +121,25 @@ def ingest_labels(run: RunContext, *, simulated_events: int, now: datetime | Non
     rules = label_contract.Rules(run.interval.end, now or datetime.now(UTC), cfg.max_future_skew)
     checked = label_contract.apply(frame, rules)
     window_start = run.interval.shifted(-cfg.label_window).start
-    with connection.connect(cfg.warehouse_conn_id) as conn, conn.transaction():
-        labels.lock(conn, run.interval)
-        stored = labels.store(
-            conn,
-            checked.valid,
-            checked.rejected,
-            run.interval,
-            run.ref,
-            window_start=window_start,
-            unknown_message=_unknown_message(cfg, run.interval, window_start),
-        )
-        counts = label_contract.with_unknown(checked.counts, stored.unknown)
-        audit = Audit.of(
-            found.name, counts, (stored.matched, stored.rejected, stored.deduplicated), cfg.max_rejected_share
-        )
-        check_balanced(audit, run.interval)
-        read = None if reading.files is None else Ledger(counts.extracted, files=reading.files)
-        writes.store_audit(
-            conn,
-            run.dag_id,
-            run.interval,
-            run.ref,
-            audit,
-            load_id=None,
-            files=reading.sizes,
-            ledger=read,
-            dag_version_id=run.dag_version_id,
-        )
+    read = None if reading.files is None else Ledger(checked.counts.extracted, files=reading.files)
+    with connection.connect(cfg.warehouse_conn_id) as conn:
+        with conn.transaction():
+            labels.lock(conn, run.interval)
+            shrunk = ledger_shrinkage(writes.stored_ledger(conn, run.dag_id, run.interval), read)
+            if not shrunk or run.accept_smaller_source:
+                accepted = accept_smaller_source(run, shrunk) if shrunk else None
+                counts, audit, stored = _store(
+                    conn,
+                    cfg,
+                    run,
+                    checked,
+                    source_name=found.name,
+                    window_start=window_start,
+                    read=read,
+                    accepted=accepted,
+                )
+        if shrunk and not run.accept_smaller_source:
+            refuse_smaller_source(conn, run, shrunk)
     log.info("labels of %s: %s", run.interval.key, stored.to_xcom())
     _enforce(audit, run.interval)
     return LabelsIngested(
@@ -156,6 +153,48 @@ def ingest_labels(run: RunContext, *, simulated_events: int, now: datetime | Non
         updated=stored.updated,
         gate=audit.gate,
     )
+
+
+def _store(
+    conn: Any,
+    cfg: Settings,
+    run: RunContext,
+    checked: Any,
+    *,
+    source_name: str,
+    window_start: datetime,
+    read: Ledger | None,
+    accepted: dict[str, Any] | None,
+) -> tuple[Any, Audit, Any]:
+    """Store the checked labels, their quarantine and the run's audit (what it read of its source,
+    ``read``; an operator's acceptance of a smaller source, ``accepted``), in the caller's transaction."""
+    stored = labels.store(
+        conn,
+        checked.valid,
+        checked.rejected,
+        run.interval,
+        run.ref,
+        window_start=window_start,
+        unknown_message=_unknown_message(cfg, run.interval, window_start),
+    )
+    counts = label_contract.with_unknown(checked.counts, stored.unknown)
+    audit = Audit.of(
+        source_name, counts, (stored.matched, stored.rejected, stored.deduplicated), cfg.max_rejected_share
+    )
+    check_balanced(audit, run.interval)
+    writes.store_audit(
+        conn,
+        run.dag_id,
+        run.interval,
+        run.ref,
+        audit,
+        load_id=None,
+        files=None if read is None or read.files is None else {k: e.size for k, e in read.files.items()},
+        ledger=read,
+        accepted=accepted,
+        dag_version_id=run.dag_version_id,
+    )
+    return counts, audit, stored
 
 
 def _unknown_message(cfg: Settings, interval: Interval, window_start: datetime) -> str:

@@ -8,8 +8,7 @@ import logging
 import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import replace
-from datetime import UTC, datetime
-from typing import Any, NoReturn
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -18,11 +17,21 @@ import psycopg
 from etlml import quality, records, settings
 from etlml.errors import PermanentError
 from etlml.ingest import contract
-from etlml.ingest.ledger import FileEntry, Ledger, Shrinkage, shrinkage
+from etlml.ingest.ledger import FileEntry, Ledger
 from etlml.interval import Interval
 from etlml.quality import Audit
 from etlml.settings import Settings
-from etlml.steps.run import Loaded, LoadRef, ProcessedShard, RunContext, RunPlan, fail_fast
+from etlml.steps.run import (
+    Loaded,
+    LoadRef,
+    ProcessedShard,
+    RunContext,
+    RunPlan,
+    accept_smaller_source,
+    fail_fast,
+    ledger_shrinkage,
+    refuse_smaller_source,
+)
 from etlml.storage import FileRef, FrameWriter, read_frames
 from etlml.warehouse import connection, writes
 from etlml.warehouse.writes import MergeResult, StoredInterval
@@ -67,14 +76,14 @@ def load_processed(run: RunContext, plan: RunPlan, shards: Sequence[ProcessedSha
                 if not plan.found:
                     return _keep(run, plan, cfg, held)
                 _check_same_source(run, plan, held)
-            shrunk = _shrinkage(held, now_read)
+            shrunk = ledger_shrinkage(None if held is None else held.ledger, now_read)
             if not shrunk or run.accept_smaller_source:
                 load_id = str(uuid.uuid4())
                 merged = writes.upsert_processed(
                     conn, events, run.interval, plan.normalized_with, window=cfg.dedup_window
                 )
                 refused = _refused(run, cfg, ordered, merged.redelivered) if len(merged.redelivered) else None
-                accepted = _accepted(run, shrunk) if shrunk else None
+                accepted = accept_smaller_source(run, shrunk) if shrunk else None
                 audit = _quarantine_and_audit(
                     conn,
                     run,
@@ -87,7 +96,7 @@ def load_processed(run: RunContext, plan: RunPlan, shards: Sequence[ProcessedSha
                     accepted=accepted,
                 )
         if shrunk and not run.accept_smaller_source:
-            _refuse_smaller_source(conn, run, shrunk)
+            refuse_smaller_source(conn, run, shrunk)
     log.info(
         "processed_data for %s (%d shard(s)): %s; %d predictions of changed events deleted; %d redelivered",
         run.interval.key,
@@ -98,10 +107,6 @@ def load_processed(run: RunContext, plan: RunPlan, shards: Sequence[ProcessedSha
     )
     quality.enforce(audit, run.interval)
     return Loaded(merged.result, audit, LoadRef(load_id, refused))
-
-
-class SmallerSourceError(PermanentError, RuntimeError):
-    """The source now holds less than the interval's stored run read: a rerun would store less."""
 
 
 def _read_ledger(plan: RunPlan) -> Ledger | None:
@@ -118,45 +123,6 @@ def _read_ledger(plan: RunPlan) -> Ledger | None:
         for name, size, entry in zip(frame["source_file"], frame["size"], frame["entry"], strict=True)
     }
     return replace(read, files=files)
-
-
-def _shrinkage(held: StoredInterval | None, now_read: Ledger | None) -> Shrinkage:
-    """What the source lacks of what the interval's stored run read (the ledger rule)."""
-    if held is None or held.ledger is None or now_read is None:
-        return Shrinkage()
-    return shrinkage(held.ledger, now_read)
-
-
-def _accepted(run: RunContext, shrunk: Shrinkage) -> dict[str, Any]:
-    log.warning(
-        "%s: the source holds less than the stored run read (%s); loading it anyway, as the run's param "
-        "accept_smaller_source asks (triggered by %s): rows the source no longer holds are removed",
-        run.interval.key,
-        shrunk.describe(),
-        run.triggered_by or "unknown",
-    )
-    return {
-        "by": run.triggered_by,
-        "run": run.ref,
-        "at": datetime.now(UTC).isoformat(),
-        "missing": shrunk.to_json(),
-    }
-
-
-def _refuse_smaller_source(conn: psycopg.Connection[Any], run: RunContext, shrunk: Shrinkage) -> NoReturn:
-    with conn.transaction():
-        writes.record_refusal(
-            conn,
-            run.dag_id,
-            run.interval,
-            {"run": run.ref, "at": datetime.now(UTC).isoformat(), "missing": shrunk.to_json()},
-        )
-    raise SmallerSourceError(
-        f"{run.interval.key}: the source holds less than the interval's stored run read, so this run "
-        f"would store less; nothing was written. Missing: {shrunk.describe()}. If the source really lost "
-        "this data (or it was withdrawn on purpose), trigger a run of the interval with the param "
-        '{"accept_smaller_source": true}; run_audit records who did'
-    )
 
 
 def _check_normalization(plan: RunPlan, shards: Sequence[ProcessedShard]) -> None:

@@ -11,16 +11,21 @@ import functools
 import logging
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal, ParamSpec, TypeVar
+from datetime import UTC, datetime
+from typing import Any, Literal, NoReturn, ParamSpec, TypeVar
+
+import psycopg
 
 from etlml.errors import PermanentError, SettingsError
 from etlml.features.stats import FeatureStats, parse_stats, stats_json
 from etlml.ingest.contract import Counts
+from etlml.ingest.ledger import Ledger, Shrinkage, shrinkage
 from etlml.interval import Interval
 from etlml.models.serving import Role, Serving
 from etlml.quality import Audit
 from etlml.settings import Settings
 from etlml.storage import FileRef, claim, run_folder
+from etlml.warehouse import writes
 from etlml.warehouse.writes import MergeResult
 
 log = logging.getLogger(__name__)
@@ -372,3 +377,52 @@ class StoredShard:
             "by_version": {f.model_version: result.to_xcom() for f, result in self.stored},
             **self.key.to_xcom(),
         }
+
+
+class SmallerSourceError(PermanentError, RuntimeError):
+    """The source now holds less than the interval's stored run read: a rerun would store less."""
+
+
+def ledger_shrinkage(stored: Ledger | None, read: Ledger | None) -> Shrinkage:
+    """What the source lacks of what the interval's stored run read (:mod:`etlml.ingest.ledger`'s
+    rule); nothing when either side has no ledger (the simulator, rows of older releases)."""
+    if stored is None or read is None:
+        return Shrinkage()
+    return shrinkage(stored, read)
+
+
+def accept_smaller_source(run: RunContext, shrunk: Shrinkage) -> dict[str, Any]:
+    """What ``run_audit.smaller_source_accepted`` records of a run triggered with
+    ``accept_smaller_source`` over a smaller source: who, which run, when, what was missing."""
+    log.warning(
+        "%s: the source holds less than the stored run read (%s); loading it anyway, as the run's param "
+        "accept_smaller_source asks (triggered by %s): what the source no longer holds is removed",
+        run.interval.key,
+        shrunk.describe(),
+        run.triggered_by or "unknown",
+    )
+    return {
+        "by": run.triggered_by,
+        "run": run.ref,
+        "at": datetime.now(UTC).isoformat(),
+        "missing": shrunk.to_json(),
+    }
+
+
+def refuse_smaller_source(conn: psycopg.Connection[Any], run: RunContext, shrunk: Shrinkage) -> NoReturn:
+    """Record on the interval's audit row that this run found its source smaller (in a transaction
+    of its own: nothing else of the run was written), then fail without retry, saying what is
+    missing and how an operator accepts it."""
+    with conn.transaction():
+        writes.record_refusal(
+            conn,
+            run.dag_id,
+            run.interval,
+            {"run": run.ref, "at": datetime.now(UTC).isoformat(), "missing": shrunk.to_json()},
+        )
+    raise SmallerSourceError(
+        f"{run.interval.key}: the source holds less than the interval's stored run read, so this run "
+        f"would store less; nothing was written. Missing: {shrunk.describe()}. If the source really lost "
+        "this data (or it was withdrawn on purpose), trigger a run of the interval with the param "
+        '{"accept_smaller_source": true}; run_audit records who did'
+    )

@@ -501,6 +501,14 @@ def stored_interval(conn: psycopg.Connection[Any], dag_id: str, interval: Interv
     )
 
 
+def stored_ledger(conn: psycopg.Connection[Any], dag_id: str, interval: Interval) -> Ledger | None:
+    """What the interval's latest stored run read (``None``: never stored)."""
+    with conn.cursor() as cur:
+        cur.execute(query("interval_ledger"), _interval_params(dag_id, interval))
+        row = cur.fetchone()
+    return None if row is None else Ledger.of_audit(row[0], int(row[1]), row[2], row[3])
+
+
 def record_refusal(
     conn: psycopg.Connection[Any], dag_id: str, interval: Interval, refusal: dict[str, Any]
 ) -> None:
