@@ -169,9 +169,22 @@ def test_simulator_labels_match_the_stored_events_and_landing_labels_are_checked
     # the simulator's labels of FIRST are untouched
     assert (got[got["interval_start"] == FIRST.start]["source_file"] == "simulator").all()
 
+    _a_late_label_file_then_a_withdrawn_one(dags, wh, capsys, folder, (second[2], observed))
+
+
+def _a_late_label_file_then_a_withdrawn_one(
+    dags: dict[str, Any],
+    wh: psycopg.Connection[Any],
+    capsys: pytest.CaptureFixture[str],
+    folder: Path,
+    label: tuple[str, str],
+) -> None:
+    """After the landing label run of ``nth(4)``: ``runs changed`` lists a late file (of ``label``,
+    an event id and when it was observed), and the ledger refuses a rerun over a folder that lost one."""
+    event_id, observed = label
     # a label file that lands after its interval ran is listed by `etlml runs changed`, as the label
     # DAG's, with the folder's other files as they were
-    (folder / "c.csv").write_text(f"event_id,y_true,observed_at\n{second[2]},7.0,{observed}\n")
+    (folder / "c.csv").write_text(f"event_id,y_true,observed_at\n{event_id},7.0,{observed}\n")
     window = ["--from", nth(4).start.isoformat(), "--to", nth(4).end.isoformat(), "--json"]
     capsys.readouterr()
     assert cli.main(["runs", "changed", *window]) == 0
