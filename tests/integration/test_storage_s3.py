@@ -111,6 +111,8 @@ def test_a_failed_multipart_write_is_aborted(
     assert _objects(client, name) == stored
     assert _uploads(client, name) == []  # the parts are gone too
     assert len(storage.read_frame(before)) == 5
+    after = write_frame(events, path, EVENT)  # the same write, not failing, completes in parts
+    assert _uploads(client, name) == [] and len(storage.read_frame(after)) == LARGE
 
 
 def test_a_writer_killed_mid_upload_leaves_the_earlier_object_whole(
