@@ -224,11 +224,13 @@ def _rollback(conn: Any, _: argparse.Namespace) -> dict[str, Any]:
 def _gaps(conn: Any, args: argparse.Namespace) -> list[dict[str, str]]:
     from etlml.warehouse import runs
 
-    # an interval that has not ended yet cannot have run: it is no gap
+    # an interval before ETLML_START_DATE is not the pipeline's (the scheduler never runs it), and one
+    # that has not ended yet cannot have run: neither is a gap
+    start = max(args.start, settings.start_date())
     end = min(args.end, datetime.now(UTC))
     return [
         {"interval_start": i.start.isoformat(), "interval_end": i.end.isoformat()}
-        for i in runs.gaps(conn, PIPELINE, args.start, end)
+        for i in runs.gaps(conn, PIPELINE, start, end)
     ]
 
 
@@ -244,6 +246,11 @@ def _changed(conn: Any, args: argparse.Namespace) -> list[dict[str, Any]]:
     return [c.to_json() for c in runs.changed(conn, PIPELINE, args.start, args.end, now_listed)]
 
 
+EARLIEST, LATEST = datetime(1970, 1, 1, tzinfo=UTC), datetime(9999, 1, 1, tzinfo=UTC)
+"""The times a command line may name: no event of the pipeline predates the Unix epoch, and a year
+short of ``datetime.max`` leaves room for the arithmetic of windows and retention."""
+
+
 def _timestamp(text: str) -> datetime:
     try:
         value = datetime.fromisoformat(text)
@@ -253,6 +260,14 @@ def _timestamp(text: str) -> datetime:
         ) from None
     if value.tzinfo is None:
         raise argparse.ArgumentTypeError(f"{text!r} needs a UTC offset, e.g. 2026-11-25T00:00:00+00:00")
+    try:
+        in_range = EARLIEST <= value.astimezone(UTC) < LATEST
+    except OverflowError:  # 0001-01-01T00:00:00+01:00 is in year 0 in UTC
+        in_range = False
+    if not in_range:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is out of range: give a time from {EARLIEST:%Y-%m-%d} to before {LATEST:%Y-%m-%d} UTC"
+        )
     return value
 
 
@@ -421,12 +436,24 @@ def _db_commands(commands: Any) -> None:
     grant.set_defaults(func=_grant_pipeline_role)
 
 
+MAX_WINDOW = timedelta(days=31)
+"""The longest window ``etlml runs`` reports on at once: 4,464 intervals, a month of them (longer ones
+are asked for in parts, so a mistyped year costs nothing)."""
+
+
 def _window(action: Callable[[Any, argparse.Namespace], Any]) -> Callable[[Any, argparse.Namespace], Any]:
-    """``action`` over the window ``--from`` .. ``--to``, refused unless it is non-empty."""
+    """``action`` over the window ``--from`` .. ``--to``, refused unless it is non-empty and at most
+    :data:`MAX_WINDOW` long, before anything is read or listed."""
 
     def checked(conn: Any, args: argparse.Namespace) -> Any:
         if not args.start < args.end:
             raise SettingsError(f"--from {args.start.isoformat()} must be before --to {args.end.isoformat()}")
+        if args.end - args.start > MAX_WINDOW:
+            raise SettingsError(
+                f"--from {args.start.isoformat()} --to {args.end.isoformat()} is too long: a window spans at "
+                f"most {MAX_WINDOW.days} days ({MAX_WINDOW // timedelta(minutes=10):,} intervals); "
+                "ask for a longer one in parts"
+            )
         return action(conn, args)
 
     return checked
@@ -444,7 +471,13 @@ def _runs_commands(commands: Any) -> None:
     for name, action in (("gaps", _gaps), ("changed", _changed)):
         command = run_commands.add_parser(name, help=helps[name])
         command.add_argument("--from", dest="start", type=_timestamp, required=True, help="window start")
-        command.add_argument("--to", dest="end", type=_timestamp, required=True, help="window end, exclusive")
+        command.add_argument(
+            "--to",
+            dest="end",
+            type=_timestamp,
+            required=True,
+            help=f"window end, exclusive; at most {MAX_WINDOW.days} days after --from",
+        )
         command.add_argument("--json", action="store_true", help="machine-readable output")
         command.set_defaults(func=_with_registry(_window(action)))
 
