@@ -2,7 +2,10 @@
 and the pipeline's runs (``etlml runs``) and the event stream (``etlml stream``).
 
 It finds the warehouse the way the DAGs do: the Airflow connection ``warehouse``
-(``AIRFLOW_CONN_WAREHOUSE``). Errors print one line saying what to do and exit with status 2.
+(``AIRFLOW_CONN_WAREHOUSE``). Every error prints one line on stderr, never a traceback: bad input
+and unreachable services (named with their host and port) say what to do and exit with status 2,
+anything unforeseen exits with 1 (``etlml --debug`` shows its traceback). Numeric options refuse
+NaN, infinities and values outside their range; a window of ``etlml runs`` spans at most 31 days.
 Each command imports what it uses when it runs, so ``db migrate`` and ``models`` start without
 pandas and pyarrow.
 """
@@ -12,11 +15,14 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import math
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, redirect_stdout
 from datetime import UTC, datetime, timedelta
 from typing import Any, NoReturn
+
+import psycopg
 
 from etlml import settings
 from etlml.errors import PermanentError, SettingsError
@@ -305,36 +311,73 @@ def _trim(args: argparse.Namespace) -> int:
     return 0
 
 
-def _positive(kind: type[int] | type[float]) -> Callable[[str], float]:
+def _number(kind: type[int] | type[float], low: float, high: float, said: str = "") -> Callable[[str], float]:
+    """The parser of a numeric option: a finite ``kind`` from ``low`` to ``high`` (``said`` says so in
+    its error, by default "from LOW to HIGH"). NaN compares false with everything and infinities pass
+    a one-sided check, so both are refused by name. The bounds are kept on the parser (``bounds``)
+    for the command-line tests."""
+
     def parse(text: str) -> float:
         try:
             value = kind(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-        if value <= 0:
-            raise argparse.ArgumentTypeError(f"{text!r} must be more than 0")
+        except (ValueError, OverflowError):
+            whole = "a whole number" if kind is int else "a number"
+            raise argparse.ArgumentTypeError(f"{text!r} is not {whole}") from None
+        if not math.isfinite(value) or not low <= value <= high:
+            raise argparse.ArgumentTypeError(
+                f"{text!r} is out of range: must be {said or f'from {_shown(low)} to {_shown(high)}'}"
+            )
         return value
 
+    parse.bounds = (low, high)  # type: ignore[attr-defined]
     return parse
+
+
+def _shown(bound: float) -> str:
+    return f"{int(bound):,}" if float(bound).is_integer() else f"{bound:g}"
+
+
+def _positive(kind: type[int] | type[float], high: float = 1e9) -> Callable[[str], float]:
+    """A numeric option above 0 (at least 1 for a whole number), at most ``high``."""
+    low = 1 if kind is int else math.ulp(0.0)
+    return _number(kind, low, high, f"more than 0 and at most {_shown(high)}")
+
+
+SEED = _number(int, 0, 2**32 - 1)
+"""A seed of numpy's generators (which refuse negative ones)."""
 
 
 def _stream_commands(commands: Any) -> None:
     stream = commands.add_parser("stream", help="the Redis event stream (ETLML_SOURCE=redis_stream)")
     sub = stream.add_subparsers(dest="stream_command", required=True)
     produce = sub.add_parser("produce", help="append simulated events, ids by the server's clock")
-    produce.add_argument("--events", type=_positive(int), required=True, help="how many events")
-    produce.add_argument("--per-second", type=_positive(float), help="at most this many a second")
-    produce.add_argument("--seed", type=int, default=settings.DEFAULT_SEED, help="of the simulated values")
+    produce.add_argument(
+        "--events",
+        type=_positive(int, 10_000_000),
+        required=True,
+        help="how many events (at most 10,000,000)",
+    )
+    produce.add_argument(
+        "--per-second",
+        type=_number(float, 0.01, 1_000_000),
+        help="at most this many a second (0.01 to 1,000,000)",
+    )
+    produce.add_argument("--seed", type=SEED, default=settings.DEFAULT_SEED, help="of the simulated values")
     produce.set_defaults(func=_produce)
     trim = sub.add_parser("trim", help="remove entries older than the retention (XTRIM MINID)")
     when = trim.add_mutually_exclusive_group(required=True)
-    when.add_argument("--keep-days", type=_positive(float), help="keep the entries of the last N days")
+    when.add_argument(
+        "--keep-days",
+        type=_positive(float, 10_000),
+        help="keep the entries of the last N days (at most 10,000)",
+    )
     when.add_argument("--before", type=_timestamp, help="remove the entries that arrived before this")
     trim.set_defaults(func=_trim)
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="etlml", description=__doc__)
+    parser.add_argument("--debug", action="store_true", help="on an unexpected error, show its traceback")
     commands = parser.add_subparsers(dest="command", required=True)
 
     _db_commands(commands)
@@ -358,7 +401,12 @@ def build_parser() -> argparse.ArgumentParser:
     register.add_argument("version")
     register.add_argument("--kind", choices=["linear", "sklearn"], required=True)
     register.add_argument("--coef", help="linear: f1=0.3,f2=0.2,f3=0.5")
-    register.add_argument("--intercept", type=float, default=0.0)
+    register.add_argument(
+        "--intercept",
+        type=_number(float, -1e12, 1e12),
+        default=0.0,
+        help="linear: at most 1e12 either side of 0",
+    )
     register.add_argument("--artifact", help="sklearn: an estimator saved with skops.io.dump")
     register.add_argument("--stats", help='JSON {"f1": {"mean": 10, "std": 2}, ...}')
     register.add_argument("--fit-stats-from", type=_timestamp, help="fit statistics on processed_data from")
@@ -415,8 +463,10 @@ def _evidence_options(command: argparse.ArgumentParser) -> None:
         help="first interval start (default: ETLML_LABEL_WINDOW_DAYS ago)",
     )
     command.add_argument("--to", dest="end", type=_timestamp, help="window end, exclusive (default: now)")
-    command.add_argument("--samples", type=_positive(int), default=1000, help="bootstrap resamples")
-    command.add_argument("--seed", type=int, default=0, help="of the bootstrap")
+    command.add_argument(
+        "--samples", type=_positive(int, 100_000), default=1000, help="bootstrap resamples (at most 100,000)"
+    )
+    command.add_argument("--seed", type=SEED, default=0, help="of the bootstrap")
 
 
 def _db_commands(commands: Any) -> None:
@@ -522,14 +572,60 @@ def _logs_to_stderr() -> Iterator[Any]:
         logger.handlers[:], logger.level, logger.propagate = saved
 
 
+UNEXPECTED = 1
+"""Exit status of an error the command did not foresee (a defect: ``etlml --debug`` shows where);
+what the operator can fix (bad input, settings, a service that does not answer) exits with 2."""
+
+
+def _one_line(text: str) -> str:
+    return "; ".join(line.strip() for line in text.splitlines() if line.strip())
+
+
+def _unreachable(exc: BaseException) -> str | None:
+    """What to say of a server that does not answer, naming it, or ``None`` for any other error."""
+    redis = sys.modules.get("redis")  # not imported: the error is none of its
+    if redis is not None and isinstance(exc, redis.ConnectionError | redis.TimeoutError):
+        # redis-py's message names the host and port: "Error 111 connecting to 127.0.0.1:6379. ..."
+        return (
+            f"cannot reach Redis: {exc}; check that it is running and that the stream's Airflow "
+            "connection (ETLML_STREAM_CONN_ID) names its host and port"
+        )
+    if isinstance(exc, connection.WarehouseUnavailableError):
+        return str(exc)
+    if isinstance(exc, psycopg.OperationalError):
+        return (
+            f"lost the connection to the warehouse: {exc}; check that PostgreSQL is running, then run again"
+        )
+    return None
+
+
+def _explained(exc: Exception) -> tuple[str, int]:
+    """The one line an error prints, and the exit status."""
+    said = _unreachable(exc)
+    if said is not None:
+        return _one_line(said), 2
+    if isinstance(exc, PermanentError):
+        return _one_line(str(exc)), 2
+    return _one_line(f"unexpected {type(exc).__name__}: {exc}; `etlml --debug ...` shows where"), UNEXPECTED
+
+
 def main(argv: list[str] | None = None) -> int:
+    """Run one command. Whatever goes wrong prints one line, ``etlml: ...``, on stderr, never a
+    traceback, and exits non-zero: 2 for bad input and unreachable services (named with host and
+    port), :data:`UNEXPECTED` otherwise, 130 on Ctrl-C. Every command, present and future, runs here."""
     args = build_parser().parse_args(argv)
     try:
         with _logs_to_stderr() as args.out:
             return int(args.func(args))
-    except (PermanentError, connection.WarehouseUnavailableError) as exc:
-        print(f"etlml: {exc}", file=sys.stderr)
-        return 2
+    except KeyboardInterrupt:
+        print("etlml: interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:
+        if args.debug:
+            raise
+        message, status = _explained(exc)
+        print(f"etlml: {message}", file=sys.stderr)
+        return status
 
 
 if __name__ == "__main__":
