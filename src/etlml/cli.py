@@ -2,7 +2,10 @@
 and the pipeline's runs (``etlml runs``) and the event stream (``etlml stream``).
 
 It finds the warehouse the way the DAGs do: the Airflow connection ``warehouse``
-(``AIRFLOW_CONN_WAREHOUSE``). Errors print one line saying what to do and exit with status 2.
+(``AIRFLOW_CONN_WAREHOUSE``). Every error prints one line on stderr, never a traceback: bad input
+and unreachable services (named with their host and port) say what to do and exit with status 2,
+anything unforeseen exits with 1 (``etlml --debug`` shows its traceback). Numeric options refuse
+NaN, infinities and values outside their range; a window of ``etlml runs`` spans at most 31 days.
 Each command imports what it uses when it runs, so ``db migrate`` and ``models`` start without
 pandas and pyarrow.
 """
@@ -12,12 +15,15 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import math
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, redirect_stdout
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, NoReturn
+
+import psycopg
 
 from etlml import settings
 from etlml.errors import PermanentError, SettingsError
@@ -228,11 +234,13 @@ def _rollback(conn: Any, _: argparse.Namespace) -> dict[str, Any]:
 def _gaps(conn: Any, args: argparse.Namespace) -> list[dict[str, str]]:
     from etlml.warehouse import runs
 
-    # an interval that has not ended yet cannot have run: it is no gap
+    # an interval before ETLML_START_DATE is not the pipeline's (the scheduler never runs it), and one
+    # that has not ended yet cannot have run: neither is a gap
+    start = max(args.start, settings.start_date())
     end = min(args.end, datetime.now(UTC))
     return [
         {"interval_start": i.start.isoformat(), "interval_end": i.end.isoformat()}
-        for i in runs.gaps(conn, PIPELINE, args.start, end)
+        for i in runs.gaps(conn, PIPELINE, start, end)
     ]
 
 
@@ -309,6 +317,11 @@ def _now_read() -> Any:
     return now_read
 
 
+EARLIEST, LATEST = datetime(1970, 1, 1, tzinfo=UTC), datetime(9999, 1, 1, tzinfo=UTC)
+"""The times a command line may name: no event of the pipeline predates the Unix epoch, and a year
+short of ``datetime.max`` leaves room for the arithmetic of windows and retention."""
+
+
 def _timestamp(text: str) -> datetime:
     try:
         value = datetime.fromisoformat(text)
@@ -318,6 +331,14 @@ def _timestamp(text: str) -> datetime:
         ) from None
     if value.tzinfo is None:
         raise argparse.ArgumentTypeError(f"{text!r} needs a UTC offset, e.g. 2026-11-25T00:00:00+00:00")
+    try:
+        in_range = EARLIEST <= value.astimezone(UTC) < LATEST
+    except OverflowError:  # 0001-01-01T00:00:00+01:00 is in year 0 in UTC
+        in_range = False
+    if not in_range:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is out of range: give a time from {EARLIEST:%Y-%m-%d} to before {LATEST:%Y-%m-%d} UTC"
+        )
     return value
 
 
@@ -368,33 +389,69 @@ def _trim(args: argparse.Namespace) -> int:
     return 0
 
 
-def _positive(kind: type[int] | type[float]) -> Callable[[str], float]:
+def _number(kind: type[int] | type[float], low: float, high: float, said: str = "") -> Callable[[str], float]:
+    """The parser of a numeric option: a finite ``kind`` from ``low`` to ``high`` (``said`` says so in
+    its error, by default "from LOW to HIGH"). NaN compares false with everything and infinities pass
+    a one-sided check, so both are refused by name. The bounds are kept on the parser (``bounds``)
+    for the command-line tests."""
+
     def parse(text: str) -> float:
         try:
             value = kind(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-        if value <= 0:
-            raise argparse.ArgumentTypeError(f"{text!r} must be more than 0")
+        except (ValueError, OverflowError):
+            whole = "a whole number" if kind is int else "a number"
+            raise argparse.ArgumentTypeError(f"{text!r} is not {whole}") from None
+        if not math.isfinite(value) or not low <= value <= high:
+            raise argparse.ArgumentTypeError(
+                f"{text!r} is out of range: must be {said or f'from {_shown(low)} to {_shown(high)}'}"
+            )
         return value
 
+    parse.bounds = (low, high)  # type: ignore[attr-defined]
     return parse
+
+
+def _shown(bound: float) -> str:
+    return f"{int(bound):,}" if float(bound).is_integer() else f"{bound:g}"
+
+
+def _positive(kind: type[int] | type[float], high: float = 1e9) -> Callable[[str], float]:
+    """A numeric option above 0 (at least 1 for a whole number), at most ``high``."""
+    low = 1 if kind is int else math.ulp(0.0)
+    return _number(kind, low, high, f"more than 0 and at most {_shown(high)}")
+
+
+SEED = _number(int, 0, 2**32 - 1)
+"""A seed of numpy's generators (which refuse negative ones)."""
 
 
 def _stream_commands(commands: Any) -> None:
     stream = commands.add_parser("stream", help="the Redis event stream (ETLML_SOURCE=redis_stream)")
     sub = stream.add_subparsers(dest="stream_command", required=True)
     produce = sub.add_parser("produce", help="append simulated events, ids by the server's clock")
-    produce.add_argument("--events", type=_positive(int), required=True, help="how many events")
-    produce.add_argument("--per-second", type=_positive(float), help="at most this many a second")
-    produce.add_argument("--seed", type=int, default=settings.DEFAULT_SEED, help="of the simulated values")
+    produce.add_argument(
+        "--events",
+        type=_positive(int, 10_000_000),
+        required=True,
+        help="how many events (at most 10,000,000)",
+    )
+    produce.add_argument(
+        "--per-second",
+        type=_number(float, 0.01, 1_000_000),
+        help="at most this many a second (0.01 to 1,000,000)",
+    )
+    produce.add_argument("--seed", type=SEED, default=settings.DEFAULT_SEED, help="of the simulated values")
     produce.set_defaults(func=_produce)
     trim = sub.add_parser(
         "trim",
         help="remove entries older than the retention (XTRIM MINID), never past an interval not yet stored",
     )
     when = trim.add_mutually_exclusive_group(required=True)
-    when.add_argument("--keep-days", type=_positive(float), help="keep the entries of the last N days")
+    when.add_argument(
+        "--keep-days",
+        type=_positive(float, 10_000),
+        help="keep the entries of the last N days (at most 10,000)",
+    )
     when.add_argument("--before", type=_timestamp, help="remove the entries that arrived before this")
     trim.add_argument(
         "--force",
@@ -406,6 +463,7 @@ def _stream_commands(commands: Any) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="etlml", description=__doc__)
+    parser.add_argument("--debug", action="store_true", help="on an unexpected error, show its traceback")
     commands = parser.add_subparsers(dest="command", required=True)
 
     _db_commands(commands)
@@ -429,7 +487,12 @@ def build_parser() -> argparse.ArgumentParser:
     register.add_argument("version")
     register.add_argument("--kind", choices=["linear", "sklearn"], required=True)
     register.add_argument("--coef", help="linear: f1=0.3,f2=0.2,f3=0.5")
-    register.add_argument("--intercept", type=float, default=0.0)
+    register.add_argument(
+        "--intercept",
+        type=_number(float, -1e12, 1e12),
+        default=0.0,
+        help="linear: at most 1e12 either side of 0",
+    )
     register.add_argument("--artifact", help="sklearn: an estimator saved with skops.io.dump")
     register.add_argument("--stats", help='JSON {"f1": {"mean": 10, "std": 2}, ...}')
     register.add_argument("--fit-stats-from", type=_timestamp, help="fit statistics on processed_data from")
@@ -486,8 +549,10 @@ def _evidence_options(command: argparse.ArgumentParser) -> None:
         help="first interval start (default: ETLML_LABEL_WINDOW_DAYS ago)",
     )
     command.add_argument("--to", dest="end", type=_timestamp, help="window end, exclusive (default: now)")
-    command.add_argument("--samples", type=_positive(int), default=1000, help="bootstrap resamples")
-    command.add_argument("--seed", type=int, default=0, help="of the bootstrap")
+    command.add_argument(
+        "--samples", type=_positive(int, 100_000), default=1000, help="bootstrap resamples (at most 100,000)"
+    )
+    command.add_argument("--seed", type=SEED, default=0, help="of the bootstrap")
 
 
 def _db_commands(commands: Any) -> None:
@@ -507,12 +572,24 @@ def _db_commands(commands: Any) -> None:
     grant.set_defaults(func=_grant_pipeline_role)
 
 
+MAX_WINDOW = timedelta(days=31)
+"""The longest window ``etlml runs`` reports on at once: 4,464 intervals, a month of them (longer ones
+are asked for in parts, so a mistyped year costs nothing)."""
+
+
 def _window(action: Callable[[Any, argparse.Namespace], Any]) -> Callable[[Any, argparse.Namespace], Any]:
-    """``action`` over the window ``--from`` .. ``--to``, refused unless it is non-empty."""
+    """``action`` over the window ``--from`` .. ``--to``, refused unless it is non-empty and at most
+    :data:`MAX_WINDOW` long, before anything is read or listed."""
 
     def checked(conn: Any, args: argparse.Namespace) -> Any:
         if not args.start < args.end:
             raise SettingsError(f"--from {args.start.isoformat()} must be before --to {args.end.isoformat()}")
+        if args.end - args.start > MAX_WINDOW:
+            raise SettingsError(
+                f"--from {args.start.isoformat()} --to {args.end.isoformat()} is too long: a window spans at "
+                f"most {MAX_WINDOW.days} days ({MAX_WINDOW // timedelta(minutes=10):,} intervals); "
+                "ask for a longer one in parts"
+            )
         return action(conn, args)
 
     return checked
@@ -533,7 +610,13 @@ def _runs_commands(commands: Any) -> None:
     for name, action in (("gaps", _gaps), ("changed", _changed), ("status", _status)):
         command = run_commands.add_parser(name, help=helps[name])
         command.add_argument("--from", dest="start", type=_timestamp, required=True, help="window start")
-        command.add_argument("--to", dest="end", type=_timestamp, required=True, help="window end, exclusive")
+        command.add_argument(
+            "--to",
+            dest="end",
+            type=_timestamp,
+            required=True,
+            help=f"window end, exclusive; at most {MAX_WINDOW.days} days after --from",
+        )
         command.add_argument("--json", action="store_true", help="machine-readable output")
         if name == "status":
             command.add_argument(
@@ -584,14 +667,60 @@ def _logs_to_stderr() -> Iterator[Any]:
         logger.handlers[:], logger.level, logger.propagate = saved
 
 
+UNEXPECTED = 1
+"""Exit status of an error the command did not foresee (a defect: ``etlml --debug`` shows where);
+what the operator can fix (bad input, settings, a service that does not answer) exits with 2."""
+
+
+def _one_line(text: str) -> str:
+    return "; ".join(line.strip() for line in text.splitlines() if line.strip())
+
+
+def _unreachable(exc: BaseException) -> str | None:
+    """What to say of a server that does not answer, naming it, or ``None`` for any other error."""
+    redis = sys.modules.get("redis")  # not imported: the error is none of its
+    if redis is not None and isinstance(exc, redis.ConnectionError | redis.TimeoutError):
+        # redis-py's message names the host and port: "Error 111 connecting to 127.0.0.1:6379. ..."
+        return (
+            f"cannot reach Redis: {exc}; check that it is running and that the stream's Airflow "
+            "connection (ETLML_STREAM_CONN_ID) names its host and port"
+        )
+    if isinstance(exc, connection.WarehouseUnavailableError):
+        return str(exc)
+    if isinstance(exc, psycopg.OperationalError):
+        return (
+            f"lost the connection to the warehouse: {exc}; check that PostgreSQL is running, then run again"
+        )
+    return None
+
+
+def _explained(exc: Exception) -> tuple[str, int]:
+    """The one line an error prints, and the exit status."""
+    said = _unreachable(exc)
+    if said is not None:
+        return _one_line(said), 2
+    if isinstance(exc, PermanentError):
+        return _one_line(str(exc)), 2
+    return _one_line(f"unexpected {type(exc).__name__}: {exc}; `etlml --debug ...` shows where"), UNEXPECTED
+
+
 def main(argv: list[str] | None = None) -> int:
+    """Run one command. Whatever goes wrong prints one line, ``etlml: ...``, on stderr, never a
+    traceback, and exits non-zero: 2 for bad input and unreachable services (named with host and
+    port), :data:`UNEXPECTED` otherwise, 130 on Ctrl-C. Every command, present and future, runs here."""
     args = build_parser().parse_args(argv)
     try:
         with _logs_to_stderr() as args.out:
             return int(args.func(args))
-    except (PermanentError, connection.WarehouseUnavailableError) as exc:
-        print(f"etlml: {exc}", file=sys.stderr)
-        return 2
+    except KeyboardInterrupt:
+        print("etlml: interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:
+        if args.debug:
+            raise
+        message, status = _explained(exc)
+        print(f"etlml: {message}", file=sys.stderr)
+        return status
 
 
 if __name__ == "__main__":

@@ -249,14 +249,15 @@ def start_date() -> datetime:
     text = os.environ.get("ETLML_START_DATE") or DEFAULT_START_DATE
     try:
         value = datetime.fromisoformat(text)
-    except ValueError:
-        value = None
-    if value is None or value.utcoffset() is None:
+        utc = value.astimezone(UTC) if value.utcoffset() is not None else None
+    except (ValueError, OverflowError):  # 0001-01-01T00:00:00+01:00 is in year 0 in UTC
+        utc = None
+    if utc is None:
         raise SettingsError(
             f"ETLML_START_DATE must be an ISO-8601 date and time with a UTC offset, e.g. "
             f"2026-11-26T08:00:00Z, got {text!r}"
         )
-    return value.astimezone(UTC)
+    return utc
 
 
 def actor() -> str:

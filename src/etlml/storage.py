@@ -2,8 +2,10 @@
 
 Files are written and read :data:`ROW_GROUP_ROWS` rows at a time (one Parquet row group each), so a
 step's memory does not grow with the size of its interval. A file appears under its name only once
-it is complete (a temporary name, then a rename; an object store's upload is atomic by itself), so
-a reader never sees a half-written file.
+it is complete, so a reader never sees a half-written file and a write that fails leaves the earlier
+file whole: on a local filesystem it is written under a hidden temporary name, then renamed; on an
+object store the upload is completed only when the writer closes without an error, and aborted
+otherwise (see :class:`FrameWriter`).
 """
 
 from __future__ import annotations
@@ -207,12 +209,18 @@ def _sha256(path: ObjectStoragePath) -> str:
 class FrameWriter:
     """Write frames of one layout as row groups of a Parquet file; :attr:`ref` once closed.
 
-    The file always exists, with the layout's columns, so readers need no special case. On a local
-    filesystem it is written under a hidden temporary name in the same folder and renamed into place
-    when the writer closes without an error, so the name holds the earlier file, whole, until then; on
-    an error the temporary file is removed (a killed process leaves it behind, hidden, and the
-    housekeeping DAG deletes it with its run folder). On an object store the upload itself becomes
-    visible only when complete.
+    The file always exists, with the layout's columns, so readers need no special case. The name
+    holds the earlier file, whole, until the writer closes without an error (an error raised in the
+    ``with`` block, by the writer or by its caller, leaves it as it was):
+
+    - on a local filesystem the file is written under a hidden temporary name in the same folder and
+      renamed into place (atomic); on an error the temporary file is removed (a killed process leaves
+      it behind, hidden, and the housekeeping DAG deletes it with its run folder);
+    - on an object store the file is uploaded to its name, and the upload is completed (one PUT, or
+      the multipart upload's completion: atomic either way) only then; on an error it is aborted,
+      deleting the parts already sent. A killed process completes nothing: a file that had parts on
+      the server leaves an unfinished multipart upload that no reader sees (an S3 lifecycle rule,
+      ``AbortIncompleteMultipartUpload``, deletes its parts).
     """
 
     def __init__(self, path: ObjectStoragePath, layout: Layout) -> None:
@@ -230,8 +238,7 @@ class FrameWriter:
     def __enter__(self) -> FrameWriter:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._partial = _partial_path(self.path)
-        target: Any = self._partial
-        self._fh = target.open("wb")
+        self._fh = _open_for_writing(self._partial)
         self._writer = pq.ParquetWriter(self._fh, self.schema, **_options(self.schema))
         return self
 
@@ -246,25 +253,54 @@ class FrameWriter:
         self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         assert self._writer is not None
-        self._writer.close()
-        self._fh.close()
-        partial: Any = self._partial
+        completed = False
+        try:
+            self._writer.close()  # the footer
+            if kind is None:
+                self._fh.close()  # on an object store, the upload completes here
+                completed = True
+        finally:
+            if not completed:
+                self._discard()
         if kind is not None:
-            if partial != self.path:
-                partial.unlink(missing_ok=True)
             return
         sha256 = _sha256(self._partial)
+        partial: Any = self._partial
         if partial != self.path:
             partial.rename(self.path)  # os.rename on a local filesystem: atomic, replaces the old file
         self.ref = FileRef(path=str(self.path), rows=self.rows, sha256=sha256)
 
+    def _discard(self) -> None:
+        """Throw away what was written: the name keeps what it held."""
+        partial: Any = self._partial
+        if partial != self.path:
+            self._fh.close()
+            partial.unlink(missing_ok=True)
+            return
+        self._fh.discard()  # aborts a multipart upload, deleting its parts; drops the buffer
+        self._fh.closed = True  # so that no close(), not even the collector's, uploads the rest
+
+
+def _is_local(path: ObjectStoragePath) -> bool:
+    return getattr(path, "protocol", "file") in {"file", "local"}
+
 
 def _partial_path(path: ObjectStoragePath) -> ObjectStoragePath:
     """Where a file is written before it is complete: a hidden name beside it on a local filesystem;
-    the name itself on an object store, whose uploads appear whole or not at all."""
-    if getattr(path, "protocol", "file") not in {"file", "local"}:
+    the name itself on an object store, where the upload completes only when the writer does."""
+    if not _is_local(path):
         return path
     return path.parent / f".{path.name}.{uuid.uuid4().hex}.partial"
+
+
+def _open_for_writing(path: ObjectStoragePath) -> Any:
+    """``path`` opened to write. On an object store, the filesystem's own file (fsspec's buffered
+    file: ``discard()`` aborts its upload), not ``ObjectStoragePath.open``'s wrapper of it, which
+    would hide the file's ``closed`` flag that :meth:`FrameWriter._discard` sets."""
+    target: Any = path
+    if _is_local(path):
+        return target.open("wb")
+    return target.fs.open(target.path, "wb")
 
 
 def _arrow_batches(ref: FileRef, columns: list[str] | None, rows: int) -> Iterator[pa.Table]:

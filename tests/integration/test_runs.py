@@ -95,3 +95,61 @@ def test_a_bad_window_is_one_line_and_status_2(
     code, _, err = gaps(capsys, *args)
     assert code == 2
     assert said in err and len(err.strip().splitlines()) == 1
+
+
+def test_intervals_before_the_start_date_are_no_gaps(
+    fresh_migrated: str, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    hour = every(HOUR, HOUR + timedelta(hours=1))
+    window = ["--from", HOUR.isoformat(), "--to", (HOUR + timedelta(hours=1)).isoformat(), "--json"]
+    monkeypatch.setenv("ETLML_START_DATE", hour[2].start.isoformat())
+    code, listed, _ = gaps(capsys, *window)
+    assert code == 0
+    assert [row["interval_start"] for row in listed] == [i.start.isoformat() for i in hour[2:]]
+    # a start between two boundaries: the scheduler's first interval begins at the next one
+    monkeypatch.setenv("ETLML_START_DATE", (hour[2].start + timedelta(minutes=5)).isoformat())
+    code, listed, _ = gaps(capsys, *window)
+    assert [row["interval_start"] for row in listed] == [i.start.isoformat() for i in hour[3:]]
+    # a window wholly before the start holds no gap
+    monkeypatch.setenv("ETLML_START_DATE", (HOUR + timedelta(days=1)).isoformat())
+    assert gaps(capsys, *window)[:2] == (0, [])
+
+
+@pytest.mark.parametrize("command", ["gaps", "changed"])
+def test_a_window_longer_than_the_maximum_is_refused_before_anything_is_read(
+    fresh_migrated: str, capsys: pytest.CaptureFixture[str], command: str
+) -> None:
+    def run(start: datetime, end: datetime) -> tuple[int, str]:
+        try:
+            code = cli.main(["runs", command, "--from", start.isoformat(), "--to", end.isoformat()])
+        except SystemExit as exit_:
+            code = int(exit_.code or 0)
+        return code, capsys.readouterr().err
+
+    code, err = run(datetime(1990, 1, 1, tzinfo=UTC), HOUR)
+    assert code == 2 and len(err.strip().splitlines()) == 1
+    assert err.startswith("etlml: ") and "at most 31 days" in err
+    assert run(HOUR - timedelta(days=31), HOUR) == (0, "")
+    assert run(HOUR - timedelta(days=31, seconds=1), HOUR)[0] == 2
+
+
+@pytest.mark.parametrize("command", ["gaps", "changed"])
+@pytest.mark.parametrize(
+    "start",
+    [
+        "0001-01-01T00:00:00+01:00",  # year 0 in UTC
+        "0001-01-01T00:00:00Z",
+        "9999-12-31T23:59:59-01:00",  # year 10000 in UTC
+        "1969-12-31T23:59:59Z",
+    ],
+)
+def test_a_date_out_of_range_is_one_line_and_status_2(
+    fresh_migrated: str, capsys: pytest.CaptureFixture[str], command: str, start: str
+) -> None:
+    try:
+        code = cli.main(["runs", command, "--from", start, "--to", "2026-11-22T10:00:00Z"])
+    except SystemExit as exit_:
+        code = int(exit_.code or 0)
+    err = capsys.readouterr().err
+    assert code == 2 and len(err.strip().splitlines()) == 1
+    assert err.startswith("etlml: ") and "out of range" in err

@@ -123,3 +123,12 @@ def test_label_window_and_registry_connection(monkeypatch: pytest.MonkeyPatch) -
     monkeypatch.setenv("ETLML_REGISTRY_CONN_ID", "owner")
     cfg = settings.load()
     assert (cfg.label_window, cfg.registry_conn_id) == (timedelta(hours=12), "owner")
+
+
+@pytest.mark.parametrize("given", ["2026-11-26T08:00:00", "tomorrow", "0001-01-01T00:00:00+01:00"])
+def test_a_start_date_without_offset_or_out_of_range_is_refused(
+    monkeypatch: pytest.MonkeyPatch, given: str
+) -> None:
+    monkeypatch.setenv("ETLML_START_DATE", given)
+    with pytest.raises(settings.SettingsError, match="ETLML_START_DATE must be"):
+        settings.start_date()

@@ -27,8 +27,9 @@ def connect(conn_id: str) -> psycopg.Connection[tuple[object, ...]]:
     from airflow.providers.postgres.hooks.postgres import PostgresHook
     from airflow.sdk.exceptions import AirflowNotFoundException
 
+    hook = PostgresHook(postgres_conn_id=conn_id)
     try:
-        conn = PostgresHook(postgres_conn_id=conn_id).get_conn()
+        conn = hook.get_conn()
     except AirflowNotFoundException as exc:
         raise ConnectionMissingError(
             f"the Airflow connection {conn_id!r} is not defined: set AIRFLOW_CONN_{conn_id.upper()}="
@@ -36,9 +37,12 @@ def connect(conn_id: str) -> psycopg.Connection[tuple[object, ...]]:
             "`make demo` prints the line for its warehouse), or add the connection to Airflow"
         ) from exc
     except psycopg.OperationalError as exc:
+        target = hook.connection
+        reason = "; ".join(line.strip() for line in str(exc).splitlines() if line.strip())
         raise WarehouseUnavailableError(
-            f"cannot reach the warehouse through Airflow connection {conn_id!r}: {exc}".strip()
-            + "; check that PostgreSQL is running and the connection's host, port and login are right"
+            f"cannot reach the warehouse at {target.host or 'localhost'}:{target.port or 5432} through "
+            f"Airflow connection {conn_id!r}: {reason}; check that PostgreSQL is running and the "
+            "connection's host, port and login are right"
         ) from exc
     if not isinstance(conn, psycopg.Connection):
         raise WarehouseUnavailableError(f"connection {conn_id!r} did not give a psycopg 3 connection")
