@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -474,3 +475,23 @@ def test_runs_status_shows_where_each_interval_stands(
     assert cli.main(["runs", "status", *window]) == 0
     table = capsys.readouterr().out.splitlines()
     assert len(table) == 3 and table[0].split()[0] == "INTERVAL" and table[2].endswith("gap")
+
+
+def test_a_file_name_that_is_not_utf8_is_recorded_escaped_and_the_rule_still_holds(
+    dags: dict[str, Any], wh: psycopg.Connection[Any], landing_root: Path
+) -> None:
+    partition = folder(landing_root, A)
+    deliver(landing_root, A, "a.jsonl", [f"e-{n:03d}" for n in range(20)])
+    odd = partition.as_posix().encode() + b"/b\xff.jsonl"
+    with open(odd, "wb") as out:
+        out.write(jsonl([event("odd-1", A.start)]))
+    assert run(dags, A).state == "success"
+    files = wh.execute(
+        "SELECT ledger -> 'files' FROM run_audit WHERE dag_id = %s AND interval_start = %s",
+        (PIPELINE, A.start),
+    ).fetchone()[0]
+    assert len(files) == 2 and any("\\udcff" in name for name in files)
+    assert run(dags, A).state == "success"  # the same names again: nothing is missing
+    os.unlink(odd)
+    assert run(dags, A).state == "failed"
+    assert "b\\udcff.jsonl" in " ".join(_refused(wh, A))

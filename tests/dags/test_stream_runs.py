@@ -281,3 +281,18 @@ def test_a_missing_stream_connection_fails_the_wait_once_saying_what_to_set(
     states = task_states(dag_run)
     assert states["wait_for_window"] == ("failed", 1)  # a retry cannot define the connection
     assert states["extract"][0] == "upstream_failed"
+
+
+def test_a_key_that_is_not_a_stream_fails_the_run_at_once_saying_so(
+    dags: dict[str, Any], wh: psycopg.Connection[Any], r: Any, key: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    r.set(f"{key}-text", "not a stream")
+    try:
+        monkeypatch.setenv("ETLML_STREAM_KEY", f"{key}-text")
+        dag_run = run(dags, LOGICAL + timedelta(hours=7))
+        assert dag_run.state == "failed"
+        states = task_states(dag_run)
+        assert states["wait_for_window"] == ("failed", 1)  # no retry: the key will not change by itself
+        assert states["extract"][0] == "upstream_failed"
+    finally:
+        r.delete(f"{key}-text")

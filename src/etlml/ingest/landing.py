@@ -175,8 +175,9 @@ class LandingFileSource:
         """The partition's files as they are now, each with what tells its content apart: the sha256
         of a local file's bytes (reused from ``known`` when its size and modification time are the
         same), the ETag an object store lists; empty when the partition does not exist."""
+        # names as the records' provenance gives them: a name that is not UTF-8 is escaped, not lost
         return {
-            f.source_file: _file_entry(f, (known or {}).get(f.source_file))
+            printable(f.source_file): _file_entry(f, (known or {}).get(printable(f.source_file)))
             for f in _listing(self.root, interval, self.prefix, quiet=True)
         }
 

@@ -200,6 +200,8 @@ class RedisStreamSource:
         try:
             return StreamInfo.of(self.client.xinfo_stream(self.key))
         except redis.ResponseError as exc:
+            if "WRONGTYPE" in str(exc):
+                self.check_exists()  # says what the key holds instead
             if "no such key" not in str(exc):
                 raise
             return StreamInfo(0, 0, "0-0", "0-0", "0-0")
@@ -210,8 +212,16 @@ class RedisStreamSource:
         return f"{kwargs.get('host', '?')}:{kwargs.get('port', '?')}/{kwargs.get('db', 0)}"
 
     def check_exists(self) -> None:
-        """Raise :class:`StreamMissingError` unless the key exists (an empty stream is fine)."""
-        if not self.client.exists(self.key):
+        """Raise :class:`StreamMissingError` unless the key exists (an empty stream is fine), and
+        :class:`StreamError` if it holds something else than a stream."""
+        kind = self.client.type(self.key)
+        kind = kind.decode() if isinstance(kind, bytes) else str(kind)
+        if kind not in ("none", "stream"):
+            raise StreamError(
+                f"the key {self.key!r} on the Redis server {self.where()} holds a {kind}, not a stream: "
+                "check ETLML_STREAM_KEY and the connection's database"
+            )
+        if kind == "none":
             raise StreamMissingError(
                 f"the event stream {self.key!r} does not exist on the Redis server {self.where()}: check "
                 "ETLML_STREAM_KEY and the connection's database (ETLML_STREAM_CONN_ID). Nothing was read "
