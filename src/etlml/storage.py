@@ -200,6 +200,10 @@ def _options(schema: pa.Schema) -> dict[str, Any]:
 def _sha256(path: ObjectStoragePath) -> str:
     digest = hashlib.sha256()
     source: Any = path  # ObjectStoragePath.open is untyped
+    if source.protocol not in ("file", "local"):
+        # an object store's client keeps what it listed (sizes included) for the life of its process:
+        # read the object as it is now, or a changed one is read by its old size and never checked
+        source.fs.invalidate_cache(source.path)
     with source.open("rb") as fh:
         while block := fh.read(_READ_BYTES):
             digest.update(block)
