@@ -495,3 +495,22 @@ def test_a_file_name_that_is_not_utf8_is_recorded_escaped_and_the_rule_still_hol
     os.unlink(odd)
     assert run(dags, A).state == "failed"
     assert "b\\udcff.jsonl" in " ".join(_refused(wh, A))
+
+
+def test_a_file_that_lost_records_is_refused_though_a_late_file_makes_up_the_count(
+    dags: dict[str, Any], wh: psycopg.Connection[Any], landing_root: Path
+) -> None:
+    ids = [f"e-{n:03d}" for n in range(100)]
+    deliver(landing_root, A, "a.jsonl", ids[:60])
+    deliver(landing_root, A, "b.jsonl", ids[60:])
+    assert run(dags, A).state == "success"
+    before = digests(wh, DIGESTS)
+    # b.jsonl restored from a copy taken before its producer finished, and a late file lands: the
+    # folder holds as many records as before, but 30 of the stored events are no longer in it
+    deliver(landing_root, A, "b.jsonl", ids[60:70])
+    deliver(landing_root, A, "late.jsonl", [f"late-{n:03d}" for n in range(30)])
+    dag_run = run(dags, A)
+    assert dag_run.state == "failed", "a rerun removed stored events its source no longer holds"
+    assert task_states(dag_run)["load_processed"] == ("failed", 1)
+    assert digests(wh, DIGESTS) == before
+    assert "b.jsonl" in " ".join(_refused(wh, A))
