@@ -206,3 +206,28 @@ def test_housekeeping_keeps_what_no_run_has_read_whatever_the_retention(
         add(r, key, _ten_minutes(now) + timedelta(milliseconds=n), event(f"open-{n}", now))
     assert trim_stream(now) == 0
     assert r.xlen(key) == 50
+
+
+def test_runs_changed_is_quiet_about_a_stream_interval_stored_before_the_ledger(
+    capsys: pytest.CaptureFixture[str], key: str, audits: psycopg.Connection[Any]
+) -> None:
+    """A row stored before run_audit had a ledger (migration 0015) names its stream's first entry and
+    its records; the stream still holding exactly those entries is no change."""
+    r: Any = client()
+    start = _ten_minutes(datetime.now(UTC) - timedelta(days=1))
+    ids = [add(r, key, start + timedelta(seconds=n), event(f"old-{n}", start)) for n in range(5)]
+    audits.execute(
+        "INSERT INTO run_audit (dag_id, interval_start, interval_end, source, extracted, loaded, rejected, "
+        "deduplicated, rejected_share, max_rejected_share, gate, by_reason, extra_fields, "
+        "extra_field_names, imputed, written_by_run, first_entry_id) VALUES ('10_etl_ml_pipeline', %s, "
+        "%s, 'redis_stream', 5, 5, 0, 0, 0, 0.05, 'passed', '{}', '{}', 0, '{}', 'before-0015', %s)",
+        (start, start + timedelta(minutes=10), ids[0]),
+    )
+    audits.commit()
+    window = ["--from", start.isoformat(), "--to", (start + timedelta(minutes=10)).isoformat(), "--json"]
+    code, out, _ = etlml(capsys, "runs", "changed", *window)
+    assert code == 0 and json.loads(out) == []
+    # an entry added late into it is a change
+    add(r, key, start + timedelta(minutes=9), event("late", start))
+    code, out, _ = etlml(capsys, "runs", "changed", *window)
+    assert code == 0 and [c["entries"] for c in json.loads(out)] == [{"read": 5, "now": 6}]

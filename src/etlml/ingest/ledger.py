@@ -140,7 +140,8 @@ class Ledger:
         other columns say (the records, the files' sizes, a stream's first entry)."""
         if ledger is not None:
             return cls.from_json(ledger)
-        stream = None if first is None else StreamRange("", first, None, 0)
+        # every record of a stream interval is one entry: the records are its entries
+        stream = None if first is None else StreamRange("", first, None, extracted)
         entries = None if files is None else {str(k): FileEntry.from_json(v) for k, v in files.items()}
         return cls(extracted, entries, stream)
 
