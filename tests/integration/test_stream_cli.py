@@ -231,3 +231,26 @@ def test_runs_changed_is_quiet_about_a_stream_interval_stored_before_the_ledger(
     add(r, key, start + timedelta(minutes=9), event("late", start))
     code, out, _ = etlml(capsys, "runs", "changed", *window)
     assert code == 0 and [c["entries"] for c in json.loads(out)] == [{"read": 5, "now": 6}]
+
+
+def test_a_start_date_off_the_ten_minute_grid_does_not_stop_the_trim(
+    capsys: pytest.CaptureFixture[str],
+    key: str,
+    audits: psycopg.Connection[Any],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """With ETLML_START_DATE at 12:05 the first interval is 12:10-12:20 (the timetable's first tick at
+    or after it): 12:00-12:10 never runs, so it must not count as an interval not yet stored."""
+    r: Any = client()
+    grid = _ten_minutes(datetime.now(UTC) - timedelta(days=10))
+    _since(monkeypatch, grid + timedelta(minutes=5))
+    _stored(audits, grid + timedelta(minutes=10), datetime.now(UTC) - timedelta(days=6))
+    for n, at in enumerate(
+        [grid + timedelta(minutes=15), grid + timedelta(days=1), grid + timedelta(days=5)]
+    ):
+        add(r, key, at, event(f"e-{n}", at))
+    code, out, _ = etlml(capsys, "stream", "trim", "--keep-days", "7")
+    assert code == 0
+    result = json.loads(out)
+    assert result["removed"] == 1, result
+    assert [e[1][b"event_id"] for e in r.xrange(key)] == [b"e-1", b"e-2"]
