@@ -254,3 +254,14 @@ def test_a_start_date_off_the_ten_minute_grid_does_not_stop_the_trim(
     result = json.loads(out)
     assert result["removed"] == 1, result
     assert [e[1][b"event_id"] for e in r.xrange(key)] == [b"e-1", b"e-2"]
+
+
+def test_trimming_a_key_that_is_not_a_stream_says_so_in_one_line(
+    capsys: pytest.CaptureFixture[str], key: str
+) -> None:
+    r: Any = client()
+    r.set(key, "not a stream")
+    code, out, err = etlml(capsys, "stream", "trim", "--keep-days", "7", "--force")
+    assert (code, out) == (2, "")
+    assert "holds a string, not a stream" in err and "ETLML_STREAM_KEY" in err and "unexpected" not in err
+    assert r.get(key) == b"not a stream"
