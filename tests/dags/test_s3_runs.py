@@ -129,10 +129,12 @@ def test_the_pipeline_on_s3_storage_and_landing(
     with psycopg.connect(fresh_migrated) as wh:
         assert {**digests(wh, FULL_DIGEST), **digests(wh, {"rejected": REJECTED_DIGEST})} == first
         ledger = wh.execute("SELECT ledger FROM run_audit WHERE interval_start = %s", (START,)).fetchone()[0]
-    # the ledger names each object with the ETag the store listed
+    # the ledger names each object with the ETag the store listed, and the records read from it
     for name, entry in ledger["files"].items():
         head = bucket.client.head_object(Bucket=bucket.name, Key=f"landing/{name}")
-        assert entry == {"size": head["ContentLength"], "etag": head["ETag"].strip('"')}, name
+        expected = {"size": head["ContentLength"], "etag": head["ETag"].strip('"')}
+        assert entry == {**expected, "records": entry["records"]} and entry["records"] > 0, name
+    assert sum(entry["records"] for entry in ledger["files"].values()) == ledger["records"]
 
     # an object withdrawn from the landing prefix: the rerun is refused and nothing stored changes
     bucket.client.delete_object(Bucket=bucket.name, Key=f"landing/{KEY}/c.csv")
