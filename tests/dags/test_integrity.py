@@ -495,3 +495,36 @@ def test_a_file_name_that_is_not_utf8_is_recorded_escaped_and_the_rule_still_hol
     os.unlink(odd)
     assert run(dags, A).state == "failed"
     assert "b\\udcff.jsonl" in " ".join(_refused(wh, A))
+
+
+def test_a_file_that_lost_records_is_refused_though_a_late_file_makes_up_the_count(
+    dags: dict[str, Any], wh: psycopg.Connection[Any], landing_root: Path
+) -> None:
+    ids = [f"e-{n:03d}" for n in range(100)]
+    deliver(landing_root, A, "a.jsonl", ids[:60])
+    deliver(landing_root, A, "b.jsonl", ids[60:])
+    assert run(dags, A).state == "success"
+    before = digests(wh, DIGESTS)
+    # b.jsonl restored from a copy taken before its producer finished, and a late file lands: the
+    # folder holds as many records as before, but 30 of the stored events are no longer in it
+    deliver(landing_root, A, "b.jsonl", ids[60:70])
+    deliver(landing_root, A, "late.jsonl", [f"late-{n:03d}" for n in range(30)])
+    dag_run = run(dags, A)
+    assert dag_run.state == "failed", "a rerun removed stored events its source no longer holds"
+    assert task_states(dag_run)["load_processed"] == ("failed", 1)
+    assert digests(wh, DIGESTS) == before
+    assert "b.jsonl" in " ".join(_refused(wh, A))
+
+
+def test_a_missing_partition_is_no_smaller_source_when_the_interval_held_no_rows(
+    dags: dict[str, Any], wh: psycopg.Connection[Any], landing_root: Path
+) -> None:
+    # the interval was delivered as a file without records (a header only), then archived
+    write(folder(landing_root, A) / "a.csv", b"event_id,ts_utc,f1,f2,f3\n")
+    assert run(dags, A).state == "success"
+    stored_audit = audit(wh, A)
+    (folder(landing_root, A) / "a.csv").unlink()
+    folder(landing_root, A).rmdir()
+    dag_run = run(dags, A)
+    assert dag_run.state == "success", task_states(dag_run)  # absence removes nothing, and refuses nothing
+    assert audit(wh, A) == stored_audit

@@ -87,12 +87,14 @@ def test_trim_removes_what_arrived_before_the_retention(
 ) -> None:
     r: Any = client()
     old = datetime.now(UTC) - timedelta(days=10)
-    _since(monkeypatch, old + timedelta(days=1))  # the old entry is before the pipeline's start
+    _since(monkeypatch, old + timedelta(days=1))  # the old entries are before the pipeline's start
+    add(r, key, old - timedelta(hours=1), event("older", old))
     add(r, key, old, event("old", old))
     add(r, key, old + timedelta(days=5), event("recent", old + timedelta(days=5)))
     code, out, _ = etlml(capsys, "stream", "trim", "--keep-days", "7")
     assert code == 0 and json.loads(out)["removed"] == 1
-    assert [e[1][b"event_id"] for e in r.xrange(key)] == [b"recent"]
+    # the newest entry before the trim point stays: the proof that nothing after it was trimmed
+    assert [e[1][b"event_id"] for e in r.xrange(key)] == [b"old", b"recent"]
 
 
 def test_trim_never_passes_an_interval_the_pipeline_has_not_stored(
@@ -108,6 +110,7 @@ def test_trim_never_passes_an_interval_the_pipeline_has_not_stored(
     # a backlog: the first two days since the start were stored, the scheduler was down after that
     _stored(audits, start, start + timedelta(days=2))
     stored_entry, backlog = start + timedelta(days=1), start + timedelta(days=2, minutes=5)
+    add(r, key, start, event("first", start))
     add(r, key, stored_entry, event("stored", stored_entry))
     add(r, key, backlog, event("backlog", backlog))
     code, out, err = etlml(capsys, "stream", "trim", "--keep-days", "7")
@@ -115,15 +118,45 @@ def test_trim_never_passes_an_interval_the_pipeline_has_not_stored(
     assert code == 0 and result["removed"] == 1
     assert result["before"] == (start + timedelta(days=2)).isoformat()
     assert "no stored run that passed its quality gate" in result["kept"] and "--force" in err
-    assert [e[1][b"event_id"] for e in r.xrange(key)] == [b"backlog"]
+    assert [e[1][b"event_id"] for e in r.xrange(key)] == [b"stored", b"backlog"]
     # an interval whose run failed its gate is not stored either
     _stored(audits, start + timedelta(days=2), start + timedelta(days=3), gate="failed")
     assert etlml(capsys, "stream", "trim", "--keep-days", "7")[0] == 0
-    assert len(r.xrange(key)) == 1
-    # by hand, on purpose
+    assert len(r.xrange(key)) == 2
+    # by hand, on purpose (the newest entry before the point stays)
     code, out, _ = etlml(capsys, "stream", "trim", "--keep-days", "7", "--force")
     assert code == 0 and json.loads(out)["removed"] == 1
-    assert r.xlen(key) == 0
+    assert [e[1][b"event_id"] for e in r.xrange(key)] == [b"backlog"]
+
+
+def test_the_interval_a_trim_stops_at_can_still_be_read(
+    capsys: pytest.CaptureFixture[str],
+    key: str,
+    audits: psycopg.Connection[Any],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Keeping an unstored interval's entries is worth nothing if the stream then looks trimmed into
+    it: the trim keeps the newest entry older than where it stops, so Redis still shows that nothing
+    of the interval was removed."""
+    from etlml.ingest.stream import RedisStreamSource
+    from etlml.interval import Interval
+
+    r: Any = client()
+    start = _ten_minutes(datetime.now(UTC) - timedelta(days=10))
+    _since(monkeypatch, start)
+    _stored(audits, start, start + timedelta(days=2))
+    backlog = start + timedelta(days=2)
+    for n, at in enumerate(
+        [start + timedelta(hours=1), start + timedelta(days=1), backlog + timedelta(minutes=5)]
+    ):
+        add(r, key, at, event(f"e-{n}", at))
+    code, out, _ = etlml(capsys, "stream", "trim", "--keep-days", "7")
+    assert code == 0 and json.loads(out)["before"] == backlog.isoformat()
+    source = RedisStreamSource(r, key, timedelta(seconds=30))
+    interval = Interval(backlog, backlog + timedelta(minutes=10))
+    assert list(source.records(interval)["event_id"]) == ["e-2"]
+    # the stored interval it cut into is refused, as any trimmed interval is
+    assert source.info().missing_from(Interval(start, start + timedelta(minutes=10)))
 
 
 def test_stream_errors_say_what_to_do(
@@ -147,14 +180,15 @@ def test_housekeeping_trims_the_stream_to_the_storage_retention(
     now = datetime.now(UTC)
     _since(monkeypatch, _ten_minutes(now - timedelta(days=9)))
     _stored(audits, _ten_minutes(now - timedelta(days=9)), now - timedelta(days=7))
+    add(r, key, now - timedelta(days=9), event("older", now - timedelta(days=9)))
     add(r, key, now - timedelta(days=8), event("old", now - timedelta(days=8)))
     add(r, key, now - timedelta(days=6), event("kept", now - timedelta(days=6)))
     monkeypatch.setenv("ETLML_SOURCE", "simulator")
     assert trim_stream(now) is None  # no stream to trim
-    assert len(r.xrange(key)) == 2
+    assert len(r.xrange(key)) == 3
     monkeypatch.setenv("ETLML_SOURCE", "redis_stream")
     assert trim_stream(now) == 1
-    assert [e[1][b"event_id"] for e in r.xrange(key)] == [b"kept"]
+    assert [e[1][b"event_id"] for e in r.xrange(key)] == [b"old", b"kept"]
 
 
 def test_housekeeping_keeps_what_no_run_has_read_whatever_the_retention(
@@ -172,3 +206,62 @@ def test_housekeeping_keeps_what_no_run_has_read_whatever_the_retention(
         add(r, key, _ten_minutes(now) + timedelta(milliseconds=n), event(f"open-{n}", now))
     assert trim_stream(now) == 0
     assert r.xlen(key) == 50
+
+
+def test_runs_changed_is_quiet_about_a_stream_interval_stored_before_the_ledger(
+    capsys: pytest.CaptureFixture[str], key: str, audits: psycopg.Connection[Any]
+) -> None:
+    """A row stored before run_audit had a ledger (migration 0015) names its stream's first entry and
+    its records; the stream still holding exactly those entries is no change."""
+    r: Any = client()
+    start = _ten_minutes(datetime.now(UTC) - timedelta(days=1))
+    ids = [add(r, key, start + timedelta(seconds=n), event(f"old-{n}", start)) for n in range(5)]
+    audits.execute(
+        "INSERT INTO run_audit (dag_id, interval_start, interval_end, source, extracted, loaded, rejected, "
+        "deduplicated, rejected_share, max_rejected_share, gate, by_reason, extra_fields, "
+        "extra_field_names, imputed, written_by_run, first_entry_id) VALUES ('10_etl_ml_pipeline', %s, "
+        "%s, 'redis_stream', 5, 5, 0, 0, 0, 0.05, 'passed', '{}', '{}', 0, '{}', 'before-0015', %s)",
+        (start, start + timedelta(minutes=10), ids[0]),
+    )
+    audits.commit()
+    window = ["--from", start.isoformat(), "--to", (start + timedelta(minutes=10)).isoformat(), "--json"]
+    code, out, _ = etlml(capsys, "runs", "changed", *window)
+    assert code == 0 and json.loads(out) == []
+    # an entry added late into it is a change
+    add(r, key, start + timedelta(minutes=9), event("late", start))
+    code, out, _ = etlml(capsys, "runs", "changed", *window)
+    assert code == 0 and [c["entries"] for c in json.loads(out)] == [{"read": 5, "now": 6}]
+
+
+def test_a_start_date_off_the_ten_minute_grid_does_not_stop_the_trim(
+    capsys: pytest.CaptureFixture[str],
+    key: str,
+    audits: psycopg.Connection[Any],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """With ETLML_START_DATE at 12:05 the first interval is 12:10-12:20 (the timetable's first tick at
+    or after it): 12:00-12:10 never runs, so it must not count as an interval not yet stored."""
+    r: Any = client()
+    grid = _ten_minutes(datetime.now(UTC) - timedelta(days=10))
+    _since(monkeypatch, grid + timedelta(minutes=5))
+    _stored(audits, grid + timedelta(minutes=10), datetime.now(UTC) - timedelta(days=6))
+    for n, at in enumerate(
+        [grid + timedelta(minutes=15), grid + timedelta(days=1), grid + timedelta(days=5)]
+    ):
+        add(r, key, at, event(f"e-{n}", at))
+    code, out, _ = etlml(capsys, "stream", "trim", "--keep-days", "7")
+    assert code == 0
+    result = json.loads(out)
+    assert result["removed"] == 1, result
+    assert [e[1][b"event_id"] for e in r.xrange(key)] == [b"e-1", b"e-2"]
+
+
+def test_trimming_a_key_that_is_not_a_stream_says_so_in_one_line(
+    capsys: pytest.CaptureFixture[str], key: str
+) -> None:
+    r: Any = client()
+    r.set(key, "not a stream")
+    code, out, err = etlml(capsys, "stream", "trim", "--keep-days", "7", "--force")
+    assert (code, out) == (2, "")
+    assert "holds a string, not a stream" in err and "ETLML_STREAM_KEY" in err and "unexpected" not in err
+    assert r.get(key) == b"not a stream"

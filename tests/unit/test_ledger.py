@@ -26,6 +26,24 @@ def test_fewer_records_or_a_file_gone_is_named() -> None:
     assert "and 3 more" in shrinkage(many, Ledger(10, files={})).describe()
 
 
+def test_a_file_that_lost_records_is_named_whatever_the_other_files_hold() -> None:
+    stored = Ledger(100, files={"a.csv": FileEntry(10, records=60), "b.csv": FileEntry(5, records=40)})
+    now = {
+        "a.csv": FileEntry(10, records=60),
+        "b.csv": FileEntry(2, records=10),
+        "c.csv": FileEntry(3, records=30),
+    }
+    (fewer,) = shrinkage(stored, Ledger(100, files=now)).missing
+    assert (
+        fewer
+        == "1 file(s) hold fewer records than the stored run read: b.csv (10 records, the stored run read 40)"
+    )
+    # a file that gained records, or ledgers of older releases that did not count them: no shrinkage
+    assert not shrinkage(stored, Ledger(110, files={**now, "b.csv": FileEntry(9, records=50)}))
+    assert not shrinkage(Ledger(100, files=files(a=10, b=5)), Ledger(100, files=now))
+    assert FileEntry.from_json(FileEntry(3, sha256="h", records=7).to_json()) == FileEntry(3, "h", records=7)
+
+
 def test_a_stream_range_that_lost_either_end_or_moved_key() -> None:
     stored = Ledger(3, stream=StreamRange("k", "100-0", "300-2", 3))
     assert not shrinkage(stored, Ledger(4, stream=StreamRange("k", "99-0", "300-2", 4)))

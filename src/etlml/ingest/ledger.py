@@ -17,7 +17,7 @@ smaller source: such a run reads nothing and writes nothing (absence removes not
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 SHOWN = 5
@@ -59,25 +59,36 @@ class StreamRange:
 
 @dataclass(frozen=True)
 class FileEntry:
-    """One file a run read: its size as stored (-1 for a symbolic link, never read) and what tells
-    its content apart: ``sha256`` (local files), ``etag`` (object storage), ``mtime_ns``."""
+    """One file a run read: its size as stored (-1 for a symbolic link, never read), what tells
+    its content apart: ``sha256`` (local files), ``etag`` (object storage), ``mtime_ns``, and the
+    records the run read from it (``None``: not counted, as in ledgers of older releases)."""
 
     size: int
     sha256: str | None = None
     etag: str | None = None
     mtime_ns: int | None = None
+    records: int | None = None
 
     def to_json(self) -> dict[str, Any]:
-        fields = {"sha256": self.sha256, "etag": self.etag, "mtime_ns": self.mtime_ns}
+        fields = {
+            "sha256": self.sha256,
+            "etag": self.etag,
+            "mtime_ns": self.mtime_ns,
+            "records": self.records,
+        }
         return {"size": self.size, **{k: v for k, v in fields.items() if v is not None}}
 
     @classmethod
     def from_json(cls, data: Any) -> FileEntry:
         if isinstance(data, int):  # run_audit.files before the ledger: the size alone
             return cls(int(data))
-        mtime = data.get("mtime_ns")
+        mtime, records = data.get("mtime_ns"), data.get("records")
         return cls(
-            int(data["size"]), data.get("sha256"), data.get("etag"), None if mtime is None else int(mtime)
+            int(data["size"]),
+            data.get("sha256"),
+            data.get("etag"),
+            None if mtime is None else int(mtime),
+            None if records is None else int(records),
         )
 
     def same_content(self, other: FileEntry) -> bool | None:
@@ -129,7 +140,8 @@ class Ledger:
         other columns say (the records, the files' sizes, a stream's first entry)."""
         if ledger is not None:
             return cls.from_json(ledger)
-        stream = None if first is None else StreamRange("", first, None, 0)
+        # every record of a stream interval is one entry: the records are its entries
+        stream = None if first is None else StreamRange("", first, None, extracted)
         entries = None if files is None else {str(k): FileEntry.from_json(v) for k, v in files.items()}
         return cls(extracted, entries, stream)
 
@@ -150,6 +162,12 @@ class Shrinkage:
         return "; ".join(self.missing)
 
 
+def with_records(files: dict[str, FileEntry], records: Mapping[str, int]) -> dict[str, FileEntry]:
+    """``files`` with the records read from each (``records``: file -> how many; a listed file
+    missing there held none)."""
+    return {name: replace(entry, records=int(records.get(name, 0))) for name, entry in files.items()}
+
+
 def _names(names: list[str]) -> str:
     shown = ", ".join(names[:SHOWN])
     return shown if len(names) <= SHOWN else f"{shown} and {len(names) - SHOWN} more"
@@ -167,6 +185,19 @@ def shrinkage(stored: Ledger, now: Ledger) -> Shrinkage:
         gone = sorted(set(stored.files) - set(now.files or {}))
         if gone:
             missing.append(f"{len(gone)} file(s) the stored run read are gone: {_names(gone)}")
+        # a file that lost records is a smaller source even when other files make up the count
+        fewer = [
+            f"{name} ({entry.records} records, the stored run read {before.records})"
+            for name, before in sorted(stored.files.items())
+            if (entry := (now.files or {}).get(name)) is not None
+            and before.records is not None
+            and entry.records is not None
+            and entry.records < before.records
+        ]
+        if fewer:
+            missing.append(
+                f"{len(fewer)} file(s) hold fewer records than the stored run read: {_names(fewer)}"
+            )
     if stored.stream is not None:
         missing += _stream_missing(stored.stream, now.stream)
     return Shrinkage(missing)

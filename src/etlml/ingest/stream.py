@@ -472,5 +472,18 @@ def _entry(row: Any, stamp: str) -> dict[str, str]:
 
 
 def trim(client: Any, key: str, before: datetime) -> int:
-    """Remove the entries that arrived before ``before`` (``XTRIM MINID``, exact); returns how many."""
-    return int(client.xtrim(key, minid=f"{to_ms(before)}-0", approximate=False))
+    """Remove the entries that arrived before ``before`` (``XTRIM MINID``, exact) but the newest of
+    them; returns how many. That one entry is the proof that nothing from ``before`` on was removed:
+    Redis keeps no trace of where a trim stopped, so an interval whose first entry were the stream's
+    oldest after a trim would read as trimmed into (:meth:`StreamInfo.missing_from`), and never load."""
+    kind = client.type(key)
+    kind = kind.decode() if isinstance(kind, bytes) else str(kind)
+    if kind not in ("none", "stream"):
+        raise StreamError(
+            f"the key {key!r} holds a {kind}, not a stream: nothing was trimmed; check ETLML_STREAM_KEY "
+            "and the connection's database"
+        )
+    newest = client.xrevrange(key, f"({to_ms(before)}-0", "-", count=1)
+    if not newest:
+        return 0
+    return int(client.xtrim(key, minid=newest[0][0], approximate=False))

@@ -93,6 +93,9 @@ def extract(
     entries = _EntryRange()
     if isinstance(source, sources.PositionedSource):
         reading = replace(reading, chunks=entries.observe(reading.chunks))
+    per_file: Counter[str] = Counter()
+    if reading.files is not None:
+        reading = replace(reading, chunks=_count_per_file(reading.chunks, per_file))
     split = _split(run.folder(cfg), reading, rules, shard_size)
     stats = champion.stats if normalization == "model" else _batch_stats(split.shards)
     stream = entries.range(str(getattr(source, "key", source.name)))
@@ -105,7 +108,9 @@ def extract(
         dict(stats),
         found=reading.found,
         first_entry_id=stream.first_entry_id if isinstance(source, sources.PositionedSource) else None,
-        files=_files(run.folder(cfg), reading.files),
+        files=_files(
+            run.folder(cfg), None if reading.files is None else ledger.with_records(reading.files, per_file)
+        ),
         ledger=_ledger(source, split.counts, stream),
     )
     _log_summary(run, plan, len(split.shards))
@@ -127,6 +132,14 @@ def _files(folder: Any, files: dict[str, FileEntry] | None) -> FileRef | None:
             ).astype(records.FILES.dtypes())
         )
     return _written(out)
+
+
+def _count_per_file(chunks: Iterable[pd.DataFrame], counts: Counter[str]) -> Iterator[pd.DataFrame]:
+    """The chunks as they pass, counting each file's records into ``counts`` (the ledger's per-file
+    records: a file that later holds fewer is a smaller source, whatever the other files hold)."""
+    for chunk in chunks:
+        counts.update({str(name): int(n) for name, n in chunk["source_file"].value_counts().items()})
+        yield chunk
 
 
 class _EntryRange:

@@ -14,7 +14,7 @@ import pandas as pd
 from etlml import records, settings
 from etlml.errors import PermanentError
 from etlml.ingest import label_contract, source
-from etlml.ingest.ledger import Ledger
+from etlml.ingest.ledger import Ledger, with_records
 from etlml.ingest.simulator import SimulatedLabels
 from etlml.interval import Interval
 from etlml.quality import Audit, check_balanced
@@ -121,7 +121,10 @@ def ingest_labels(run: RunContext, *, simulated_events: int, now: datetime | Non
     rules = label_contract.Rules(run.interval.end, now or datetime.now(UTC), cfg.max_future_skew)
     checked = label_contract.apply(frame, rules)
     window_start = run.interval.shifted(-cfg.label_window).start
-    read = None if reading.files is None else Ledger(checked.counts.extracted, files=reading.files)
+    read = None
+    if reading.files is not None:
+        per_file = {str(k): int(n) for k, n in frame["source_file"].value_counts().items()}
+        read = Ledger(checked.counts.extracted, files=with_records(reading.files, per_file))
     with connection.connect(cfg.warehouse_conn_id) as conn:
         with conn.transaction():
             labels.lock(conn, run.interval)

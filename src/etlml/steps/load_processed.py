@@ -72,9 +72,10 @@ def load_processed(run: RunContext, plan: RunPlan, shards: Sequence[ProcessedSha
             # one, a backfill) waits here, then merges against what the first committed
             writes.lock_intervals(conn, [run.interval], shared=False)
             held = writes.stored_interval(conn, run.dag_id, run.interval)
+            if held is not None and not plan.found:
+                # whatever it holds, even no row: a missing partition is no smaller source either
+                return _keep(run, plan, cfg, held)
             if held is not None and held.holds_rows:
-                if not plan.found:
-                    return _keep(run, plan, cfg, held)
                 _check_same_source(run, plan, held)
             shrunk = ledger_shrinkage(None if held is None else held.ledger, now_read)
             if not shrunk or run.accept_smaller_source:

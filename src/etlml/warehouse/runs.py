@@ -5,13 +5,13 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 import psycopg
 
 from etlml.ingest.ledger import Ledger
-from etlml.interval import Interval, every
+from etlml.interval import Interval, every, on_grid
 from etlml.warehouse.connection import query
 
 
@@ -47,7 +47,9 @@ class TrimPoint:
 def trim_point(conn: psycopg.Connection[Any], dag_id: str, start: datetime, retention: datetime) -> TrimPoint:
     """How far the stream may be trimmed: to ``retention``, but never past the oldest interval of
     ``dag_id`` from ``start`` (``ETLML_START_DATE``) on without a stored run that passed its gate."""
-    aligned = start.replace(second=0, microsecond=0) - timedelta(minutes=start.minute % 10)
+    # the first interval is the timetable's first tick at or after the start date: one starting
+    # before it never runs, so it is never stored and must not hold the trim back for good
+    aligned = on_grid(start, up=True)
     with conn.cursor() as cur:
         cur.execute(query("oldest_unstored_interval"), {"dag_id": dag_id, "from": aligned, "to": retention})
         row = cur.fetchone()
