@@ -24,7 +24,8 @@ from etlml.steps.run import (
     accept_smaller_source,
     fail_fast,
     ledger_shrinkage,
-    refuse_smaller_source,
+    record_smaller_source_refusal,
+    smaller_source_error,
 )
 from etlml.warehouse import connection, labels, writes
 
@@ -129,7 +130,9 @@ def ingest_labels(run: RunContext, *, simulated_events: int, now: datetime | Non
         with conn.transaction():
             labels.lock(conn, run.interval)
             shrunk = ledger_shrinkage(writes.stored_ledger(conn, run.dag_id, run.interval), read)
-            if not shrunk or run.accept_smaller_source:
+            if shrunk and not run.accept_smaller_source:
+                record_smaller_source_refusal(conn, run, shrunk)  # committed with nothing else
+            else:
                 accepted = accept_smaller_source(run, shrunk) if shrunk else None
                 counts, audit, stored = _store(
                     conn,
@@ -142,7 +145,7 @@ def ingest_labels(run: RunContext, *, simulated_events: int, now: datetime | Non
                     accepted=accepted,
                 )
         if shrunk and not run.accept_smaller_source:
-            refuse_smaller_source(conn, run, shrunk)
+            raise smaller_source_error(run, shrunk)
     log.info("labels of %s: %s", run.interval.key, stored.to_xcom())
     _enforce(audit, run.interval)
     return LabelsIngested(

@@ -30,7 +30,8 @@ from etlml.steps.run import (
     accept_smaller_source,
     fail_fast,
     ledger_shrinkage,
-    refuse_smaller_source,
+    record_smaller_source_refusal,
+    smaller_source_error,
 )
 from etlml.storage import FileRef, FrameWriter, read_frames
 from etlml.warehouse import connection, writes
@@ -78,7 +79,9 @@ def load_processed(run: RunContext, plan: RunPlan, shards: Sequence[ProcessedSha
             if held is not None and held.holds_rows:
                 _check_same_source(run, plan, held)
             shrunk = ledger_shrinkage(None if held is None else held.ledger, now_read)
-            if not shrunk or run.accept_smaller_source:
+            if shrunk and not run.accept_smaller_source:
+                record_smaller_source_refusal(conn, run, shrunk)  # committed with nothing else
+            else:
                 load_id = str(uuid.uuid4())
                 merged = writes.upsert_processed(
                     conn, events, run.interval, plan.normalized_with, window=cfg.dedup_window
@@ -97,7 +100,7 @@ def load_processed(run: RunContext, plan: RunPlan, shards: Sequence[ProcessedSha
                     accepted=accepted,
                 )
         if shrunk and not run.accept_smaller_source:
-            refuse_smaller_source(conn, run, shrunk)
+            raise smaller_source_error(run, shrunk)
     log.info(
         "processed_data for %s (%d shard(s)): %s; %d predictions of changed events deleted; %d redelivered",
         run.interval.key,

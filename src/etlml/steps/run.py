@@ -12,7 +12,7 @@ import logging
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, Literal, NoReturn, ParamSpec, TypeVar
+from typing import Any, Literal, ParamSpec, TypeVar
 
 import psycopg
 
@@ -409,18 +409,20 @@ def accept_smaller_source(run: RunContext, shrunk: Shrinkage) -> dict[str, Any]:
     }
 
 
-def refuse_smaller_source(conn: psycopg.Connection[Any], run: RunContext, shrunk: Shrinkage) -> NoReturn:
-    """Record on the interval's audit row that this run found its source smaller (in a transaction
-    of its own: nothing else of the run was written), then fail without retry, saying what is
-    missing and how an operator accepts it."""
-    with conn.transaction():
-        writes.record_refusal(
-            conn,
-            run.dag_id,
-            run.interval,
-            {"run": run.ref, "at": datetime.now(UTC).isoformat(), "missing": shrunk.to_json()},
-        )
-    raise SmallerSourceError(
+def record_smaller_source_refusal(conn: psycopg.Connection[Any], run: RunContext, shrunk: Shrinkage) -> None:
+    """Mark the interval's audit row, in the caller's transaction (under the interval's lock, so no
+    later load can be stamped with it): this run found its source smaller and stores nothing else."""
+    writes.record_refusal(
+        conn,
+        run.dag_id,
+        run.interval,
+        {"run": run.ref, "at": datetime.now(UTC).isoformat(), "missing": shrunk.to_json()},
+    )
+
+
+def smaller_source_error(run: RunContext, shrunk: Shrinkage) -> SmallerSourceError:
+    """The task's failure, without retry, saying what is missing and how an operator accepts it."""
+    return SmallerSourceError(
         f"{run.interval.key}: the source holds less than the interval's stored run read, so this run "
         f"would store less; nothing was written. Missing: {shrunk.describe()}. If the source really lost "
         "this data (or it was withdrawn on purpose), trigger a run of the interval with the param "
