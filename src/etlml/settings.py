@@ -13,7 +13,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Literal
 
-from etlml import FEATURES
+from etlml import DEFAULT_MAX_ABS_VALUE, FEATURES
 from etlml.errors import SettingsError
 
 DEFAULT_SEED = 20_240_601
@@ -87,6 +87,8 @@ class Settings:
     -> constant added to the simulated feature (drift for demos and tests).
     ``registry_conn_id``: the Airflow connection a DAG that changes the registry (``40_train_challenger``)
     uses, when it is defined; otherwise the warehouse connection.
+    ``max_abs_value``: the largest magnitude of a feature (events) or ``y_true`` (labels) the contracts
+    accept; beyond it a record is quarantined as ``out_of_range``.
     """
 
     storage_root: str
@@ -108,6 +110,7 @@ class Settings:
     simulator_label_delay: int = DEFAULT_SIMULATOR_LABEL_DELAY
     simulator_shift: dict[str, float] = field(default_factory=dict)
     registry_conn_id: str = REGISTRY_CONN_ID
+    max_abs_value: float = DEFAULT_MAX_ABS_VALUE
 
 
 def _default_storage_root() -> str:
@@ -239,6 +242,7 @@ def load() -> Settings:
         simulator_label_delay=_label_delay(label_window),
         simulator_shift=_shift(),
         registry_conn_id=os.environ.get("ETLML_REGISTRY_CONN_ID") or REGISTRY_CONN_ID,
+        max_abs_value=_number("ETLML_MAX_ABS_VALUE", DEFAULT_MAX_ABS_VALUE, 1, 1e100),
     )
 
 

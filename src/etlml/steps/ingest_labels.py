@@ -111,7 +111,9 @@ def ingest_labels(run: RunContext, *, simulated_events: int, now: datetime | Non
         return LabelsIngested(found.name, found=False)
     chunks = list(reading.chunks)
     frame = pd.concat(chunks, ignore_index=True) if chunks else records.LABEL_RECORD.empty()
-    rules = label_contract.Rules(run.interval.end, now or datetime.now(UTC), cfg.max_future_skew)
+    rules = label_contract.Rules(
+        run.interval.end, now or datetime.now(UTC), cfg.max_future_skew, cfg.max_abs_value
+    )
     checked = label_contract.apply(frame, rules)
     window_start = run.interval.shifted(-cfg.label_window).start
     with connection.connect(cfg.warehouse_conn_id) as conn, conn.transaction():
