@@ -3,8 +3,8 @@
 Scheduled on the ``predictions`` asset or every 10 minutes, whichever comes first (an
 asset-or-time schedule). A run triggered by ``predictions`` events (``store_predictions`` of
 ``10_etl_ml_pipeline``) computes the intervals their extra names; a time-scheduled or manual run
-sweeps the intervals of the last ``ETLML_LABEL_WINDOW_DAYS`` whose labels changed since they were
-computed (labels arrive intervals after their events). For each interval and version,
+sweeps the intervals whose labels changed since they were computed, wherever they start (labels
+arrive intervals, or days, after their events). For each interval and version,
 ``model_performance`` (n, MAE, RMSE, bias) and ``feature_drift`` (PSI of f1, f2, f3 and the score
 against the version's reference profile, status by ``ETLML_PSI_WARN``/``ETLML_PSI_ALERT``) are
 computed in the warehouse and replace the interval's rows in one transaction. A new ``alert``
@@ -46,7 +46,7 @@ def monitor_dag() -> None:
 
         context = get_current_context()
         extras = extras_of(context.get("triggering_asset_events"))
-        return monitor(extras, as_of=context.get("logical_date"))
+        return monitor(extras)
 
     monitor()
 

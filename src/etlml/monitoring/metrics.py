@@ -12,7 +12,6 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
 
 import psycopg
@@ -47,9 +46,15 @@ class Drift:
         }
 
 
+MAX_MEASURED = 1e100
+"""Predictions and labels beyond this magnitude give no error: squared, they could overflow float8.
+The contracts keep inputs and labels far below it (``ETLML_MAX_ABS_VALUE``)."""
+
+
 @dataclass(frozen=True)
 class Performance:
-    """One ``model_performance`` row (the error figures are None while nothing is labelled)."""
+    """One ``model_performance`` row (the error figures are None while nothing is labelled, or when
+    ``problem`` says why they cannot be computed)."""
 
     model_version: str
     n_predictions: int
@@ -57,6 +62,7 @@ class Performance:
     mae: float | None
     rmse: float | None
     bias: float | None
+    problem: str | None = None
 
 
 @dataclass(frozen=True)
@@ -109,6 +115,7 @@ def compute_interval(
     with conn.transaction(), conn.cursor() as cur:
         cur.execute(query("monitor_lock_interval"), {"key": interval.key})
         cur.execute(query("monitor_session"))
+        queued = cur.execute(query("monitor_due_read"), params).fetchone()
         before = {(str(v), str(f)) for v, f in cur.execute(query("monitor_alerts"), params).fetchall()}
         cur.execute(query("monitor_clear_interval"), params)
         cur.execute(
@@ -118,6 +125,8 @@ def compute_interval(
                 "share_floor": SHARE_FLOOR,
                 "psi_warn": thresholds.psi_warn,
                 "psi_alert": thresholds.psi_alert,
+                "max_measured": MAX_MEASURED,
+                "max_measured_text": f"{MAX_MEASURED:g}",
             },
         )
         drift = tuple(
@@ -134,15 +143,34 @@ def compute_interval(
             )
         if fresh and notify is not None:
             notify(report)
+        if queued is not None:
+            cur.execute(query("monitor_due_done"), {**params, "change_seq": queued[0]})
     return report
 
 
-def changed_intervals(conn: psycopg.Connection[Any], since: datetime, until: datetime) -> list[Interval]:
-    """Intervals starting in ``[since, until)`` whose labels changed after their monitoring rows were
-    computed, or that hold labels but were never monitored; oldest first. Read in a transaction of
-    its own (committed before any interval is computed)."""
+def queued_change(conn: psycopg.Connection[Any], interval: Interval) -> int | None:
+    """The queued change of the interval's labels (``monitor_due.change_seq``), if any."""
     with conn.transaction():
-        rows = conn.execute(query("monitor_changed_intervals"), {"since": since, "until": until}).fetchall()
+        row = conn.execute(query("monitor_due_read"), {"start": interval.start}).fetchone()
+    return None if row is None else int(row[0])
+
+
+def record_problem(
+    conn: psycopg.Connection[Any], interval: Interval, problem: str, change_seq: int | None
+) -> None:
+    """Record that the interval's figures could not be computed (at the labels' change ``change_seq``
+    read before trying): the sweep skips it until its labels change again."""
+    params = {"start": interval.start, "end": interval.end, "problem": problem, "change_seq": change_seq}
+    with conn.transaction():
+        conn.execute(query("monitor_due_failed"), params)
+
+
+def changed_intervals(conn: psycopg.Connection[Any]) -> list[Interval]:
+    """Intervals whose labels changed (a label stored, changed or removed) since their monitoring
+    rows were computed, wherever they start; oldest first. Read in a transaction of its own
+    (committed before any interval is computed)."""
+    with conn.transaction():
+        rows = conn.execute(query("monitor_changed_intervals")).fetchall()
     return [Interval(start, end) for start, end in rows]
 
 
@@ -159,10 +187,7 @@ def _drift(row: Sequence[Any]) -> Drift:
 
 
 def _performance(row: Sequence[Any]) -> Performance:
-    version, n_predictions, n_labeled, mae, rmse, bias = row
-    return Performance(
-        str(version),
-        int(n_predictions),
-        int(n_labeled),
-        *(None if v is None else float(v) for v in (mae, rmse, bias)),
-    )
+    version, n_predictions, n_labeled, mae, rmse, bias, problem = row
+    mae, rmse, bias = (None if v is None else float(v) for v in (mae, rmse, bias))
+    text = None if problem is None else str(problem)
+    return Performance(str(version), int(n_predictions), int(n_labeled), mae, rmse, bias, text)

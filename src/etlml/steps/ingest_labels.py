@@ -42,6 +42,7 @@ class LabelsIngested:
     deduplicated: int = 0
     inserted: int = 0
     updated: int = 0
+    removed: int = 0
     gate: str = "passed"
 
     def to_xcom(self) -> dict[str, Any]:
@@ -97,8 +98,9 @@ def _records(
 def ingest_labels(run: RunContext, *, simulated_events: int, now: datetime | None = None) -> LabelsIngested:
     """Read the run's labels (``ETLML_LABEL_SOURCE``), check them (:mod:`etlml.ingest.label_contract`)
     and, in one transaction: upsert the accepted labels whose event is stored into ``labels`` (the
-    latest delivery wins), make the interval's ``rejected_labels`` equal to the rejected records plus
-    the labels of unknown events, and record the run in ``run_audit`` once ``extracted = loaded +
+    latest delivery wins), remove those the interval delivered before and no longer does, make the
+    interval's ``rejected_labels`` equal to the rejected records plus the labels of unknown events,
+    and record the run in ``run_audit`` once ``extracted = loaded +
     rejected + deduplicated`` holds. Then the quality gate: more than ``ETLML_MAX_REJECTED_SHARE``
     rejected fails the task without retries (what was stored stays). A landing partition that does
     not exist stores nothing and keeps what the interval holds."""
@@ -144,6 +146,7 @@ def ingest_labels(run: RunContext, *, simulated_events: int, now: datetime | Non
         deduplicated=counts.deduplicated,
         inserted=stored.inserted,
         updated=stored.updated,
+        removed=stored.removed,
         gate=audit.gate,
     )
 

@@ -1,0 +1,87 @@
+-- Monitoring that every stored label reaches, that no single value can stop, and that estimates a
+-- version's error before its labels arrive.
+
+-- Which label interval delivered each label: the start of the 15_ingest_labels interval whose run
+-- last wrote it. A rerun of that interval removes the labels its files no longer hold (a later
+-- delivery has moved the row to its own interval, so it stays). Labels stored before this column
+-- existed are dated from their landing file's partition ('labels/YYYY-MM-DD/HHMM/...'); the
+-- simulator's keep NULL until their label interval runs again (they never change).
+ALTER TABLE labels ADD COLUMN delivered_in timestamptz;
+UPDATE labels
+SET delivered_in = to_timestamp(
+        substring(source_file from '^labels/([0-9]{4}-[0-9]{2}-[0-9]{2}/[0-9]{4})/') || ' +00',
+        'YYYY-MM-DD/HH24MI TZH')
+WHERE source_file ~ '^labels/[0-9]{4}-[0-9]{2}-[0-9]{2}/[0-9]{4}/';
+CREATE INDEX labels_delivered_in_idx ON labels (delivered_in);
+
+-- The intervals whose labels changed since 30_monitor last computed them, wherever they start: every
+-- insert, update or delete of a label queues its event's interval (the triggers below), and a
+-- computation removes the row it read unless the labels changed again meanwhile (change_seq moved
+-- on). An interval whose figures cannot be computed keeps its row with the problem and the
+-- change_seq it was seen at, so the sweep skips it until its labels change again.
+CREATE SEQUENCE monitor_due_seq;
+CREATE TABLE monitor_due (
+    interval_start  timestamptz PRIMARY KEY,
+    interval_end    timestamptz NOT NULL,
+    change_seq      bigint NOT NULL DEFAULT nextval('monitor_due_seq'),
+    changed_at      timestamptz NOT NULL DEFAULT now(),
+    problem         text,
+    problem_seq     bigint,
+    CHECK (interval_start < interval_end)
+);
+
+CREATE FUNCTION etlml_queue_label_intervals() RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+    -- plpgsql plans each statement when it first runs, so each branch names only the transition
+    -- tables its trigger has
+    IF TG_OP = 'INSERT' THEN
+        INSERT INTO monitor_due AS d (interval_start, interval_end)
+        SELECT DISTINCT ON (interval_start) interval_start, interval_end FROM new_labels
+        ORDER BY interval_start
+        ON CONFLICT (interval_start) DO UPDATE SET change_seq = nextval('monitor_due_seq'), changed_at = now();
+    ELSIF TG_OP = 'UPDATE' THEN
+        INSERT INTO monitor_due AS d (interval_start, interval_end)
+        SELECT DISTINCT ON (interval_start) interval_start, interval_end
+        FROM (SELECT interval_start, interval_end FROM old_labels
+              UNION ALL SELECT interval_start, interval_end FROM new_labels) AS changed
+        ORDER BY interval_start
+        ON CONFLICT (interval_start) DO UPDATE SET change_seq = nextval('monitor_due_seq'), changed_at = now();
+    ELSE
+        INSERT INTO monitor_due AS d (interval_start, interval_end)
+        SELECT DISTINCT ON (interval_start) interval_start, interval_end FROM old_labels
+        ORDER BY interval_start
+        ON CONFLICT (interval_start) DO UPDATE SET change_seq = nextval('monitor_due_seq'), changed_at = now();
+    END IF;
+    RETURN NULL;
+END;
+$$;
+
+CREATE TRIGGER labels_inserted AFTER INSERT ON labels REFERENCING NEW TABLE AS new_labels
+    FOR EACH STATEMENT EXECUTE FUNCTION etlml_queue_label_intervals();
+CREATE TRIGGER labels_updated AFTER UPDATE ON labels
+    REFERENCING OLD TABLE AS old_labels NEW TABLE AS new_labels
+    FOR EACH STATEMENT EXECUTE FUNCTION etlml_queue_label_intervals();
+CREATE TRIGGER labels_deleted AFTER DELETE ON labels REFERENCING OLD TABLE AS old_labels
+    FOR EACH STATEMENT EXECUTE FUNCTION etlml_queue_label_intervals();
+
+-- What the sweep of the previous rule (labels.updated_at after model_performance.computed_at, in the
+-- label window) would have found: queued once, wherever it starts.
+INSERT INTO monitor_due (interval_start, interval_end)
+SELECT l.interval_start, min(l.interval_end)
+FROM labels AS l
+LEFT JOIN (
+    SELECT interval_start, min(computed_at) AS computed_at FROM model_performance GROUP BY interval_start
+) AS c USING (interval_start)
+GROUP BY l.interval_start
+HAVING bool_or(c.computed_at IS NULL OR l.updated_at > c.computed_at);
+
+-- Realized figures that could not be computed say why (e.g. a prediction or label too large to
+-- square); every figure stored is finite or NULL.
+ALTER TABLE model_performance
+    ADD COLUMN problem text,
+    ADD CONSTRAINT model_performance_finite_check CHECK (
+        (mae IS NULL OR (mae >= 0 AND mae < 'Infinity'))
+        AND (rmse IS NULL OR (rmse >= 0 AND rmse < 'Infinity'))
+        AND (bias IS NULL OR (bias > '-Infinity' AND bias < 'Infinity'))
+    );
