@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import math
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, redirect_stdout
@@ -80,14 +81,27 @@ def _with_registry(
     def run(args: argparse.Namespace) -> int:
         with connection.connect(settings.load().warehouse_conn_id) as conn:
             schema.check(conn)  # an unmigrated warehouse says what to run, not which table is missing
-            result = action(conn, args)
+            result = _finite(action(conn, args))
         if args.json:
-            print(json.dumps(result, default=str, indent=2), file=args.out)
+            print(json.dumps(result, default=str, indent=2, allow_nan=False), file=args.out)
         else:
             print(_table(result) if isinstance(result, list) else _fields(result), file=args.out)
         return status(result)
 
+    run.strict_json = True  # type: ignore[attr-defined]
     return run
+
+
+def _finite(value: Any) -> Any:
+    """``value`` with every float that is not finite replaced by ``None``: the ``--json`` output is
+    strict JSON (no ``NaN``, ``Infinity``), and the table shows such a figure as empty."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_finite(v) for v in value]
+    return value
 
 
 def _cell(value: Any) -> str:
@@ -382,7 +396,8 @@ def _evidence_commands(models: Any, sub: Callable[[str, str, Action], argparse.A
     promote.add_argument(
         "--if-better",
         action="store_true",
-        help=f"only if the 95%% interval of the MAE difference lies below zero (else exit {NOT_PROMOTED})",
+        help=f"only if the 95%% interval of the MAE difference lies below zero (else exit {NOT_PROMOTED}); "
+        "too few resamples or paired labelled events exit 2",
     )
     promote.add_argument("--json", action="store_true", help="machine-readable output")
     _evidence_options(promote)
@@ -391,8 +406,25 @@ def _evidence_commands(models: Any, sub: Callable[[str, str, Action], argparse.A
     )
 
 
+def _whole(low: int, high: int) -> Callable[[str], int]:
+    """An option's whole number in ``[low, high]`` (``nan``, ``inf``, ``1e3`` and fractions refused)."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+        if not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"{text!r} must be from {low} to {high}")
+        return value
+
+    return parse
+
+
 def _evidence_options(command: argparse.ArgumentParser) -> None:
     """The window and bootstrap of a comparison (``models compare`` and ``models promote``)."""
+    from etlml.models import evidence
+
     command.add_argument(
         "--from",
         dest="start",
@@ -400,8 +432,13 @@ def _evidence_options(command: argparse.ArgumentParser) -> None:
         help="first interval start (default: ETLML_LABEL_WINDOW_DAYS ago)",
     )
     command.add_argument("--to", dest="end", type=_timestamp, help="window end, exclusive (default: now)")
-    command.add_argument("--samples", type=_positive(int), default=1000, help="bootstrap resamples")
-    command.add_argument("--seed", type=int, default=0, help="of the bootstrap")
+    command.add_argument(
+        "--samples",
+        type=_whole(1, evidence.MAX_SAMPLES),
+        default=evidence.DEFAULT_SAMPLES,
+        help=f"bootstrap resamples (--if-better needs at least {evidence.MIN_SAMPLES})",
+    )
+    command.add_argument("--seed", type=_whole(0, evidence.MAX_SEED), default=0, help="of the bootstrap")
 
 
 def _db_commands(commands: Any) -> None:

@@ -85,3 +85,22 @@ ALTER TABLE model_performance
         AND (rmse IS NULL OR (rmse >= 0 AND rmse < 'Infinity'))
         AND (bias IS NULL OR (bias > '-Infinity' AND bias < 'Infinity'))
     );
+
+-- Every number a comparison stores is finite or NULL ('Infinity' stood for an RMSE whose squares
+-- overflowed: it was never a figure).
+UPDATE model_comparisons SET champion_rmse = NULL WHERE champion_rmse IN ('Infinity', '-Infinity', 'NaN');
+UPDATE model_comparisons SET candidate_rmse = NULL WHERE candidate_rmse IN ('Infinity', '-Infinity', 'NaN');
+UPDATE model_comparisons SET champion_mae = NULL WHERE champion_mae IN ('Infinity', '-Infinity', 'NaN');
+UPDATE model_comparisons SET candidate_mae = NULL WHERE candidate_mae IN ('Infinity', '-Infinity', 'NaN');
+UPDATE model_comparisons SET mae_diff = NULL, ci_low = NULL, ci_high = NULL
+WHERE mae_diff IN ('Infinity', '-Infinity', 'NaN') OR ci_low IN ('Infinity', '-Infinity', 'NaN')
+   OR ci_high IN ('Infinity', '-Infinity', 'NaN');
+ALTER TABLE model_comparisons ADD CONSTRAINT model_comparisons_finite_check CHECK (
+    (champion_mae IS NULL OR (champion_mae > '-Infinity' AND champion_mae < 'Infinity'))
+    AND (candidate_mae IS NULL OR (candidate_mae > '-Infinity' AND candidate_mae < 'Infinity'))
+    AND (champion_rmse IS NULL OR (champion_rmse > '-Infinity' AND champion_rmse < 'Infinity'))
+    AND (candidate_rmse IS NULL OR (candidate_rmse > '-Infinity' AND candidate_rmse < 'Infinity'))
+    AND (mae_diff IS NULL OR (mae_diff > '-Infinity' AND mae_diff < 'Infinity'))
+    AND (ci_low IS NULL OR (ci_low > '-Infinity' AND ci_low < 'Infinity'))
+    AND (ci_high IS NULL OR (ci_high > '-Infinity' AND ci_high < 'Infinity'))
+);
