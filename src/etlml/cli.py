@@ -199,6 +199,20 @@ def _train(conn: Any, args: argparse.Namespace) -> dict[str, Any]:
     return registry.show(conn, args.version)
 
 
+def _fit_estimator(conn: Any, args: argparse.Namespace) -> dict[str, Any]:
+    from etlml.models import estimators
+
+    if not args.start < args.end:
+        raise SettingsError(f"--from {args.start.isoformat()} must be before --to {args.end.isoformat()}")
+    return estimators.fit_for(
+        conn,
+        args.version,
+        (args.start, args.end),
+        storage_root=settings.load().storage_root,
+        actor=settings.actor(),
+    )
+
+
 def _compare(conn: Any, args: argparse.Namespace) -> dict[str, Any]:
     from etlml.models import comparison
 
@@ -378,8 +392,8 @@ Action = Callable[[Any, argparse.Namespace], Any]
 
 
 def _evidence_commands(models: Any, sub: Callable[[str, str, Action], argparse.ArgumentParser]) -> None:
-    """``etlml models train``, ``compare`` and ``promote`` (which exits with :data:`NOT_PROMOTED`
-    when ``--if-better`` finds no evidence)."""
+    """``etlml models train``, ``fit-estimator``, ``compare`` and ``promote`` (which exits with
+    :data:`NOT_PROMOTED` when ``--if-better`` finds no evidence)."""
     train = sub(
         "train", "train and register a scikit-learn version on the labelled events of a window", _train
     )
@@ -388,6 +402,19 @@ def _evidence_commands(models: Any, sub: Callable[[str, str, Action], argparse.A
     train.add_argument("--from", dest="start", type=_timestamp, required=True, help="first interval start")
     train.add_argument("--to", dest="end", type=_timestamp, required=True, help="window end, exclusive")
     train.add_argument("--description", default="")
+    fit_estimator = sub(
+        "fit-estimator",
+        "fit VERSION's error estimator (estimated MAE before labels) on the labelled events of a window "
+        "that it predicted and did not train on",
+        _fit_estimator,
+    )
+    fit_estimator.add_argument("version")
+    fit_estimator.add_argument(
+        "--from", dest="start", type=_timestamp, required=True, help="first interval start"
+    )
+    fit_estimator.add_argument(
+        "--to", dest="end", type=_timestamp, required=True, help="window end, exclusive"
+    )
     compare = sub("compare", "the champion against the challenger (or VERSION) on labelled events", _compare)
     compare.add_argument("version", nargs="?")
     _evidence_options(compare)

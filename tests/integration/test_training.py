@@ -446,3 +446,47 @@ def test_numeric_options_of_compare_refuse_what_they_cannot_use(
     assert refused.value.code == 2
     err = capsys.readouterr().err
     assert err.startswith("etlml: ") and len(err.strip().splitlines()) == 1
+
+
+def test_a_trained_version_has_an_error_estimator_and_others_get_one_from_labelled_events(
+    reg: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from etlml.models import estimators
+    from etlml.monitoring import metrics
+    from etlml.settings import Monitoring
+
+    trained = train_v2(reg, tmp_path)
+    stored = estimators.show(reg, "v2")
+    assert stored is not None and (stored["fitted_on"], stored["n"]) == ("holdout", 180)
+    assert stored["reference_mae"] == pytest.approx(trained.validation_metrics["mae"])
+    capsys.readouterr()
+    window = ["--from", TRAIN.start.isoformat(), "--to", TRAIN.end.isoformat()]
+    code, _, err = etlml(capsys, "models", "fit-estimator", "v2", *window)
+    assert code == 2 and "did not train on" in err and len(err.strip().splitlines()) == 1
+    later = ["--from", LATER.start.isoformat(), "--to", LATER.end.isoformat()]
+    code, _, err = etlml(capsys, "models", "fit-estimator", "baseline_v1", *later)
+    assert code == 2 and "shadow or rescore it first" in err
+    code, _, err = etlml(capsys, "models", "fit-estimator", "nope", *later)
+    assert code == 2 and "not registered" in err
+    code, _, err = etlml(
+        capsys,
+        "models",
+        "fit-estimator",
+        "baseline_v1",
+        "--from",
+        LATER.end.isoformat(),
+        "--to",
+        LATER.start.isoformat(),
+    )
+    assert code == 2 and "must be before" in err
+    score("baseline_v1", 6, 9)
+    capsys.readouterr()
+    code, out, err = etlml(capsys, "models", "fit-estimator", "baseline_v1", *later, "--json")
+    assert code == 0, err
+    fitted = strict_json(out)
+    assert (fitted["n"], fitted["fitted_on"]) == (450, "labelled events")
+
+    # an estimator file changed after it was stored is refused; the realized figures are computed all the same
+    Path(fitted["artifact_uri"].removeprefix("file://")).write_bytes(b"not skops")
+    report = metrics.compute_interval(reg, interval(6), Monitoring())
+    assert report.estimates == () and report.performance[0].n_labeled == 150

@@ -166,22 +166,14 @@ def promote(
     says (and with none when no labelled event is paired). The comparison, the decision and the
     promotion happen under the registry lock, in one transaction.
     """
-    if if_better and samples < evidence.MIN_SAMPLES:
-        raise evidence.InsufficientEvidenceError(
-            f"--if-better needs at least {evidence.MIN_SAMPLES} bootstrap resamples, got --samples "
-            f"{samples}: the percentiles of fewer are noise; nothing was compared or promoted"
-        )
+    if if_better:
+        _require_samples(samples)
     with conn.transaction():
         conn.execute(query("lock_model_aliases"))
         champion, _ = _versions(conn, version)
         found = _evidence(conn, champion, version, window, samples=samples, seed=seed)
-        if if_better and found.n < evidence.MIN_PAIRED:
-            raise evidence.InsufficientEvidenceError(
-                f"--if-better needs at least {evidence.MIN_PAIRED} paired labelled events (labelled, and "
-                f"predicted by both {champion!r} and {version!r}), the window has {found.n} paired labelled "
-                "events: widen "
-                "--from/--to or wait for labels; nothing was promoted"
-            )
+        if if_better:
+            _require_pairs(found, champion, version)
         comparison = Comparison(champion, version, window, found)
         if found.n == 0:
             reason = "no labelled events: " + _no_pairs(conn, champion, version, window)
@@ -200,6 +192,23 @@ def promote(
         }
         registry.promote(conn, version, actor, details=details, expected_champion=champion)
     return Promotion(True, version, version, f"promoted: {reason}", comparison)
+
+
+def _require_samples(samples: int) -> None:
+    if samples < evidence.MIN_SAMPLES:
+        raise evidence.InsufficientEvidenceError(
+            f"--if-better needs at least {evidence.MIN_SAMPLES} bootstrap resamples, got --samples "
+            f"{samples}: the percentiles of fewer are noise; nothing was compared or promoted"
+        )
+
+
+def _require_pairs(found: evidence.Evidence, champion: str, candidate: str) -> None:
+    if found.n < evidence.MIN_PAIRED:
+        raise evidence.InsufficientEvidenceError(
+            f"--if-better needs at least {evidence.MIN_PAIRED} paired labelled events (labelled, and "
+            f"predicted by both {champion!r} and {candidate!r}), the window has {found.n} paired "
+            "labelled events: widen --from/--to or wait for labels; nothing was promoted"
+        )
 
 
 def _verdict(found: evidence.Evidence) -> str:

@@ -18,6 +18,7 @@ import psycopg
 
 from etlml.features.profile import SHARE_FLOOR
 from etlml.interval import Interval
+from etlml.monitoring.estimates import EstimatedError, estimate_interval
 from etlml.settings import Monitoring
 from etlml.warehouse.connection import query
 
@@ -67,12 +68,15 @@ class Performance:
 
 @dataclass(frozen=True)
 class IntervalReport:
-    """What one computation of an interval stored, and which alerts it raised anew."""
+    """What one computation of an interval stored, and which alerts it raised anew (drift, and
+    estimated MAEs above their threshold)."""
 
     interval: Interval
     performance: tuple[Performance, ...]
     drift: tuple[Drift, ...]
     new_alerts: tuple[Drift, ...]
+    estimates: tuple[EstimatedError, ...] = ()
+    new_estimate_alerts: tuple[EstimatedError, ...] = ()
 
     @property
     def without_profile(self) -> tuple[str, ...]:
@@ -90,6 +94,8 @@ class IntervalReport:
             },
             "drift": {f"{d.model_version}/{d.feature}": d.status for d in self.drift},
             "new_alerts": [d.to_xcom() for d in self.new_alerts],
+            "estimated": [e.to_xcom() for e in self.estimates],
+            "new_estimate_alerts": [e.to_xcom() for e in self.new_estimate_alerts],
             "without_profile": list(self.without_profile),
         }
 
@@ -107,9 +113,9 @@ def compute_interval(
     (call it on a connection with no transaction open, so that each interval commits on its own).
 
     ``notify`` is called, before the transaction commits, when a (version, feature) has status
-    ``alert`` that did not have it before: if notifying fails, nothing is stored, and a retry
-    computes and notifies again (alerts are sent at least once, and a recompute with the same
-    outcome sends none).
+    ``alert`` that did not have it before, or a version's estimated MAE is above its threshold where
+    it was not before: if notifying fails, nothing is stored, and a retry computes and notifies
+    again (alerts are sent at least once, and a recompute with the same outcome sends none).
     """
     params = {"start": interval.start, "end": interval.end}
     with conn.transaction(), conn.cursor() as cur:
@@ -117,35 +123,44 @@ def compute_interval(
         cur.execute(query("monitor_session"))
         queued = cur.execute(query("monitor_due_read"), params).fetchone()
         before = {(str(v), str(f)) for v, f in cur.execute(query("monitor_alerts"), params).fetchall()}
-        cur.execute(query("monitor_clear_interval"), params)
-        cur.execute(
-            query("monitor_interval"),
-            {
-                **params,
-                "share_floor": SHARE_FLOOR,
-                "psi_warn": thresholds.psi_warn,
-                "psi_alert": thresholds.psi_alert,
-                "max_measured": MAX_MEASURED,
-                "max_measured_text": f"{MAX_MEASURED:g}",
-            },
-        )
-        drift = tuple(
-            sorted((_drift(row) for row in cur.fetchall()), key=lambda d: (d.model_version, d.feature))
-        )
+        estimated_before = {str(v) for (v,) in cur.execute(query("monitor_estimate_alerts"), params)}
+        drift = _replace_rows(cur, params, thresholds)
         performance = tuple(_performance(row) for row in cur.execute(query("monitor_performance"), params))
+        counts = {p.model_version: p.n_predictions for p in performance}
+        estimates = estimate_interval(cur, interval, counts, thresholds.estimated_mae_alert_ratio)
         fresh = tuple(d for d in drift if d.status == "alert" and (d.model_version, d.feature) not in before)
-        report = IntervalReport(interval, performance, drift, fresh)
+        fresh_estimates = tuple(e for e in estimates if e.alert and e.model_version not in estimated_before)
+        report = IntervalReport(interval, performance, drift, fresh, estimates, fresh_estimates)
         for version in report.without_profile:
             log.info(
                 "%s: no drift for %s: the version has no reference profile (register it with one)",
                 interval.key,
                 version,
             )
-        if fresh and notify is not None:
+        if (fresh or fresh_estimates) and notify is not None:
             notify(report)
         if queued is not None:
             cur.execute(query("monitor_due_done"), {**params, "change_seq": queued[0]})
     return report
+
+
+def _replace_rows(
+    cur: psycopg.Cursor[Any], params: dict[str, Any], thresholds: Monitoring
+) -> tuple[Drift, ...]:
+    """Replace the interval's ``model_performance`` and ``feature_drift`` rows; the drift rows."""
+    cur.execute(query("monitor_clear_interval"), params)
+    cur.execute(
+        query("monitor_interval"),
+        {
+            **params,
+            "share_floor": SHARE_FLOOR,
+            "psi_warn": thresholds.psi_warn,
+            "psi_alert": thresholds.psi_alert,
+            "max_measured": MAX_MEASURED,
+            "max_measured_text": f"{MAX_MEASURED:g}",
+        },
+    )
+    return tuple(sorted((_drift(row) for row in cur.fetchall()), key=lambda d: (d.model_version, d.feature)))
 
 
 def queued_change(conn: psycopg.Connection[Any], interval: Interval) -> int | None:

@@ -100,10 +100,9 @@ def ingest_labels(run: RunContext, *, simulated_events: int, now: datetime | Non
     and, in one transaction: upsert the accepted labels whose event is stored into ``labels`` (the
     latest delivery wins), remove those the interval delivered before and no longer does, make the
     interval's ``rejected_labels`` equal to the rejected records plus the labels of unknown events,
-    and record the run in ``run_audit`` once ``extracted = loaded +
-    rejected + deduplicated`` holds. Then the quality gate: more than ``ETLML_MAX_REJECTED_SHARE``
-    rejected fails the task without retries (what was stored stays). A landing partition that does
-    not exist stores nothing and keeps what the interval holds."""
+    and record the run in ``run_audit`` once ``extracted = loaded + rejected + deduplicated`` holds.
+    Then the quality gate: more than ``ETLML_MAX_REJECTED_SHARE`` rejected fails the task without
+    retries (what was stored stays). A missing partition stores nothing, keeps what is held."""
     cfg = settings.load()
     found, reading = _records(cfg, run, simulated_events)
     if not reading.found:
@@ -113,10 +112,7 @@ def ingest_labels(run: RunContext, *, simulated_events: int, now: datetime | Non
         return LabelsIngested(found.name, found=False)
     chunks = list(reading.chunks)
     frame = pd.concat(chunks, ignore_index=True) if chunks else records.LABEL_RECORD.empty()
-    rules = label_contract.Rules(
-        run.interval.end, now or datetime.now(UTC), cfg.max_future_skew, cfg.max_abs_value
-    )
-    checked = label_contract.apply(frame, rules)
+    checked = label_contract.apply(frame, _rules(cfg, run, now))
     window_start = run.interval.shifted(-cfg.label_window).start
     with connection.connect(cfg.warehouse_conn_id) as conn, conn.transaction():
         labels.lock(conn, run.interval)
@@ -148,6 +144,12 @@ def ingest_labels(run: RunContext, *, simulated_events: int, now: datetime | Non
         updated=stored.updated,
         removed=stored.removed,
         gate=audit.gate,
+    )
+
+
+def _rules(cfg: Settings, run: RunContext, now: datetime | None) -> label_contract.Rules:
+    return label_contract.Rules(
+        run.interval.end, now or datetime.now(UTC), cfg.max_future_skew, cfg.max_abs_value
     )
 
 

@@ -54,14 +54,26 @@ def intervals_of(extras: Iterable[Mapping[str, Any]]) -> list[Interval]:
     return sorted(found, key=lambda i: i.start)
 
 
-def notify_drift(report: metrics.IntervalReport) -> None:
-    """The drift alert of an interval's new ``alert`` statuses, through :class:`AlertNotifier`."""
-    what = ", ".join(
-        f"{d.model_version} {d.feature} PSI " + ("n/a (no values)" if d.psi is None else f"{d.psi:.3f}")
-        for d in report.new_alerts
-    )
+def notify(report: metrics.IntervalReport) -> None:
+    """The interval's new alerts through :class:`AlertNotifier`: a drift alert for new ``alert``
+    statuses, an estimated-performance alert (kind ``estimated_performance``, marked as estimated)
+    for versions whose estimated MAE crossed their threshold."""
     interval = f"{report.interval.start:%Y-%m-%d %H:%M}-{report.interval.end:%H:%M} UTC"
-    AlertNotifier(kind="drift", summary=f"drift alert in {interval}: {what}").send(report.to_xcom())
+    if report.new_alerts:
+        what = ", ".join(
+            f"{d.model_version} {d.feature} PSI " + ("n/a (no values)" if d.psi is None else f"{d.psi:.3f}")
+            for d in report.new_alerts
+        )
+        AlertNotifier(kind="drift", summary=f"drift alert in {interval}: {what}").send(report.to_xcom())
+    if report.new_estimate_alerts:
+        what = ", ".join(
+            f"{e.model_version} estimated MAE {e.mae:.4g} (band {e.low:.4g}-{e.high:.4g}) above its "
+            f"threshold {e.threshold:.4g} ({e.threshold / e.reference_mae:g} x validation MAE "
+            f"{e.reference_mae:.4g})"
+            for e in report.new_estimate_alerts
+        )
+        summary = f"estimated (before labels) performance alert in {interval}: {what}"
+        AlertNotifier(kind="estimated_performance", summary=summary).send(report.to_xcom())
 
 
 @fail_fast
@@ -94,7 +106,7 @@ def _compute(conn: Any, interval: Interval, thresholds: settings.Monitoring) -> 
     is recorded as such and skipped, so that it cannot stop the others."""
     seen = metrics.queued_change(conn, interval)
     try:
-        return metrics.compute_interval(conn, interval, thresholds, notify_drift)
+        return metrics.compute_interval(conn, interval, thresholds, notify)
     except psycopg.errors.DataError as exc:
         problem = f"cannot be computed: {type(exc).__name__}: {str(exc).strip()}"
         log.error("%s %s; recorded in monitor_due, retried when its labels change", interval.key, problem)

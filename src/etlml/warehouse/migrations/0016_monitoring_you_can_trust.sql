@@ -104,3 +104,44 @@ ALTER TABLE model_comparisons ADD CONSTRAINT model_comparisons_finite_check CHEC
     AND (ci_low IS NULL OR (ci_low > '-Infinity' AND ci_low < 'Infinity'))
     AND (ci_high IS NULL OR (ci_high > '-Infinity' AND ci_high < 'Infinity'))
 );
+
+-- A version's error estimator (direct loss estimation, etlml.models.estimation): a small regressor of
+-- the absolute error from the features and the version's prediction, fitted on labelled events the
+-- version did not train on (its holdout, or stored labelled events: `etlml models fit-estimator`),
+-- saved with skops under the storage root and checked against its sha256 on every load.
+-- reference_mae: the version's MAE on those events (the alert threshold is relative to it);
+-- reference_abs_error_std: the spread of the absolute errors there, which sizes the estimate's band.
+-- Refitting replaces the row (the previous file stays, under its own name).
+CREATE TABLE error_estimators (
+    model_version   text PRIMARY KEY REFERENCES model_versions (model_version),
+    artifact_uri    text NOT NULL,
+    artifact_sha256 text NOT NULL CHECK (artifact_sha256 ~ '^[0-9a-f]{64}$'),
+    n               bigint NOT NULL CHECK (n > 0),
+    reference_mae   double precision NOT NULL CHECK (reference_mae > 0 AND reference_mae < 'Infinity'),
+    reference_abs_error_std double precision NOT NULL
+                    CHECK (reference_abs_error_std >= 0 AND reference_abs_error_std < 'Infinity'),
+    fitted_on       text NOT NULL,
+    window_from     timestamptz,
+    window_to       timestamptz,
+    fitted_by       text NOT NULL,
+    fitted_at       timestamptz NOT NULL DEFAULT now(),
+    CHECK ((window_from IS NULL) = (window_to IS NULL) AND window_from < window_to)
+);
+
+-- Per interval and version, beside the realized figures: the estimated MAE of the version's error
+-- estimator with its band, the threshold it was held against (ETLML_ESTIMATED_MAE_ALERT_RATIO times
+-- the estimator's reference MAE) and whether it crossed it. NULL: the version has no estimator.
+ALTER TABLE model_performance
+    ADD COLUMN estimated_mae double precision,
+    ADD COLUMN estimated_mae_low double precision,
+    ADD COLUMN estimated_mae_high double precision,
+    ADD COLUMN estimate_threshold double precision,
+    ADD COLUMN estimate_alert boolean,
+    ADD CONSTRAINT model_performance_estimate_check CHECK (
+        (estimated_mae IS NULL OR (estimated_mae >= 0 AND estimated_mae < 'Infinity'))
+        AND (estimated_mae_low IS NULL OR (estimated_mae_low >= 0 AND estimated_mae_low <= estimated_mae))
+        AND (estimated_mae_high IS NULL
+             OR (estimated_mae_high >= estimated_mae AND estimated_mae_high < 'Infinity'))
+        AND (estimate_threshold IS NULL OR (estimate_threshold > 0 AND estimate_threshold < 'Infinity'))
+        AND ((estimated_mae IS NULL) = (estimate_alert IS NULL))
+    );

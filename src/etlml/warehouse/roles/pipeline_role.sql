@@ -19,3 +19,5 @@ GRANT SELECT, INSERT, UPDATE, DELETE ON labels, rejected_labels, model_performan
 -- the intervals whose labels changed (written by the labels' triggers, read and cleared by 30_monitor)
 GRANT SELECT, INSERT, UPDATE, DELETE ON monitor_due TO {role};
 GRANT USAGE ON SEQUENCE monitor_due_seq TO {role};
+-- the versions' error estimators (30_monitor estimates each version's MAE with its own)
+GRANT SELECT ON error_estimators TO {role};
