@@ -480,6 +480,14 @@ def test_a_trained_version_has_an_error_estimator_and_others_get_one_from_labell
     )
     assert code == 2 and "must be before" in err
     score("baseline_v1", 6, 9)
+    blocked = tmp_path / "a-file"
+    blocked.write_text("not a folder")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("ETLML_STORAGE_ROOT", (blocked / "root").as_uri())
+        capsys.readouterr()
+        code, _, err = etlml(capsys, "models", "fit-estimator", "baseline_v1", *later)
+    assert code == 2 and "cannot be written" in err and len(err.strip().splitlines()) == 1
+    assert estimators.show(reg, "baseline_v1") is None
     capsys.readouterr()
     code, out, err = etlml(capsys, "models", "fit-estimator", "baseline_v1", *later, "--json")
     assert code == 0, err

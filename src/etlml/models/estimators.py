@@ -45,7 +45,13 @@ def store(
 ) -> None:
     """Save ``fitted`` under the storage root and record it as ``version``'s error estimator
     (replacing an earlier one), in a transaction of its own."""
-    uri, sha256 = artifacts.store_error_estimator(fitted.estimator, storage_root, version)
+    try:
+        uri, sha256 = artifacts.store_error_estimator(fitted.estimator, storage_root, version)
+    except OSError as exc:
+        raise registry.RegistryError(
+            f"the error estimator of {version!r} cannot be written under {storage_root} ({exc}); check "
+            "ETLML_STORAGE_ROOT and its permissions, then fit it again (nothing was recorded)"
+        ) from exc
     with conn.transaction():
         conn.execute(
             query("upsert_error_estimator"),
