@@ -222,3 +222,29 @@ def test_every_json_output_goes_through_the_strict_encoder() -> None:
         "b": None,
         "c": "x",
     }
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["models", "compare", "v2"],
+        ["models", "promote", "v2", "--if-better"],
+        [
+            "models",
+            "fit-estimator",
+            "baseline_v1",
+            "--from",
+            "2026-11-01T00:00:00Z",
+            "--to",
+            "2026-11-02T00:00:00Z",
+        ],
+    ],
+)
+def test_an_unreachable_warehouse_is_one_line_and_status_2(
+    args: list[str], monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """libpq's message spans lines (its hint): it is printed on one."""
+    monkeypatch.setenv("AIRFLOW_CONN_WAREHOUSE", "postgresql://nobody@127.0.0.1:1/nowhere")
+    assert cli.main(args) == 2
+    out, err = capsys.readouterr()
+    assert out == "" and err.startswith("etlml: cannot reach the warehouse") and err.count("\n") == 1

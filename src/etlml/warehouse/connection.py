@@ -37,7 +37,8 @@ def connect(conn_id: str) -> psycopg.Connection[tuple[object, ...]]:
         ) from exc
     except psycopg.OperationalError as exc:
         raise WarehouseUnavailableError(
-            f"cannot reach the warehouse through Airflow connection {conn_id!r}: {exc}".strip()
+            # psycopg's message spans lines (libpq's hint): one line, as every error of the CLI
+            f"cannot reach the warehouse through Airflow connection {conn_id!r}: {' '.join(str(exc).split())}"
             + "; check that PostgreSQL is running and the connection's host, port and login are right"
         ) from exc
     if not isinstance(conn, psycopg.Connection):
