@@ -368,3 +368,18 @@ def test_a_label_taken_back_is_taken_out_of_the_figures(db: psycopg.Connection[A
     db.commit()
     assert monitor_step.monitor([])["intervals"] == [INTERVAL.key]
     assert table(db, "model_performance")[0][3] == 99
+
+
+def test_retention_dropping_a_day_keeps_its_monitoring_rows(db: psycopg.Connection[Any]) -> None:
+    """Retention removes a day's labels with its partitions; there is nothing left to compute, and the
+    small monitoring tables keep the day's figures."""
+    store(db, INTERVAL, simulated(INTERVAL, 100))
+    monitor_step.monitor([])
+    before = table(db, "model_performance")
+    assert before[0][3] == 100
+    db.execute("SELECT count(*) FROM etlml_drop_partitions_before(%s)", (START + timedelta(days=1),))
+    db.commit()
+    assert db.execute("SELECT count(*) FROM labels").fetchone() == (0,)
+    db.rollback()
+    assert monitor_step.monitor([])["intervals"] == []
+    assert table(db, "model_performance") == before

@@ -48,9 +48,12 @@ BEGIN
         ORDER BY interval_start
         ON CONFLICT (interval_start) DO UPDATE SET change_seq = nextval('monitor_due_seq'), changed_at = now();
     ELSE
+        -- labels removed with their day's partitions (retention) leave nothing to compute: the
+        -- interval's monitoring rows are kept as they are
         INSERT INTO monitor_due AS d (interval_start, interval_end)
-        SELECT DISTINCT ON (interval_start) interval_start, interval_end FROM old_labels
-        ORDER BY interval_start
+        SELECT DISTINCT ON (o.interval_start) o.interval_start, o.interval_end FROM old_labels AS o
+        WHERE EXISTS (SELECT 1 FROM processed_data AS p WHERE p.interval_start = o.interval_start)
+        ORDER BY o.interval_start
         ON CONFLICT (interval_start) DO UPDATE SET change_seq = nextval('monitor_due_seq'), changed_at = now();
     END IF;
     RETURN NULL;
