@@ -90,11 +90,10 @@ def test_train_registers_the_version_with_its_training_evidence(reg: Any, tmp_pa
     frame = training.labelled_events(reg, TRAIN)
     assert column_profile(scorer.predict(frame, use_stored_z=False)) == profile["score"]
     events = registry.events(reg)
-    assert (events[-1]["event"], events[-1]["model_version"], events[-1]["actor"]) == (
-        "register",
-        "v2",
-        "tester",
-    )
+    assert [(e["event"], e["model_version"], e["actor"]) for e in events[-2:]] == [
+        ("register", "v2", "tester"),
+        ("fit_estimator", "v2", "tester"),  # its error estimator, fitted on the holdout
+    ]
 
 
 def test_training_is_deterministic_given_the_data(reg: Any, tmp_path: Path) -> None:
@@ -493,6 +492,12 @@ def test_a_trained_version_has_an_error_estimator_and_others_get_one_from_labell
     assert code == 0, err
     fitted = strict_json(out)
     assert (fitted["n"], fitted["fitted_on"]) == (450, "labelled events")
+
+    fits = reg.execute(
+        "SELECT model_version, actor, details->>'fitted_on' FROM model_events WHERE event = 'fit_estimator' "
+        "ORDER BY event_id"
+    ).fetchall()
+    assert [(v, f) for v, _, f in fits] == [("v2", "holdout"), ("baseline_v1", "labelled events")]
 
     # an estimator file changed after it was stored is refused; the realized figures are computed all the same
     Path(fitted["artifact_uri"].removeprefix("file://")).write_bytes(b"not skops")

@@ -11,6 +11,7 @@ from typing import Any
 
 import numpy as np
 import psycopg
+from psycopg.types.json import Jsonb
 
 from etlml.models import artifacts, estimation, registry
 from etlml.warehouse.connection import query
@@ -44,7 +45,8 @@ def store(
     window: tuple[datetime, datetime] | None = None,
 ) -> None:
     """Save ``fitted`` under the storage root and record it as ``version``'s error estimator
-    (replacing an earlier one), in a transaction of its own."""
+    (replacing an earlier one) with a ``fit_estimator`` event in ``model_events``, in a transaction
+    of its own."""
     try:
         uri, sha256 = artifacts.store_error_estimator(fitted.estimator, storage_root, version)
     except OSError as exc:
@@ -66,6 +68,23 @@ def store(
                 "window_from": None if window is None else window[0],
                 "window_to": None if window is None else window[1],
                 "fitted_by": actor,
+            },
+        )
+        details = {
+            "fitted_on": fitted_on,
+            "n": fitted.n,
+            "reference_mae": fitted.reference_mae,
+            "artifact_sha256": sha256,
+            "window": None if window is None else [w.isoformat() for w in window],
+        }
+        conn.execute(
+            query("insert_model_event"),
+            {
+                "event": "fit_estimator",
+                "model_version": version,
+                "previous_version": None,
+                "actor": actor,
+                "details": Jsonb(details),
             },
         )
     log.info(

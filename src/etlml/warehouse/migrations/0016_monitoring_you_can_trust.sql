@@ -131,6 +131,13 @@ CREATE TABLE error_estimators (
     CHECK ((window_from IS NULL) = (window_to IS NULL) AND window_from < window_to)
 );
 
+-- Fitting a version's error estimator is a registry change like the others: recorded in model_events
+-- (event 'fit_estimator', what it was fitted on in details).
+ALTER TABLE model_events
+    DROP CONSTRAINT model_events_event_check,
+    ADD CONSTRAINT model_events_event_check
+        CHECK (event IN ('register', 'promote', 'shadow', 'unshadow', 'rollback', 'fit_estimator'));
+
 -- Per interval and version, beside the realized figures: the estimated MAE of the version's error
 -- estimator with its band, the threshold it was held against (ETLML_ESTIMATED_MAE_ALERT_RATIO times
 -- the estimator's reference MAE) and whether it crossed it. NULL: the version has no estimator.
