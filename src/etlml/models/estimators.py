@@ -70,29 +70,43 @@ def store(
                 "fitted_by": actor,
             },
         )
-        details = {
-            "fitted_on": fitted_on,
-            "n": fitted.n,
-            "reference_mae": fitted.reference_mae,
-            "artifact_sha256": sha256,
-            "window": None if window is None else [w.isoformat() for w in window],
-        }
-        conn.execute(
-            query("insert_model_event"),
-            {
-                "event": "fit_estimator",
-                "model_version": version,
-                "previous_version": None,
-                "actor": actor,
-                "details": Jsonb(details),
-            },
-        )
+        _record_event(conn, version, fitted, actor=actor, fitted_on=fitted_on, sha256=sha256, window=window)
     log.info(
         "error estimator of %s stored (%s): %d events, MAE %.6g",
         version,
         fitted_on,
         fitted.n,
         fitted.reference_mae,
+    )
+
+
+def _record_event(
+    conn: psycopg.Connection[Any],
+    version: str,
+    fitted: estimation.FittedEstimator,
+    *,
+    actor: str,
+    fitted_on: str,
+    sha256: str,
+    window: tuple[datetime, datetime] | None,
+) -> None:
+    """The ``fit_estimator`` event of ``model_events``: who fitted what, on which events."""
+    details = {
+        "fitted_on": fitted_on,
+        "n": fitted.n,
+        "reference_mae": fitted.reference_mae,
+        "artifact_sha256": sha256,
+        "window": None if window is None else [w.isoformat() for w in window],
+    }
+    conn.execute(
+        query("insert_model_event"),
+        {
+            "event": "fit_estimator",
+            "model_version": version,
+            "previous_version": None,
+            "actor": actor,
+            "details": Jsonb(details),
+        },
     )
 
 
