@@ -1,14 +1,17 @@
-"""DAG 30_monitor: realized accuracy and input drift per interval and model version.
+"""DAG 30_monitor: realized and estimated accuracy, and input drift, per interval and model version.
 
 Scheduled on the ``predictions`` asset or every 10 minutes, whichever comes first (an
 asset-or-time schedule). A run triggered by ``predictions`` events (``store_predictions`` of
 ``10_etl_ml_pipeline``) computes the intervals their extra names; a time-scheduled or manual run
-sweeps the intervals of the last ``ETLML_LABEL_WINDOW_DAYS`` whose labels changed since they were
-computed (labels arrive intervals after their events). For each interval and version,
+sweeps the intervals whose labels changed since they were computed, wherever they start (labels
+arrive intervals, or days, after their events). For each interval and version,
 ``model_performance`` (n, MAE, RMSE, bias) and ``feature_drift`` (PSI of f1, f2, f3 and the score
 against the version's reference profile, status by ``ETLML_PSI_WARN``/``ETLML_PSI_ALERT``) are
-computed in the warehouse and replace the interval's rows in one transaction. A new ``alert``
-status calls the alert notifier (a log warning; a post to connection ``etlml_alerts`` if it exists).
+computed in the warehouse and replace the interval's rows in one transaction; a version with an
+error estimator also gets its estimated MAE and band, before any label exists. A new ``alert``
+status, or an estimated MAE newly above ``ETLML_ESTIMATED_MAE_ALERT_RATIO`` times the version's
+validation MAE, calls the alert notifier (a log warning; a post to connection ``etlml_alerts`` if it
+exists). An interval that cannot be computed is recorded as such and does not stop the others.
 """
 
 from __future__ import annotations
@@ -46,7 +49,7 @@ def monitor_dag() -> None:
 
         context = get_current_context()
         extras = extras_of(context.get("triggering_asset_events"))
-        return monitor(extras, as_of=context.get("logical_date"))
+        return monitor(extras)
 
     monitor()
 

@@ -94,7 +94,7 @@ def _num(value: Any) -> float | None:
 def clear(conn: psycopg.Connection[Any]) -> None:
     conn.execute(
         "TRUNCATE processed_data, predictions, rejected_events, run_audit, labels, model_performance, "
-        "feature_drift"
+        "feature_drift, monitor_due"
     )
     conn.commit()
 

@@ -90,14 +90,27 @@ def _with_registry(
     def run(args: argparse.Namespace) -> int:
         with connection.connect(settings.load().warehouse_conn_id) as conn:
             schema.check(conn)  # an unmigrated warehouse says what to run, not which table is missing
-            result = action(conn, args)
+            result = _finite(action(conn, args))
         if args.json:
-            print(json.dumps(result, default=str, indent=2), file=args.out)
+            print(json.dumps(result, default=str, indent=2, allow_nan=False), file=args.out)
         else:
             print(_table(result) if isinstance(result, list) else _fields(result), file=args.out)
         return status(result)
 
+    run.strict_json = True  # type: ignore[attr-defined]
     return run
+
+
+def _finite(value: Any) -> Any:
+    """``value`` with every float that is not finite replaced by ``None``: the ``--json`` output is
+    strict JSON (no ``NaN``, ``Infinity``), and the table shows such a figure as empty."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_finite(v) for v in value]
+    return value
 
 
 def _cell(value: Any) -> str:
@@ -193,6 +206,20 @@ def _train(conn: Any, args: argparse.Namespace) -> dict[str, Any]:
         description=args.description,
     )
     return registry.show(conn, args.version)
+
+
+def _fit_estimator(conn: Any, args: argparse.Namespace) -> dict[str, Any]:
+    from etlml.models import estimators
+
+    if not args.start < args.end:
+        raise SettingsError(f"--from {args.start.isoformat()} must be before --to {args.end.isoformat()}")
+    return estimators.fit_for(
+        conn,
+        args.version,
+        (args.start, args.end),
+        storage_root=settings.load().storage_root,
+        actor=settings.actor(),
+    )
 
 
 def _compare(conn: Any, args: argparse.Namespace) -> dict[str, Any]:
@@ -513,8 +540,8 @@ Action = Callable[[Any, argparse.Namespace], Any]
 
 
 def _evidence_commands(models: Any, sub: Callable[[str, str, Action], argparse.ArgumentParser]) -> None:
-    """``etlml models train``, ``compare`` and ``promote`` (which exits with :data:`NOT_PROMOTED`
-    when ``--if-better`` finds no evidence)."""
+    """``etlml models train``, ``fit-estimator``, ``compare`` and ``promote`` (which exits with
+    :data:`NOT_PROMOTED` when ``--if-better`` finds no evidence)."""
     train = sub(
         "train", "train and register a scikit-learn version on the labelled events of a window", _train
     )
@@ -523,6 +550,19 @@ def _evidence_commands(models: Any, sub: Callable[[str, str, Action], argparse.A
     train.add_argument("--from", dest="start", type=_timestamp, required=True, help="first interval start")
     train.add_argument("--to", dest="end", type=_timestamp, required=True, help="window end, exclusive")
     train.add_argument("--description", default="")
+    fit_estimator = sub(
+        "fit-estimator",
+        "fit VERSION's error estimator (estimated MAE before labels) on the labelled events of a window "
+        "that it predicted and did not train on",
+        _fit_estimator,
+    )
+    fit_estimator.add_argument("version")
+    fit_estimator.add_argument(
+        "--from", dest="start", type=_timestamp, required=True, help="first interval start"
+    )
+    fit_estimator.add_argument(
+        "--to", dest="end", type=_timestamp, required=True, help="window end, exclusive"
+    )
     compare = sub("compare", "the champion against the challenger (or VERSION) on labelled events", _compare)
     compare.add_argument("version", nargs="?")
     _evidence_options(compare)
@@ -531,7 +571,8 @@ def _evidence_commands(models: Any, sub: Callable[[str, str, Action], argparse.A
     promote.add_argument(
         "--if-better",
         action="store_true",
-        help=f"only if the 95%% interval of the MAE difference lies below zero (else exit {NOT_PROMOTED})",
+        help=f"only if the 95%% interval of the MAE difference lies below zero (else exit {NOT_PROMOTED}); "
+        "too few resamples or paired labelled events exit 2",
     )
     promote.add_argument("--json", action="store_true", help="machine-readable output")
     _evidence_options(promote)
@@ -540,8 +581,25 @@ def _evidence_commands(models: Any, sub: Callable[[str, str, Action], argparse.A
     )
 
 
+def _whole(low: int, high: int) -> Callable[[str], int]:
+    """An option's whole number in ``[low, high]`` (``nan``, ``inf``, ``1e3`` and fractions refused)."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+        if not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"{text!r} must be from {low} to {high}")
+        return value
+
+    return parse
+
+
 def _evidence_options(command: argparse.ArgumentParser) -> None:
     """The window and bootstrap of a comparison (``models compare`` and ``models promote``)."""
+    from etlml.models import evidence
+
     command.add_argument(
         "--from",
         dest="start",
@@ -550,9 +608,12 @@ def _evidence_options(command: argparse.ArgumentParser) -> None:
     )
     command.add_argument("--to", dest="end", type=_timestamp, help="window end, exclusive (default: now)")
     command.add_argument(
-        "--samples", type=_positive(int, 100_000), default=1000, help="bootstrap resamples (at most 100,000)"
+        "--samples",
+        type=_whole(1, evidence.MAX_SAMPLES),
+        default=evidence.DEFAULT_SAMPLES,
+        help=f"bootstrap resamples (--if-better needs at least {evidence.MIN_SAMPLES})",
     )
-    command.add_argument("--seed", type=SEED, default=0, help="of the bootstrap")
+    command.add_argument("--seed", type=_whole(0, evidence.MAX_SEED), default=0, help="of the bootstrap")
 
 
 def _db_commands(commands: Any) -> None:

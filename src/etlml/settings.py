@@ -13,7 +13,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Literal
 
-from etlml import FEATURES
+from etlml import DEFAULT_MAX_ABS_VALUE, FEATURES
 from etlml.errors import SettingsError
 
 DEFAULT_SEED = 20_240_601
@@ -87,6 +87,8 @@ class Settings:
     -> constant added to the simulated feature (drift for demos and tests).
     ``registry_conn_id``: the Airflow connection a DAG that changes the registry (``40_train_challenger``)
     uses, when it is defined; otherwise the warehouse connection.
+    ``max_abs_value``: the largest magnitude of a feature (events) or ``y_true`` (labels) the contracts
+    accept; beyond it a record is quarantined as ``out_of_range``.
     """
 
     storage_root: str
@@ -108,6 +110,7 @@ class Settings:
     simulator_label_delay: int = DEFAULT_SIMULATOR_LABEL_DELAY
     simulator_shift: dict[str, float] = field(default_factory=dict)
     registry_conn_id: str = REGISTRY_CONN_ID
+    max_abs_value: float = DEFAULT_MAX_ABS_VALUE
 
 
 def _default_storage_root() -> str:
@@ -239,6 +242,7 @@ def load() -> Settings:
         simulator_label_delay=_label_delay(label_window),
         simulator_shift=_shift(),
         registry_conn_id=os.environ.get("ETLML_REGISTRY_CONN_ID") or REGISTRY_CONN_ID,
+        max_abs_value=_number("ETLML_MAX_ABS_VALUE", DEFAULT_MAX_ABS_VALUE, 1, 1e100),
     )
 
 
@@ -267,6 +271,9 @@ def actor() -> str:
 
 DEFAULT_PSI_WARN = 0.1
 DEFAULT_PSI_ALERT = 0.25
+DEFAULT_ESTIMATED_MAE_ALERT_RATIO = 1.5
+"""An estimated MAE above this many times the version's validation MAE (its error estimator's
+reference MAE) raises an alert."""
 ALERTS_CONN_ID = "etlml_alerts"
 """The Airflow connection alerts are posted to when it exists (an HTTP webhook or a Slack webhook)."""
 
@@ -275,15 +282,18 @@ ALERTS_CONN_ID = "etlml_alerts"
 class Monitoring:
     """What ``30_monitor`` needs: the PSI thresholds of a feature's drift status (``warn`` from
     ``psi_warn`` on, ``alert`` from ``psi_alert`` on), and how far back labels that changed are
-    looked for (``label_window``)."""
+    looked for (``label_window``); an estimated MAE above ``estimated_mae_alert_ratio`` times the
+    version's validation MAE raises an alert."""
 
     psi_warn: float = DEFAULT_PSI_WARN
     psi_alert: float = DEFAULT_PSI_ALERT
     label_window: timedelta = timedelta(days=DEFAULT_LABEL_WINDOW_DAYS)
+    estimated_mae_alert_ratio: float = DEFAULT_ESTIMATED_MAE_ALERT_RATIO
 
 
 def monitoring() -> Monitoring:
-    """Read ``ETLML_PSI_WARN``, ``ETLML_PSI_ALERT`` and ``ETLML_LABEL_WINDOW_DAYS``."""
+    """Read ``ETLML_PSI_WARN``, ``ETLML_PSI_ALERT``, ``ETLML_LABEL_WINDOW_DAYS`` and
+    ``ETLML_ESTIMATED_MAE_ALERT_RATIO``."""
     warn = _number("ETLML_PSI_WARN", DEFAULT_PSI_WARN, 0, 100)
     alert = _number("ETLML_PSI_ALERT", DEFAULT_PSI_ALERT, 0, 100)
     if not warn < alert:
@@ -291,4 +301,7 @@ def monitoring() -> Monitoring:
             f"ETLML_PSI_WARN ({warn:g}) must be below ETLML_PSI_ALERT ({alert:g}): a drift status goes "
             "ok -> warn -> alert as the PSI grows (defaults 0.1 and 0.25)"
         )
-    return Monitoring(psi_warn=warn, psi_alert=alert, label_window=_label_window())
+    ratio = _number("ETLML_ESTIMATED_MAE_ALERT_RATIO", DEFAULT_ESTIMATED_MAE_ALERT_RATIO, 0.01, 1000)
+    return Monitoring(
+        psi_warn=warn, psi_alert=alert, label_window=_label_window(), estimated_mae_alert_ratio=ratio
+    )

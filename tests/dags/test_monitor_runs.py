@@ -164,7 +164,7 @@ def test_monitor_dag_sweeps_the_intervals_whose_labels_arrived(
     assert row[2] == pytest.approx(0.25)
     assert row[3] == pytest.approx(float(np.mean([-0.25 * (-1) ** i for i in range(120)])), abs=1e-12)
     # nothing changed since: the next sweep computes nothing
-    assert monitor_step.monitor([], as_of=LOGICAL + timedelta(minutes=40))["intervals"] == []
+    assert monitor_step.monitor([])["intervals"] == []
     conn.rollback()
     clear(conn)
 

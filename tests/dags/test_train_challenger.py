@@ -47,8 +47,8 @@ def test_it_trains_and_shadows_and_the_next_run_scores_the_challenger(
     )
     assert shown["training_from"] == interval(0).start and shown["validation_metrics"]["n"] == 120
     assert registry.aliases(labelled) == {"champion": "baseline_v1", "challenger": "v2"}
-    [register, shadow] = registry.events(labelled)[-2:]
-    assert (register["event"], shadow["event"]) == ("register", "shadow")
+    [register, fit, shadow] = registry.events(labelled)[-3:]
+    assert (register["event"], fit["event"], shadow["event"]) == ("register", "fit_estimator", "shadow")
     assert shadow["actor"] == f"{DAG}/{dag_run.run_id}"
     run(dags[PIPELINE], LOGICAL)
     stored = labelled.execute(
@@ -65,7 +65,8 @@ def test_it_trains_and_shadows_and_the_next_run_scores_the_challenger(
         train_challenger.train(
             "t/r", "v2", estimator="hist_gradient_boosting", start=interval(0).start, end=interval(4).start
         )
-    assert len(registry.events(labelled)) == 4  # migration's register + promote, then the DAG's two
+    # migration's register + promote, then the DAG's register, fit_estimator and shadow; a retry adds none
+    assert len(registry.events(labelled)) == 5
 
 
 def test_too_few_labels_fail_the_run_and_register_nothing(dags: dict[str, Any], labelled: Any) -> None:

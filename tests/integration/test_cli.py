@@ -1,9 +1,12 @@
 """The `etlml` command line against a real warehouse: tables and JSON out, one-line errors, exit codes."""
 
+import argparse
 import json
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -191,3 +194,57 @@ def test_json_output_is_json_only_with_a_short_password(
         )
     assert done.returncode == 0, done.stderr
     assert [v["model_version"] for v in json.loads(done.stdout)] == ["baseline_v1"]
+
+
+def _commands(parser: argparse.ArgumentParser, path: tuple[str, ...] = ()) -> Iterator[Any]:
+    """Every leaf command of the parser, as (its words, its parser), asked of argparse itself."""
+    subparsers = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+    if not subparsers:
+        yield path, parser
+    for action in subparsers:
+        for name, sub in action.choices.items():
+            yield from _commands(sub, (*path, name))
+
+
+def test_every_json_output_goes_through_the_strict_encoder() -> None:
+    """Every command with --json (found by walking the parser, so a new one is covered) prints through
+    the one printer that encodes with allow_nan=False after replacing non-finite numbers by null."""
+    with_json = {
+        " ".join(words): sub
+        for words, sub in _commands(cli.build_parser())
+        if any("--json" in a.option_strings for a in sub._actions)
+    }
+    assert {"models compare", "models promote", "models list", "runs gaps"} <= set(with_json)
+    for name, sub in with_json.items():
+        assert getattr(sub.get_default("func"), "strict_json", False), name
+    assert cli._finite({"a": [float("inf"), 1.5], "b": float("nan"), "c": "x"}) == {
+        "a": [None, 1.5],
+        "b": None,
+        "c": "x",
+    }
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["models", "compare", "v2"],
+        ["models", "promote", "v2", "--if-better"],
+        [
+            "models",
+            "fit-estimator",
+            "baseline_v1",
+            "--from",
+            "2026-11-01T00:00:00Z",
+            "--to",
+            "2026-11-02T00:00:00Z",
+        ],
+    ],
+)
+def test_an_unreachable_warehouse_is_one_line_and_status_2(
+    args: list[str], monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """libpq's message spans lines (its hint): it is printed on one."""
+    monkeypatch.setenv("AIRFLOW_CONN_WAREHOUSE", "postgresql://nobody@127.0.0.1:1/nowhere")
+    assert cli.main(args) == 2
+    out, err = capsys.readouterr()
+    assert out == "" and err.startswith("etlml: cannot reach the warehouse") and err.count("\n") == 1

@@ -266,3 +266,40 @@ def test_the_pipeline_role_may_do_all_of_it(
     with psycopg.connect(fresh_migrated) as owner:
         assert owner.execute("SELECT count(*) FROM labels").fetchone() == (2,)
         assert owner.execute("SELECT reason FROM rejected_labels").fetchall() == [("unknown_event",)]
+
+
+def test_a_corrected_label_file_takes_back_what_it_no_longer_holds(
+    wh: psycopg.Connection[Any], landing_root: Path
+) -> None:
+    """Events follow their latest run; so do labels: a rerun of a label interval whose corrected file
+    no longer holds a label removes it, unless a later delivery holds it."""
+    later = Interval(J.start + TEN, J.end + TEN)
+    store_events(wh, EVENTS, "e1", "e2", "e3", "e4")
+    deliver(landing_root, J, "a.csv", *(f"{e},1.0,{OBSERVED}" for e in ("e1", "e2", "e3", "e4")))
+    run()
+    deliver(landing_root, later, "a.csv", f"e4,4.0,{OBSERVED}")
+    run(later, "manual__later")
+    assert sorted(labels(wh)) == ["e1", "e2", "e3", "e4"]
+    # e3 was delivered by mistake: the file is corrected and the interval rerun
+    deliver(landing_root, J, "a.csv", f"e1,1.0,{OBSERVED}", f"e2,1.0,{OBSERVED}")
+    result = run(run_id="manual__2")
+    assert result["loaded"] == 2
+    held = labels(wh)
+    assert sorted(held) == ["e1", "e2", "e4"]  # e4: the later delivery still holds it
+    assert held["e4"][0] == 4.0
+    # a rerun of the same correction changes nothing
+    before = digest(wh, LABELS_DIGEST)
+    run(run_id="manual__3")
+    assert digest(wh, LABELS_DIGEST) == before
+
+
+def test_a_corrected_file_may_move_a_label_to_an_earlier_file_of_its_partition(
+    wh: psycopg.Connection[Any], landing_root: Path
+) -> None:
+    store_events(wh, EVENTS, "e1")
+    deliver(landing_root, J, "b.csv", f"e1,2.0,{OBSERVED}")
+    run()
+    (landing_root / "labels" / f"{J.start:%Y-%m-%d}" / f"{J.start:%H%M}" / "b.csv").unlink()
+    deliver(landing_root, J, "a.csv", f"e1,1.0,{OBSERVED}")
+    run(run_id="manual__2")
+    assert labels(wh)["e1"][:2] == (1.0, "labels/2026-11-20/1230/a.csv")

@@ -174,3 +174,42 @@ def test_the_partitioning_migration_refuses_orphan_predictions_and_changes_nothi
     empty_db.rollback()
     assert max(schema.applied(empty_db)) < 13
     assert empty_db.execute("SELECT count(*) FROM pg_partitioned_table").fetchone() == (0,)
+
+
+def test_migration_0016_dates_landing_labels_and_queues_what_the_old_sweep_would_have_found(
+    empty_db: psycopg.Connection[Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A warehouse with labels from a landing file and from the simulator, one interval monitored
+    after its labels, one monitored before its last label, one never monitored, and a comparison
+    that stored Infinity."""
+    shipped = schema.available()
+    monkeypatch.setattr(schema, "available", lambda: [m for m in shipped if m.version < 16])
+    schema.migrate(empty_db)
+    empty_db.execute(
+        """
+        INSERT INTO labels (event_id, y_true, observed_at, interval_start, interval_end, source_file,
+                            written_by_run, updated_at)
+        VALUES ('a', 1, now(), '2026-11-20 12:00Z', '2026-11-20 12:10Z', 'labels/2026-11-20/1230/a.csv', 'r',
+                '2026-11-20 12:35Z'),
+               ('b', 1, now(), '2026-11-20 12:10Z', '2026-11-20 12:20Z', 'simulator', 'r',
+                '2026-11-20 12:45Z'),
+               ('c', 1, now(), '2026-11-20 12:20Z', '2026-11-20 12:30Z', 'simulator', 'r',
+                '2026-11-20 12:55Z');
+        INSERT INTO model_performance (interval_start, interval_end, model_version, n_predictions, n_labeled,
+                                       computed_at)
+        VALUES ('2026-11-20 12:00Z', '2026-11-20 12:10Z', 'baseline_v1', 1, 1, '2026-11-20 12:40Z'),
+               ('2026-11-20 12:10Z', '2026-11-20 12:20Z', 'baseline_v1', 1, 0, '2026-11-20 12:40Z');
+        INSERT INTO model_comparisons (champion, candidate, window_from, window_to, n, champion_rmse,
+                                       bootstrap_samples, seed, actor)
+        VALUES ('baseline_v1', 'baseline_v1', '2026-11-20Z', '2026-11-21Z', 1, 'Infinity', 1, 0, 't');
+        """
+    )
+    empty_db.commit()
+    monkeypatch.setattr(schema, "available", lambda: shipped)
+    assert [m.version for m in schema.migrate(empty_db)] == [m.version for m in shipped if m.version >= 16]
+    schema.check(empty_db)
+    delivered = dict(empty_db.execute("SELECT event_id, delivered_in::text FROM labels").fetchall())
+    assert delivered == {"a": "2026-11-20 12:30:00+00", "b": None, "c": None}
+    queued = empty_db.execute("SELECT interval_start::text FROM monitor_due ORDER BY 1").fetchall()
+    assert queued == [("2026-11-20 12:10:00+00",), ("2026-11-20 12:20:00+00",)]
+    assert empty_db.execute("SELECT champion_rmse FROM model_comparisons").fetchone() == (None,)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterator
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import numpy as np
@@ -19,11 +19,12 @@ from etlml.monitoring import baseline_profile, metrics
 from etlml.monitoring.alerts import AlertError
 from etlml.settings import Monitoring
 from etlml.steps import monitor as monitor_step
-from tests.monitoring_data import INTERVAL, START, clear, simulated, store, webhook
+from tests.monitoring_data import INTERVAL, START, add_labels, clear, simulated, store, webhook
 
 pytestmark = pytest.mark.db
 
 THRESHOLDS = Monitoring()
+TEN = timedelta(minutes=10)
 
 
 @pytest.fixture
@@ -149,35 +150,29 @@ def test_recompute_is_idempotent_and_follows_changed_labels(db: psycopg.Connecti
     assert first[0][0][3] == 500
 
     # the rest of the labels arrive: the sweep finds the interval, the recompute counts them
-    window = (START - timedelta(days=7), START + timedelta(days=1))
-    assert metrics.changed_intervals(db, *window) == []
-    from tests.monitoring_data import add_labels
-
+    assert metrics.changed_intervals(db) == []
     with db.cursor() as cur:
         add_labels(cur, INTERVAL, events[~half])
     db.commit()
-    assert metrics.changed_intervals(db, *window) == [INTERVAL]
-    assert metrics.changed_intervals(db, START + timedelta(minutes=10), START + timedelta(days=1)) == []
+    assert metrics.changed_intervals(db) == [INTERVAL]
     metrics.compute_interval(db, INTERVAL, THRESHOLDS)
     (row,) = table(db, "model_performance")
     assert row[3] == 1000
     error = (events["y_hat"] - events["y_true"]).to_numpy()
     assert row[4] == pytest.approx(np.abs(error).mean(), rel=1e-12)
-    assert metrics.changed_intervals(db, *window) == []
+    assert metrics.changed_intervals(db) == []
 
 
-def test_sweep_finds_labelled_intervals_never_monitored_and_only_in_the_window(
+def test_sweep_finds_labelled_intervals_never_monitored_wherever_they_start(
     db: psycopg.Connection[Any],
 ) -> None:
     older = Interval(START - timedelta(days=8), START - timedelta(days=8) + timedelta(minutes=10))
     store(db, INTERVAL, simulated(INTERVAL, 50))
     store(db, older, simulated(older, 50))
-    assert metrics.changed_intervals(db, START - timedelta(days=7), START + timedelta(minutes=10)) == [
-        INTERVAL
-    ]
-    result = monitor_step.monitor([], as_of=START + timedelta(minutes=30))
-    assert result["intervals"] == [INTERVAL.key]
-    assert [r[0] for r in table(db, "model_performance")] == [START]
+    assert metrics.changed_intervals(db) == [older, INTERVAL]
+    result = monitor_step.monitor([])
+    assert result["intervals"] == [older.key, INTERVAL.key]
+    assert [r[0] for r in table(db, "model_performance")] == [older.start, START]
 
 
 def test_a_version_without_a_profile_gets_accuracy_but_no_drift(db: psycopg.Connection[Any]) -> None:
@@ -259,7 +254,12 @@ def test_a_drift_alert_is_posted_to_the_alerts_webhook(
         result = monitor_step.monitor(
             [{"interval_start": START.isoformat(), "interval_end": INTERVAL.end.isoformat()}]
         )
-    assert result == {"reason": "named by asset events", "intervals": [INTERVAL.key], "alerts": 2}
+    assert result == {
+        "reason": "named by asset events",
+        "intervals": [INTERVAL.key],
+        "not_computed": [],
+        "alerts": 2,
+    }
     (post,) = hook.posts
     assert post["path"] == "/hooks/etlml"
     body = post["json"]
@@ -303,3 +303,83 @@ def test_a_slack_webhook_connection_gets_slack_text(
     (post,) = hook.posts
     assert post["path"] == "/services/T00/B00/XYZ"
     assert list(post["json"]) == ["text"] and "drift alert" in post["json"]["text"]
+
+
+def test_a_huge_error_is_recorded_as_such_and_the_other_intervals_are_still_computed(
+    db: psycopg.Connection[Any],
+) -> None:
+    """A prediction of 5e298 (stored before the contract bounded the inputs) with a label: its square
+    overflows float8. Its interval gets rows that say why its figures are missing; the later interval
+    the same sweep finds is computed."""
+    older = Interval(START - timedelta(minutes=10), START)
+    store(db, older, simulated(older, 100, seed=3))
+    store(db, INTERVAL, simulated(INTERVAL, 100))
+    db.execute(
+        "UPDATE predictions SET y_hat = 5e298 WHERE interval_start = %s AND event_id = "
+        "(SELECT min(event_id) FROM predictions WHERE interval_start = %s)",
+        (older.start, older.start),
+    )
+    db.commit()
+    result = monitor_step.monitor([])
+    assert result["intervals"] == [older.key, INTERVAL.key]
+    rows = db.execute(
+        "SELECT interval_start, n_predictions, n_labeled, mae, rmse, bias, problem FROM model_performance "
+        "ORDER BY interval_start"
+    ).fetchall()
+    db.rollback()
+    (bad, good) = rows
+    assert bad[:6] == (older.start, 100, 100, None, None, None)
+    assert "1 labelled prediction" in bad[6] and "1e+100" in bad[6]
+    assert good[:3] == (START, 100, 100) and good[3] is not None and good[6] is None
+    # nothing changed since: the recorded interval is not retried by every sweep
+    assert monitor_step.monitor([])["intervals"] == []
+
+
+@pytest.mark.parametrize("days", [1, 7])
+def test_labels_that_arrive_at_the_windows_edge_are_monitored(
+    db: psycopg.Connection[Any], monkeypatch: pytest.MonkeyPatch, days: int
+) -> None:
+    """Labels of an interval may arrive up to ETLML_LABEL_WINDOW_DAYS after it: the label run of the
+    last ended interval may label the events of the interval exactly that far before it, which starts
+    before the window of the sweep that follows. Its 100 new labels are counted all the same."""
+    monkeypatch.setenv("ETLML_LABEL_WINDOW_DAYS", str(days))
+    now = datetime.now(UTC)
+    label_run_start = now.replace(minute=now.minute - now.minute % 10, second=0, microsecond=0) - TEN
+    edge = Interval(label_run_start - timedelta(days=days), label_run_start - timedelta(days=days) + TEN)
+    events = simulated(edge, 200)
+    first = np.arange(len(events)) < 100
+    store(db, edge, events, labeled=first)
+    metrics.compute_interval(db, edge, THRESHOLDS)
+    assert table(db, "model_performance")[0][3] == 100
+    with db.cursor() as cur:
+        add_labels(cur, edge, events[~first])
+    db.commit()
+    assert monitor_step.monitor([])["intervals"] == [edge.key]
+    assert table(db, "model_performance")[0][3] == 200
+    assert monitor_step.monitor([])["intervals"] == []
+
+
+def test_a_label_taken_back_is_taken_out_of_the_figures(db: psycopg.Connection[Any]) -> None:
+    events = simulated(INTERVAL, 100)
+    store(db, INTERVAL, events)
+    monitor_step.monitor([])
+    assert table(db, "model_performance")[0][3] == 100
+    db.execute("DELETE FROM labels WHERE event_id = %s", (events["event_id"].iloc[0],))
+    db.commit()
+    assert monitor_step.monitor([])["intervals"] == [INTERVAL.key]
+    assert table(db, "model_performance")[0][3] == 99
+
+
+def test_retention_dropping_a_day_keeps_its_monitoring_rows(db: psycopg.Connection[Any]) -> None:
+    """Retention removes a day's labels with its partitions; there is nothing left to compute, and the
+    small monitoring tables keep the day's figures."""
+    store(db, INTERVAL, simulated(INTERVAL, 100))
+    monitor_step.monitor([])
+    before = table(db, "model_performance")
+    assert before[0][3] == 100
+    db.execute("SELECT count(*) FROM etlml_drop_partitions_before(%s)", (START + timedelta(days=1),))
+    db.commit()
+    assert db.execute("SELECT count(*) FROM labels").fetchone() == (0,)
+    db.rollback()
+    assert monitor_step.monitor([])["intervals"] == []
+    assert table(db, "model_performance") == before

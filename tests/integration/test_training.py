@@ -90,11 +90,10 @@ def test_train_registers_the_version_with_its_training_evidence(reg: Any, tmp_pa
     frame = training.labelled_events(reg, TRAIN)
     assert column_profile(scorer.predict(frame, use_stored_z=False)) == profile["score"]
     events = registry.events(reg)
-    assert (events[-1]["event"], events[-1]["model_version"], events[-1]["actor"]) == (
-        "register",
-        "v2",
-        "tester",
-    )
+    assert [(e["event"], e["model_version"], e["actor"]) for e in events[-2:]] == [
+        ("register", "v2", "tester"),
+        ("fit_estimator", "v2", "tester"),  # its error estimator, fitted on the holdout
+    ]
 
 
 def test_training_is_deterministic_given_the_data(reg: Any, tmp_path: Path) -> None:
@@ -268,12 +267,12 @@ def test_the_cli_trains_compares_and_promotes_with_documented_exit_codes(
     register_linear(reg, "worse", {"f1": 0.1, "f2": 0.2, "f3": 0.2})
     score("worse", 6, 9)
     code, out, _ = etlml(
-        capsys, "models", "compare", "v2", *later, "--json", "--seed", "5", "--samples", "200"
+        capsys, "models", "compare", "v2", *later, "--json", "--seed", "5", "--samples", "1000"
     )
     first = json.loads(out)
-    assert code == 0 and first["candidate_better"] and (first["samples"], first["seed"]) == (200, 5)
+    assert code == 0 and first["candidate_better"] and (first["samples"], first["seed"]) == (1000, 5)
     code, out, _ = etlml(
-        capsys, "models", "compare", "v2", *later, "--json", "--seed", "5", "--samples", "200"
+        capsys, "models", "compare", "v2", *later, "--json", "--seed", "5", "--samples", "1000"
     )
     second = json.loads(out)
     assert second.pop("comparison_id") == first.pop("comparison_id") + 1 and second == first
@@ -326,11 +325,14 @@ def test_too_few_paired_events_are_no_evidence_however_good_the_candidate(reg: A
         (interval(6).start, interval(40).start),
     )
     few = training.Window(interval(40).start, interval(41).start)
-    outcome = comparison.promote(reg, "oracle", few, actor="t", if_better=True)
+    with pytest.raises(evidence.InsufficientEvidenceError, match="the window has 20"):
+        comparison.promote(reg, "oracle", few, actor="t", if_better=True)
+    outcome = comparison.promote(reg, "oracle", few, actor="t", if_better=False)
     found = outcome.comparison.evidence
     assert (found.n, found.candidate_mae, found.ci_high) == (20, 0.0, None)
     assert found.mae_diff is not None and found.mae_diff < 0
-    assert not outcome.promoted and f"fewer than {evidence.MIN_PAIRED}" in outcome.reason
+    assert not found.candidate_better and f"fewer than {evidence.MIN_PAIRED}" in outcome.reason
+    registry.rollback(reg, "t")
     enough = training.Window(interval(6).start, interval(7).start)
     promoted = comparison.promote(reg, "oracle", enough, actor="t", if_better=True)
     assert promoted.promoted and promoted.comparison.evidence.n == 150
@@ -360,3 +362,144 @@ def test_registering_records_a_profile_and_window_and_refuses_unusable_ones(fres
                 training_from=TRAIN.end, training_to=TRAIN.start,
             )  # fmt: skip
         assert [v["model_version"] for v in registry.list_versions(conn)] == ["baseline_v1", "v2"]
+
+
+def strict_json(text: str) -> Any:
+    """JSON as a strict parser reads it: NaN, Infinity and -Infinity are not JSON."""
+
+    def refuse(constant: str) -> Any:
+        raise ValueError(f"{constant} is not JSON")
+
+    return json.loads(text, parse_constant=refuse)
+
+
+def test_compare_json_and_the_stored_comparison_stay_finite_with_a_huge_error(
+    reg: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """One stored prediction of 5e298 (a feature of 1e300, accepted before the contract bounded it):
+    squaring its error overflowed, and `compare --json` printed `Infinity`."""
+    register_linear(reg, "wild", {"f1": 0.3, "f2": 0.2, "f3": 0.5})
+    score("baseline_v1", 6, 7)
+    score("wild", 6, 7)
+    reg.execute(
+        "UPDATE predictions SET y_hat = 5e298 WHERE model_version = 'baseline_v1' AND event_id = "
+        "(SELECT min(event_id) FROM predictions WHERE model_version = 'baseline_v1')"
+    )
+    window = ["--from", interval(6).start.isoformat(), "--to", interval(7).start.isoformat()]
+    code, out, err = etlml(capsys, "models", "compare", "wild", *window, "--json")
+    assert code == 0, err
+    found = strict_json(out)
+    assert found["champion_rmse"] == pytest.approx(5e298 / np.sqrt(150), rel=1e-6)
+    stored = reg.execute(
+        "SELECT champion_mae, champion_rmse, mae_diff, ci_low, ci_high FROM model_comparisons "
+        "WHERE comparison_id = %s",
+        (found["comparison_id"],),
+    ).fetchone()
+    assert stored is not None and all(v is not None and np.isfinite(v) for v in stored)
+
+
+def test_if_better_refuses_too_few_resamples_or_pairs_with_the_counts(
+    reg: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """One resample's "95% interval" is a point: --samples 1 promoted a candidate whose 1,000-sample
+    interval straddled zero. Too few resamples or paired labels are refused (exit 2), nothing stored."""
+    shadowed(reg, tmp_path)
+    capsys.readouterr()
+    later = ["--from", LATER.start.isoformat(), "--to", LATER.end.isoformat()]
+    code, out, err = etlml(capsys, "models", "promote", "v2", "--if-better", "--samples", "1", *later)
+    assert code == 2 and out == ""
+    assert "--samples 1" in err and str(evidence.MIN_SAMPLES) in err and len(err.strip().splitlines()) == 1
+    load_intervals(reg, 40, 41, events=20)
+    score("baseline_v1", 40, 41)
+    score("v2", 40, 41)
+    few = ["--from", interval(40).start.isoformat(), "--to", interval(41).start.isoformat()]
+    code, out, err = etlml(capsys, "models", "promote", "v2", "--if-better", *few)
+    assert code == 2 and "20 paired labelled events" in err and str(evidence.MIN_PAIRED) in err
+    assert registry.aliases(reg)["champion"] == "baseline_v1"
+    assert len(promote_events(reg)) == 1
+    # enough of both: the stored evidence names what it was held to
+    code, out, err = etlml(capsys, "models", "promote", "v2", "--if-better", *later, "--json")
+    assert code == 0, err
+    _, _, details = promote_events(reg)[-1]
+    assert details["evidence"]["samples"] == 1000 and details["evidence"]["n"] == 450
+    assert (details["min_samples"], details["min_paired"]) == (evidence.MIN_SAMPLES, evidence.MIN_PAIRED)
+
+
+@pytest.mark.parametrize(
+    ("option", "value"),
+    [
+        ("--samples", "nan"),
+        ("--samples", "inf"),
+        ("--samples", "0"),
+        ("--samples", "10000001"),
+        ("--seed", "-1"),
+        ("--seed", "1e3"),
+        ("--seed", str(2**63)),
+    ],
+)
+def test_numeric_options_of_compare_refuse_what_they_cannot_use(
+    capsys: pytest.CaptureFixture[str], option: str, value: str
+) -> None:
+    with pytest.raises(SystemExit) as refused:
+        cli.main(["models", "compare", "v2", option, value])
+    assert refused.value.code == 2
+    err = capsys.readouterr().err
+    assert err.startswith("etlml: ") and len(err.strip().splitlines()) == 1
+
+
+def test_a_trained_version_has_an_error_estimator_and_others_get_one_from_labelled_events(
+    reg: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from etlml.models import estimators
+    from etlml.monitoring import metrics
+    from etlml.settings import Monitoring
+
+    trained = train_v2(reg, tmp_path)
+    stored = estimators.show(reg, "v2")
+    assert stored is not None and (stored["fitted_on"], stored["n"]) == ("holdout", 180)
+    assert stored["reference_mae"] == pytest.approx(trained.validation_metrics["mae"])
+    capsys.readouterr()
+    window = ["--from", TRAIN.start.isoformat(), "--to", TRAIN.end.isoformat()]
+    code, _, err = etlml(capsys, "models", "fit-estimator", "v2", *window)
+    assert code == 2 and "did not train on" in err and len(err.strip().splitlines()) == 1
+    later = ["--from", LATER.start.isoformat(), "--to", LATER.end.isoformat()]
+    code, _, err = etlml(capsys, "models", "fit-estimator", "baseline_v1", *later)
+    assert code == 2 and "shadow or rescore it first" in err
+    code, _, err = etlml(capsys, "models", "fit-estimator", "nope", *later)
+    assert code == 2 and "not registered" in err
+    code, _, err = etlml(
+        capsys,
+        "models",
+        "fit-estimator",
+        "baseline_v1",
+        "--from",
+        LATER.end.isoformat(),
+        "--to",
+        LATER.start.isoformat(),
+    )
+    assert code == 2 and "must be before" in err
+    score("baseline_v1", 6, 9)
+    blocked = tmp_path / "a-file"
+    blocked.write_text("not a folder")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("ETLML_STORAGE_ROOT", (blocked / "root").as_uri())
+        capsys.readouterr()
+        code, _, err = etlml(capsys, "models", "fit-estimator", "baseline_v1", *later)
+    assert code == 2 and "cannot be written" in err and len(err.strip().splitlines()) == 1
+    assert estimators.show(reg, "baseline_v1") is None
+    capsys.readouterr()
+    code, out, err = etlml(capsys, "models", "fit-estimator", "baseline_v1", *later, "--json")
+    assert code == 0, err
+    fitted = strict_json(out)
+    assert (fitted["n"], fitted["fitted_on"]) == (450, "labelled events")
+
+    fits = reg.execute(
+        "SELECT model_version, actor, details->>'fitted_on' FROM model_events WHERE event = 'fit_estimator' "
+        "ORDER BY event_id"
+    ).fetchall()
+    assert [(v, f) for v, _, f in fits] == [("v2", "holdout"), ("baseline_v1", "labelled events")]
+
+    # an estimator file changed after it was stored is refused; the realized figures are computed all the same
+    Path(fitted["artifact_uri"].removeprefix("file://")).write_bytes(b"not skops")
+    report = metrics.compute_interval(reg, interval(6), Monitoring())
+    assert report.estimates == () and report.performance[0].n_labeled == 150

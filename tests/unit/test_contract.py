@@ -55,6 +55,8 @@ RULE_TABLE: list[tuple[str, dict[str, Any], str]] = [
     ("number hex", {"f1": "0x10"}, "invalid_number"),
     ("number boolean", {"f1": "true"}, "invalid_number"),
     ("number with comma", {"f1": "1,5"}, "invalid_number"),
+    ("number huge but finite", {"f3": "1e300"}, "out_of_range"),
+    ("number just past the bound", {"f1": "-1.0000000001e15"}, "out_of_range"),
     ("timestamp beyond the skew", {"ts_utc": "2026-11-25T18:17:01Z"}, "future_timestamp"),
     ("timestamp far future", {"ts_utc": "2099-01-01T00:00:00Z"}, "future_timestamp"),
     ("timestamp before interval", {"ts_utc": "2026-11-25T17:59:59.999999Z"}, "outside_interval"),
@@ -91,6 +93,7 @@ ACCEPTED_TABLE: list[tuple[str, dict[str, Any]]] = [
     ("interval start", {"ts_utc": "2026-11-25T18:00:00Z"}),
     ("number with spaces", {"f1": "  7 "}),
     ("number forms", {"f1": "+.5", "f2": "-3.", "f3": "1E-3"}),
+    ("number on the bound", {"f1": "1e15", "f2": "-1e15"}),
     ("id of 128 characters", {"event_id": "é" * 128}),
     ("id that looks like SQL", {"event_id": "1'; DROP TABLE processed_data; --"}),
 ]
@@ -281,3 +284,14 @@ def test_a_records_verdict_does_not_depend_on_its_batch_mates_except_duplicates(
     mine = together.rejected[together.rejected["row_number"] == i + 1]
     assert alone.rejected["reason"].tolist() == mine["reason"].tolist()
     assert alone.rejected["message"].tolist() == mine["message"].tolist()
+
+
+def test_the_magnitude_bound_is_the_rules_and_says_how_to_change_it() -> None:
+    tight = contract.Rules(INTERVAL, now=NOW, max_future_skew=timedelta(minutes=5), max_abs_value=1000.0)
+    checked = one({"f1": "1000", "f2": "1000.5"}, tight)
+    assert checked.rejected["reason"].tolist() == ["out_of_range"]
+    message = checked.rejected["message"].iloc[0]
+    assert "f2" in message and "f1" not in message and "ETLML_MAX_ABS_VALUE" in message
+    # numeric columns (Parquet) are bounded the same way
+    frame = records({}).astype({"f3": "float64"}).assign(f3=[-1e300])
+    assert contract.apply(frame, RULES).rejected["reason"].tolist() == ["out_of_range"]

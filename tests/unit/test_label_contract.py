@@ -61,6 +61,7 @@ def test_good_labels_are_accepted_with_provenance_and_raw_bytes() -> None:
         (f"e1,abc,{OBSERVED}", "invalid_number", "y_true is not a finite number: 'abc'"),
         (f"e1,inf,{OBSERVED}", "invalid_number", "y_true is not a finite number"),
         (f"e1,NaN,{OBSERVED}", "invalid_number", "y_true is not a finite number"),
+        (f"e1,1e300,{OBSERVED}", "out_of_range", "ETLML_MAX_ABS_VALUE"),
         ("e1,1.0,", "invalid_timestamp", "observed_at is missing"),
         ("e1,1.0,2026-11-25T18:35:00", "invalid_timestamp", "with a UTC offset"),
         ("e1,1.0,2026-02-30T18:35:00Z", "invalid_timestamp", "with a UTC offset"),

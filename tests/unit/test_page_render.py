@@ -9,7 +9,14 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from etlml.ui import render
-from etlml.warehouse.dashboard import Dashboard, IntervalRow, ModelEventRow, ScoreBin, ScoreDistribution
+from etlml.warehouse.dashboard import (
+    Dashboard,
+    IntervalRow,
+    ModelEventRow,
+    PerformanceRow,
+    ScoreBin,
+    ScoreDistribution,
+)
 from tests.page_rows import elements, find
 
 NOW = datetime(2026, 11, 26, 12, 3, tzinfo=UTC)
@@ -18,8 +25,17 @@ NOW = datetime(2026, 11, 26, 12, 3, tzinfo=UTC)
 def test_an_empty_snapshot_renders_every_section_with_no_data_yet() -> None:
     html = render.page(Dashboard(now=NOW, window=timedelta(hours=24), score_missing="no champion is set"))
     sections = {e.attrs["id"]: e.text for e in elements(html) if e.tag == "section"}
-    assert set(sections) == {"models", "intervals", "drift", "score", "performance", "coverage", "events"}
-    for ident in ("intervals", "drift", "score", "performance", "coverage", "events"):
+    assert set(sections) == {
+        "models",
+        "intervals",
+        "drift",
+        "score",
+        "performance",
+        "estimated",
+        "coverage",
+        "events",
+    }
+    for ident in ("intervals", "drift", "score", "performance", "estimated", "coverage", "events"):
         assert "No data yet" in sections[ident], ident
     assert "no champion is set" in sections["score"]
     assert "none set" in sections["models"]
@@ -87,3 +103,42 @@ def test_a_few_intervals_fill_the_time_axis_instead_of_a_days_width() -> None:
     # the taller bar is the failed interval's, drawn as failed
     (failed,) = [e for e in find(html, "g") if "gate-failed" in e.classes]
     assert failed.data("interval-start") == rows[1].interval_start.isoformat()
+
+
+def test_estimated_and_realized_mae_share_one_chart_per_version() -> None:
+    """The estimate is drawn from the moment an interval is scored, the realized MAE once labels came;
+    an estimate above its threshold is marked as an alert."""
+    first = datetime(2026, 11, 26, 11, 20, tzinfo=UTC)
+
+    def row(k: int, version: str, estimated: float | None, mae: float | None) -> PerformanceRow:
+        at = first + timedelta(minutes=10 * k)
+        band = None if estimated is None else (estimated - 0.01, estimated + 0.01)
+        return PerformanceRow(
+            at,
+            at + timedelta(minutes=10),
+            version,
+            2000,
+            0 if mae is None else 2000,
+            mae,
+            mae,
+            0.0,
+            estimated,
+            *(band or (None, None)),
+            None if estimated is None else 0.3,
+            None if estimated is None else estimated > 0.3,
+        )
+
+    rows = [row(0, "baseline_v1", 0.21, 0.2), row(1, "baseline_v1", 0.45, None), row(0, "v2", 0.1, 0.11)]
+    rows.append(row(0, "v3", None, 0.5))  # no estimator: no chart of its own
+    html = render.page(Dashboard(now=NOW, window=timedelta(hours=24), performance=rows))
+    charts = [
+        e for e in elements(html) if e.tag == "svg" and "estimated and realized" in e.attrs["aria-label"]
+    ]
+    assert [c.attrs["aria-label"].rsplit(" ", 1)[-1] for c in charts] == ["baseline_v1", "v2"]
+    points = find(html, "circle", version="baseline_v1")
+    estimates = [p for p in points if "estimate" in p.classes]
+    assert [(p.data("estimated-mae"), p.data("alert")) for p in estimates] == [
+        ("0.21", "False"),
+        ("0.45", "True"),
+    ]
+    assert "alert" in estimates[1].classes and estimates[1].data("mae") is None

@@ -21,7 +21,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from etlml import FEATURES
+from etlml import DEFAULT_MAX_ABS_VALUE, FEATURES
 from etlml.errors import PermanentError
 from etlml.interval import Interval
 from etlml.records import DUPLICATE, EVENT, PROVENANCE, REJECTED
@@ -45,6 +45,7 @@ REASONS: dict[str, str] = {
     "or containing control characters",
     "invalid_timestamp": "ts_utc absent, not ISO-8601 with a UTC offset, or not a real date and time",
     "invalid_number": "f1, f2 or f3 present but not a finite number",
+    "out_of_range": "f1, f2 or f3 a finite number of magnitude above ETLML_MAX_ABS_VALUE (default 1e15)",
     "future_timestamp": "ts_utc more than the allowed skew after both the moment extract ran and the end "
     "of the run's interval (the producer's clock is ahead)",
     "outside_interval": "ts_utc outside the run's data interval [start, end) (for a stream: the interval "
@@ -89,12 +90,14 @@ class Rules:
     ``tolerance``: how far outside the interval an event's ``ts_utc`` may lie and still be accepted
     (0 by default). A stream source files an event under the interval of its arrival, so an event
     stamped just before a boundary and arriving just after it is accepted by the later interval.
+    ``max_abs_value``: the largest magnitude of a feature accepted (``out_of_range`` beyond it).
     """
 
     interval: Interval
     now: datetime  # when extract ran
     max_future_skew: timedelta
     tolerance: timedelta = timedelta(0)
+    max_abs_value: float = DEFAULT_MAX_ABS_VALUE
 
     def __post_init__(self) -> None:
         if self.now.tzinfo is None:
@@ -315,6 +318,33 @@ def _check_numbers(frame: pd.DataFrame, verdicts: Verdicts) -> dict[str, np.ndar
     return values
 
 
+def out_of_range(values: np.ndarray[Any, np.dtype[np.float64]], bound: float) -> Mask:
+    """Where a parsed value's magnitude exceeds ``bound`` (NaN, a missing value, never does)."""
+    with np.errstate(invalid="ignore"):
+        return np.asarray(np.abs(values) > bound, dtype=bool)
+
+
+def bound_message(name: str, value: object, bound: float) -> str:
+    return (
+        f"{name} is {excerpt(value)}, of magnitude above ETLML_MAX_ABS_VALUE={bound:g} (raise the bound "
+        "if such values are real)"
+    )
+
+
+def _check_ranges(
+    frame: pd.DataFrame, values: dict[str, np.ndarray[Any, Any]], rules: Rules, verdicts: Verdicts
+) -> None:
+    beyond = {f: out_of_range(values[f], rules.max_abs_value) for f in FEATURES}
+    bad = np.logical_or.reduce([beyond[f] for f in FEATURES])
+
+    def why(i: int) -> str:
+        return "; ".join(
+            bound_message(f, frame[f].iloc[i], rules.max_abs_value) for f in FEATURES if beyond[f][i]
+        )
+
+    verdicts.flag(bad, "out_of_range", lazy_messages(bad, why, frame.index))
+
+
 def _check_time_window(ts: pd.Series, rules: Rules, verdicts: Verdicts) -> None:
     micros = ts.to_numpy(dtype="datetime64[us]")
     valid = ~np.isnat(micros)
@@ -511,6 +541,7 @@ def apply(
     well_formed_id = verdicts.open.copy()
     ts = _check_timestamps(frame, verdicts)
     values = _check_numbers(frame, verdicts)
+    _check_ranges(frame, values, rules, verdicts)
     _check_time_window(ts, rules, verdicts)
     if deduplicate:
         drop_superseded(frame, ids, verdicts)

@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from etlml import DEFAULT_MAX_ABS_VALUE
 from etlml.ingest import contract
 from etlml.ingest.contract import Counts, excerpt, printable
 from etlml.records import DUPLICATE, LABEL, PROVENANCE
@@ -34,6 +35,7 @@ REASONS: dict[str, str] = {
     "missing_event_id": contract.REASONS["missing_event_id"],
     "invalid_event_id": contract.REASONS["invalid_event_id"],
     "invalid_number": "y_true absent, or not a finite number",
+    "out_of_range": "y_true a finite number of magnitude above ETLML_MAX_ABS_VALUE (default 1e15)",
     "invalid_timestamp": "observed_at absent, not ISO-8601 with a UTC offset, or not a real date and time",
     "future_timestamp": "observed_at more than the allowed skew (ETLML_MAX_FUTURE_SKEW_SECONDS) after both "
     "the moment the labels were read and the end of the run's interval",
@@ -57,6 +59,7 @@ class Rules:
     interval_end: datetime
     now: datetime
     max_future_skew: timedelta
+    max_abs_value: float = DEFAULT_MAX_ABS_VALUE
 
     def __post_init__(self) -> None:
         if self.now.tzinfo is None or self.interval_end.tzinfo is None:
@@ -84,7 +87,9 @@ def _complete(records: pd.DataFrame) -> pd.DataFrame:
     return frame
 
 
-def _check_label(frame: pd.DataFrame, verdicts: contract.Verdicts) -> np.ndarray[Any, np.dtype[np.float64]]:
+def _check_label(
+    frame: pd.DataFrame, rules: Rules, verdicts: contract.Verdicts
+) -> np.ndarray[Any, np.dtype[np.float64]]:
     values, invalid = contract.parse_numbers(frame["y_true"])
     missing = np.isnan(values) & ~invalid
     bad = invalid | missing
@@ -94,6 +99,14 @@ def _check_label(frame: pd.DataFrame, verdicts: contract.Verdicts) -> np.ndarray
         return "y_true is missing" if missing[i] else f"y_true is not a finite number: {excerpt(raw.iloc[i])}"
 
     verdicts.flag(bad, "invalid_number", contract.lazy_messages(bad, why, frame.index))
+    beyond = contract.out_of_range(values, rules.max_abs_value)
+    verdicts.flag(
+        beyond,
+        "out_of_range",
+        contract.lazy_messages(
+            beyond, lambda i: contract.bound_message("y_true", raw.iloc[i], rules.max_abs_value), frame.index
+        ),
+    )
     return values
 
 
@@ -130,7 +143,7 @@ def apply(records: pd.DataFrame, rules: Rules) -> Checked:
     contract.flag_reader_problems(frame, verdicts)
     ids = contract.check_ids(frame, verdicts)
     well_formed_id = verdicts.open.copy()
-    y_true = _check_label(frame, verdicts)
+    y_true = _check_label(frame, rules, verdicts)
     observed = _check_observed(frame, rules, verdicts)
     contract.drop_superseded(frame, ids, verdicts, ": the last delivery in read order wins")
     accepted = verdicts.open

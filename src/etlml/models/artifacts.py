@@ -90,8 +90,30 @@ def store(source_path: str, storage_root: str, version: str) -> tuple[str, str]:
 
     check_version_name(version)
     data = ObjectStoragePath(source_path).read_bytes()
-    _estimator_from(data, source_path)
-    target = ObjectStoragePath(storage_root) / ARTIFACTS_FOLDER / version / "model.skops"
+    return store_bytes(data, source_path, storage_root, version, "model.skops")
+
+
+def store_error_estimator(estimator: Any, storage_root: str, version: str) -> tuple[str, str]:
+    """Save a version's error estimator with skops at ``<root>/+models/<version>/error-estimator-
+    <sha256 prefix>.skops`` (a refit never overwrites the file an earlier row names); URI and sha256."""
+    import tempfile
+
+    check_version_name(version)
+    with tempfile.TemporaryDirectory(prefix="etlml-estimator-") as folder:
+        path = Path(folder, "estimator.skops")
+        dump(estimator, path)
+        data = path.read_bytes()
+    name = f"error-estimator-{hashlib.sha256(data).hexdigest()[:16]}.skops"
+    return store_bytes(data, name, storage_root, version, name)
+
+
+def store_bytes(data: bytes, source: str, storage_root: str, version: str, name: str) -> tuple[str, str]:
+    """Check the skops bytes ``data`` (read from ``source``), write them to
+    ``<root>/+models/<version>/<name>``; the stored URI and its sha256."""
+    from airflow.sdk import ObjectStoragePath
+
+    _estimator_from(data, source)
+    target = ObjectStoragePath(storage_root) / ARTIFACTS_FOLDER / version / name
     target.parent.mkdir(parents=True, exist_ok=True)
     handle: Any = target  # ObjectStoragePath.open is untyped
     with handle.open("wb") as fh:

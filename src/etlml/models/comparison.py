@@ -159,14 +159,21 @@ def promote(
 ) -> Promotion:
     """Promote ``version`` with the evidence of a comparison with the champion stored beside it.
 
-    With ``if_better`` only when the 95% interval of the MAE difference lies wholly below zero;
-    otherwise whatever the evidence says (and with none when no labelled event is paired). The
-    comparison, the decision and the promotion happen under the registry lock, in one transaction.
+    With ``if_better`` only when the 95% interval of the MAE difference lies wholly below zero, and
+    only on enough evidence: fewer than :data:`evidence.MIN_SAMPLES` resamples or
+    :data:`evidence.MIN_PAIRED` paired labelled events are refused
+    (:class:`evidence.InsufficientEvidenceError`, nothing stored). Without it, whatever the evidence
+    says (and with none when no labelled event is paired). The comparison, the decision and the
+    promotion happen under the registry lock, in one transaction.
     """
+    if if_better:
+        _require_samples(samples)
     with conn.transaction():
         conn.execute(query("lock_model_aliases"))
         champion, _ = _versions(conn, version)
         found = _evidence(conn, champion, version, window, samples=samples, seed=seed)
+        if if_better:
+            _require_pairs(found, champion, version)
         comparison = Comparison(champion, version, window, found)
         if found.n == 0:
             reason = "no labelled events: " + _no_pairs(conn, champion, version, window)
@@ -179,10 +186,29 @@ def promote(
             "rule": "if_better" if if_better else "unconditional",
             "comparison_id": comparison.comparison_id,
             "evidence": comparison.to_json() if found.n else None,
+            "min_samples": evidence.MIN_SAMPLES,
+            "min_paired": evidence.MIN_PAIRED,
             "reason": reason,
         }
         registry.promote(conn, version, actor, details=details, expected_champion=champion)
     return Promotion(True, version, version, f"promoted: {reason}", comparison)
+
+
+def _require_samples(samples: int) -> None:
+    if samples < evidence.MIN_SAMPLES:
+        raise evidence.InsufficientEvidenceError(
+            f"--if-better needs at least {evidence.MIN_SAMPLES} bootstrap resamples, got --samples "
+            f"{samples}: the percentiles of fewer are noise; nothing was compared or promoted"
+        )
+
+
+def _require_pairs(found: evidence.Evidence, champion: str, candidate: str) -> None:
+    if found.n < evidence.MIN_PAIRED:
+        raise evidence.InsufficientEvidenceError(
+            f"--if-better needs at least {evidence.MIN_PAIRED} paired labelled events (labelled, and "
+            f"predicted by both {champion!r} and {candidate!r}), the window has {found.n} paired "
+            "labelled events: widen --from/--to or wait for labels; nothing was promoted"
+        )
 
 
 def _verdict(found: evidence.Evidence) -> str:
@@ -192,6 +218,11 @@ def _verdict(found: evidence.Evidence) -> str:
             "evidence that the candidate is better"
         )
     interval = f"[{found.ci_low:.6g}, {found.ci_high:.6g}]"
+    if found.samples < evidence.MIN_SAMPLES:
+        return (
+            f"the interval of the MAE difference {interval} comes from {found.samples} resamples, fewer "
+            f"than {evidence.MIN_SAMPLES}: no evidence"
+        )
     if found.candidate_better:
         return f"the 95% interval of the MAE difference {interval} lies wholly below zero"
     return f"the 95% interval of the MAE difference {interval} does not lie wholly below zero"

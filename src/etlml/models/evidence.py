@@ -21,12 +21,23 @@ DEFAULT_SEED = 0
 MIN_PAIRED = 30
 """Fewer paired labelled events than this give no interval: a bootstrap of a handful of events
 claims a certainty it does not have, so such a comparison never counts as evidence."""
+MIN_SAMPLES = 1000
+"""Fewer resamples than this are no evidence: the percentiles of a few resampled means are noise
+(the "95% interval" of one resample is a point). ``promote --if-better`` refuses them."""
+MAX_SAMPLES = 1_000_000
+"""More resamples than this are refused: they cost minutes and change nothing the percentiles show."""
+MAX_SEED = 2**63 - 1
+"""Seeds are stored as bigint (``model_comparisons.seed``); NumPy takes non-negative ones."""
 _DRAWS_PER_BLOCK = 2_000_000
 """Resampled indices drawn at once; bounds memory whatever the number of events."""
 
 
 class EvidenceError(ModelError):
     """Errors that cannot be compared (different lengths, non-finite values, bad samples)."""
+
+
+class InsufficientEvidenceError(EvidenceError):
+    """Too few resamples or paired labelled events to decide on (``promote --if-better``)."""
 
 
 @dataclass(frozen=True)
@@ -47,8 +58,9 @@ class Evidence:
 
     @property
     def candidate_better(self) -> bool:
-        """True only when the whole 95% interval of the MAE difference is below zero."""
-        return self.ci_high is not None and self.ci_high < 0
+        """True only when the whole 95% interval of the MAE difference, from at least
+        :data:`MIN_SAMPLES` resamples, is below zero."""
+        return self.ci_high is not None and self.ci_high < 0 and self.samples >= MIN_SAMPLES
 
     def to_json(self) -> dict[str, Any]:
         return {**asdict(self), "candidate_better": self.candidate_better}
@@ -93,18 +105,37 @@ def compare_errors(
     n = len(y)
     if n == 0:
         return Evidence(0, None, None, None, None, None, None, None, samples, seed)
-    err_a, err_b = a - y, b - y
-    diff = np.abs(err_b) - np.abs(err_a)
-    low, high = paired_bootstrap(diff, samples, seed) if n >= MIN_PAIRED else (None, None)
-    return Evidence(
-        n=n,
-        champion_mae=float(np.abs(err_a).mean()),
-        candidate_mae=float(np.abs(err_b).mean()),
-        champion_rmse=float(np.sqrt(np.mean(err_a**2))),
-        candidate_rmse=float(np.sqrt(np.mean(err_b**2))),
-        mae_diff=float(diff.mean()),
-        ci_low=low,
-        ci_high=high,
-        samples=samples,
-        seed=seed,
-    )
+    with np.errstate(over="ignore", invalid="ignore"):
+        err_a, err_b = a - y, b - y
+        diff = np.abs(err_b) - np.abs(err_a)
+        low, high = paired_bootstrap(diff, samples, seed) if n >= MIN_PAIRED else (None, None)
+        return Evidence(
+            n=n,
+            champion_mae=finite(np.abs(err_a).mean()),
+            candidate_mae=finite(np.abs(err_b).mean()),
+            champion_rmse=rmse(err_a),
+            candidate_rmse=rmse(err_b),
+            mae_diff=finite(diff.mean()),
+            ci_low=None if low is None else finite(low),
+            ci_high=None if high is None else finite(high),
+            samples=samples,
+            seed=seed,
+        )
+
+
+def finite(value: float | np.floating[Any]) -> float | None:
+    """``value`` as a float, or ``None`` when it is not finite (a sum that overflowed): nothing
+    stored or printed is ever ``Infinity`` or ``NaN``."""
+    number = float(value)
+    return number if np.isfinite(number) else None
+
+
+def rmse(errors: Floats) -> float | None:
+    """The root mean square of ``errors``, scaled by the largest so that no square overflows (errors
+    of 5e298 have an RMSE float8 holds); ``None`` when even that is not finite."""
+    if not len(errors):
+        return None
+    scale = float(np.max(np.abs(errors)))
+    if scale == 0.0 or not np.isfinite(scale):
+        return 0.0 if scale == 0.0 else None
+    return finite(scale * np.sqrt(np.mean((errors / scale) ** 2)))

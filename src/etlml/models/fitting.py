@@ -21,6 +21,7 @@ from etlml import FEATURES
 from etlml.errors import ModelError
 from etlml.features.profile import reference_profile
 from etlml.features.stats import FeatureStats
+from etlml.models import estimation
 from etlml.models.scoring import SklearnModel
 
 Estimator = Literal["ridge", "hist_gradient_boosting"]
@@ -38,12 +39,15 @@ class TrainingError(ModelError):
 
 @dataclass(frozen=True)
 class Trained:
-    """A fitted estimator with what the registry stores beside it."""
+    """A fitted estimator with what the registry stores beside it: its error estimator is fitted on
+    the holdout's errors of the model fitted without the holdout (``None`` when the holdout has fewer
+    than :data:`etlml.models.estimation.MIN_EVENTS` events)."""
 
     estimator: Any
     stats: dict[str, FeatureStats]
     validation_metrics: dict[str, Any]
     reference_profile: dict[str, Any]
+    error_estimator: estimation.FittedEstimator | None = None
 
 
 def make_estimator(name: str) -> Any:
@@ -103,13 +107,18 @@ def train(frame: pd.DataFrame, estimator: str, version: str) -> Trained:
     x, y = _matrix(ordered, stats), ordered["y_true"].to_numpy(dtype=np.float64)
     cut = len(ordered) - max(1, math.ceil(len(ordered) * HOLDOUT_SHARE))
     held_out = make_estimator(estimator).fit(x[:cut], y[:cut])
+    holdout_scores = np.asarray(held_out.predict(x[cut:]), dtype=np.float64)
     validation = {
         "n": len(ordered) - cut,
         "n_fit": cut,
-        **_metrics(y[cut:], np.asarray(held_out.predict(x[cut:]), dtype=np.float64)),
+        **_metrics(y[cut:], holdout_scores),
         "holdout": HOLDOUT_RULE,
         "estimator": estimator,
     }
+    raw = np.column_stack([ordered[f].to_numpy(dtype=np.float64)[cut:] for f in FEATURES])
+    errors = (
+        estimation.fit(raw, holdout_scores, y[cut:]) if len(ordered) - cut >= estimation.MIN_EVENTS else None
+    )
     fitted = make_estimator(estimator).fit(x, y)
     scores = SklearnModel(version, fitted, stats).predict(ordered, use_stored_z=False)
     profile = reference_profile(
@@ -118,4 +127,4 @@ def train(frame: pd.DataFrame, estimator: str, version: str) -> Trained:
             "score": scores,
         }
     )
-    return Trained(fitted, stats, validation, profile)
+    return Trained(fitted, stats, validation, profile, errors)

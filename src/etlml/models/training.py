@@ -12,7 +12,7 @@ from typing import Any
 import pandas as pd
 import psycopg
 
-from etlml.models import artifacts, fitting, registry
+from etlml.models import artifacts, estimation, estimators, fitting, registry
 from etlml.warehouse.connection import query
 
 log = logging.getLogger(__name__)
@@ -45,6 +45,28 @@ def labelled_events(conn: psycopg.Connection[Any], window: Window) -> pd.DataFra
     rows = conn.execute(query("labelled_training_events"), window.params()).fetchall()
     frame = pd.DataFrame(rows, columns=["event_id", "ts_utc", "f1", "f2", "f3", "y_true"])
     return frame.astype({"f1": "float64", "f2": "float64", "f3": "float64", "y_true": "float64"})
+
+
+def store_estimator(
+    conn: psycopg.Connection[Any],
+    version: str,
+    fitted: estimation.FittedEstimator | None,
+    *,
+    storage_root: str,
+    actor: str,
+) -> None:
+    """Record the error estimator a training fitted on its holdout (see :mod:`etlml.models.estimators`);
+    without one (a holdout too small), say how to fit one later."""
+    if fitted is None:
+        log.warning(
+            "%s: its holdout has fewer than %d events, too few to fit an error estimator; fit one on "
+            "later labelled events with `etlml models fit-estimator %s --from ... --to ...`",
+            version,
+            estimation.MIN_EVENTS,
+            version,
+        )
+        return
+    estimators.store(conn, version, fitted, storage_root=storage_root, actor=actor, fitted_on="holdout")
 
 
 def train(
@@ -84,6 +106,7 @@ def train(
             training_to=window.end,
             validation_metrics=trained.validation_metrics,
         )
+    store_estimator(conn, version, trained.error_estimator, storage_root=storage_root, actor=actor)
     log.info(
         "trained %s (%s) on %d labelled events: %s",
         version,

@@ -12,13 +12,13 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
 
 import psycopg
 
 from etlml.features.profile import SHARE_FLOOR
 from etlml.interval import Interval
+from etlml.monitoring.estimates import EstimatedError, estimate_interval
 from etlml.settings import Monitoring
 from etlml.warehouse.connection import query
 
@@ -47,9 +47,15 @@ class Drift:
         }
 
 
+MAX_MEASURED = 1e100
+"""Predictions and labels beyond this magnitude give no error: squared, they could overflow float8.
+The contracts keep inputs and labels far below it (``ETLML_MAX_ABS_VALUE``)."""
+
+
 @dataclass(frozen=True)
 class Performance:
-    """One ``model_performance`` row (the error figures are None while nothing is labelled)."""
+    """One ``model_performance`` row (the error figures are None while nothing is labelled, or when
+    ``problem`` says why they cannot be computed)."""
 
     model_version: str
     n_predictions: int
@@ -57,16 +63,20 @@ class Performance:
     mae: float | None
     rmse: float | None
     bias: float | None
+    problem: str | None = None
 
 
 @dataclass(frozen=True)
 class IntervalReport:
-    """What one computation of an interval stored, and which alerts it raised anew."""
+    """What one computation of an interval stored, and which alerts it raised anew (drift, and
+    estimated MAEs above their threshold)."""
 
     interval: Interval
     performance: tuple[Performance, ...]
     drift: tuple[Drift, ...]
     new_alerts: tuple[Drift, ...]
+    estimates: tuple[EstimatedError, ...] = ()
+    new_estimate_alerts: tuple[EstimatedError, ...] = ()
 
     @property
     def without_profile(self) -> tuple[str, ...]:
@@ -84,6 +94,8 @@ class IntervalReport:
             },
             "drift": {f"{d.model_version}/{d.feature}": d.status for d in self.drift},
             "new_alerts": [d.to_xcom() for d in self.new_alerts],
+            "estimated": [e.to_xcom() for e in self.estimates],
+            "new_estimate_alerts": [e.to_xcom() for e in self.new_estimate_alerts],
             "without_profile": list(self.without_profile),
         }
 
@@ -101,48 +113,79 @@ def compute_interval(
     (call it on a connection with no transaction open, so that each interval commits on its own).
 
     ``notify`` is called, before the transaction commits, when a (version, feature) has status
-    ``alert`` that did not have it before: if notifying fails, nothing is stored, and a retry
-    computes and notifies again (alerts are sent at least once, and a recompute with the same
-    outcome sends none).
+    ``alert`` that did not have it before, or a version's estimated MAE is above its threshold where
+    it was not before: if notifying fails, nothing is stored, and a retry computes and notifies
+    again (alerts are sent at least once, and a recompute with the same outcome sends none).
     """
     params = {"start": interval.start, "end": interval.end}
     with conn.transaction(), conn.cursor() as cur:
         cur.execute(query("monitor_lock_interval"), {"key": interval.key})
         cur.execute(query("monitor_session"))
+        queued = cur.execute(query("monitor_due_read"), params).fetchone()
         before = {(str(v), str(f)) for v, f in cur.execute(query("monitor_alerts"), params).fetchall()}
-        cur.execute(query("monitor_clear_interval"), params)
-        cur.execute(
-            query("monitor_interval"),
-            {
-                **params,
-                "share_floor": SHARE_FLOOR,
-                "psi_warn": thresholds.psi_warn,
-                "psi_alert": thresholds.psi_alert,
-            },
-        )
-        drift = tuple(
-            sorted((_drift(row) for row in cur.fetchall()), key=lambda d: (d.model_version, d.feature))
-        )
+        estimated_before = {str(v) for (v,) in cur.execute(query("monitor_estimate_alerts"), params)}
+        drift = _replace_rows(cur, params, thresholds)
         performance = tuple(_performance(row) for row in cur.execute(query("monitor_performance"), params))
+        counts = {p.model_version: p.n_predictions for p in performance}
+        estimates = estimate_interval(cur, interval, counts, thresholds.estimated_mae_alert_ratio)
         fresh = tuple(d for d in drift if d.status == "alert" and (d.model_version, d.feature) not in before)
-        report = IntervalReport(interval, performance, drift, fresh)
+        fresh_estimates = tuple(e for e in estimates if e.alert and e.model_version not in estimated_before)
+        report = IntervalReport(interval, performance, drift, fresh, estimates, fresh_estimates)
         for version in report.without_profile:
             log.info(
                 "%s: no drift for %s: the version has no reference profile (register it with one)",
                 interval.key,
                 version,
             )
-        if fresh and notify is not None:
+        if (fresh or fresh_estimates) and notify is not None:
             notify(report)
+        if queued is not None:
+            cur.execute(query("monitor_due_done"), {**params, "change_seq": queued[0]})
     return report
 
 
-def changed_intervals(conn: psycopg.Connection[Any], since: datetime, until: datetime) -> list[Interval]:
-    """Intervals starting in ``[since, until)`` whose labels changed after their monitoring rows were
-    computed, or that hold labels but were never monitored; oldest first. Read in a transaction of
-    its own (committed before any interval is computed)."""
+def _replace_rows(
+    cur: psycopg.Cursor[Any], params: dict[str, Any], thresholds: Monitoring
+) -> tuple[Drift, ...]:
+    """Replace the interval's ``model_performance`` and ``feature_drift`` rows; the drift rows."""
+    cur.execute(query("monitor_clear_interval"), params)
+    cur.execute(
+        query("monitor_interval"),
+        {
+            **params,
+            "share_floor": SHARE_FLOOR,
+            "psi_warn": thresholds.psi_warn,
+            "psi_alert": thresholds.psi_alert,
+            "max_measured": MAX_MEASURED,
+            "max_measured_text": f"{MAX_MEASURED:g}",
+        },
+    )
+    return tuple(sorted((_drift(row) for row in cur.fetchall()), key=lambda d: (d.model_version, d.feature)))
+
+
+def queued_change(conn: psycopg.Connection[Any], interval: Interval) -> int | None:
+    """The queued change of the interval's labels (``monitor_due.change_seq``), if any."""
     with conn.transaction():
-        rows = conn.execute(query("monitor_changed_intervals"), {"since": since, "until": until}).fetchall()
+        row = conn.execute(query("monitor_due_read"), {"start": interval.start}).fetchone()
+    return None if row is None else int(row[0])
+
+
+def record_problem(
+    conn: psycopg.Connection[Any], interval: Interval, problem: str, change_seq: int | None
+) -> None:
+    """Record that the interval's figures could not be computed (at the labels' change ``change_seq``
+    read before trying): the sweep skips it until its labels change again."""
+    params = {"start": interval.start, "end": interval.end, "problem": problem, "change_seq": change_seq}
+    with conn.transaction():
+        conn.execute(query("monitor_due_failed"), params)
+
+
+def changed_intervals(conn: psycopg.Connection[Any]) -> list[Interval]:
+    """Intervals whose labels changed (a label stored, changed or removed) since their monitoring
+    rows were computed, wherever they start; oldest first. Read in a transaction of its own
+    (committed before any interval is computed)."""
+    with conn.transaction():
+        rows = conn.execute(query("monitor_changed_intervals")).fetchall()
     return [Interval(start, end) for start, end in rows]
 
 
@@ -159,10 +202,7 @@ def _drift(row: Sequence[Any]) -> Drift:
 
 
 def _performance(row: Sequence[Any]) -> Performance:
-    version, n_predictions, n_labeled, mae, rmse, bias = row
-    return Performance(
-        str(version),
-        int(n_predictions),
-        int(n_labeled),
-        *(None if v is None else float(v) for v in (mae, rmse, bias)),
-    )
+    version, n_predictions, n_labeled, mae, rmse, bias, problem = row
+    mae, rmse, bias = (None if v is None else float(v) for v in (mae, rmse, bias))
+    text = None if problem is None else str(problem)
+    return Performance(str(version), int(n_predictions), int(n_labeled), mae, rmse, bias, text)

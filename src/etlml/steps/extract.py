@@ -88,6 +88,7 @@ def extract(
         now=datetime.now(UTC),
         max_future_skew=cfg.max_future_skew,
         tolerance=getattr(source, "ts_tolerance", timedelta(0)),
+        max_abs_value=cfg.max_abs_value,
     )
     reading = sources.read(source, run.interval)
     entries = _EntryRange()

@@ -50,6 +50,7 @@ class LabelsIngested:
     deduplicated: int = 0
     inserted: int = 0
     updated: int = 0
+    removed: int = 0
     gate: str = "passed"
 
     def to_xcom(self) -> dict[str, Any]:
@@ -105,11 +106,11 @@ def _records(
 def ingest_labels(run: RunContext, *, simulated_events: int, now: datetime | None = None) -> LabelsIngested:
     """Read the run's labels (``ETLML_LABEL_SOURCE``), check them (:mod:`etlml.ingest.label_contract`)
     and, in one transaction: upsert the accepted labels whose event is stored into ``labels`` (the
-    latest delivery wins), make the interval's ``rejected_labels`` equal to the rejected records plus
-    the labels of unknown events, and record the run in ``run_audit`` once ``extracted = loaded +
-    rejected + deduplicated`` holds. Then the quality gate: more than ``ETLML_MAX_REJECTED_SHARE``
-    rejected fails the task without retries (what was stored stays). A landing partition that does
-    not exist stores nothing and keeps what the interval holds."""
+    latest delivery wins), remove those the interval delivered before and no longer does, make the
+    interval's ``rejected_labels`` equal to the rejected records plus the labels of unknown events,
+    and record the run in ``run_audit`` once ``extracted = loaded + rejected + deduplicated`` holds.
+    Then the quality gate: more than ``ETLML_MAX_REJECTED_SHARE`` rejected fails the task without
+    retries (what was stored stays). A missing partition stores nothing, keeps what is held."""
     cfg = settings.load()
     found, reading = _records(cfg, run, simulated_events)
     if not reading.found:
@@ -119,8 +120,7 @@ def ingest_labels(run: RunContext, *, simulated_events: int, now: datetime | Non
         return LabelsIngested(found.name, found=False)
     chunks = list(reading.chunks)
     frame = pd.concat(chunks, ignore_index=True) if chunks else records.LABEL_RECORD.empty()
-    rules = label_contract.Rules(run.interval.end, now or datetime.now(UTC), cfg.max_future_skew)
-    checked = label_contract.apply(frame, rules)
+    checked = label_contract.apply(frame, _rules(cfg, run, now))
     window_start = run.interval.shifted(-cfg.label_window).start
     read = None
     if reading.files is not None:
@@ -157,6 +157,7 @@ def ingest_labels(run: RunContext, *, simulated_events: int, now: datetime | Non
         deduplicated=counts.deduplicated,
         inserted=stored.inserted,
         updated=stored.updated,
+        removed=stored.removed,
         gate=audit.gate,
     )
 
@@ -201,6 +202,12 @@ def _store(
         dag_version_id=run.dag_version_id,
     )
     return counts, audit, stored
+
+
+def _rules(cfg: Settings, run: RunContext, now: datetime | None) -> label_contract.Rules:
+    return label_contract.Rules(
+        run.interval.end, now or datetime.now(UTC), cfg.max_future_skew, cfg.max_abs_value
+    )
 
 
 def _unknown_message(cfg: Settings, interval: Interval, window_start: datetime) -> str:

@@ -1,17 +1,20 @@
 """Task ``monitor`` of DAG ``30_monitor``: realized accuracy and drift of the intervals that need it.
 
 A run triggered by ``predictions`` asset events computes the intervals their ``extra`` names; a
-time-scheduled (or manual) run sweeps the intervals of the last ``ETLML_LABEL_WINDOW_DAYS`` whose
-labels changed since they were computed. Each interval is replaced in a transaction of its own
-(:func:`etlml.monitoring.metrics.compute_interval`); a drift alert calls the notifier.
+time-scheduled (or manual) run sweeps the intervals whose labels changed (stored, changed or removed)
+since they were computed, wherever they start. Each interval is replaced in a transaction of its own
+(:func:`etlml.monitoring.metrics.compute_interval`); a drift alert calls the notifier. An interval
+PostgreSQL cannot compute is recorded as such and does not stop the others.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Iterable, Mapping
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
+
+import psycopg
 
 from etlml import settings
 from etlml.interval import Interval
@@ -51,36 +54,61 @@ def intervals_of(extras: Iterable[Mapping[str, Any]]) -> list[Interval]:
     return sorted(found, key=lambda i: i.start)
 
 
-def notify_drift(report: metrics.IntervalReport) -> None:
-    """The drift alert of an interval's new ``alert`` statuses, through :class:`AlertNotifier`."""
-    what = ", ".join(
-        f"{d.model_version} {d.feature} PSI " + ("n/a (no values)" if d.psi is None else f"{d.psi:.3f}")
-        for d in report.new_alerts
-    )
+def notify(report: metrics.IntervalReport) -> None:
+    """The interval's new alerts through :class:`AlertNotifier`: a drift alert for new ``alert``
+    statuses, an estimated-performance alert (kind ``estimated_performance``, marked as estimated)
+    for versions whose estimated MAE crossed their threshold."""
     interval = f"{report.interval.start:%Y-%m-%d %H:%M}-{report.interval.end:%H:%M} UTC"
-    AlertNotifier(kind="drift", summary=f"drift alert in {interval}: {what}").send(report.to_xcom())
+    if report.new_alerts:
+        what = ", ".join(
+            f"{d.model_version} {d.feature} PSI " + ("n/a (no values)" if d.psi is None else f"{d.psi:.3f}")
+            for d in report.new_alerts
+        )
+        AlertNotifier(kind="drift", summary=f"drift alert in {interval}: {what}").send(report.to_xcom())
+    if report.new_estimate_alerts:
+        what = ", ".join(
+            f"{e.model_version} estimated MAE {e.mae:.4g} (band {e.low:.4g}-{e.high:.4g}) above its "
+            f"threshold {e.threshold:.4g} ({e.threshold / e.reference_mae:g} x validation MAE "
+            f"{e.reference_mae:.4g})"
+            for e in report.new_estimate_alerts
+        )
+        summary = f"estimated (before labels) performance alert in {interval}: {what}"
+        AlertNotifier(kind="estimated_performance", summary=summary).send(report.to_xcom())
 
 
 @fail_fast
-def monitor(extras: Iterable[Mapping[str, Any]], as_of: datetime | None = None) -> dict[str, Any]:
-    """Compute the intervals the asset events name, or, when there are none, sweep the label window
-    ending at ``as_of`` (default: now). Returns what was computed, for XCom. A setting or an alerts
-    connection that cannot work fails the task without retries."""
+def monitor(extras: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
+    """Compute the intervals the asset events name, or, when there are none, those whose labels
+    changed. Returns what was computed, for XCom. A setting or an alerts connection that cannot work
+    fails the task without retries."""
     cfg, thresholds = settings.load(), settings.monitoring()
     named = intervals_of(extras)
     with connection.connect(cfg.warehouse_conn_id) as conn:
         if named:
             todo, why = named, "named by asset events"
         else:
-            until = as_of or datetime.now(UTC)
-            todo = metrics.changed_intervals(conn, until - thresholds.label_window, until)
-            why = "labels changed"
+            todo, why = metrics.changed_intervals(conn), "labels changed"
         log.info("%d interval(s) to compute (%s)", len(todo), why)
-        reports = [metrics.compute_interval(conn, i, thresholds, notify_drift) for i in todo]
+        reports = [r for r in (_compute(conn, i, thresholds) for i in todo) if r is not None]
     for report in reports:
         log.info("%s: %s", report.interval.key, report.to_xcom())
+    computed = {r.interval.key for r in reports}
     return {
         "reason": why,
-        "intervals": [r.interval.key for r in reports],
+        "intervals": [i.key for i in todo if i.key in computed],
+        "not_computed": [i.key for i in todo if i.key not in computed],
         "alerts": sum(len(r.new_alerts) for r in reports),
     }
+
+
+def _compute(conn: Any, interval: Interval, thresholds: settings.Monitoring) -> metrics.IntervalReport | None:
+    """Compute one interval; one whose figures PostgreSQL cannot compute (a value out of range, say)
+    is recorded as such and skipped, so that it cannot stop the others."""
+    seen = metrics.queued_change(conn, interval)
+    try:
+        return metrics.compute_interval(conn, interval, thresholds, notify)
+    except psycopg.errors.DataError as exc:
+        problem = f"cannot be computed: {type(exc).__name__}: {str(exc).strip()}"
+        log.error("%s %s; recorded in monitor_due, retried when its labels change", interval.key, problem)
+        metrics.record_problem(conn, interval, problem, seen)
+        return None

@@ -47,6 +47,7 @@ def page(d: Dashboard) -> str:
             _section("Drift: PSI per feature", "drift", _drift(d.drift)),
             _section("Score distribution against the reference", "score", _score(d.score, d.score_missing)),
             _section("Realized MAE per model version", "performance", _performance(d)),
+            _section("Estimated and realized MAE, per model version", "estimated", _estimated(d)),
             _section("Label coverage", "coverage", _coverage(d)),
             _section("Recent model events", "events", _events(d.events)),
         ]
@@ -371,6 +372,71 @@ def _performance(d: Dashboard) -> str:
     return chart + _performance_table(points)
 
 
+def _estimated(d: Dashboard) -> str:
+    """One chart per version with an error estimator: the estimated MAE (dashed, its band shaded)
+    from the moment an interval is scored, the realized MAE (solid) once its labels arrive, and the
+    alert threshold (dotted); an interval whose estimate crossed it is marked red."""
+    versions = dict.fromkeys(p.model_version for p in d.performance if p.estimated_mae is not None)
+    if not versions:
+        return _empty(
+            "no version has an error estimator: `etlml models train` fits one, `etlml models "
+            "fit-estimator VERSION --from ... --to ...` fits one for an existing version"
+        )
+    start, span = _time_axis(d)
+    return "".join(
+        _estimated_chart(v, [p for p in d.performance if p.model_version == v], start, span) for v in versions
+    )
+
+
+def _estimated_chart(version: str, rows: Sequence[PerformanceRow], start: datetime, span: timedelta) -> str:
+    half = _bar_width(span) / 2
+    estimated = [p for p in rows if p.estimated_mae is not None]
+    realized = [p for p in rows if p.mae is not None]
+    values = [v for p in rows for v in (p.mae, p.estimated_mae_high, p.estimate_threshold) if v is not None]
+    top = max(values, default=1.0) * 1.1 or 1.0
+
+    def line(points: Sequence[tuple[datetime, float]], css: str) -> str:
+        path = " ".join(f"{_x(at, start, span) + half:.1f},{_y(v, top):.1f}" for at, v in points)
+        return f"<polyline class='{css}' points='{path}'/>"
+
+    upper = [(p.interval_start, p.estimated_mae_high or 0.0) for p in estimated]
+    lower = [(p.interval_start, p.estimated_mae_low or 0.0) for p in reversed(estimated)]
+    band = " ".join(f"{_x(at, start, span) + half:.1f},{_y(v, top):.1f}" for at, v in upper + lower)
+    marks = [
+        f"<polygon class='band' points='{band}'/>",
+        line([(p.interval_start, p.estimated_mae or 0.0) for p in estimated], "estimated"),
+        line([(p.interval_start, p.mae or 0.0) for p in realized], "realized"),
+    ]
+    thresholds = {p.estimate_threshold for p in estimated if p.estimate_threshold is not None}
+    marks += [
+        f"<line class='threshold' x1='{PAD_LEFT}' x2='{WIDTH}' y1='{_y(t, top):.1f}' y2='{_y(t, top):.1f}'/>"
+        for t in thresholds
+    ]
+    for p in estimated:
+        x, y = _x(p.interval_start, start, span) + half, _y(p.estimated_mae or 0.0, top)
+        kind = "alert" if p.estimate_alert else "ok"
+        where = _attrs(version=version, interval_start=_iso(p.interval_start))
+        figures = _attrs(
+            estimated_mae=p.estimated_mae,
+            low=p.estimated_mae_low,
+            high=p.estimated_mae_high,
+            mae=p.mae,
+            alert=bool(p.estimate_alert),
+        )
+        band_text = f"{_num(p.estimated_mae_low)}-{_num(p.estimated_mae_high)}"
+        marks.append(
+            f"<circle class='estimate {kind}' cx='{x:.1f}' cy='{y:.1f}' r='3' {where} {figures}>"
+            f"<title>{escape(version)} {_hm(p.interval_start)}: estimated MAE {_num(p.estimated_mae)} "
+            f"({band_text}), realized {_num(p.mae)}</title></circle>"
+        )
+    legend = (
+        f"<p class='legend'><b>{escape(version)}</b>: <span class='key est'></span>estimated MAE (band: "
+        "3 standard errors) <span class='key real'></span>realized MAE <span class='key thr'></span>"
+        "alert threshold</p>"
+    )
+    return _frame(f"estimated and realized MAE of {version}", top, start, span, marks="".join(marks)) + legend
+
+
 def _performance_table(points: Sequence[PerformanceRow]) -> str:
     head = (
         "<tr><th>model version</th><th>intervals</th><th>labelled</th><th>MAE (weighted)</th>"
@@ -568,6 +634,10 @@ td.num{text-align:right;font-variant-numeric:tabular-nums}
 .verdict.better{color:#196c2e;font-weight:600}.verdict.not-better{color:#555}
 svg.chart{width:100%;max-width:900px;height:auto;display:block;background:#fbfbfc;border:1px solid #eee}
 svg text{font-size:11px;fill:#555}.axis{stroke:#999}.tick{stroke:#e4e4e4}
+.band{fill:#c9d8f0;opacity:.6}.estimated{fill:none;stroke:#2f5fb3;stroke-dasharray:5 3}
+.realized{fill:none;stroke:#222}.threshold{stroke:#c0392b;stroke-dasharray:2 3}
+.estimate.ok{fill:#2f5fb3}.estimate.alert{fill:#c0392b}
+.key.est{background:#2f5fb3}.key.real{background:#222}.key.thr{background:#c0392b}
 rect.loaded{fill:#4c78a8}rect.rejected{fill:#e45756}.gate-failed rect.loaded{fill:#b0413e}
 rect.expected{fill:#bbbbbb}rect.actual{fill:#4c78a8}rect.coverage{fill:#54a24b}
 polyline.series{fill:none;stroke-width:1.5}

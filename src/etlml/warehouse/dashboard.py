@@ -72,6 +72,11 @@ class PerformanceRow:
     mae: float | None
     rmse: float | None
     bias: float | None
+    estimated_mae: float | None = None
+    estimated_mae_low: float | None = None
+    estimated_mae_high: float | None = None
+    estimate_threshold: float | None = None
+    estimate_alert: bool | None = None
 
 
 @dataclass(frozen=True)

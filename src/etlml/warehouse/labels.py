@@ -28,6 +28,7 @@ class StoredLabels:
 
     ``matched``: accepted labels whose event is stored (each now in ``labels``: ``inserted``,
     ``updated``, unchanged, or left as it was because a later delivery is stored, ``older``);
+    ``removed``: labels this label interval delivered before that its files no longer hold;
     ``unknown``: accepted labels without a stored event, quarantined as ``unknown_event``;
     ``rejected``/``deduplicated``: the rows ``rejected_labels`` holds for the interval afterwards;
     ``quarantine``: what the merge of the quarantine changed."""
@@ -37,6 +38,7 @@ class StoredLabels:
     inserted: int
     updated: int
     older: int
+    removed: int
     rejected: int
     deduplicated: int
     quarantine: MergeResult
@@ -73,10 +75,13 @@ def store(
     ``rejected``: the records the contract rejected (:data:`etlml.records.REJECTED`). The labels are
     COPYed into a staging table and matched to stored events by id, among the intervals that start
     in ``[window_start, interval.end)``; matched ones are upserted into ``labels`` (the latest
-    delivery wins), the others quarantined as ``unknown_event`` with ``unknown_message``. The
-    interval's ``rejected_labels`` rows are then made equal to the contract's rejections plus those.
+    delivery wins), the others quarantined as ``unknown_event`` with ``unknown_message``. The labels
+    this label interval delivered before and no longer delivers are removed (unless a later delivery
+    holds them), so what the interval delivered equals its latest delivery. The interval's
+    ``rejected_labels`` rows are then made equal to the contract's rejections plus those.
     """
     bounds = {"interval_start": interval.start, "interval_end": interval.end}
+    delivery = {"delivered_in": interval.start}
     with conn.cursor() as cur:
         cur.execute(query("stage_labels"))
         copy_frames(cur, "stage_labels", LABELS_STAGE, [labels.astype(_stage_dtypes())])
@@ -89,17 +94,18 @@ def store(
         )
         cur.execute(query("quarantine_unknown_labels"), {"message": unknown_message})
         unknown = cur.rowcount
-        older = _one(cur, "older_labels", {})[0]
-        inserted, updated = _one(cur, "merge_labels", {"written_by_run": written_by_run})
+        older = _one(cur, "older_labels", delivery)[0]
+        inserted, updated = _one(cur, "merge_labels", {"written_by_run": written_by_run, **delivery})
+        removed = _one(cur, "remove_withdrawn_labels", delivery)[0]
         params = {**bounds, "written_by_run": written_by_run}
         merged_in, merged_up = _one(cur, "merge_rejected_labels", params)
-        removed = _one(cur, "remove_stale_rejected_labels", bounds)[0]
+        stale = _one(cur, "remove_stale_rejected_labels", bounds)[0]
         held_rejected, held_duplicates = _one(cur, "count_rejected_labels", bounds)
     if matched + unknown != len(labels):
         raise RuntimeError(f"{len(labels)} labels staged, {matched} matched and {unknown} unknown")
-    quarantine = MergeResult(len(rejected) + unknown, merged_in, merged_up, removed)
+    quarantine = MergeResult(len(rejected) + unknown, merged_in, merged_up, stale)
     return StoredLabels(
-        matched, unknown, inserted, updated, older, held_rejected, held_duplicates, quarantine
+        matched, unknown, inserted, updated, older, removed, held_rejected, held_duplicates, quarantine
     )
 
 

@@ -16,3 +16,8 @@ GRANT SELECT, INSERT, UPDATE ON run_audit TO {role};
 GRANT EXECUTE ON FUNCTION etlml_ensure_partitions(timestamptz, timestamptz), etlml_drop_partitions_before(timestamptz) TO {role};
 -- ground truth (15_ingest_labels) and monitoring (30_monitor)
 GRANT SELECT, INSERT, UPDATE, DELETE ON labels, rejected_labels, model_performance, feature_drift TO {role};
+-- the intervals whose labels changed (written by the labels' triggers, read and cleared by 30_monitor)
+GRANT SELECT, INSERT, UPDATE, DELETE ON monitor_due TO {role};
+GRANT USAGE ON SEQUENCE monitor_due_seq TO {role};
+-- the versions' error estimators (30_monitor estimates each version's MAE with its own)
+GRANT SELECT ON error_estimators TO {role};

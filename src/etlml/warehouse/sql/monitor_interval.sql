@@ -11,6 +11,11 @@
 -- column for the drift. Versions without a reference profile get accuracy rows only.
 -- predictions and labels are joined on (interval_start, event_id), so each reads one day partition.
 --
+-- A labelled prediction whose prediction or label exceeds %(max_measured)s in magnitude (1e100; the
+-- contracts accept at most ETLML_MAX_ABS_VALUE, 1e15 by default) has no error: its square could
+-- overflow float8 and stop the statement. A version with any such prediction gets no error figures
+-- and a problem saying why; its counts and drift are computed as usual.
+--
 -- PSI = sum over bins of (a - e) * ln(a / e), a and e floored at %(share_floor)s
 -- (etlml.features.profile.SHARE_FLOOR); NULL when no row has a value of the feature, which counts as
 -- an alert (the input is gone). Status: alert from %(psi_alert)s on, warn from %(psi_warn)s on, else ok.
@@ -37,7 +42,8 @@ edges AS (
 ),
 interval_rows AS (
     SELECT p.model_version,
-           p.y_hat - l.y_true AS error,
+           CASE WHEN abs(p.y_hat) <= %(max_measured)s::float8 AND abs(l.y_true) <= %(max_measured)s::float8
+                THEN p.y_hat - l.y_true END AS error,
            l.y_true,
            width_bucket(d.f1, e.f1) AS b_f1,
            width_bucket(d.f2, e.f2) AS b_f2,
@@ -58,6 +64,7 @@ cells AS (
     SELECT model_version, b_f1, b_f2, b_f3, b_score,
            count(*) AS n,
            count(y_true) AS n_labeled,
+           count(y_true) - count(error) AS n_unmeasured,
            sum(abs(error)) AS abs_error,
            sum(error * error) AS squared_error,
            sum(error) AS error
@@ -71,6 +78,7 @@ grouped AS MATERIALIZED (
            coalesce(b_f1, b_f2, b_f3, b_score) AS bin,
            sum(n)::bigint AS n,
            sum(n_labeled)::bigint AS n_labeled,
+           sum(n_unmeasured)::bigint AS n_unmeasured,
            sum(abs_error) / nullif(sum(n_labeled), 0) AS mae,
            sqrt(sum(squared_error) / nullif(sum(n_labeled), 0)) AS rmse,
            sum(error) / nullif(sum(n_labeled), 0) AS bias
@@ -82,8 +90,14 @@ grouped AS MATERIALIZED (
 ),
 performance AS (
     INSERT INTO model_performance (interval_start, interval_end, model_version, n_predictions, n_labeled,
-                                   mae, rmse, bias)
-    SELECT %(start)s, %(end)s, model_version, n, n_labeled, mae, rmse, bias
+                                   mae, rmse, bias, problem)
+    SELECT %(start)s, %(end)s, model_version, n, n_labeled,
+           CASE WHEN n_unmeasured = 0 THEN mae END, CASE WHEN n_unmeasured = 0 THEN rmse END,
+           CASE WHEN n_unmeasured = 0 THEN bias END,
+           CASE WHEN n_unmeasured > 0 THEN
+               format('%%s labelled prediction(s) with a prediction or label of magnitude above %%s: '
+                      'no error figures (see ETLML_MAX_ABS_VALUE)', n_unmeasured, %(max_measured_text)s::text)
+           END
     FROM grouped
     WHERE grouping_bits = 15
 ),
