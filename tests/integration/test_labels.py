@@ -64,8 +64,8 @@ def deliver(root: Path, interval: Interval, name: str, *rows: str) -> None:
     (folder / name).write_text("event_id,y_true,observed_at\n" + "".join(r + "\n" for r in rows))
 
 
-def run(interval: Interval = J, run_id: str = "manual__1") -> dict[str, Any]:
-    context = RunContext("15_ingest_labels", run_id, interval)
+def run(interval: Interval = J, run_id: str = "manual__1", *, accept_smaller: bool = False) -> dict[str, Any]:
+    context = RunContext("15_ingest_labels", run_id, interval, accept_smaller_source=accept_smaller)
     return ingest_labels(context, simulated_events=200, now=NOW).to_xcom()
 
 
@@ -280,9 +280,15 @@ def test_a_corrected_label_file_takes_back_what_it_no_longer_holds(
     deliver(landing_root, later, "a.csv", f"e4,4.0,{OBSERVED}")
     run(later, "manual__later")
     assert sorted(labels(wh)) == ["e1", "e2", "e3", "e4"]
-    # e3 was delivered by mistake: the file is corrected and the interval rerun
+    # e3 was delivered by mistake: the file is corrected and the interval rerun, by an operator who
+    # means to take a label back (a plain rerun over a smaller file is refused: the ledger's rule)
     deliver(landing_root, J, "a.csv", f"e1,1.0,{OBSERVED}", f"e2,1.0,{OBSERVED}")
-    result = run(run_id="manual__2")
+    from airflow.sdk.exceptions import AirflowFailException
+
+    with pytest.raises(AirflowFailException, match="accept_smaller_source"):
+        run(run_id="manual__2")
+    assert sorted(labels(wh)) == ["e1", "e2", "e3", "e4"]
+    result = run(run_id="manual__2", accept_smaller=True)
     assert result["loaded"] == 2
     held = labels(wh)
     assert sorted(held) == ["e1", "e2", "e4"]  # e4: the later delivery still holds it
@@ -301,5 +307,5 @@ def test_a_corrected_file_may_move_a_label_to_an_earlier_file_of_its_partition(
     run()
     (landing_root / "labels" / f"{J.start:%Y-%m-%d}" / f"{J.start:%H%M}" / "b.csv").unlink()
     deliver(landing_root, J, "a.csv", f"e1,1.0,{OBSERVED}")
-    run(run_id="manual__2")
+    run(run_id="manual__2", accept_smaller=True)  # b.csv withdrawn on purpose
     assert labels(wh)["e1"][:2] == (1.0, "labels/2026-11-20/1230/a.csv")

@@ -83,20 +83,8 @@ def extract(
     source = source or sources.from_settings(cfg, simulated_events)
     if not isinstance(source, SimulatedSource):
         log.info("the DAG param simulated_events applies to the simulator only; %s ignores it", source.name)
-    rules = contract.Rules(
-        run.interval,
-        now=datetime.now(UTC),
-        max_future_skew=cfg.max_future_skew,
-        tolerance=getattr(source, "ts_tolerance", timedelta(0)),
-        max_abs_value=cfg.max_abs_value,
-    )
-    reading = sources.read(source, run.interval)
-    entries = _EntryRange()
-    if isinstance(source, sources.PositionedSource):
-        reading = replace(reading, chunks=entries.observe(reading.chunks))
-    per_file: Counter[str] = Counter()
-    if reading.files is not None:
-        reading = replace(reading, chunks=_count_per_file(reading.chunks, per_file))
+    rules = _rules(cfg, run, source)
+    reading, entries, per_file = _observed(source, sources.read(source, run.interval))
     split = _split(run.folder(cfg), reading, rules, shard_size)
     stats = champion.stats if normalization == "model" else _batch_stats(split.shards)
     stream = entries.range(str(getattr(source, "key", source.name)))
@@ -116,6 +104,30 @@ def extract(
     )
     _log_summary(run, plan, len(split.shards))
     return Extracted(plan, split.shards)
+
+
+def _rules(cfg: settings.Settings, run: RunContext, source: sources.EventSource) -> contract.Rules:
+    return contract.Rules(
+        run.interval,
+        now=datetime.now(UTC),
+        max_future_skew=cfg.max_future_skew,
+        tolerance=getattr(source, "ts_tolerance", timedelta(0)),
+        max_abs_value=cfg.max_abs_value,
+    )
+
+
+def _observed(
+    source: sources.EventSource, reading: sources.Reading
+) -> tuple[sources.Reading, _EntryRange, Counter[str]]:
+    """``reading`` with its chunks observed as they pass, for the ledger: a log's first and last
+    entry and their count, and the records of each file."""
+    entries = _EntryRange()
+    if isinstance(source, sources.PositionedSource):
+        reading = replace(reading, chunks=entries.observe(reading.chunks))
+    per_file: Counter[str] = Counter()
+    if reading.files is not None:
+        reading = replace(reading, chunks=_count_per_file(reading.chunks, per_file))
+    return reading, entries, per_file
 
 
 def _files(folder: Any, files: dict[str, FileEntry] | None) -> FileRef | None:

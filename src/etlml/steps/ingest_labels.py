@@ -122,30 +122,10 @@ def ingest_labels(run: RunContext, *, simulated_events: int, now: datetime | Non
     frame = pd.concat(chunks, ignore_index=True) if chunks else records.LABEL_RECORD.empty()
     checked = label_contract.apply(frame, _rules(cfg, run, now))
     window_start = run.interval.shifted(-cfg.label_window).start
-    read = None
-    if reading.files is not None:
-        per_file = {str(k): int(n) for k, n in frame["source_file"].value_counts().items()}
-        read = Ledger(checked.counts.extracted, files=with_records(reading.files, per_file))
-    with connection.connect(cfg.warehouse_conn_id) as conn:
-        with conn.transaction():
-            labels.lock(conn, run.interval)
-            shrunk = ledger_shrinkage(writes.stored_ledger(conn, run.dag_id, run.interval), read)
-            if shrunk and not run.accept_smaller_source:
-                record_smaller_source_refusal(conn, run, shrunk)  # committed with nothing else
-            else:
-                accepted = accept_smaller_source(run, shrunk) if shrunk else None
-                counts, audit, stored = _store(
-                    conn,
-                    cfg,
-                    run,
-                    checked,
-                    source_name=found.name,
-                    window_start=window_start,
-                    read=read,
-                    accepted=accepted,
-                )
-        if shrunk and not run.accept_smaller_source:
-            raise smaller_source_error(run, shrunk)
+    read = _read(reading, frame, checked.counts.extracted)
+    counts, audit, stored = _checked_store(
+        cfg, run, checked, source_name=found.name, window_start=window_start, read=read
+    )
     log.info("labels of %s: %s", run.interval.key, stored.to_xcom())
     _enforce(audit, run.interval)
     return LabelsIngested(
@@ -160,6 +140,48 @@ def ingest_labels(run: RunContext, *, simulated_events: int, now: datetime | Non
         removed=stored.removed,
         gate=audit.gate,
     )
+
+
+def _checked_store(
+    cfg: Settings,
+    run: RunContext,
+    checked: Any,
+    *,
+    source_name: str,
+    window_start: datetime,
+    read: Ledger | None,
+) -> tuple[Any, Audit, Any]:
+    """Under the interval's label lock: refuse a smaller source (the ledger's rule) unless the run
+    accepts it, else store the labels and the run's audit."""
+    with connection.connect(cfg.warehouse_conn_id) as conn:
+        with conn.transaction():
+            labels.lock(conn, run.interval)
+            shrunk = ledger_shrinkage(writes.stored_ledger(conn, run.dag_id, run.interval), read)
+            if shrunk and not run.accept_smaller_source:
+                record_smaller_source_refusal(conn, run, shrunk)  # committed with nothing else
+            else:
+                accepted = accept_smaller_source(run, shrunk) if shrunk else None
+                counts, audit, stored = _store(
+                    conn,
+                    cfg,
+                    run,
+                    checked,
+                    source_name=source_name,
+                    window_start=window_start,
+                    read=read,
+                    accepted=accepted,
+                )
+        if shrunk and not run.accept_smaller_source:
+            raise smaller_source_error(run, shrunk)
+    return counts, audit, stored
+
+
+def _read(reading: source.Reading, frame: pd.DataFrame, records_read: int) -> Ledger | None:
+    """What the run read of its label files, for the ledger (``None``: the simulator's labels)."""
+    if reading.files is None:
+        return None
+    per_file = {str(k): int(n) for k, n in frame["source_file"].value_counts().items()}
+    return Ledger(records_read, files=with_records(reading.files, per_file))
 
 
 def _store(

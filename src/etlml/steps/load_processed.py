@@ -61,10 +61,6 @@ def load_processed(run: RunContext, plan: RunPlan, shards: Sequence[ProcessedSha
     cfg = settings.load()
     ordered = sorted(shards, key=lambda s: s.key.index)
     _check_normalization(plan, ordered)
-
-    def events() -> Iterable[pd.DataFrame]:
-        return (frame for s in ordered for frame in read_frames(s.processed))
-
     _ensure_partitions(cfg, run.interval)
     now_read = _read_ledger(plan)
     with connection.connect(cfg.warehouse_conn_id) as conn:
@@ -82,25 +78,46 @@ def load_processed(run: RunContext, plan: RunPlan, shards: Sequence[ProcessedSha
             if shrunk and not run.accept_smaller_source:
                 record_smaller_source_refusal(conn, run, shrunk)  # committed with nothing else
             else:
-                load_id = str(uuid.uuid4())
-                merged = writes.upsert_processed(
-                    conn, events, run.interval, plan.normalized_with, window=cfg.dedup_window
-                )
-                refused = _refused(run, cfg, ordered, merged.redelivered) if len(merged.redelivered) else None
                 accepted = accept_smaller_source(run, shrunk) if shrunk else None
-                audit = _quarantine_and_audit(
-                    conn,
-                    run,
-                    plan,
-                    cfg,
-                    merged.loaded_rows,
-                    refused=refused,
-                    load_id=load_id,
-                    ledger=now_read,
-                    accepted=accepted,
-                )
+                loaded = _load(conn, run, plan, cfg, ordered, ledger=now_read, accepted=accepted)
         if shrunk and not run.accept_smaller_source:
             raise smaller_source_error(run, shrunk)
+    quality.enforce(loaded.audit, run.interval)
+    return loaded
+
+
+def _load(
+    conn: psycopg.Connection[Any],
+    run: RunContext,
+    plan: RunPlan,
+    cfg: Settings,
+    ordered: Sequence[ProcessedShard],
+    *,
+    ledger: Ledger | None,
+    accepted: dict[str, Any] | None,
+) -> Loaded:
+    """Merge the shards' events, quarantine and audit the run, under a new ``load_id`` (in the
+    caller's transaction, under the interval's lock)."""
+
+    def events() -> Iterable[pd.DataFrame]:
+        return (frame for s in ordered for frame in read_frames(s.processed))
+
+    load_id = str(uuid.uuid4())
+    merged = writes.upsert_processed(
+        conn, events, run.interval, plan.normalized_with, window=cfg.dedup_window
+    )
+    refused = _refused(run, cfg, ordered, merged.redelivered) if len(merged.redelivered) else None
+    audit = _quarantine_and_audit(
+        conn,
+        run,
+        plan,
+        cfg,
+        merged.loaded_rows,
+        refused=refused,
+        load_id=load_id,
+        ledger=ledger,
+        accepted=accepted,
+    )
     log.info(
         "processed_data for %s (%d shard(s)): %s; %d predictions of changed events deleted; %d redelivered",
         run.interval.key,
@@ -109,7 +126,6 @@ def load_processed(run: RunContext, plan: RunPlan, shards: Sequence[ProcessedSha
         merged.outdated_predictions,
         len(merged.redelivered),
     )
-    quality.enforce(audit, run.interval)
     return Loaded(merged.result, audit, LoadRef(load_id, refused))
 
 
