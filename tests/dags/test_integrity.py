@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -213,11 +214,31 @@ def _steps_until_predict(ctx: RunContext) -> Any:
     return [predict(ctx, extracted.plan, p, loaded.ref) for p in processed]
 
 
-def test_storing_the_predictions_of_an_outdated_run_is_refused(
-    wh: psycopg.Connection[Any], landing_root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    from airflow.sdk.exceptions import AirflowFailException
+@contextmanager
+def logged(name: str) -> Iterator[list[logging.LogRecord]]:
+    """The records of logger ``name`` at INFO and above, whatever Airflow made of the root logger."""
+    records: list[logging.LogRecord] = []
+    handler = logging.Handler(logging.INFO)
+    handler.emit = records.append  # type: ignore[method-assign]
+    logger = logging.getLogger(name)
+    level = logger.level
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    try:
+        yield records
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(level)
 
+
+def test_the_predictions_of_a_superseded_load_end_green_as_a_no_op(
+    wh: psycopg.Connection[Any],
+    landing_root: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Two runs of one interval (a manual run beside the scheduled one): the older run's store, after
+    the newer run loaded and stored, stores nothing, names the load that replaced it, and succeeds."""
     ids = [f"e-{n:03d}" for n in range(100)]
     deliver(landing_root, A, "a.jsonl", ids)
     monkeypatch.setenv("ETLML_STORAGE_ROOT", (tmp_path / "first").as_uri())
@@ -229,10 +250,15 @@ def test_storing_the_predictions_of_an_outdated_run_is_refused(
     for shard in _steps_until_predict(later):
         store_predictions(later, shard)
     assert (rows_of(wh, A), orphans(wh)) == (50, 0)
-    # then the first run's store_predictions is cleared and runs again
-    with pytest.raises(AirflowFailException, match="manual__second"):
-        for shard in first:
-            store_predictions(RunContext(PIPELINE, "manual__first", A), shard)
+    before = digests(wh, FULL_DIGEST)
+    # then the first run's store_predictions runs (or is cleared and runs again)
+    with logged("etlml.steps.store_predictions") as records:
+        stored = [store_predictions(RunContext(PIPELINE, "manual__first", A), shard) for shard in first]
+    said = " ".join(r.getMessage() for r in records)
+    assert [(s.stored, s.superseded_by) for s in stored] == [((), "10_etl_ml_pipeline/manual__second")]
+    assert stored[0].to_xcom()["superseded_by"] == "10_etl_ml_pipeline/manual__second"
+    assert "superseded by load" in said and "of 10_etl_ml_pipeline/manual__second" in said
+    assert digests(wh, FULL_DIGEST) == before
     assert orphans(wh) == 0
     assert disagreeing(wh, A) == (50, 0)
 
