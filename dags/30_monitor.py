@@ -42,11 +42,11 @@ def monitor_dag() -> None:
     @task
     def monitor() -> dict[str, Any]:
         """The intervals the triggering asset events name; without any, the label sweep."""
-        from etlml.steps.monitor import extras_of, monitor
+        from etlml.steps.monitor import intervals_named, monitor
 
         context = get_current_context()
-        extras = extras_of(context.get("triggering_asset_events"))
-        return monitor(extras, as_of=context.get("logical_date"))
+        named = intervals_named(context.get("triggering_asset_events"))
+        return monitor(named, as_of=context.get("logical_date")).to_xcom()
 
     monitor()
 

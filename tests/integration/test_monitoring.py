@@ -176,7 +176,7 @@ def test_sweep_finds_labelled_intervals_never_monitored_and_only_in_the_window(
         INTERVAL
     ]
     result = monitor_step.monitor([], as_of=START + timedelta(minutes=30))
-    assert result["intervals"] == [INTERVAL.key]
+    assert result.intervals == (INTERVAL.key,)
     assert [r[0] for r in table(db, "model_performance")] == [START]
 
 
@@ -256,10 +256,8 @@ def test_a_drift_alert_is_posted_to_the_alerts_webhook(
     store(db, INTERVAL, simulated(INTERVAL, 1000, shift={"f3": 20.0}))
     with webhook() as hook:
         monkeypatch.setenv("AIRFLOW_CONN_ETLML_ALERTS", f"{hook.url}/hooks/etlml")
-        result = monitor_step.monitor(
-            [{"interval_start": START.isoformat(), "interval_end": INTERVAL.end.isoformat()}]
-        )
-    assert result == {"reason": "named by asset events", "intervals": [INTERVAL.key], "alerts": 2}
+        result = monitor_step.monitor([INTERVAL])
+    assert result.to_xcom() == {"reason": "named by asset events", "intervals": [INTERVAL.key], "alerts": 2}
     (post,) = hook.posts
     assert post["path"] == "/hooks/etlml"
     body = post["json"]
@@ -280,10 +278,10 @@ def test_a_refused_alert_stores_nothing_and_the_retry_sends_it(
         monkeypatch.setenv("AIRFLOW_CONN_ETLML_ALERTS", hook.url)
         hook.status = 503
         with pytest.raises(AlertError, match="failed: HTTP Error 503"):
-            monitor_step.monitor(extras)
+            monitor_step.monitor(monitor_step.intervals_of(extras))
         assert table(db, "feature_drift") == [] and table(db, "model_performance") == []
         hook.status = 200
-        assert monitor_step.monitor(extras)["alerts"] == 2
+        assert monitor_step.monitor(monitor_step.intervals_of(extras)).alerts == 2
     assert len(hook.posts) == 2
     assert len(table(db, "feature_drift")) == 4
 
@@ -297,9 +295,7 @@ def test_a_slack_webhook_connection_gets_slack_text(
             "AIRFLOW_CONN_ETLML_ALERTS",
             f'{{"conn_type": "slackwebhook", "host": "{hook.url}/services", "password": "T00/B00/XYZ"}}',
         )
-        monitor_step.monitor(
-            [{"interval_start": START.isoformat(), "interval_end": INTERVAL.end.isoformat()}]
-        )
+        monitor_step.monitor([INTERVAL])
     (post,) = hook.posts
     assert post["path"] == "/services/T00/B00/XYZ"
     assert list(post["json"]) == ["text"] and "drift alert" in post["json"]["text"]

@@ -9,7 +9,8 @@ labels changed since they were computed. Each interval is replaced in a transact
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -51,6 +52,12 @@ def intervals_of(extras: Iterable[Mapping[str, Any]]) -> list[Interval]:
     return sorted(found, key=lambda i: i.start)
 
 
+def intervals_named(triggering_asset_events: Mapping[Any, Iterable[Any]] | None) -> list[Interval]:
+    """The intervals the asset events that triggered the run name (:func:`extras_of`, then
+    :func:`intervals_of`); none for a time-scheduled or manual run."""
+    return intervals_of(extras_of(triggering_asset_events))
+
+
 def notify_drift(report: metrics.IntervalReport) -> None:
     """The drift alert of an interval's new ``alert`` statuses, through :class:`AlertNotifier`."""
     what = ", ".join(
@@ -61,16 +68,28 @@ def notify_drift(report: metrics.IntervalReport) -> None:
     AlertNotifier(kind="drift", summary=f"drift alert in {interval}: {what}").send(report.to_xcom())
 
 
+@dataclass(frozen=True)
+class Monitored:
+    """What a ``monitor`` run computed: why (``named by asset events`` or ``labels changed``), the
+    intervals (keys, oldest first) and how many new drift alerts were raised."""
+
+    reason: str
+    intervals: tuple[str, ...]
+    alerts: int
+
+    def to_xcom(self) -> dict[str, Any]:
+        return {"reason": self.reason, "intervals": list(self.intervals), "alerts": self.alerts}
+
+
 @fail_fast
-def monitor(extras: Iterable[Mapping[str, Any]], as_of: datetime | None = None) -> dict[str, Any]:
-    """Compute the intervals the asset events name, or, when there are none, sweep the label window
-    ending at ``as_of`` (default: now). Returns what was computed, for XCom. A setting or an alerts
-    connection that cannot work fails the task without retries."""
+def monitor(named: Sequence[Interval], as_of: datetime | None = None) -> Monitored:
+    """Compute the intervals asset events named (:func:`intervals_of`), or, when there are none,
+    sweep the label window ending at ``as_of`` (default: now). A setting or an alerts connection
+    that cannot work fails the task without retries."""
     cfg, thresholds = settings.load(), settings.monitoring()
-    named = intervals_of(extras)
     with connection.connect(cfg.warehouse_conn_id) as conn:
         if named:
-            todo, why = named, "named by asset events"
+            todo, why = list(named), "named by asset events"
         else:
             until = as_of or datetime.now(UTC)
             todo = metrics.changed_intervals(conn, until - thresholds.label_window, until)
@@ -79,8 +98,4 @@ def monitor(extras: Iterable[Mapping[str, Any]], as_of: datetime | None = None) 
         reports = [metrics.compute_interval(conn, i, thresholds, notify_drift) for i in todo]
     for report in reports:
         log.info("%s: %s", report.interval.key, report.to_xcom())
-    return {
-        "reason": why,
-        "intervals": [r.interval.key for r in reports],
-        "alerts": sum(len(r.new_alerts) for r in reports),
-    }
+    return Monitored(why, tuple(r.interval.key for r in reports), sum(len(r.new_alerts) for r in reports))
