@@ -366,3 +366,41 @@ def test_a_landing_run_never_removes_rows_another_source_stored(
     assert task_states(dag_run)["load_processed"] == ("failed", 1)
     assert digests(wh, DIGESTS) == before
     assert rows_of(wh, A) == 200
+
+
+# --- 6. a file changed under a run -------------------------------------------------------------------
+
+C = Interval(B.end + timedelta(hours=1), B.end + timedelta(hours=1, minutes=10))
+
+
+def test_a_file_changed_under_a_run_fails_the_task_on_its_first_try(
+    dags: dict[str, Any], wh: psycopg.Connection[Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Between extract and transform of a real run, a byte of the shard file extract wrote (and
+    recorded the sha256 of) is changed on disk: transform fails on try 1 and is not retried, and
+    nothing of the interval is stored."""
+    import etlml.steps.transform as transform_step
+    from etlml.storage import at
+
+    monkeypatch.setenv("ETLML_STORAGE_ROOT", (tmp_path / "storage").as_uri())
+    real = transform_step.transform
+    changed: list[str] = []
+
+    def change_the_shard_then_transform(run: Any, plan: Any, shard: Any) -> Any:
+        path = at(shard.events.path)
+        data = bytearray(path.read_bytes())
+        data[len(data) // 2] ^= 0xFF  # one byte, in place: size and name unchanged
+        path.write_bytes(bytes(data))
+        changed.append(shard.events.path)
+        return real(run, plan, shard)
+
+    monkeypatch.setattr(transform_step, "transform", change_the_shard_then_transform)
+    dag_run = run(dags, C)
+    assert changed, "transform never ran"
+    assert dag_run.state == "failed"
+    states = task_states(dag_run)
+    assert states["extract"] == ("success", 1)
+    assert states["transform"] == ("failed", 1)  # no retry, though the task has retries
+    assert dags[PIPELINE].get_task("transform").retries == 3
+    assert states["load_processed"][0] == "upstream_failed"
+    assert rows_of(wh, C) == 0
