@@ -8,11 +8,9 @@ is part of what must survive."""
 from __future__ import annotations
 
 import os
-import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -22,8 +20,8 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from scripts import localstack
 from tests.conftest import ROOT, scratch_database, url_for
+from tests.pgcluster import Cluster, throwaway_cluster
 
 pytestmark = [pytest.mark.db]
 
@@ -32,7 +30,6 @@ RUN_ID = "scheduled__2026-11-20T06:10:00+00:00"
 EVENTS = 250_000
 # records of the landing partition the contract rejects: a non-number f1, and a second delivery of an id
 INVALID, DUPLICATES = 500, 300
-PG_BIN = Path("/usr/lib/postgresql/15/bin")
 # what each row holds, without the columns saying when it was written
 DIGESTS = {
     "processed_data": "SELECT md5(string_agg((event_id, ts_utc, f1, f2, f3, f1_z, f2_z, f3_z, "
@@ -199,53 +196,29 @@ def test_sigkill_inside_store_predictions_copy_then_rerun(faulted: Warehouse, cl
 
 
 @pytest.fixture
-def throwaway_cluster(tmp_path: Path) -> Iterator[tuple[str, Path]]:
-    """A PostgreSQL 15 cluster of this test's own on a free port; yields its admin DSN and data dir."""
-    if not (PG_BIN / "initdb").exists():
-        pytest.fail(f"the restart test needs PostgreSQL 15's server binaries in {PG_BIN}")
-    base = Path(tempfile.mkdtemp(prefix="etlml-pg-"))
-    data, port = base / "data", localstack.free_port()
-    as_owner: list[str] = []
-    if os.geteuid() == 0:  # initdb refuses to run as root: the cluster belongs to postgres
-        shutil.chown(base, "postgres")
-        as_owner = ["runuser", "-u", "postgres", "--"]
-
-    def pg(*args: str) -> None:
-        subprocess.run([*as_owner, *args], check=True, capture_output=True, timeout=120)
-
-    pg(str(PG_BIN / "initdb"), "-D", str(data), "-A", "trust", "-U", "postgres", "--no-sync")
-    ctl = [str(PG_BIN / "pg_ctl"), "-D", str(data), "-l", str(base / "server.log"), "-w"]
-    options = f"-p {port} -k {base} -c listen_addresses=127.0.0.1 -c fsync=off"
-    pg(*ctl, "-o", options, "start")
-    try:
-        yield f"postgresql://postgres@127.0.0.1:{port}/postgres", base
-    finally:
-        subprocess.run([*as_owner, *ctl, "-m", "immediate", "stop"], capture_output=True, check=False)
-        shutil.rmtree(base, ignore_errors=True)
+def cluster() -> Iterator[Cluster]:
+    """A PostgreSQL 15 cluster of this test's own on a free port."""
+    with throwaway_cluster() as pg:
+        yield pg
 
 
 def test_postgres_restarted_during_load_processed_then_the_retry_completes(
-    throwaway_cluster: tuple[str, Path], tmp_path: Path, landing: Path, clean: dict[str, str]
+    cluster: Cluster, tmp_path: Path, landing: Path, clean: dict[str, str]
 ) -> None:
-    admin, base = throwaway_cluster
-    with psycopg.connect(admin, autocommit=True) as conn:
+    with psycopg.connect(cluster.dsn("postgres"), autocommit=True) as conn:
         conn.execute("CREATE DATABASE warehouse")
-    dsn = admin.rsplit("/", 1)[0] + "/warehouse"
+    dsn = cluster.dsn("warehouse")
     wh = Warehouse(dsn, dsn, tmp_path, landing)
     wh.run("extract")
     load = wh.start("load")
     assert 0 < wait_for_copy(dsn, "processed_data", load) < EVENTS
-    as_owner = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
-    ctl = [*as_owner, str(PG_BIN / "pg_ctl"), "-D", str(base / "data"), "-l", str(base / "server.log"), "-w"]
-    subprocess.run([*ctl, "-m", "immediate", "stop"], check=True, capture_output=True, timeout=60)
+    cluster.stop_immediate()
     _, err = load.communicate(timeout=120)
     # the attempt fails on the lost connection: an error Airflow retries (not a permanent one)
     assert load.returncode == 1
     assert "AirflowFailException" not in err
     assert "OperationalError" in err or "WarehouseUnavailableError" in err, err[-2000:]
-    port = dsn.rsplit(":", 1)[1].split("/")[0]
-    subprocess.run([*ctl, "-o", f"-p {port} -k {base} -c listen_addresses=127.0.0.1", "start"], check=True,
-                   capture_output=True, timeout=120)  # fmt: skip
+    cluster.start()
     with psycopg.connect(dsn) as conn:  # crash recovery rolled the load back
         assert conn.execute("SELECT count(*) FROM processed_data").fetchone() == (0,)
     wh.run("load", "score")  # the task's retry, then the rest of the run
