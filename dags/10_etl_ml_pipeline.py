@@ -42,6 +42,7 @@ from airflow.sdk.definitions.callback import AsyncCallback
 from airflow.sdk.definitions.deadline import DeadlineAlert, DeadlineReference
 from airflow.timetables.interval import CronDataIntervalTimetable
 
+from etlml.airflow_compat import patch_dag_test_deadlines
 from etlml.settings import start_date
 from etlml.steps.assets import PREDICTIONS_URI, PROCESSED_DATA_URI
 from etlml.steps.wait_for_window import WaitForStreamWindow
@@ -71,6 +72,9 @@ DEADLINE = DeadlineAlert(
     ),
     name="finished 15 minutes after the interval",
 )
+# `airflow dags test` of a DAG with a deadline exits 1 after a successful run on Airflow 3.3.2; the
+# patch is limited to the releases with that defect (etlml.airflow_compat says how and until when).
+patch_dag_test_deadlines()
 
 
 def _run() -> Any:

@@ -45,11 +45,11 @@ def monitor_dag() -> None:
     @task
     def monitor() -> dict[str, Any]:
         """The intervals the triggering asset events name; without any, the label sweep."""
-        from etlml.steps.monitor import extras_of, monitor
+        from etlml.steps.monitor import intervals_named, monitor
 
         context = get_current_context()
-        extras = extras_of(context.get("triggering_asset_events"))
-        return monitor(extras)
+        named = intervals_named(context.get("triggering_asset_events"))
+        return monitor(named).to_xcom()
 
     monitor()
 

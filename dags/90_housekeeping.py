@@ -58,7 +58,7 @@ def housekeeping_dag() -> None:
     def maintain_partitions() -> dict[str, Any]:
         from etlml.steps.housekeeping import maintain_partitions
 
-        return maintain_partitions()
+        return maintain_partitions().to_xcom()
 
     sweep_storage()
     trim_stream()

@@ -17,6 +17,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import hypothesis
 import psycopg
 import pytest
 from psycopg import conninfo, sql
@@ -52,6 +53,11 @@ os.environ.update(
 )
 os.environ.pop("AIRFLOW__CORE__UNIT_TEST_MODE", None)
 Path(os.environ["AIRFLOW_HOME"]).mkdir(parents=True)
+
+# Property tests check what holds, not how fast: Hypothesis's default 200 ms deadline per example fails
+# them when the end-to-end stacks load the machine beside them. Speed is make bench's business.
+hypothesis.settings.register_profile("etlml", deadline=None)
+hypothesis.settings.load_profile("etlml")
 
 
 def pytest_sessionfinish(session: pytest.Session) -> None:

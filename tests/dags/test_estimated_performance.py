@@ -113,8 +113,8 @@ def test_the_estimate_crosses_its_threshold_in_the_first_shifted_interval_and_tr
             nth(0).start.isoformat(),
             nth(1).start.isoformat(),
         ]
-        result = monitor_step.monitor(predicted)
-        assert result["intervals"] == [nth(0).key, nth(1).key]
+        result = monitor_step.monitor(monitor_step.intervals_of(predicted))
+        assert result.intervals == (nth(0).key, nth(1).key)
         rows = conn.execute(
             "SELECT interval_start, n_labeled, mae, estimated_mae, estimated_mae_low, estimated_mae_high, "
             "estimate_threshold, estimate_alert FROM model_performance WHERE interval_start IN (%s, %s) "

@@ -8,6 +8,7 @@ import json
 import logging
 import os
 from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -215,11 +216,31 @@ def _steps_until_predict(ctx: RunContext) -> Any:
     return [predict(ctx, extracted.plan, p, loaded.ref) for p in processed]
 
 
-def test_storing_the_predictions_of_an_outdated_run_is_refused(
-    wh: psycopg.Connection[Any], landing_root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    from airflow.sdk.exceptions import AirflowFailException
+@contextmanager
+def logged(name: str) -> Iterator[list[logging.LogRecord]]:
+    """The records of logger ``name`` at INFO and above, whatever Airflow made of the root logger."""
+    records: list[logging.LogRecord] = []
+    handler = logging.Handler(logging.INFO)
+    handler.emit = records.append  # type: ignore[method-assign]
+    logger = logging.getLogger(name)
+    level = logger.level
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    try:
+        yield records
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(level)
 
+
+def test_the_predictions_of_a_superseded_load_end_green_as_a_no_op(
+    wh: psycopg.Connection[Any],
+    landing_root: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Two runs of one interval (a manual run beside the scheduled one): the older run's store, after
+    the newer run loaded and stored, stores nothing, names the load that replaced it, and succeeds."""
     ids = [f"e-{n:03d}" for n in range(100)]
     deliver(landing_root, A, "a.jsonl", ids)
     monkeypatch.setenv("ETLML_STORAGE_ROOT", (tmp_path / "first").as_uri())
@@ -232,10 +253,15 @@ def test_storing_the_predictions_of_an_outdated_run_is_refused(
     for shard in _steps_until_predict(later):
         store_predictions(later, shard)
     assert (rows_of(wh, A), orphans(wh)) == (50, 0)
-    # then the first run's store_predictions is cleared and runs again
-    with pytest.raises(AirflowFailException, match="manual__second"):
-        for shard in first:
-            store_predictions(RunContext(PIPELINE, "manual__first", A), shard)
+    before = digests(wh, FULL_DIGEST)
+    # then the first run's store_predictions runs (or is cleared and runs again)
+    with logged("etlml.steps.store_predictions") as records:
+        stored = [store_predictions(RunContext(PIPELINE, "manual__first", A), shard) for shard in first]
+    said = " ".join(r.getMessage() for r in records)
+    assert [(s.stored, s.superseded_by) for s in stored] == [((), "10_etl_ml_pipeline/manual__second")]
+    assert stored[0].to_xcom()["superseded_by"] == "10_etl_ml_pipeline/manual__second"
+    assert "superseded by load" in said and "of 10_etl_ml_pipeline/manual__second" in said
+    assert digests(wh, FULL_DIGEST) == before
     assert orphans(wh) == 0
     assert disagreeing(wh, A) == (50, 0)
 
@@ -528,3 +554,41 @@ def test_a_missing_partition_is_no_smaller_source_when_the_interval_held_no_rows
     dag_run = run(dags, A)
     assert dag_run.state == "success", task_states(dag_run)  # absence removes nothing, and refuses nothing
     assert audit(wh, A) == stored_audit
+
+
+# --- 6. a file changed under a run -------------------------------------------------------------------
+
+C = Interval(B.end + timedelta(hours=1), B.end + timedelta(hours=1, minutes=10))
+
+
+def test_a_file_changed_under_a_run_fails_the_task_on_its_first_try(
+    dags: dict[str, Any], wh: psycopg.Connection[Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Between extract and transform of a real run, a byte of the shard file extract wrote (and
+    recorded the sha256 of) is changed on disk: transform fails on try 1 and is not retried, and
+    nothing of the interval is stored."""
+    import etlml.steps.transform as transform_step
+    from etlml.storage import at
+
+    monkeypatch.setenv("ETLML_STORAGE_ROOT", (tmp_path / "storage").as_uri())
+    real = transform_step.transform
+    changed: list[str] = []
+
+    def change_the_shard_then_transform(run: Any, plan: Any, shard: Any) -> Any:
+        path = at(shard.events.path)
+        data = bytearray(path.read_bytes())
+        data[len(data) // 2] ^= 0xFF  # one byte, in place: size and name unchanged
+        path.write_bytes(bytes(data))
+        changed.append(shard.events.path)
+        return real(run, plan, shard)
+
+    monkeypatch.setattr(transform_step, "transform", change_the_shard_then_transform)
+    dag_run = run(dags, C)
+    assert changed, "transform never ran"
+    assert dag_run.state == "failed"
+    states = task_states(dag_run)
+    assert states["extract"] == ("success", 1)
+    assert states["transform"] == ("failed", 1)  # no retry, though the task has retries
+    assert dags[PIPELINE].get_task("transform").retries == 3
+    assert states["load_processed"][0] == "upstream_failed"
+    assert rows_of(wh, C) == 0

@@ -132,8 +132,8 @@ def test_pipeline_events_carry_metadata_and_the_monitor_computes_what_they_name(
     )
 
     # the asset-triggered path: what the events name is computed, nothing else
-    result = monitor_step.monitor([predicted])
-    assert result["intervals"] == [INTERVAL.key] and result["reason"] == "named by asset events"
+    result = monitor_step.monitor(monitor_step.intervals_of([predicted]))
+    assert result.intervals == (INTERVAL.key,) and result.reason == "named by asset events"
     row = conn.execute("SELECT n_predictions, n_labeled, mae FROM model_performance").fetchone()
     assert row == (200, 0, None)
     drift = conn.execute("SELECT feature, n, status FROM feature_drift ORDER BY feature").fetchall()
@@ -164,7 +164,7 @@ def test_monitor_dag_sweeps_the_intervals_whose_labels_arrived(
     assert row[2] == pytest.approx(0.25)
     assert row[3] == pytest.approx(float(np.mean([-0.25 * (-1) ** i for i in range(120)])), abs=1e-12)
     # nothing changed since: the next sweep computes nothing
-    assert monitor_step.monitor([])["intervals"] == []
+    assert monitor_step.monitor([]).intervals == ()
     conn.rollback()
     clear(conn)
 
@@ -180,8 +180,8 @@ def test_the_simulators_f3_shift_drives_f3_to_alert(
     since = datetime.now(UTC)
     run(dags[PIPELINE], LOGICAL)
     (predicted,) = asset_events("x-etlml://warehouse/public/predictions", since)
-    result = monitor_step.monitor([predicted])
-    assert result["intervals"] == [INTERVAL.key] and result["alerts"] >= 1
+    result = monitor_step.monitor(monitor_step.intervals_of([predicted]))
+    assert result.intervals == (INTERVAL.key,) and result.alerts >= 1
     drift = dict(
         conn.execute(
             "SELECT feature, status FROM feature_drift WHERE model_version = 'baseline_v1'"

@@ -72,8 +72,11 @@ def test_a_worker_killed_mid_task_is_retried_and_the_run_succeeds(
     assert api.wait_for_run(PIPELINE, run_id, timeout=600, watch=[replacement]) == "success", api.task_states(
         PIPELINE, run_id
     )
-    attempts = api._call("GET", f"/api/v2/dags/{PIPELINE}/dagRuns/{run_id}/taskInstances/extract")
-    assert attempts["try_number"] >= 2  # the killed attempt, then the retry that succeeded
+    extract = f"/api/v2/dags/{PIPELINE}/dagRuns/{run_id}/taskInstances/extract"
+    assert api._call("GET", extract)["try_number"] == 2
+    # the killed attempt, failed by the scheduler, then the retry that succeeded
+    tries = api._call("GET", f"{extract}/tries")["task_instances"]
+    assert sorted((t["try_number"], t["state"]) for t in tries) == [(1, "failed"), (2, "success")]
     run = api.run(PIPELINE, run_id)
     assert run["data_interval_start"] == finished_run["data_interval_start"]
     with psycopg.connect(celery_stack.dbs.warehouse_url) as conn:

@@ -2,33 +2,34 @@
 ``-m immediate`` under a load (on a throwaway cluster of the test's own, never the shared server).
 Each case ends with the interval run again; then processed_data, predictions and rejected_events
 equal, row for row, a clean run of the same interval in another database, and no prediction lacks
-its event."""
+its event. The interval is a landing partition with bad and duplicated records, so the quarantine
+is part of what must survive."""
 
 from __future__ import annotations
 
 import os
-import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import psycopg
 import pytest
+from psycopg import sql
 
-from scripts import localstack
 from tests.conftest import ROOT, scratch_database, url_for
+from tests.pgcluster import Cluster, throwaway_cluster
 
 pytestmark = [pytest.mark.db]
 
 START = datetime(2026, 11, 20, 6, 0, tzinfo=UTC)
 RUN_ID = "scheduled__2026-11-20T06:10:00+00:00"
 EVENTS = 250_000
-PG_BIN = Path("/usr/lib/postgresql/15/bin")
+# records of the landing partition the contract rejects: a non-number f1, and a second delivery of an id
+INVALID, DUPLICATES = 500, 300
 # what each row holds, without the columns saying when it was written
 DIGESTS = {
     "processed_data": "SELECT md5(string_agg((event_id, ts_utc, f1, f2, f3, f1_z, f2_z, f3_z, "
@@ -45,13 +46,15 @@ DIGESTS = {
 class Warehouse:
     """A migrated warehouse database, its storage root, and the run's phases as processes."""
 
-    def __init__(self, dsn: str, url: str, work: Path) -> None:
+    def __init__(self, dsn: str, url: str, work: Path, landing: Path) -> None:
         self.dsn, self.url, self.work = dsn, url, work
         self.state = work / "state.json"
         self.env = {
             **os.environ,
             "AIRFLOW_CONN_WAREHOUSE": url,
             "ETLML_STORAGE_ROOT": (work / "storage").as_uri(),
+            "ETLML_SOURCE": "landing",
+            "ETLML_LANDING_ROOT": str(landing),
         }
         from etlml.warehouse import schema
 
@@ -75,32 +78,73 @@ class Warehouse:
         with psycopg.connect(self.dsn) as conn:
             found = {table: str(conn.execute(q).fetchone()[0]) for table, q in DIGESTS.items()}  # type: ignore[index]
             orphans = conn.execute(
-                "SELECT count(*) FROM predictions p WHERE NOT EXISTS "
-                "(SELECT 1 FROM processed_data d WHERE d.event_id = p.event_id)"
+                "SELECT count(*) FROM predictions p WHERE NOT EXISTS (SELECT 1 FROM processed_data d "
+                "WHERE (d.interval_start, d.event_id) = (p.interval_start, p.event_id))"
             ).fetchone()
         assert orphans == (0,)
         return found
 
+    def counts(self) -> dict[str, int]:
+        with psycopg.connect(self.dsn) as conn:
+            return {
+                table: int(
+                    conn.execute(sql.SQL("SELECT count(*) FROM {}").format(sql.Identifier(table))).fetchone()[
+                        0
+                    ]
+                )  # type: ignore[index]
+                for table in DIGESTS
+            }
 
-def _warehouse(prefix: str, tmp_path: Path) -> Iterator[Warehouse]:
+
+def _warehouse(prefix: str, tmp_path: Path, landing: Path) -> Iterator[Warehouse]:
     with scratch_database(prefix) as dsn:
         name = psycopg.conninfo.conninfo_to_dict(dsn)["dbname"]
         work = tmp_path / prefix
         work.mkdir()
-        yield Warehouse(dsn, url_for(str(name)), work)
+        yield Warehouse(dsn, url_for(str(name)), work, landing)
 
 
 @pytest.fixture(scope="module")
-def clean(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
+def landing(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The interval's landing partition: the simulator's events as CSV, ``INVALID`` of them with an f1
+    that is not a number, and ``DUPLICATES`` ids delivered again in a second file."""
+    from etlml.ingest.landing import partition_key
+    from etlml.ingest.simulator import SimulatedSource
+    from etlml.interval import Interval
+
+    interval = Interval(START, START + timedelta(minutes=10))
+    root = tmp_path_factory.mktemp("landing")
+    folder = root / partition_key(interval)
+    folder.mkdir(parents=True)
+    events = SimulatedSource(7, EVENTS - DUPLICATES).events(interval).reset_index()
+    events["ts_utc"] = events["ts_utc"].map(lambda t: t.isoformat())
+    events["f1"] = events["f1"].astype(object)
+    events.loc[events.index[:: (EVENTS - DUPLICATES) // INVALID][:INVALID], "f1"] = "n/a"
+    events.to_csv(folder / "a.csv", index=False, columns=["event_id", "ts_utc", "f1", "f2", "f3"])
+    again = events[events["f1"] != "n/a"].iloc[1::2].head(DUPLICATES)  # valid: the second delivery wins
+    again.to_csv(folder / "b.csv", index=False, columns=["event_id", "ts_utc", "f1", "f2", "f3"])
+    return root
+
+
+@pytest.fixture(scope="module")
+def clean(tmp_path_factory: pytest.TempPathFactory, landing: Path) -> Iterator[dict[str, str]]:
     """The digests of a run of the interval that nothing disturbed."""
-    for wh in _warehouse("etlml_faults_clean", tmp_path_factory.mktemp("clean")):
+    for wh in _warehouse("etlml_faults_clean", tmp_path_factory.mktemp("clean"), landing):
         wh.run("extract", "load", "score")
-        yield wh.digests()
+        loaded = EVENTS - DUPLICATES - INVALID
+        assert wh.counts() == {
+            "processed_data": loaded,
+            "predictions": loaded,
+            "rejected_events": INVALID + DUPLICATES,
+        }
+        digests = wh.digests()
+        assert all(d != "None" for d in digests.values()), digests
+        yield digests
 
 
 @pytest.fixture
-def faulted(tmp_path: Path) -> Iterator[Warehouse]:
-    yield from _warehouse("etlml_faults", tmp_path)
+def faulted(tmp_path: Path, landing: Path) -> Iterator[Warehouse]:
+    yield from _warehouse("etlml_faults", tmp_path, landing)
 
 
 def kill_inside_copy(wh: Warehouse, phase: str, table: str) -> int:
@@ -152,53 +196,29 @@ def test_sigkill_inside_store_predictions_copy_then_rerun(faulted: Warehouse, cl
 
 
 @pytest.fixture
-def throwaway_cluster(tmp_path: Path) -> Iterator[tuple[str, Path]]:
-    """A PostgreSQL 15 cluster of this test's own on a free port; yields its admin DSN and data dir."""
-    if not (PG_BIN / "initdb").exists():
-        pytest.fail(f"the restart test needs PostgreSQL 15's server binaries in {PG_BIN}")
-    base = Path(tempfile.mkdtemp(prefix="etlml-pg-"))
-    data, port = base / "data", localstack.free_port()
-    as_owner: list[str] = []
-    if os.geteuid() == 0:  # initdb refuses to run as root: the cluster belongs to postgres
-        shutil.chown(base, "postgres")
-        as_owner = ["runuser", "-u", "postgres", "--"]
-
-    def pg(*args: str) -> None:
-        subprocess.run([*as_owner, *args], check=True, capture_output=True, timeout=120)
-
-    pg(str(PG_BIN / "initdb"), "-D", str(data), "-A", "trust", "-U", "postgres", "--no-sync")
-    ctl = [str(PG_BIN / "pg_ctl"), "-D", str(data), "-l", str(base / "server.log"), "-w"]
-    options = f"-p {port} -k {base} -c listen_addresses=127.0.0.1 -c fsync=off"
-    pg(*ctl, "-o", options, "start")
-    try:
-        yield f"postgresql://postgres@127.0.0.1:{port}/postgres", base
-    finally:
-        subprocess.run([*as_owner, *ctl, "-m", "immediate", "stop"], capture_output=True, check=False)
-        shutil.rmtree(base, ignore_errors=True)
+def cluster() -> Iterator[Cluster]:
+    """A PostgreSQL 15 cluster of this test's own on a free port."""
+    with throwaway_cluster() as pg:
+        yield pg
 
 
 def test_postgres_restarted_during_load_processed_then_the_retry_completes(
-    throwaway_cluster: tuple[str, Path], tmp_path: Path, clean: dict[str, str]
+    cluster: Cluster, tmp_path: Path, landing: Path, clean: dict[str, str]
 ) -> None:
-    admin, base = throwaway_cluster
-    with psycopg.connect(admin, autocommit=True) as conn:
+    with psycopg.connect(cluster.dsn("postgres"), autocommit=True) as conn:
         conn.execute("CREATE DATABASE warehouse")
-    dsn = admin.rsplit("/", 1)[0] + "/warehouse"
-    wh = Warehouse(dsn, dsn, tmp_path)
+    dsn = cluster.dsn("warehouse")
+    wh = Warehouse(dsn, dsn, tmp_path, landing)
     wh.run("extract")
     load = wh.start("load")
     assert 0 < wait_for_copy(dsn, "processed_data", load) < EVENTS
-    as_owner = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
-    ctl = [*as_owner, str(PG_BIN / "pg_ctl"), "-D", str(base / "data"), "-l", str(base / "server.log"), "-w"]
-    subprocess.run([*ctl, "-m", "immediate", "stop"], check=True, capture_output=True, timeout=60)
+    cluster.stop_immediate()
     _, err = load.communicate(timeout=120)
     # the attempt fails on the lost connection: an error Airflow retries (not a permanent one)
     assert load.returncode == 1
     assert "AirflowFailException" not in err
     assert "OperationalError" in err or "WarehouseUnavailableError" in err, err[-2000:]
-    port = dsn.rsplit(":", 1)[1].split("/")[0]
-    subprocess.run([*ctl, "-o", f"-p {port} -k {base} -c listen_addresses=127.0.0.1", "start"], check=True,
-                   capture_output=True, timeout=120)  # fmt: skip
+    cluster.start()
     with psycopg.connect(dsn) as conn:  # crash recovery rolled the load back
         assert conn.execute("SELECT count(*) FROM processed_data").fetchone() == (0,)
     wh.run("load", "score")  # the task's retry, then the rest of the run

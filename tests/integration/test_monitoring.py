@@ -171,7 +171,7 @@ def test_sweep_finds_labelled_intervals_never_monitored_wherever_they_start(
     store(db, older, simulated(older, 50))
     assert metrics.changed_intervals(db) == [older, INTERVAL]
     result = monitor_step.monitor([])
-    assert result["intervals"] == [older.key, INTERVAL.key]
+    assert result.intervals == (older.key, INTERVAL.key)
     assert [r[0] for r in table(db, "model_performance")] == [older.start, START]
 
 
@@ -251,10 +251,8 @@ def test_a_drift_alert_is_posted_to_the_alerts_webhook(
     store(db, INTERVAL, simulated(INTERVAL, 1000, shift={"f3": 20.0}))
     with webhook() as hook:
         monkeypatch.setenv("AIRFLOW_CONN_ETLML_ALERTS", f"{hook.url}/hooks/etlml")
-        result = monitor_step.monitor(
-            [{"interval_start": START.isoformat(), "interval_end": INTERVAL.end.isoformat()}]
-        )
-    assert result == {
+        result = monitor_step.monitor([INTERVAL])
+    assert result.to_xcom() == {
         "reason": "named by asset events",
         "intervals": [INTERVAL.key],
         "not_computed": [],
@@ -280,10 +278,10 @@ def test_a_refused_alert_stores_nothing_and_the_retry_sends_it(
         monkeypatch.setenv("AIRFLOW_CONN_ETLML_ALERTS", hook.url)
         hook.status = 503
         with pytest.raises(AlertError, match="failed: HTTP Error 503"):
-            monitor_step.monitor(extras)
+            monitor_step.monitor(monitor_step.intervals_of(extras))
         assert table(db, "feature_drift") == [] and table(db, "model_performance") == []
         hook.status = 200
-        assert monitor_step.monitor(extras)["alerts"] == 2
+        assert monitor_step.monitor(monitor_step.intervals_of(extras)).alerts == 2
     assert len(hook.posts) == 2
     assert len(table(db, "feature_drift")) == 4
 
@@ -297,9 +295,7 @@ def test_a_slack_webhook_connection_gets_slack_text(
             "AIRFLOW_CONN_ETLML_ALERTS",
             f'{{"conn_type": "slackwebhook", "host": "{hook.url}/services", "password": "T00/B00/XYZ"}}',
         )
-        monitor_step.monitor(
-            [{"interval_start": START.isoformat(), "interval_end": INTERVAL.end.isoformat()}]
-        )
+        monitor_step.monitor([INTERVAL])
     (post,) = hook.posts
     assert post["path"] == "/services/T00/B00/XYZ"
     assert list(post["json"]) == ["text"] and "drift alert" in post["json"]["text"]
@@ -321,7 +317,7 @@ def test_a_huge_error_is_recorded_as_such_and_the_other_intervals_are_still_comp
     )
     db.commit()
     result = monitor_step.monitor([])
-    assert result["intervals"] == [older.key, INTERVAL.key]
+    assert result.intervals == (older.key, INTERVAL.key)
     rows = db.execute(
         "SELECT interval_start, n_predictions, n_labeled, mae, rmse, bias, problem FROM model_performance "
         "ORDER BY interval_start"
@@ -332,7 +328,7 @@ def test_a_huge_error_is_recorded_as_such_and_the_other_intervals_are_still_comp
     assert "1 labelled prediction" in bad[6] and "1e+100" in bad[6]
     assert good[:3] == (START, 100, 100) and good[3] is not None and good[6] is None
     # nothing changed since: the recorded interval is not retried by every sweep
-    assert monitor_step.monitor([])["intervals"] == []
+    assert monitor_step.monitor([]).to_xcom()["intervals"] == []
 
 
 @pytest.mark.parametrize("days", [1, 7])
@@ -354,9 +350,9 @@ def test_labels_that_arrive_at_the_windows_edge_are_monitored(
     with db.cursor() as cur:
         add_labels(cur, edge, events[~first])
     db.commit()
-    assert monitor_step.monitor([])["intervals"] == [edge.key]
+    assert monitor_step.monitor([]).to_xcom()["intervals"] == [edge.key]
     assert table(db, "model_performance")[0][3] == 200
-    assert monitor_step.monitor([])["intervals"] == []
+    assert monitor_step.monitor([]).to_xcom()["intervals"] == []
 
 
 def test_a_label_taken_back_is_taken_out_of_the_figures(db: psycopg.Connection[Any]) -> None:
@@ -366,7 +362,7 @@ def test_a_label_taken_back_is_taken_out_of_the_figures(db: psycopg.Connection[A
     assert table(db, "model_performance")[0][3] == 100
     db.execute("DELETE FROM labels WHERE event_id = %s", (events["event_id"].iloc[0],))
     db.commit()
-    assert monitor_step.monitor([])["intervals"] == [INTERVAL.key]
+    assert monitor_step.monitor([]).to_xcom()["intervals"] == [INTERVAL.key]
     assert table(db, "model_performance")[0][3] == 99
 
 
@@ -381,5 +377,5 @@ def test_retention_dropping_a_day_keeps_its_monitoring_rows(db: psycopg.Connecti
     db.commit()
     assert db.execute("SELECT count(*) FROM labels").fetchone() == (0,)
     db.rollback()
-    assert monitor_step.monitor([])["intervals"] == []
+    assert monitor_step.monitor([]).to_xcom()["intervals"] == []
     assert table(db, "model_performance") == before

@@ -34,6 +34,17 @@ class Swept:
         return asdict(self)
 
 
+@dataclass(frozen=True)
+class Partitions:
+    """What one partition upkeep did: the day partitions created ahead and the days retention dropped."""
+
+    created: tuple[str, ...]
+    dropped: tuple[writes.DroppedDay, ...] = ()
+
+    def to_xcom(self) -> dict[str, object]:
+        return {"created": list(self.created), "dropped": [asdict(day) for day in self.dropped]}
+
+
 def sweep_storage(state_of: Callable[[str, str], str | None], now: datetime | None = None) -> Swept:
     """Delete every run folder under ``ETLML_STORAGE_ROOT`` whose files last changed more than
     ``ETLML_STORAGE_RETENTION_DAYS`` ago and whose run has finished (``state_of(dag_id, run_id)``:
@@ -102,7 +113,7 @@ def trim_stream(now: datetime | None = None) -> int | None:
     return removed
 
 
-def maintain_partitions(now: datetime | None = None) -> dict[str, object]:
+def maintain_partitions(now: datetime | None = None) -> Partitions:
     """Create the day partitions of today and the next ``PARTITIONS_AHEAD_DAYS`` days that are missing,
     so no load waits to create one; with ``ETLML_RETENTION_DAYS`` set, drop every day partition that
     ended more than that long ago (events, predictions, rejected records and their labels together),
@@ -114,7 +125,7 @@ def maintain_partitions(now: datetime | None = None) -> dict[str, object]:
         log.info("created %d day partitions ahead: %s", len(created), ", ".join(created) or "none missing")
         if cfg.retention is None:
             log.info("ETLML_RETENTION_DAYS is not set: every day partition is kept")
-            return {"created": created, "dropped": []}
+            return Partitions(tuple(created))
         dropped = writes.drop_partitions_before(conn, now - cfg.retention)
     for day in dropped:
         log.info(
@@ -127,4 +138,4 @@ def maintain_partitions(now: datetime | None = None) -> dict[str, object]:
             day.rejected_rows,
         )
     log.info("retention of %s: dropped %d day(s)", cfg.retention, len(dropped))
-    return {"created": created, "dropped": [asdict(day) for day in dropped]}
+    return Partitions(tuple(created), tuple(dropped))

@@ -10,7 +10,8 @@ PostgreSQL cannot compute is recorded as such and does not stop the others.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -54,6 +55,12 @@ def intervals_of(extras: Iterable[Mapping[str, Any]]) -> list[Interval]:
     return sorted(found, key=lambda i: i.start)
 
 
+def intervals_named(triggering_asset_events: Mapping[Any, Iterable[Any]] | None) -> list[Interval]:
+    """The intervals the asset events that triggered the run name (:func:`extras_of`, then
+    :func:`intervals_of`); none for a time-scheduled or manual run."""
+    return intervals_of(extras_of(triggering_asset_events))
+
+
 def notify(report: metrics.IntervalReport) -> None:
     """The interval's new alerts through :class:`AlertNotifier`: a drift alert for new ``alert``
     statuses, an estimated-performance alert (kind ``estimated_performance``, marked as estimated)
@@ -76,16 +83,35 @@ def notify(report: metrics.IntervalReport) -> None:
         AlertNotifier(kind="estimated_performance", summary=summary).send(report.to_xcom())
 
 
+@dataclass(frozen=True)
+class Monitored:
+    """What a ``monitor`` run computed: why (``named by asset events`` or ``labels changed``), the
+    intervals (keys, oldest first), how many new drift alerts were raised, and the intervals whose
+    figures could not be computed (recorded in ``monitor_due``)."""
+
+    reason: str
+    intervals: tuple[str, ...]
+    alerts: int
+    not_computed: tuple[str, ...] = ()
+
+    def to_xcom(self) -> dict[str, Any]:
+        return {
+            "reason": self.reason,
+            "intervals": list(self.intervals),
+            "not_computed": list(self.not_computed),
+            "alerts": self.alerts,
+        }
+
+
 @fail_fast
-def monitor(extras: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
-    """Compute the intervals the asset events name, or, when there are none, those whose labels
-    changed. Returns what was computed, for XCom. A setting or an alerts connection that cannot work
-    fails the task without retries."""
+def monitor(named: Sequence[Interval]) -> Monitored:
+    """Compute the intervals asset events named (:func:`intervals_named`), or, when there are none,
+    those whose labels changed. A setting or an alerts connection that cannot work fails the task
+    without retries."""
     cfg, thresholds = settings.load(), settings.monitoring()
-    named = intervals_of(extras)
     with connection.connect(cfg.warehouse_conn_id) as conn:
         if named:
-            todo, why = named, "named by asset events"
+            todo, why = list(named), "named by asset events"
         else:
             todo, why = metrics.changed_intervals(conn), "labels changed"
         log.info("%d interval(s) to compute (%s)", len(todo), why)
@@ -93,12 +119,12 @@ def monitor(extras: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
     for report in reports:
         log.info("%s: %s", report.interval.key, report.to_xcom())
     computed = {r.interval.key for r in reports}
-    return {
-        "reason": why,
-        "intervals": [i.key for i in todo if i.key in computed],
-        "not_computed": [i.key for i in todo if i.key not in computed],
-        "alerts": sum(len(r.new_alerts) for r in reports),
-    }
+    return Monitored(
+        why,
+        tuple(i.key for i in todo if i.key in computed),
+        sum(len(r.new_alerts) for r in reports),
+        tuple(i.key for i in todo if i.key not in computed),
+    )
 
 
 def _compute(conn: Any, interval: Interval, thresholds: settings.Monitoring) -> metrics.IntervalReport | None:

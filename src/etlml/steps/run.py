@@ -366,16 +366,19 @@ class PredictedShard:
 
 @dataclass(frozen=True)
 class StoredShard:
-    """What ``store_predictions`` did with one shard, per model version."""
+    """What ``store_predictions`` did with one shard, per model version; nothing, when a later run
+    loaded the interval again after this shard was scored (``superseded_by``: that run)."""
 
     key: ShardKey
     stored: tuple[tuple[ScoredFile, MergeResult], ...]
+    superseded_by: str | None = None
 
     def to_xcom(self) -> dict[str, Any]:
         return {
             **_versions([(f.model_version, f.role) for f, _ in self.stored]),
             "by_version": {f.model_version: result.to_xcom() for f, result in self.stored},
             **self.key.to_xcom(),
+            "superseded_by": self.superseded_by,
         }
 
 
