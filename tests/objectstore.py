@@ -6,6 +6,7 @@ from __future__ import annotations
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -31,23 +32,38 @@ def s3_server() -> Iterator[str]:
     """Start the server, yield its endpoint URL, stop it afterwards."""
     port = _free_port()
     command = [str(Path(sys.executable).with_name("moto_server")), "-H", "127.0.0.1", "-p", str(port)]
-    proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    endpoint = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                urllib.request.urlopen(f"{endpoint}/moto-api/", timeout=1).close()  # noqa: S310 - local
-                break
-            except OSError:
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    output = proc.stderr.read() if proc.stderr else b""
-                    pytest.fail(f"moto_server did not start on port {port}: {output!r}")
-                time.sleep(0.1)
-        yield endpoint
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)
+    # the server logs every request on stderr: to a file, never a pipe nobody reads (once the pipe's
+    # buffer is full, every request thread blocks on its log line and the server stops answering)
+    with tempfile.TemporaryFile() as log:
+        proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=log)
+        endpoint = f"http://127.0.0.1:{port}"
+        try:
+            deadline = time.monotonic() + 30
+            while True:
+                try:
+                    urllib.request.urlopen(f"{endpoint}/moto-api/", timeout=1).close()  # noqa: S310 - local
+                    break
+                except OSError:
+                    if proc.poll() is not None or time.monotonic() > deadline:
+                        log.seek(0)
+                        pytest.fail(f"moto_server did not start on port {port}: {log.read()[-2000:]!r}")
+                    time.sleep(0.1)
+            _forget_filesystems()
+            yield endpoint
+        finally:
+            proc.terminate()
+            proc.wait(timeout=10)
+            _forget_filesystems()
+
+
+def _forget_filesystems() -> None:
+    """Drop the S3 filesystems this process made (Airflow's object stores and fsspec's instances):
+    they hold the endpoint of the server they were made for, which the next server does not share."""
+    import s3fs
+    from airflow.sdk.io import store
+
+    store._STORE_CACHE.clear()
+    s3fs.S3FileSystem.clear_instance_cache()
 
 
 def client(endpoint: str) -> Any:
