@@ -110,6 +110,11 @@ class Ledger:
     files: dict[str, FileEntry] | None = None
     stream: StreamRange | None = None
 
+    @property
+    def sizes(self) -> dict[str, int] | None:
+        """File -> size as stored, as ``run_audit.files`` records them (``None``: no files)."""
+        return None if self.files is None else {name: entry.size for name, entry in self.files.items()}
+
     def to_json(self) -> dict[str, Any]:
         document: dict[str, Any] = {"records": self.records}
         if self.files is not None:

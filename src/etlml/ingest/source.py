@@ -86,11 +86,6 @@ class Reading:
     found: bool = True
     files: dict[str, FileEntry] | None = None
 
-    @property
-    def sizes(self) -> dict[str, int] | None:
-        """File -> size as stored, as ``run_audit.files`` records them."""
-        return None if self.files is None else {name: entry.size for name, entry in self.files.items()}
-
 
 def read(source: EventSource, interval: Interval) -> Reading:
     """Read the interval from ``source``, chunk by chunk where it can stream. A partitioned source

@@ -218,7 +218,7 @@ def _store(
         run.ref,
         audit,
         load_id=None,
-        files=None if read is None or read.files is None else {k: e.size for k, e in read.files.items()},
+        files=None if read is None else read.sizes,
         ledger=read,
         accepted=accepted,
         dag_version_id=run.dag_version_id,

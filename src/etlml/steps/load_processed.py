@@ -257,7 +257,12 @@ def _quarantine_and_audit(
     stored = writes.interval_outcomes(conn, run.interval, loaded_rows)
     audit = Audit.of(plan.source, plan.counts, stored, cfg.max_rejected_share)
     quality.check_balanced(audit, run.interval)
-    files = None if plan.files is None else _listing(plan.files)
+    # the files' sizes are the ledger's, already read from files.parquet (a plan of an older release
+    # has no ledger: its listing then)
+    if ledger is not None and ledger.files is not None:
+        files = ledger.sizes
+    else:
+        files = None if plan.files is None else _listing(plan.files)
     writes.store_audit(
         conn,
         run.dag_id,
