@@ -1,0 +1,399 @@
+"""Landing files read a block at a time into Arrow tables of records, with the verdicts of the
+record-at-a-time readers of :mod:`etlml.ingest.formats`.
+
+A file's content is cut into blocks of about :data:`BLOCK_BYTES` that end at a line feed. A block is
+parsed the columnar way (Arrow's CSV or JSON reader, the raw bytes of its records sliced from the
+block by their line offsets) only when it is *plain*, so that every line is exactly one record and
+Arrow reads each record as the record-at-a-time reader does:
+
+- CSV: valid UTF-8, no quote character, no CR, no NUL, no blank line, and as many fields on every
+  line as the header names (a header that is not plain sends the whole file the old way);
+- JSONL: valid UTF-8, no escaped surrogate, no blank line, every line ``{...}``, and Arrow reads
+  one object per line with only known fields, strings where strings are expected, and numbers,
+  booleans or nulls elsewhere.
+
+Any other block is read record by record, by the readers of :mod:`etlml.ingest.formats`; for CSV
+the old reader goes on into the next blocks until a record ends at the end of a block (a quoted
+field may span lines, and blocks), then the next block is tried the columnar way again.
+
+Every table has the columns ``row_number``, ``raw``, the fields of :class:`formats.Fields`,
+``problem``, ``problem_detail`` and ``extra_fields`` (:data:`etlml.records.RECORD` without
+``source_file``).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import re
+from collections.abc import Generator, Iterable, Iterator
+from itertools import chain
+from typing import IO, Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pa_csv
+import pyarrow.json as pa_json
+
+from etlml.ingest import formats
+
+BLOCK_BYTES = 4 << 20
+PIECE_ROWS = 10_000  # rows of a table of records read the old way
+_LF, _COMMA, _OPEN, _CLOSE = ord("\n"), ord(","), ord("{"), ord("}")
+_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
+_TEXT_TYPES = (pa.string(), pa.large_string())
+_JSON_SCALARS = (pa.null(), pa.bool_(), pa.int64(), pa.float64(), *_TEXT_TYPES)
+
+
+def schema(fields: formats.Fields) -> pa.Schema:
+    """The columns of every table of records of ``fields``."""
+    return pa.schema(
+        [
+            ("row_number", pa.int64()),
+            ("raw", pa.large_binary()),
+            *((name, pa.string()) for name in fields.names),
+            ("problem", pa.string()),
+            ("problem_detail", pa.string()),
+            ("extra_fields", pa.string()),
+        ]
+    )
+
+
+def rows_table(rows: list[formats.Row], fields: formats.Fields) -> pa.Table:
+    """Records read the old way (:data:`formats.Row`) as a table."""
+    kinds = schema(fields)
+    columns = list(zip(*rows, strict=True)) if rows else [()] * len(kinds)
+    return pa.table([pa.array(c, type=f.type) for c, f in zip(columns, kinds, strict=True)], schema=kinds)
+
+
+def tables_of(rows: Iterable[formats.Row], fields: formats.Fields) -> Iterator[pa.Table]:
+    """Records read the old way, :data:`PIECE_ROWS` to a table."""
+    piece: list[formats.Row] = []
+    for row in rows:
+        piece.append(row)
+        if len(piece) == PIECE_ROWS:
+            yield rows_table(piece, fields)
+            piece = []
+    if piece:
+        yield rows_table(piece, fields)
+
+
+def blocks(content: IO[bytes], size: int | None = None) -> Iterator[bytes]:
+    """The content in blocks of about ``size`` bytes (:data:`BLOCK_BYTES`), each ending at a line feed
+    but the last (a line longer than ``size`` is one block)."""
+    size = size or BLOCK_BYTES
+    pending = bytearray()
+    while data := content.read(size):
+        start = len(pending)
+        pending += data
+        cut = pending.rfind(b"\n", start) + 1
+        if cut:
+            yield bytes(pending[:cut])
+            del pending[:cut]
+    if pending:
+        yield bytes(pending)
+
+
+class _Replayed(io.RawIOBase):
+    """Blocks already read followed by the rest, as one stream again."""
+
+    def __init__(self, chunks: Iterator[bytes]) -> None:
+        self._chunks = chunks
+        self._left = b""
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        while not self._left:
+            self._left = next(self._chunks, b"")
+            if not self._left:
+                return 0
+        n = min(len(buffer), len(self._left))
+        buffer[:n] = self._left[:n]
+        self._left = self._left[n:]
+        return n
+
+
+def _replayed(chunks: Iterator[bytes]) -> IO[bytes]:
+    return io.BufferedReader(_Replayed(chunks), buffer_size=1 << 20)
+
+
+def _utf8(block: bytes) -> bool:
+    if block.isascii():
+        return True
+    try:
+        block.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
+class _Lines:
+    """Where the lines of a plain block start and end (a last line may lack its line feed)."""
+
+    def __init__(self, block: bytes) -> None:
+        self.bytes = np.frombuffer(block, dtype=np.uint8)
+        ends = np.flatnonzero(self.bytes == _LF)
+        if block[-1:] != b"\n":
+            ends = np.append(ends, len(block))
+        self.ends = ends
+        self.starts = np.concatenate(([0], ends[:-1] + 1)).astype(np.int64)
+        self.count = len(ends)
+
+    @property
+    def blank(self) -> bool:
+        return bool(np.any(self.ends == self.starts))
+
+    def raw(self, block: bytes) -> pa.Array:
+        """Each line's bytes without its line feed, sliced from the block."""
+        shift = np.arange(self.count, dtype=np.int64)  # the line feeds before each line
+        offsets = np.append(self.starts - shift, self.ends[-1] - shift[-1]).astype(np.int64)
+        data = block.replace(b"\n", b"")
+        return pa.LargeBinaryArray.from_buffers(
+            pa.large_binary(), self.count, [None, pa.py_buffer(offsets), pa.py_buffer(data)]
+        )
+
+
+def _table(
+    lines: _Lines,
+    block: bytes,
+    first_line: int,
+    *,
+    values: dict[str, pa.Array],
+    fields: formats.Fields,
+    extras: str | None,
+) -> pa.Table:
+    n = lines.count
+    none = pa.nulls(n, pa.string())
+    columns = {
+        "row_number": pa.array(np.arange(first_line, first_line + n, dtype=np.int64)),
+        "raw": lines.raw(block),
+        **{name: values.get(name, none) for name in fields.names},
+        "problem": none,
+        "problem_detail": none,
+        "extra_fields": none if extras is None else pa.repeat(pa.scalar(extras, pa.string()), n),
+    }
+    return pa.table(columns, schema=schema(fields))
+
+
+# --- CSV -------------------------------------------------------------------------------------
+
+
+class _CsvFile:
+    """The header of a CSV file whose first line is plain, and what its records share."""
+
+    def __init__(self, header: list[str], fields: formats.Fields) -> None:
+        self.header = header
+        self.extras = formats.unknown_fields(header, fields)
+        self.fields = fields
+        self.names = [f"c{i}" for i in range(len(header))]
+        self.picked = {name: self.names[header.index(name)] for name in fields.names if name in header}
+
+    def fast(self, block: bytes, first_line: int) -> tuple[pa.Table, int] | None:
+        """The block's records and lines, if it is plain."""
+        if b'"' in block or b"\r" in block or b"\x00" in block or not _utf8(block):
+            return None
+        lines = _Lines(block)
+        if lines.blank:
+            return None
+        commas = np.flatnonzero(lines.bytes == _COMMA)
+        per_line = np.searchsorted(commas, lines.ends) - np.searchsorted(commas, lines.starts)
+        if np.any(per_line != len(self.header) - 1):
+            return None
+        parsed = pa_csv.read_csv(
+            pa.py_buffer(block),
+            read_options=pa_csv.ReadOptions(column_names=self.names, block_size=len(block) + 1),
+            parse_options=pa_csv.ParseOptions(
+                quote_char=False,
+                double_quote=False,
+                escape_char=False,
+                newlines_in_values=False,
+                ignore_empty_lines=False,
+            ),
+            convert_options=pa_csv.ConvertOptions(
+                column_types=dict.fromkeys(self.names, pa.string()),
+                include_columns=list(self.picked.values()),
+                strings_can_be_null=False,
+                quoted_strings_can_be_null=False,
+                null_values=[],
+                check_utf8=False,
+            ),
+        )
+        if parsed.num_rows != lines.count:
+            return None
+        values = {name: parsed[column].combine_chunks() for name, column in self.picked.items()}
+        return _table(
+            lines, block, first_line, values=values, fields=self.fields, extras=self.extras
+        ), lines.count
+
+
+class _StretchLines:
+    """The lines of a block (CR, LF and CRLF end a line, as for ``csv.reader``), and of the next
+    blocks while a record is incomplete; :attr:`at_end` once a record ended with the block's end."""
+
+    def __init__(self, block: bytes, rest: Iterator[bytes]) -> None:
+        self._rest = rest
+        self._lines: list[str] = []
+        self._at = 0
+        self.pending: list[str] = []
+        self._load(block)
+
+    def _load(self, block: bytes) -> None:
+        text = block.decode("utf-8", "surrogateescape")
+        self._lines, self._at = io.StringIO(text, newline="").readlines(), 0
+
+    def __iter__(self) -> Iterator[str]:
+        return self
+
+    def __next__(self) -> str:
+        while self._at == len(self._lines):
+            self._load(next(self._rest))  # StopIteration at the end of the file ends the reader too
+        line = self._lines[self._at]
+        self._at += 1
+        self.pending.append(line)
+        return line
+
+    @property
+    def at_end(self) -> bool:
+        return self._at == len(self._lines) and not self.pending
+
+    def take(self) -> str:
+        text = "".join(self.pending)
+        self.pending.clear()
+        return text.removesuffix("\n").removesuffix("\r")
+
+
+def _csv_stretch(
+    block: bytes, rest: Iterator[bytes], first_line: int, file: _CsvFile
+) -> Generator[pa.Table, None, int]:
+    """Records the old way from ``block`` on, until one ends with a block; the lines read."""
+    lines = _StretchLines(block, rest)
+    reader = csv.reader(lines, strict=False)
+    rows: list[formats.Row] = []
+    last = 0
+    try:
+        for values in reader:
+            number, last = first_line + last, reader.line_num
+            record = lines.take()
+            if values:  # else a blank line
+                rows.append(
+                    formats.csv_row(
+                        number, record, values, file.header, extras=file.extras, fields=file.fields
+                    )
+                )
+            if len(rows) == PIECE_ROWS:
+                yield rows_table(rows, file.fields)
+                rows = []
+            if lines.at_end:
+                break
+    except csv.Error as exc:
+        raise formats.UnreadableFileError(f"CSV cannot be parsed: {exc}") from exc
+    if rows:
+        yield rows_table(rows, file.fields)
+    return last
+
+
+def _plain_header(first: bytes) -> list[str] | None:
+    line = first.removeprefix(formats.BOM).split(b"\n", 1)[0]
+    if not line or b'"' in line or b"\r" in line or b"\x00" in line or not _utf8(line):
+        return None
+    return line.decode("utf-8").split(",")
+
+
+def csv_tables(content: IO[bytes], fields: formats.Fields = formats.EVENTS) -> Iterator[pa.Table]:
+    """The records of a CSV file (as :func:`formats.csv_records` reads them) in tables."""
+    chunks = blocks(content)
+    first = next(chunks, None)
+    if first is None:
+        return
+    header = _plain_header(first)
+    if header is None:
+        yield from tables_of(formats.csv_records(_replayed(chain([first], chunks)), fields), fields)
+        return
+    formats.check_csv_header(header, fields)
+    file = _CsvFile(header, fields)
+    csv.field_size_limit(max(csv.field_size_limit(), formats.CSV_FIELD_LIMIT))
+    body = first.removeprefix(formats.BOM).split(b"\n", 1)[1:]
+    rest = chain(body, chunks)
+    line = 2  # the line of the next record
+    for block in rest:
+        if not block:
+            continue
+        fast = file.fast(block, line)
+        if fast is not None:
+            yield fast[0]
+            line += fast[1]
+        else:
+            line += yield from _csv_stretch(block, rest, line, file)
+
+
+# --- JSONL -----------------------------------------------------------------------------------
+
+
+def _json_plain(block: bytes) -> _Lines | None:
+    """The lines of a block of one JSON object per line (by its first and last bytes), in UTF-8
+    without an escaped surrogate; ``None`` for any other block."""
+    if not _utf8(block) or _SURROGATE_ESCAPE.search(block):  # a BOM: no line starts with "{"
+        return None
+    lines = _Lines(block)
+    if lines.blank:
+        return None
+    if not (np.all(lines.bytes[lines.starts] == _OPEN) and np.all(lines.bytes[lines.ends - 1] == _CLOSE)):
+        return None
+    return lines
+
+
+def _json_fast(block: bytes, first_line: int, fields: formats.Fields) -> pa.Table | None:
+    lines = _json_plain(block)
+    if lines is None:
+        return None
+    texts = pa.schema([(name, pa.string()) for name in fields.texts])
+    try:
+        parsed = pa_json.read_json(
+            pa.py_buffer(block),
+            read_options=pa_json.ReadOptions(block_size=len(block) + 1),
+            parse_options=pa_json.ParseOptions(
+                explicit_schema=texts, newlines_in_values=False, unexpected_field_behavior="infer"
+            ),
+        )
+    except pa.ArrowInvalid:
+        return None
+    columns = {name: parsed[name].combine_chunks() for name in parsed.column_names}
+    if (
+        parsed.num_rows != lines.count
+        or not set(columns) <= fields.known
+        or any(c.type not in _JSON_SCALARS for c in columns.values())
+    ):
+        return None
+    values = {n: c if c.type == pa.string() else pc.cast(c, pa.string()) for n, c in columns.items()}
+    return _table(lines, block, first_line, values=values, fields=fields, extras=None)
+
+
+def jsonl_tables(content: IO[bytes], fields: formats.Fields = formats.EVENTS) -> Iterator[pa.Table]:
+    """The records of a JSONL file (as :func:`formats.jsonl` reads them) in tables."""
+    line = 1  # the line a block starts with
+    for block in blocks(content):
+        fast = _json_fast(block, line, fields)
+        if fast is not None:
+            yield fast
+        else:
+            yield from tables_of(_json_rows(block, line, fields), fields)
+        line += block.count(b"\n") + (block[-1:] != b"\n")
+
+
+def _json_rows(block: bytes, first_line: int, fields: formats.Fields) -> Iterator[formats.Row]:
+    """:func:`formats.jsonl` over a block whose first line is ``first_line`` of its file."""
+    for number, text in enumerate(io.BytesIO(block), start=first_line):
+        line = text.removesuffix(b"\n").removeprefix(formats.BOM if number == 1 else b"")
+        if line.strip():
+            yield formats.json_line(number, line, fields)
+
+
+def parquet_tables(content: IO[bytes], fields: formats.Fields = formats.EVENTS) -> Iterator[pa.Table]:
+    """The records of a Parquet file (as :func:`formats.parquet` reads them) in tables."""
+    yield from tables_of(formats.parquet(content, fields), fields)
+
+
+READERS = {".jsonl": jsonl_tables, ".csv": csv_tables, ".parquet": parquet_tables}
