@@ -28,11 +28,26 @@ READERS: dict[str, Callable[[IO[bytes], formats.Fields], Iterator[formats.Row]]]
 }
 
 
+def _unreadable(file: landing.LandingFile, limit: int) -> tuple[str, str] | None:
+    """:func:`landing._unreadable`, a Parquet file's rows read as Python values."""
+    if str(landing._extension(file.name)) != ".parquet":
+        return landing._unreadable(file, limit)
+    try:
+        with file.open() as stored:
+            if formats.parquet_inflated_bytes(stored) > limit:
+                return landing._too_large_inflated(limit)
+            for _ in formats.parquet_rows(stored):
+                pass
+    except formats.UnreadableFileError as exc:
+        return "unparseable_file", str(exc)
+    return None
+
+
 def file_records(
     file: landing.LandingFile, limit: int, chunk_records: int, fields: formats.Fields = formats.EVENTS
 ) -> Iterator[pd.DataFrame]:
     """:func:`landing.file_records`, reading one record at a time."""
-    problem = landing._refused(file, limit) or landing._unreadable(file, limit)
+    problem = landing._refused(file, limit) or _unreadable(file, limit)
     if problem is not None:
         yield landing._whole_file(file, *problem, fields)
         return

@@ -7,13 +7,17 @@ them."""
 from __future__ import annotations
 
 import gzip
+import io
 import json
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from pathlib import Path
 
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -258,3 +262,49 @@ def test_hostile_csv_gets_the_same_verdicts(data: bytes, chunk: int, block: int,
 @given(jsonl_files(), st.integers(1, 40), st.integers(1, 300))
 def test_hostile_jsonl_gets_the_same_verdicts(data: bytes, chunk: int, block: int) -> None:
     assert_same_verdicts("h.jsonl", data, chunk=chunk, block=block)
+
+
+PARQUET_COLUMNS = {
+    "event_id": st.sampled_from(
+        [pa.array(["p1", "p2", "p1"]), pa.array(['q"uote', "b\\s", "n\nl"]), pa.array([1, 2, 3]), pa.nulls(3)]
+    ),
+    "ts_utc": st.sampled_from(
+        [
+            pa.array([START, START + timedelta(microseconds=7), None], pa.timestamp("us", tz="UTC")),
+            pa.array([START, START - timedelta(days=1), START], pa.timestamp("ms", tz="UTC")),
+            pa.array([START, START, START], pa.timestamp("ns", tz="UTC")),
+            pa.array([START, START, START], pa.timestamp("us", tz="Asia/Tokyo")),
+            pa.array([START.replace(tzinfo=None)] * 3, pa.timestamp("s")),
+            pa.array([START.isoformat(), "soon", None]),
+            pa.array([datetime(1, 1, 1, tzinfo=UTC)] * 3, pa.timestamp("us", tz="UTC")),
+        ]
+    ),
+    "f1": st.sampled_from(
+        [
+            pa.array([1.5, float("nan"), float("inf")]),
+            pa.array([1e300, -0.0, None]),
+            pa.array([0.1, 2.0, 1e16], pa.float32()),
+            pa.array([1, 2**62, None]),
+            pa.array([True, False, None]),
+            pa.array(["1.5", "x", ""]),
+            pa.array([Decimal("1.5")] * 3),
+        ]
+    ),
+    "extra": st.sampled_from([pa.array(["a", "b", "c"]), pa.array([[1], [2], []])]),
+}
+
+
+@st.composite
+def parquet_files(draw: st.DrawFn) -> bytes:
+    names = draw(st.lists(st.sampled_from(sorted(PARQUET_COLUMNS)), unique=True, min_size=1))
+    table = pa.table({name: draw(PARQUET_COLUMNS[name]) for name in names})
+    table = pa.concat_tables([table] * draw(st.integers(1, 4)))
+    out = io.BytesIO()
+    pq.write_table(table, out, row_group_size=draw(st.integers(1, 5)))
+    return out.getvalue()
+
+
+@HOSTILE
+@given(parquet_files(), st.integers(1, 40))
+def test_hostile_parquet_gets_the_same_verdicts(data: bytes, chunk: int) -> None:
+    assert_same_verdicts("h.parquet", data, chunk=chunk)

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import re
 from collections.abc import Generator, Iterable, Iterator
 from itertools import chain
@@ -391,9 +392,129 @@ def _json_rows(block: bytes, first_line: int, fields: formats.Fields) -> Iterato
             yield formats.json_line(number, line, fields)
 
 
+# --- Parquet ---------------------------------------------------------------------------------
+
+_ESCAPED = r'["\\\x00-\x1f]'  # what json.dumps writes escaped in a string
+_YEARS = (1000, 9999)  # four-digit years: what Python's and Arrow's renderings agree on
+
+
+def _plain_column(column: pa.Array) -> bool:
+    """Whether the column's values render as :func:`formats.parquet` renders a row's values."""
+    kind = column.type
+    if pa.types.is_string(kind) or pa.types.is_large_string(kind):
+        try:
+            column.validate(full=True)  # UTF-8
+        except pa.ArrowInvalid:
+            return False
+        return not pc.any(pc.match_substring_regex(column, _ESCAPED)).as_py()
+    if pa.types.is_timestamp(kind):
+        if kind.unit == "ns" or kind.tz not in (None, "UTC", "+00:00"):
+            return False
+        years = pc.year(column)
+        return column.null_count == len(column) or bool(
+            pc.all(pc.and_(pc.greater_equal(years, _YEARS[0]), pc.less_equal(years, _YEARS[1]))).as_py()
+        )
+    return bool(
+        pa.types.is_null(kind)
+        or pa.types.is_boolean(kind)
+        or pa.types.is_integer(kind)
+        or kind in (pa.float32(), pa.float64())
+    )
+
+
+def parquet_plain(batch: pa.RecordBatch) -> bool:
+    """Whether a batch of Parquet rows is read the columnar way: columns of distinct plain names,
+    of strings (UTF-8, nothing JSON escapes), numbers, booleans, nulls or timestamps (UTC or
+    naive, at most microseconds, four-digit years); an ``event_id`` of strings or nulls."""
+    names = batch.schema.names
+    if len(set(names)) != len(names) or any(json.dumps(n, ensure_ascii=False) != f'"{n}"' for n in names):
+        return False
+    if "event_id" in names:
+        kind = batch.schema.field("event_id").type
+        if not (pa.types.is_string(kind) or pa.types.is_large_string(kind) or pa.types.is_null(kind)):
+            return False
+    return all(_plain_column(column) for column in batch.columns)
+
+
+def _floats(column: pa.Array) -> tuple[pa.Array, pa.Array]:
+    """A float column's values as ``str`` and as ``json.dumps`` write them."""
+    text = [None if v is None else repr(v) for v in column.cast(pa.float64()).to_pylist()]
+    as_text = pa.array(text, pa.string())
+    special = {"nan": "NaN", "inf": "Infinity", "-inf": "-Infinity"}
+    as_json = pa.array([None if t is None else special.get(t, t) for t in text], pa.string())
+    return as_text, as_json
+
+
+def _timestamps(column: pa.Array) -> tuple[pa.Array, pa.Array]:
+    """A timestamp column as ``datetime.isoformat()`` and ``str(datetime)`` write its values."""
+    micro = column.cast(pa.timestamp("us", tz=column.type.tz))
+    full = pc.strftime(micro, format="%Y-%m-%dT%H:%M:%S")  # with six decimals of the second
+    micros = pc.cast(micro, pa.int64())
+    whole = pc.equal(pc.subtract(micros, pc.multiply(pc.divide(micros, 1_000_000), 1_000_000)), 0)
+    iso = pc.if_else(whole, pc.utf8_slice_codeunits(full, 0, 19), full)
+    if column.type.tz is not None:
+        iso = pc.binary_join_element_wise(iso, "+00:00", "")
+    return iso, pc.replace_substring(iso, "T", " ", max_replacements=1)
+
+
+def _rendered(column: pa.Array) -> tuple[pa.Array, pa.Array]:
+    """A plain column's values as text (as :func:`formats._text`) and as JSON values (``null``
+    included), as :func:`formats.parquet` renders them."""
+    kind = column.type
+    if pa.types.is_floating(kind):
+        text, as_json = _floats(column)
+    elif pa.types.is_timestamp(kind):
+        text, stamp = _timestamps(column)
+        as_json = pc.binary_join_element_wise('"', stamp, '"', "")
+    elif pa.types.is_null(kind):
+        text = as_json = pa.nulls(len(column), pa.string())
+    elif pa.types.is_string(kind) or pa.types.is_large_string(kind):
+        text = column.cast(pa.string())
+        as_json = pc.binary_join_element_wise('"', text, '"', "")
+    else:  # integers and booleans: the same as text and in JSON
+        text = as_json = column.cast(pa.string())
+    return text.cast(pa.string()), pc.fill_null(as_json.cast(pa.string()), "null")
+
+
+def _parquet_table(batch: pa.RecordBatch, first_row: int, fields: formats.Fields) -> pa.Table:
+    n = batch.num_rows
+    names = batch.schema.names
+    rendered = {name: _rendered(column) for name, column in zip(names, batch.columns, strict=True)}
+    pieces: list[Any] = []
+    for i, name in enumerate(names):
+        pieces += [("{" if i == 0 else ", ") + f'"{name}": ', rendered[name][1]]
+    raw = pc.binary_join_element_wise(*pieces, "}", "") if pieces else pa.repeat(pa.scalar("{}"), n)
+    none = pa.nulls(n, pa.string())
+    extras = formats.unknown_fields(batch.schema.names, fields)
+    columns = {
+        "row_number": pa.array(np.arange(first_row, first_row + n, dtype=np.int64)),
+        "raw": raw.cast(pa.large_binary()),
+        **{name: rendered[name][0] if name in rendered else none for name in fields.names},
+        "problem": none,
+        "problem_detail": none,
+        "extra_fields": none if extras is None else pa.repeat(pa.scalar(extras, pa.string()), n),
+    }
+    return pa.table(columns, schema=schema(fields))
+
+
 def parquet_tables(content: IO[bytes], fields: formats.Fields = formats.EVENTS) -> Iterator[pa.Table]:
-    """The records of a Parquet file (as :func:`formats.parquet` reads them) in tables."""
-    yield from tables_of(formats.parquet(content, fields), fields)
+    """The records of a Parquet file (as :func:`formats.parquet` reads them) in tables, a batch of
+    rows at a time: the plain ones (:func:`parquet_plain`) the columnar way."""
+    number = 1
+    for batch in formats.parquet_batches(content):
+        if parquet_plain(batch):
+            yield _parquet_table(batch, number, fields)
+        else:
+            yield from tables_of(formats.parquet_batch(formats.parquet_values(batch), number, fields), fields)
+        number += batch.num_rows
+
+
+def parquet_readable(content: IO[bytes]) -> None:
+    """Read every batch of a Parquet file as :func:`parquet_tables` would, raising
+    :class:`formats.UnreadableFileError` where it could not."""
+    for batch in formats.parquet_batches(content):
+        if not parquet_plain(batch):
+            formats.parquet_values(batch)
 
 
 READERS = {".jsonl": jsonl_tables, ".csv": csv_tables, ".parquet": parquet_tables}

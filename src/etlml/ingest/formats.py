@@ -30,7 +30,7 @@ from etlml.records import EVENT, LABEL, RECORD, Layout, record_layout
 Row = tuple[Any, ...]
 BOM = b"\xef\xbb\xbf"
 CSV_FIELD_LIMIT = 2**31 - 1  # the csv module's default of 128 KiB would reject a huge field unread
-PARQUET_BATCH_ROWS = 10_000
+PARQUET_BATCH_ROWS = 65_536
 _PARQUET_ERRORS = (pa.ArrowException, OSError, ValueError, TypeError, NotImplementedError, OverflowError)
 
 
@@ -220,14 +220,27 @@ def check_csv_header(header: list[str], fields: Fields) -> None:
         )
 
 
-def parquet_rows(content: IO[bytes]) -> Iterator[list[dict[str, Any]]]:
-    """The rows of a Parquet file as Python values, :data:`PARQUET_BATCH_ROWS` at a time."""
+def parquet_batches(content: IO[bytes]) -> Iterator[pa.RecordBatch]:
+    """The rows of a Parquet file in batches of :data:`PARQUET_BATCH_ROWS`."""
     try:
         parquet = pq.ParquetFile(content)
-        for batch in parquet.iter_batches(batch_size=PARQUET_BATCH_ROWS):
-            yield batch.to_pylist()
+        yield from parquet.iter_batches(batch_size=PARQUET_BATCH_ROWS)
     except _PARQUET_ERRORS as exc:
         raise UnreadableFileError(f"not a readable Parquet file: {excerpt(str(exc))}") from exc
+
+
+def parquet_values(batch: pa.RecordBatch) -> list[dict[str, Any]]:
+    """A batch of Parquet rows as Python values."""
+    try:
+        return batch.to_pylist()
+    except _PARQUET_ERRORS as exc:
+        raise UnreadableFileError(f"not a readable Parquet file: {excerpt(str(exc))}") from exc
+
+
+def parquet_rows(content: IO[bytes]) -> Iterator[list[dict[str, Any]]]:
+    """The rows of a Parquet file as Python values, :data:`PARQUET_BATCH_ROWS` at a time."""
+    for batch in parquet_batches(content):
+        yield parquet_values(batch)
 
 
 def parquet_inflated_bytes(content: IO[bytes]) -> int:
@@ -249,9 +262,14 @@ def parquet_row_count(content: IO[bytes]) -> int:
 
 def parquet(content: IO[bytes], fields: Fields = EVENTS) -> Iterator[Row]:
     """One record per row; ``row_number`` counts rows from 1; ``raw`` is the row as JSON."""
-    number = 0
+    number = 1
     for rows in parquet_rows(content):
-        for record in rows:
-            number += 1
-            raw = json.dumps(record, default=str, ensure_ascii=False).encode("utf-8", "backslashreplace")
-            yield _from_mapping(number, raw, record, fields)
+        yield from parquet_batch(rows, number, fields)
+        number += len(rows)
+
+
+def parquet_batch(rows: list[dict[str, Any]], first_row: int, fields: Fields = EVENTS) -> Iterator[Row]:
+    """The records of Parquet rows (Python values), the first numbered ``first_row``."""
+    for number, record in enumerate(rows, start=first_row):
+        raw = json.dumps(record, default=str, ensure_ascii=False).encode("utf-8", "backslashreplace")
+        yield _from_mapping(number, raw, record, fields)

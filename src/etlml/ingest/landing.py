@@ -389,8 +389,7 @@ def _unreadable(file: LandingFile, limit: int) -> tuple[str, str] | None:
             with file.open() as stored:
                 if formats.parquet_inflated_bytes(stored) > limit:
                     return _too_large_inflated(limit)
-                for _ in formats.parquet_rows(stored):
-                    pass
+                columnar.parquet_readable(stored)
         elif extension.endswith(".gz"):
             _lines(file, limit)
     except formats.UnreadableFileError as exc:
