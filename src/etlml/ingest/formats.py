@@ -232,9 +232,10 @@ def parquet_batches(content: IO[bytes]) -> Iterator[pa.RecordBatch]:
 def parquet_values(batch: pa.RecordBatch) -> list[dict[str, Any]]:
     """A batch of Parquet rows as Python values."""
     try:
-        return batch.to_pylist()
+        values: list[dict[str, Any]] = batch.to_pylist()
     except _PARQUET_ERRORS as exc:
         raise UnreadableFileError(f"not a readable Parquet file: {excerpt(str(exc))}") from exc
+    return values
 
 
 def parquet_rows(content: IO[bytes]) -> Iterator[list[dict[str, Any]]]:
