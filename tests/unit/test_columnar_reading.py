@@ -54,6 +54,10 @@ def _outcome(reader: object, file: landing.LandingFile, chunk: int) -> list[pd.D
         return "changed"
 
 
+def _raw_as_objects(frame: pd.DataFrame) -> pd.DataFrame:
+    return frame.assign(raw=frame["raw"].to_numpy(dtype=object))
+
+
 def assert_same_verdicts(name: str, data: bytes, *, chunk: int = 100_000, block: int | None = None) -> None:
     """Both readings of ``data`` as file ``name``: the same records in the same chunks, and the
     contract's verdicts on them equal."""
@@ -64,6 +68,7 @@ def assert_same_verdicts(name: str, data: bytes, *, chunk: int = 100_000, block:
     if isinstance(old, str) or isinstance(new, str):
         assert new == old
         return
+    new = [_raw_as_objects(frame) for frame in new]  # raw bytes stay in Arrow: compared as bytes
     assert [len(f) for f in new] == [len(f) for f in old]
     if not old:
         return
@@ -73,7 +78,7 @@ def assert_same_verdicts(name: str, data: bytes, *, chunk: int = 100_000, block:
         pd.testing.assert_frame_equal(got[columns], want[columns])
     got_checked = contract.apply(pd.concat(new), RULES, provenance=True)
     want_checked = contract.apply(pd.concat(old), RULES, provenance=True)
-    pd.testing.assert_frame_equal(got_checked.valid, want_checked.valid)
+    pd.testing.assert_frame_equal(_raw_as_objects(got_checked.valid), want_checked.valid)
     columns = [c for c in want_checked.rejected if not (numbers_as_text and c == "message")]
     pd.testing.assert_frame_equal(got_checked.rejected[columns], want_checked.rejected[columns])
     assert got_checked.counts == want_checked.counts

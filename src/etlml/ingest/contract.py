@@ -584,7 +584,8 @@ def _valid(
     if provenance:
         valid["source_file"] = frame["source_file"][accepted].astype("string").reset_index(drop=True)
         valid["row_number"] = frame["row_number"][accepted].to_numpy(dtype=np.int64)
-        valid["raw"] = frame["raw"][accepted].to_numpy(dtype=object)
+        raw = frame["raw"][accepted].reset_index(drop=True)
+        valid["raw"] = raw if isinstance(raw.dtype, pd.ArrowDtype) else raw.to_numpy(dtype=object)
     return valid
 
 

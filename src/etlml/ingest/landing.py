@@ -489,14 +489,19 @@ def _read(
 
 
 def _table_frame(source_file: str, table: pa.Table, fields: formats.Fields) -> pd.DataFrame:
-    """Records read in a table as a frame of :data:`etlml.records.RECORD` (or the labels')."""
-    frame = table.to_pandas(types_mapper=_STRINGS.get)
+    """Records read in a table as a frame of :data:`etlml.records.RECORD` (or the labels'); their
+    raw bytes stay in Arrow (no Python object per record), as the shard files store them."""
+    frame = table.to_pandas(types_mapper=_KINDS.get)
     frame.insert(0, "source_file", printable(source_file))
-    typed: pd.DataFrame = frame.astype(fields.record.dtypes())
+    typed: pd.DataFrame = frame.astype({k: v for k, v in fields.record.dtypes().items() if k != "raw"})
     return typed
 
 
-_STRINGS = {pa.string(): pd.StringDtype(), pa.large_string(): pd.StringDtype()}
+_KINDS = {
+    pa.string(): pd.StringDtype(),
+    pa.large_string(): pd.StringDtype(),
+    pa.large_binary(): pd.ArrowDtype(pa.large_binary()),
+}
 
 
 def _log_read(file: LandingFile, read: int, problems: int, counted: _Counted | None) -> None:
