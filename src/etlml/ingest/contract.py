@@ -513,8 +513,8 @@ def raw_bytes(
     """The raw bytes of ``rows``; records without them (the simulator's) as JSON of their fields
     ``names`` (the event's, or a label's)."""
     out = []
-    for i in rows:
-        raw = frame["raw"].iloc[i]
+    picked = frame["raw"].iloc[np.asarray(rows, dtype=np.int64)].to_numpy(dtype=object)  # one take
+    for i, raw in zip(rows, picked, strict=True):
         if isinstance(raw, bytes | bytearray | memoryview):
             out.append(bytes(raw))
             continue
