@@ -297,10 +297,21 @@ def parse_numbers(series: pd.Series) -> tuple[np.ndarray[Any, np.dtype[np.float6
     text = _as_text(series).str.strip()
     given = _mask(text.str.len() > 0)
     numeric = _mask(text.str.fullmatch(_NUMBER)) & given
-    parsed = pd.to_numeric(text.where(numeric), errors="coerce")
-    values = np.asarray(parsed.to_numpy(dtype=np.float64, na_value=np.nan), dtype=np.float64)
+    values = _floats(text.where(numeric))
     invalid = given & ~(numeric & np.isfinite(values))
     return np.where(given & ~invalid, values, np.nan), invalid
+
+
+def _floats(text: pd.Series) -> np.ndarray[Any, np.dtype[np.float64]]:
+    """Numbers written as :data:`_NUMBER` matches (NaN where null) as floats, correctly rounded (one
+    too large for a float is infinite), parsed by Arrow; each value on its own, so ``-0`` is -0.0
+    whatever the other values (pandas' ``to_numeric`` made it 0 when every value was an integer)."""
+    try:
+        parsed = pc.cast(pa.array(text.array, type=pa.large_string()), pa.float64())
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        coerced = pd.to_numeric(text, errors="coerce")
+        return np.asarray(coerced.to_numpy(dtype=np.float64, na_value=np.nan), dtype=np.float64)
+    return np.asarray(parsed.to_numpy(zero_copy_only=False), dtype=np.float64)
 
 
 def _check_numbers(frame: pd.DataFrame, verdicts: Verdicts) -> dict[str, np.ndarray[Any, Any]]:
