@@ -11,6 +11,7 @@ import pytest
 
 from scripts.check_links import anchors, broken_links, slug
 from tests.conftest import ROOT
+from tests.helpers import doc_section
 
 
 def test_every_relative_link_of_the_documentation_resolves() -> None:
@@ -74,3 +75,9 @@ def test_anchors_are_githubs(heading: str, anchor: str) -> None:
 def test_headings_in_code_blocks_are_no_anchors(tmp_path: Path) -> None:
     (tmp_path / "a.md").write_text("# A\n\n```bash\n# not a heading\n```\n", encoding="utf-8")
     assert anchors(tmp_path / "a.md") == {"a"}
+
+
+def test_a_documented_section_is_found_in_the_page_that_holds_it() -> None:
+    section = doc_section("Landing files and quarantine")
+    assert "```sql" in section
+    assert "## Event stream" not in section
