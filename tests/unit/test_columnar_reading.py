@@ -112,11 +112,16 @@ def test_a_clean_export_is_read_without_the_record_reader(monkeypatch: pytest.Mo
     def unused(*args: object, **kwargs: object) -> None:
         raise AssertionError("a plain block was read record by record")
 
+    crlf = data.replace(b"\n", b"\r\n")
+    assert_same_verdicts("crlf.csv", crlf, chunk=1000, block=4096)
     monkeypatch.setattr(formats, "csv_row", unused)
     monkeypatch.setattr(formats, "json_line", unused)
-    with block_bytes(4096):
-        frames = list(landing.file_records(landing.LandingFile("x.csv", len(data), data=data), LIMIT, 1000))
-    assert sum(map(len, frames)) == 3030
+    for name, content in (("x.csv", data), ("crlf.csv", crlf)):
+        with block_bytes(4096):
+            frames = list(
+                landing.file_records(landing.LandingFile(name, len(content), data=content), LIMIT, 1000)
+            )
+        assert sum(map(len, frames)) == 3030
     rows = [json.dumps({"event_id": f"j{i}", "ts_utc": START.isoformat(), "f1": i / 3}) for i in range(500)]
     jsonl = "\n".join(rows).encode()
     with block_bytes(2048):

@@ -6,7 +6,7 @@ parsed the columnar way (Arrow's CSV or JSON reader, the raw bytes of its record
 block by their line offsets) only when it is *plain*, so that every line is exactly one record and
 Arrow reads each record as the record-at-a-time reader does:
 
-- CSV: valid UTF-8, no quote character, no CR, no NUL, no blank line, and as many fields on every
+- CSV: valid UTF-8, no quote character, no CR but CRLF's, no NUL, no blank line, and as many fields on every
   line as the header names (a header that is not plain sends the whole file the old way);
 - JSONL: valid UTF-8, no escaped surrogate, no blank line, every line ``{...}``, and Arrow reads
   one object per line with only known fields, strings where strings are expected, and numbers,
@@ -41,7 +41,7 @@ from etlml.ingest import formats
 
 BLOCK_BYTES = 4 << 20
 PIECE_ROWS = 10_000  # rows of a table of records read the old way
-_LF, _COMMA, _OPEN, _CLOSE = ord("\n"), ord(","), ord("{"), ord("}")
+_LF, _CR, _COMMA, _OPEN, _CLOSE = ord("\n"), ord("\r"), ord(","), ord("{"), ord("}")
 _SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
 _TEXT_TYPES = (pa.string(), pa.large_string())
 _JSON_SCALARS = (pa.null(), pa.bool_(), pa.int64(), pa.float64(), *_TEXT_TYPES)
@@ -132,26 +132,37 @@ def _utf8(block: bytes) -> bool:
 
 
 class _Lines:
-    """Where the lines of a plain block start and end (a last line may lack its line feed)."""
+    """Where the lines of a plain block start and end (a last line may lack its line feed); with
+    ``crlf``, a CR before a line feed ends the line's text too (CSV's CRLF)."""
 
-    def __init__(self, block: bytes) -> None:
+    def __init__(self, block: bytes, *, crlf: bool = False) -> None:
         self.bytes = np.frombuffer(block, dtype=np.uint8)
         ends = np.flatnonzero(self.bytes == _LF)
+        fed = np.ones(len(ends), dtype=np.int64)  # a line feed ends the line
         if block[-1:] != b"\n":
             ends = np.append(ends, len(block))
+            fed = np.append(fed, 0)
         self.ends = ends
         self.starts = np.concatenate(([0], ends[:-1] + 1)).astype(np.int64)
         self.count = len(ends)
+        cr = np.zeros(self.count, dtype=np.int64)
+        if crlf:
+            before = np.maximum(ends - 1, 0)
+            cr = ((fed == 1) & (ends > self.starts) & (self.bytes[before] == _CR)).astype(np.int64)
+        self.text_ends = ends - cr
+        self._cut = fed + cr  # the bytes that end each line
+        self._crlf = crlf
 
     @property
     def blank(self) -> bool:
-        return bool(np.any(self.ends == self.starts))
+        return bool(np.any(self.text_ends == self.starts))
 
     def raw(self, block: bytes) -> pa.Array:
-        """Each line's bytes without its line feed, sliced from the block."""
-        shift = np.arange(self.count, dtype=np.int64)  # the line feeds before each line
-        offsets = np.append(self.starts - shift, self.ends[-1] - shift[-1]).astype(np.int64)
-        data = block.replace(b"\n", b"")
+        """Each line's bytes without what ends it, sliced from the block."""
+        removed = np.concatenate(([0], np.cumsum(self._cut)[:-1])).astype(np.int64)  # before each line
+        offsets = np.append(self.starts - removed, self.text_ends[-1] - removed[-1]).astype(np.int64)
+        data = block.replace(b"\r\n", b"") if self._crlf else block
+        data = data.replace(b"\n", b"")
         return pa.LargeBinaryArray.from_buffers(
             pa.large_binary(), self.count, [None, pa.py_buffer(offsets), pa.py_buffer(data)]
         )
@@ -194,9 +205,11 @@ class _CsvFile:
 
     def fast(self, block: bytes, first_line: int) -> tuple[pa.Table, int] | None:
         """The block's records and lines, if it is plain."""
-        if b'"' in block or b"\r" in block or b"\x00" in block or not _utf8(block):
+        if b'"' in block or b"\x00" in block or block.count(b"\r") != block.count(b"\r\n"):
+            return None  # a quote, NUL or CR other than CRLF's
+        if not _utf8(block):
             return None
-        lines = _Lines(block)
+        lines = _Lines(block, crlf=True)
         if lines.blank:
             return None
         commas = np.flatnonzero(lines.bytes == _COMMA)
@@ -297,7 +310,7 @@ def _csv_stretch(
 
 
 def _plain_header(first: bytes) -> list[str] | None:
-    line = first.removeprefix(formats.BOM).split(b"\n", 1)[0]
+    line = first.removeprefix(formats.BOM).split(b"\n", 1)[0].removesuffix(b"\r")
     if not line or b'"' in line or b"\r" in line or b"\x00" in line or not _utf8(line):
         return None
     return line.decode("utf-8").split(",")
