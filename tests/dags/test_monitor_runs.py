@@ -41,14 +41,16 @@ def asset_events(uri: str, since: datetime) -> list[dict[str, Any]]:
     return [dict(extra) for (extra,) in rows]
 
 
-def test_monitor_is_scheduled_on_predictions_or_every_ten_minutes(dags: dict[str, Any]) -> None:
+def test_monitor_is_scheduled_on_predictions_or_labels_or_every_ten_minutes(dags: dict[str, Any]) -> None:
     dag = dags[MONITOR]
     timetable = dag.timetable
     assert type(timetable).__name__ == "AssetOrTimeSchedule"
-    assert (timetable.asset_condition.name, timetable.asset_condition.uri) == (
-        "predictions",
-        "x-etlml://warehouse/public/predictions",
-    )
+    condition = timetable.asset_condition  # predictions | labels: either asset's event triggers a run
+    assert type(condition).__name__ == "AssetAny"
+    assert sorted((a.name, a.uri) for a in condition.objects) == [
+        ("labels", "x-etlml://warehouse/public/labels"),
+        ("predictions", "x-etlml://warehouse/public/predictions"),
+    ]
     assert (timetable.timetable.expression, str(timetable.timetable.timezone)) == ("*/10 * * * *", "UTC")
     assert (dag.max_active_runs, dag.catchup) == (1, False)
 
@@ -57,6 +59,7 @@ def test_pipeline_tasks_declare_their_assets(dags: dict[str, Any]) -> None:
     dag = dags[PIPELINE]
     assert [a.name for a in dag.get_task("load_processed").outlets] == ["processed_data"]
     assert [a.name for a in dag.get_task("store_predictions").outlets] == ["predictions"]
+    assert [a.name for a in dags["15_ingest_labels"].get_task("ingest_labels").outlets] == ["labels"]
 
 
 def test_pipeline_carries_the_freshness_deadline(parsed_dags: dict[str, Any]) -> None:
