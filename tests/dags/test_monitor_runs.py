@@ -82,10 +82,12 @@ def test_a_missed_deadline_posts_through_the_callback_the_triggerer_runs(
 
     callback = parsed_dags[PIPELINE].deadline
     callback = (callback[0] if isinstance(callback, list) else callback).callback
+    # the scheduler's context: the run as the REST API gives it (its id under dag_run_id)
     context = {
         "dag_run": {
             "dag_id": PIPELINE,
-            "run_id": "scheduled__2026-11-24T10:00:00+00:00",
+            "dag_run_id": "scheduled__2026-11-24T10:00:00+00:00",
+            "logical_date": "2026-11-24T10:00:00Z",
             "state": "running",
             "data_interval_start": "2026-11-24T10:00:00Z",
             "data_interval_end": "2026-11-24T10:10:00Z",
@@ -107,6 +109,7 @@ def test_a_missed_deadline_posts_through_the_callback_the_triggerer_runs(
     assert "did not finish within 15 minutes" in post["json"]["summary"]
     assert post["json"]["details"]["data_interval_end"] == "2026-11-24T10:10:00Z"
     assert post["json"]["details"]["deadline_time"] == "2026-11-24T10:25:00Z"
+    assert post["json"]["details"]["run_id"] == "scheduled__2026-11-24T10:00:00+00:00"
 
 
 def test_pipeline_events_carry_metadata_and_the_monitor_computes_what_they_name(
