@@ -190,9 +190,9 @@ def at(uri: str) -> ObjectStoragePath:
     return ObjectStoragePath(uri)
 
 
-def _options(schema: pa.Schema) -> dict[str, Any]:
+def _options(schema: pa.Schema, compression: str) -> dict[str, Any]:
     return {
-        "compression": "zstd",
+        "compression": compression,
         "use_dictionary": [name for name in schema.names if name in _DICTIONARY_COLUMNS],
     }
 
@@ -204,7 +204,7 @@ def _sha256(path: ObjectStoragePath) -> str:
         # an object store's client keeps what it listed (sizes included) for the life of its process:
         # read the object as it is now, or a changed one is read by its old size and never checked
         source.fs.invalidate_cache(source.path)
-    with source.open("rb") as fh:
+    with _open_for_reading(path) as fh:
         while block := fh.read(_READ_BYTES):
             digest.update(block)
     return digest.hexdigest()
@@ -227,8 +227,9 @@ class FrameWriter:
       ``AbortIncompleteMultipartUpload``, deletes its parts).
     """
 
-    def __init__(self, path: ObjectStoragePath, layout: Layout) -> None:
+    def __init__(self, path: ObjectStoragePath, layout: Layout, *, compression: str = "zstd") -> None:
         self.path = path
+        self.compression = compression
         schema = pa.Schema.from_pandas(layout.empty(), preserve_index=False)
         for name, kind in layout.arrow_types().items():  # what an empty object column cannot tell
             schema = schema.set(schema.get_field_index(name), pa.field(name, getattr(pa, kind)()))
@@ -243,12 +244,16 @@ class FrameWriter:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._partial = _partial_path(self.path)
         self._fh = _open_for_writing(self._partial)
-        self._writer = pq.ParquetWriter(self._fh, self.schema, **_options(self.schema))
+        self._writer = pq.ParquetWriter(self._fh, self.schema, **_options(self.schema, self.compression))
         return self
 
     def write(self, frame: pd.DataFrame) -> None:
         if len(frame):
-            self.write_table(pa.Table.from_pandas(frame, schema=self.schema, preserve_index=False))
+            self.write_table(self.table(frame))
+
+    def table(self, frame: pd.DataFrame) -> pa.Table:
+        """A frame of the layout in Arrow, as :meth:`write` writes it."""
+        return pa.Table.from_pandas(frame, schema=self.schema, preserve_index=False)
 
     def write_table(self, table: pa.Table) -> None:
         """Write rows already in Arrow, of the layout's schema."""
@@ -302,13 +307,21 @@ def _partial_path(path: ObjectStoragePath) -> ObjectStoragePath:
 
 
 def _open_for_writing(path: ObjectStoragePath) -> Any:
-    """``path`` opened to write. On an object store, the filesystem's own file (fsspec's buffered
+    """``path`` opened to write: the filesystem's own file (on an object store fsspec's buffered
     file: ``discard()`` aborts its upload), not ``ObjectStoragePath.open``'s wrapper of it, which
-    would hide the file's ``closed`` flag that :meth:`FrameWriter._discard` sets."""
+    would hide the file's ``closed`` flag that :meth:`FrameWriter._discard` sets, and reports every
+    write to Airflow's hook lineage collector (see :func:`_open_for_reading`)."""
     target: Any = path
-    if _is_local(path):
-        return target.open("wb")
     return target.fs.open(target.path, "wb")
+
+
+def _open_for_reading(path: ObjectStoragePath) -> Any:
+    """``path`` opened to read, through its filesystem rather than ``ObjectStoragePath.open``: the
+    files of a run folder are the pipeline's own intermediate files, not assets, and that wrapper
+    reports each read and write as lineage; its first report starts Airflow's hook lineage collector,
+    which loads every plugin (seconds, in the first step of a task that touches a file)."""
+    source: Any = path
+    return source.fs.open(source.path, "rb")
 
 
 def _arrow_batches(ref: FileRef, columns: list[str] | None, rows: int) -> Iterator[pa.Table]:
@@ -323,8 +336,7 @@ def _arrow_batches(ref: FileRef, columns: list[str] | None, rows: int) -> Iterat
             "run's own, so a hand edit, a restore or another tool); retrying reads the same file: clear the "
             "upstream task to rewrite it"
         )
-    source: Any = path
-    with source.open("rb") as fh:
+    with _open_for_reading(path) as fh:
         parquet = pq.ParquetFile(fh)
         if parquet.metadata.num_rows != ref.rows:
             raise StorageIntegrityError(
