@@ -321,3 +321,32 @@ def parquet_files(draw: st.DrawFn) -> bytes:
 @given(parquet_files(), st.integers(1, 40))
 def test_hostile_parquet_gets_the_same_verdicts(data: bytes, chunk: int) -> None:
     assert_same_verdicts("h.parquet", data, chunk=chunk)
+
+
+def _digits(n: int) -> st.SearchStrategy[str]:
+    return st.text(alphabet="0123456789", min_size=n, max_size=n)
+
+
+_canonical_timestamp = st.builds(
+    "{}-{}-{}T{}:{}:{}{}{}".format,
+    st.sampled_from(["0000", "0001", "1969", "2024", "2023", "9999"]) | _digits(4),
+    st.sampled_from(["01", "02", "12", "13", "00"]) | _digits(2),
+    st.sampled_from(["01", "28", "29", "30", "31", "00"]) | _digits(2),
+    st.sampled_from(["00", "23", "24"]) | _digits(2),
+    _digits(2),
+    st.sampled_from(["00", "59", "60"]) | _digits(2),
+    st.sampled_from([""]) | st.integers(1, 6).flatmap(lambda n: _digits(n).map(lambda d: f".{d}")),
+    st.sampled_from(["Z", "+00:00", "-01:00", "+19:59"])
+    | st.builds("{}{}:{}".format, st.sampled_from("+-"), _digits(2), _digits(2)),
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(values=st.lists(_canonical_timestamp | st.sampled_from(["", " ", None]), min_size=1, max_size=20))
+def test_timestamps_of_the_common_shape_parse_as_the_oracles(values: list[str | None]) -> None:
+    """Arrow parses the timestamps most sources write; its results (and every refusal) are pandas'."""
+    series = pd.Series(values, dtype="string", index=range(7, 7 + len(values)))
+    parsed, given_ = contract.parse_timestamps(series)
+    expected, expected_given = contract_oracle.parse_timestamps(series)
+    pd.testing.assert_series_equal(parsed, expected)
+    assert list(given_) == list(expected_given)

@@ -70,6 +70,10 @@ _CONTROL = r"[\x00-\x1f\x7f-\x9f]"
 _TIMESTAMP = (
     r"[0-9]{4}-[0-9]{2}-[0-9]{2}[T ][0-9]{2}:[0-9]{2}(?::[0-9]{2}(?:\.[0-9]+)?)?(?:Z|[+-][0-9]{2}:?[0-9]{2})"
 )
+_CANONICAL_TIMESTAMP = (
+    r"^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(?:\.[0-9]{1,6})?(?:Z|[+-][01][0-9]:[0-5][0-9])$"
+)
+"""The timestamps most sources write (a subset of :data:`_TIMESTAMP`), which Arrow parses as pandas does."""
 _NUMBER = r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?"
 
 Mask = np.ndarray[Any, np.dtype[np.bool_]]
@@ -266,12 +270,33 @@ def parse_timestamps(series: pd.Series) -> tuple[pd.Series, Mask]:
         return parsed, series.notna().to_numpy(dtype=bool)
     text = _as_text(series).str.strip()
     given = _mask(text.str.len() > 0)
+    canonical = _canonical_timestamps(text, given)
+    if canonical is not None:
+        return canonical, given
     well_formed = _mask(text.str.fullmatch(_TIMESTAMP)) & given
     # at most microseconds (PostgreSQL's precision): more digits would also switch pandas to
     # nanoseconds, whose range ends in 2262, and make a row's validity depend on its batch mates
     trimmed = text.where(well_formed).str.replace(r"(\.[0-9]{6})[0-9]+", r"\1", regex=True)
     parsed = pd.to_datetime(trimmed, utc=True, format="ISO8601", errors="coerce").dt.as_unit("us")
     return parsed, given
+
+
+def _canonical_timestamps(text: pd.Series, given: Mask) -> pd.Series | None:
+    """The timestamps of ``text`` parsed by Arrow, about ten times faster than by pandas, when every
+    value given is :data:`_CANONICAL_TIMESTAMP` and Arrow takes them all; ``None`` otherwise (a date
+    that does not exist, a year outside 1 to 9999 in UTC: pandas then decides, value by value)."""
+    arrow = pa.array(text.array, type=pa.large_string())
+    canonical = np.asarray(pc.match_substring_regex(arrow, _CANONICAL_TIMESTAMP).fill_null(False), dtype=bool)
+    if not np.array_equal(canonical, given):
+        return None
+    try:
+        parsed = pc.cast(pc.if_else(canonical, arrow, None), pa.timestamp("us", "UTC"))
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        return None
+    out = parsed.to_pandas().set_axis(text.index)
+    if out.dtype != pd.DatetimeTZDtype("us", "UTC"):
+        return None
+    return out
 
 
 def _check_timestamps(frame: pd.DataFrame, verdicts: Verdicts) -> pd.Series:
