@@ -249,15 +249,17 @@ class _Shards:
         self.held_bytes = 0
 
     def add(self, events: pd.DataFrame) -> None:
+        if not len(events):
+            return
+        table = self.writers[0].table(events)  # split in Arrow: pandas' masks cost more
         shard = shard_of(events["event_id"], len(self.writers)) if len(self.writers) > 1 else None
         for k, writer in enumerate(self.writers):
-            part = events if shard is None else events[shard == k]
+            part = table if shard is None else table.filter(shard == k)
             if not self.hold:
-                writer.write(part)
-            elif len(part):
-                table = writer.table(part)
-                self.held[k].append(table)
-                self.held_bytes += table.nbytes
+                writer.write_table(part)
+            elif part.num_rows:
+                self.held[k].append(part)
+                self.held_bytes += part.nbytes
         if self.held_bytes > _HELD_BYTES:
             self._spill()
 
@@ -291,9 +293,8 @@ def _superseded(keys: list[pa.Table]) -> contract.Superseded | None:
     if not keys:
         return None
     table = pa.concat_tables(keys)
-    if not contract.has_duplicates(table["event_id"]):
-        return None
-    return contract.superseded(table["event_id"], table["source_file"], table["row_number"])
+    found = contract.superseded(table["event_id"], table["source_file"], table["row_number"])
+    return found if len(found.rows) else None
 
 
 def _drop(
