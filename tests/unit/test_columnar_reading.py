@@ -350,3 +350,23 @@ def test_timestamps_of_the_common_shape_parse_as_the_oracles(values: list[str | 
     expected, expected_given = contract_oracle.parse_timestamps(series)
     pd.testing.assert_series_equal(parsed, expected)
     assert list(given_) == list(expected_given)
+
+
+_number = st.builds(
+    "{}{}{}{}".format,
+    st.sampled_from(["", "+", "-"]),
+    st.sampled_from(["0", "1", "007", ".5", "5.", "1.25", ""]) | _digits(3),
+    st.sampled_from(["", "e5", "E-3", "e400", "e-400", "e"]),
+    st.sampled_from(["", " ", "x"]),
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(values=st.lists(_number | st.sampled_from(["", "inf", "nan", None]), min_size=1, max_size=20))
+def test_numbers_without_spaces_parse_as_the_oracles(values: list[str | None]) -> None:
+    """Columns of plain numbers are parsed in Arrow alone; the results are those of the full rules."""
+    series = pd.Series(values, dtype="string")
+    parsed, invalid = contract.parse_numbers(series)
+    expected, expected_invalid = contract.numbers_of_any_text(series)
+    assert parsed.tobytes() == expected.tobytes()
+    assert list(invalid) == list(expected_invalid)

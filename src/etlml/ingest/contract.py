@@ -319,11 +319,33 @@ def parse_numbers(series: pd.Series) -> tuple[np.ndarray[Any, np.dtype[np.float6
         values = series.to_numpy(dtype=np.float64, na_value=np.nan)
         given = series.notna().to_numpy(dtype=bool)
         return np.where(given, values, np.nan), given & ~np.isfinite(values)
+    plain = _plain_numbers(_as_text(series))
+    return plain if plain is not None else numbers_of_any_text(series)
+
+
+def numbers_of_any_text(series: pd.Series) -> tuple[np.ndarray[Any, np.dtype[np.float64]], Mask]:
+    """:func:`parse_numbers` of a text column, whatever it holds (spaces around values, words)."""
     text = _as_text(series).str.strip()
     given = _mask(text.str.len() > 0)
     numeric = _mask(text.str.fullmatch(_NUMBER)) & given
     values = _floats(text.where(numeric))
     invalid = given & ~(numeric & np.isfinite(values))
+    return np.where(given & ~invalid, values, np.nan), invalid
+
+
+def _plain_numbers(text: pd.Series) -> tuple[np.ndarray[Any, np.dtype[np.float64]], Mask] | None:
+    """:func:`parse_numbers` in Arrow alone, when every value given is a :data:`_NUMBER` with no space
+    around it (then stripping changes nothing and every value given is numeric); ``None`` otherwise."""
+    arrow = pa.array(text.array, type=pa.large_string())
+    if pc.all(pc.match_substring_regex(arrow, f"^(?:{_NUMBER})$")).as_py() is False:
+        return None
+    given = np.asarray(arrow.is_valid(), dtype=bool)
+    try:
+        parsed = pc.cast(arrow, pa.float64())
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        return None
+    values = np.asarray(parsed.to_numpy(zero_copy_only=False), dtype=np.float64)
+    invalid = given & ~np.isfinite(values)
     return np.where(given & ~invalid, values, np.nan), invalid
 
 
