@@ -228,7 +228,7 @@ def _split(folder: Any, reading: sources.Reading, rules: contract.Rules, shard_s
 
 
 _KEYS = ["event_id", "source_file", "row_number"]
-_HELD_BYTES = 512 << 20
+_HELD_BYTES = 256 << 20
 """Events held in memory, over all shards, before the shards are written as they come (Arrow bytes:
 a 1,000,000-record interval of the landing benchmark holds about 160 MB)."""
 
