@@ -373,6 +373,12 @@ def connect(conn_id: str) -> Any:
     provider's type: ``redis://[user:password@]host:6379/0``, the database from the URL's path or the
     extra ``db``."""
     import redis
+
+    from etlml import settings
+
+    uri = settings.connection_uri(conn_id)
+    if uri is not None and uri.startswith("redis://"):  # as Airflow reads it, without importing Airflow
+        return redis.Redis(**client_options(_UriConnection.parse(uri)))
     from airflow.sdk import BaseHook
     from airflow.sdk.exceptions import AirflowNotFoundException
 
@@ -385,6 +391,37 @@ def connect(conn_id: str) -> Any:
             "connection of type redis)"
         ) from None
     return redis.Redis(**client_options(conn))
+
+
+@dataclass(frozen=True)
+class _UriConnection:
+    """The fields of an Airflow connection that :func:`client_options` reads, from a URI decoded the way
+    Airflow decodes ``AIRFLOW_CONN_<ID>``."""
+
+    host: str | None
+    port: int | None
+    login: str | None
+    password: str | None
+    schema: str
+    extra_dejson: dict[str, str]
+
+    @classmethod
+    def parse(cls, uri: str) -> _UriConnection:
+        from urllib.parse import parse_qsl, unquote, urlsplit
+
+        parts = urlsplit(uri)
+        try:
+            port = parts.port
+        except ValueError:
+            raise SettingsError(f"the event stream's Redis URI has no valid port: {parts.netloc!r}") from None
+        return cls(
+            host=unquote(parts.hostname) if parts.hostname else None,
+            port=port,
+            login=unquote(parts.username) if parts.username else None,
+            password=unquote(parts.password) if parts.password else None,
+            schema=unquote(parts.path[1:]),
+            extra_dejson=dict(parse_qsl(parts.query, keep_blank_values=True)),
+        )
 
 
 def client_options(conn: Any) -> dict[str, Any]:
