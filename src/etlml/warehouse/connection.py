@@ -74,7 +74,7 @@ factories, JSON extras): such a URI is left to Airflow."""
 def uri_arguments(uri: str | None) -> dict[str, Any] | None:
     """psycopg's arguments for an Airflow connection URI ``postgres[ql]://login:password@host:port/db?
     extra=value``, decoded as Airflow decodes it; ``None`` when Airflow must resolve it."""
-    if uri is None:
+    if uri is None or uri.count("://") != 1:  # a host with its own protocol: Airflow's reading
         return None
     parts = urlsplit(uri)
     extras = parse_qsl(parts.query, keep_blank_values=True)
@@ -91,7 +91,18 @@ def uri_arguments(uri: str | None) -> dict[str, Any] | None:
         "dbname": unquote(parts.path[1:]) if parts.path[1:] else None,
         "port": port,
     }
-    return {k: v for k, v in found.items() if v is not None} | dict(extras)
+    return {k: v for k, v in found.items() if v is not None} | {k: _extra(v) for k, v in extras}
+
+
+def _extra(value: str) -> Any:
+    """A query parameter's value as Airflow's ``extra_dejson`` holds it: JSON if it parses (``5`` is a
+    number), else the text."""
+    import json
+
+    try:
+        return json.loads(value) if value else value
+    except json.JSONDecodeError:
+        return value
 
 
 @cache
