@@ -65,6 +65,7 @@ class Config:
     state: Path
     name: str
     clean: bool
+    dags: Path = ROOT / "dags"
 
     def databases(self) -> localstack.Databases:
         return localstack.Databases(
@@ -85,6 +86,7 @@ def parse_config(argv: list[str] | None) -> Config:
         "--state", type=Path, default=ROOT / ".demo", help="the demo's folder (default .demo)"
     )
     parser.add_argument("--name", default="etlml", help="role and database prefix (default etlml)")
+    parser.add_argument("--dags", type=Path, default=ROOT / "dags", help="the DAG folder (default dags/)")
     args = parser.parse_args(argv)
     port_text = os.environ.get("ETLML_DEMO_PORT") or "8080"
     if not port_text.isdigit() or not 0 < int(port_text) < 65536:
@@ -96,6 +98,7 @@ def parse_config(argv: list[str] | None) -> Config:
         state=args.state.resolve(),
         name=args.name,
         clean=args.clean,
+        dags=args.dags.resolve(),
     )
 
 
@@ -134,9 +137,9 @@ def running_demo(cfg: Config) -> list[int]:
     """The processes of a running demo of ``cfg``'s databases: the process groups its last start
     recorded, and any process (of another checkout too) whose Airflow uses its metadata database."""
     groups = demo_groups(cfg.state)
-    return groups or localstack.processes_with_env(
-        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN", cfg.databases().metadata_url
-    )
+    users = localstack.processes_with_env("AIRFLOW__DATABASE__SQL_ALCHEMY_CONN", cfg.databases().metadata_url)
+    # Airflow's processes only: a shell that sourced .demo/env (and this demo, started from it) has it too
+    return groups or [pid for pid in users if b"airflow" in _cmdline(pid, missing=b"")]
 
 
 def migrate(env: dict[str, str]) -> None:
@@ -223,12 +226,13 @@ def _at(text: object) -> datetime:
 
 
 def wait_for_project_dags(
-    api: localstack.AirflowApi, watch: list[localstack.Component], started: datetime
+    api: localstack.AirflowApi, watch: list[localstack.Component], started: datetime, dags: Path
 ) -> None:
     """Until the DAG processor of this start has parsed every file of ``dags/``; an import error Airflow
     reports for one of them stops the demo, naming the file and the error (a DAG that imported in an
     earlier start is still listed, so its presence proves nothing)."""
-    files = {path.name for path in (ROOT / "dags").glob("*.py")}
+    # the files Airflow parses: in its safe mode (the default), those that mention both "airflow" and "dag"
+    files = {path.name for path in dags.glob("*.py") if {b"airflow", b"dag"} <= _words(path)}
     deadline = time.monotonic() + PARSE_TIMEOUT
     parsed: set[str] = set()
     while time.monotonic() < deadline:
@@ -238,7 +242,7 @@ def wait_for_project_dags(
         }
         fresh = {name: e for name, e in errors.items() if _at(e["timestamp"]) >= started}
         if fresh:
-            raise DemoError(import_failure(fresh))
+            raise DemoError(import_failure(dags, fresh))
         parsed = {
             Path(d["fileloc"]).name
             for d in api.dags()
@@ -249,21 +253,26 @@ def wait_for_project_dags(
         time.sleep(1)
     unparsed = {name: errors[name] for name in files - parsed if name in errors}
     if unparsed:
-        raise DemoError(import_failure(unparsed))
+        raise DemoError(import_failure(dags, unparsed))
     raise DemoError(
         f"Airflow's DAG processor did not parse {', '.join(sorted(files - parsed))} within "
-        f"{PARSE_TIMEOUT:.0f} s; see the end of .demo/logs/dag-processor.log"
+        f"{PARSE_TIMEOUT:.0f} s; see the end of dag-processor.log in the demo's logs folder"
     )
 
 
-def import_failure(errors: dict[str, dict[str, Any]]) -> str:
+def _words(path: Path) -> set[bytes]:
+    text = path.read_bytes().lower()
+    return {word for word in (b"airflow", b"dag") if word in text}
+
+
+def import_failure(dags: Path, errors: dict[str, dict[str, Any]]) -> str:
     """One line: the first file that failed to import, its error, and the others' names."""
     name, first = sorted(errors.items())[0]
     lines = [line.strip() for line in str(first["stack_trace"]).splitlines() if line.strip()]
     others = f" (also {', '.join(sorted(errors)[1:])})" if len(errors) > 1 else ""
     return (
-        f"Airflow cannot import dags/{name}{others}: {lines[-1] if lines else '(no message)'}; "
-        "fix the setting it names and start again"
+        f"Airflow cannot import {dags / name}{others}: {lines[-1] if lines else '(no message)'}; "
+        "fix it and start again"
     )
 
 
@@ -304,6 +313,7 @@ def run_dags(
     api: localstack.AirflowApi,
     watch: list[localstack.Component],
     started: datetime,
+    dags: Path,
     env: dict[str, str] | None = None,
 ) -> tuple[datetime, datetime | None]:
     """Every DAG file imported by this start, the DAGs unpaused, the schema DAG run, then the
@@ -312,7 +322,7 @@ def run_dags(
     holds its connection), the first run's interval is seeded first."""
     api.wait_healthy(watch=watch)
     api.login()
-    wait_for_project_dags(api, watch, started)
+    wait_for_project_dags(api, watch, started, dags)
     api.unpause(INIT)
     init_run = api.trigger(INIT)
     if (state := api.wait_for_run(INIT, init_run, watch=watch)) != "success":
@@ -461,7 +471,7 @@ def demo(cfg: Config) -> int:
     env = localstack.airflow_env(
         cfg.state / "airflow",
         dbs,
-        ROOT / "dags",
+        cfg.dags,
         cfg.port,
         host=cfg.host,
         extra={**first_interval(), **stream},
@@ -476,7 +486,11 @@ def demo(cfg: Config) -> int:
     components = start_airflow(cfg, env)
     try:
         interval_end, earlier = run_dags(
-            localstack.AirflowApi(localstack.base_url(cfg.host, cfg.port)), components, started, stream
+            localstack.AirflowApi(localstack.base_url(cfg.host, cfg.port)),
+            components,
+            started,
+            cfg.dags,
+            stream,
         )
         show_predictions(dbs, interval_end, earlier)
         say(next_steps(cfg, dbs, interval_end, cli_env) + stream_steps(stream))

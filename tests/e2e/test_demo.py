@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import signal
 import socket
 import subprocess
@@ -171,9 +172,9 @@ def demo(scratch: tuple[str, Path]) -> Iterator[Demo]:
         assert localstack.processes_with_env("AIRFLOW_HOME", str(state / "airflow")) == []
 
 
-def start_demo(name: str, state: Path, port: int) -> Demo:
+def start_demo(name: str, state: Path, port: int, *args: str) -> Demo:
     proc = subprocess.Popen(
-        [sys.executable, "-m", "scripts.demo", "--name", name, "--state", str(state)],
+        [sys.executable, "-m", "scripts.demo", "--name", name, "--state", str(state), *args],
         cwd=ROOT,
         env=demo_env(ETLML_DEMO_PORT=str(port)),
         stdout=subprocess.PIPE,
@@ -289,3 +290,22 @@ def test_a_demo_killed_outright_leaves_what_demo_clean_removes(demo: Demo) -> No
     assert demo.finish() == -signal.SIGKILL
     assert all(localstack.group_alive(g) for g in groups)
     # the fixture runs `--clean` now and checks that none of these groups is left
+
+
+def test_a_dag_file_airflow_cannot_import_stops_the_demo_naming_it(scratch: tuple[str, Path]) -> None:
+    """What the check before starting cannot see (here a DAG file that raises) is read from Airflow's
+    import errors once the DAG processor has parsed the folder: named, and everything started stops."""
+    name, state = scratch
+    dags = WORK_DIR / f"{name}-dags"
+    shutil.copytree(ROOT / "dags", dags, ignore=shutil.ignore_patterns("__pycache__"))
+    broken = 'from airflow.sdk import dag\n\nraise RuntimeError("this DAG file is broken")\n'
+    (dags / "99_broken.py").write_text(broken)
+    demo = start_demo(name, state, localstack.free_port(), "--dags", str(dags))
+    try:
+        assert demo.finish(timeout=FIRST_PREDICTIONS_TIMEOUT) == 1
+        said = f"Airflow cannot import {dags / '99_broken.py'}: RuntimeError: this DAG file is broken"
+        assert said in demo.output, demo.output
+        assert "predictions stored" not in demo.output
+        assert localstack.processes_with_env("AIRFLOW_HOME", str(state / "airflow")) == []
+    finally:
+        assert run_demo(["--clean", "--name", name, "--state", str(state)], demo_env()).returncode == 0
