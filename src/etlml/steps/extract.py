@@ -25,7 +25,7 @@ from etlml.ingest import source as sources
 from etlml.ingest.ledger import FileEntry
 from etlml.ingest.shards import shard_count, shard_of
 from etlml.ingest.simulator import SimulatedSource
-from etlml.ingest.stream import entry_id
+from etlml.ingest.stream_entries import entry_id
 from etlml.steps.init_schema import preflight
 from etlml.steps.run import (
     DEFAULT_SHARD_SIZE,
@@ -195,36 +195,51 @@ def _ledger(
 
 
 def _split(folder: Any, reading: sources.Reading, rules: contract.Rules, shard_size: int) -> _Split:
-    """Events to their shard files, rejected records to ``rejected.parquet``. Records that came in
-    chunks are checked without deduplication, and duplicates resolved within each shard (every record
-    of an id is in one) before it is written; a shard the memory held could not keep whole until the
-    end is written as it comes, and rewritten without its superseded events."""
-    count = shard_count(reading.total, shard_size)
-    keys = [ShardKey(k, count) for k in range(count)]
+    """Events to their shard files, rejected records to ``rejected.parquet``; if the records came in
+    chunks, duplicates are resolved within each shard (every record of an id is in one)."""
     tally: Tally = []
     with FrameWriter(folder / "rejected.parquet", records.REJECTED) as rejected:
-        with ExitStack() as stack:
-            writers = [
-                stack.enter_context(
-                    FrameWriter(folder / k.file_name("events"), EVENTS, compression=SHARD_CODEC)
-                )
-                for k in keys
-            ]
-            shards = _Shards(writers, rejected, tally, hold=reading.streamed)
-            for chunk in reading.chunks:
-                checked = contract.apply(chunk, rules, provenance=True, deduplicate=not reading.streamed)
-                rejected.write(checked.rejected)
-                shards.add(checked.valid)
-                tally.append((checked.counts, checked.extra))
-            spilled = shards.finish()
-        refs = [_written(writer) for writer in writers]
-        refs = [
-            _resolve_duplicates(ref, found, rejected, tally) if found else ref
-            for ref, found in zip(refs, spilled, strict=True)
-        ]
+        if reading.total is None:
+            keys, refs = _shard_once_read(folder, reading, rules, rejected, shard_size, tally=tally)
+        else:
+            count = shard_count(reading.total, shard_size)
+            keys = [ShardKey(k, count) for k in range(count)]
+            refs = _write_shards(folder, keys, reading, rules, rejected, tally=tally)
     assert rejected.ref is not None
     shards_ = tuple(Shard(key, ref) for key, ref in zip(keys, refs, strict=True))
     return _Split(shards_, rejected.ref, contract.total(tally))
+
+
+def _write_shards(
+    folder: Any,
+    keys: list[ShardKey],
+    reading: sources.Reading,
+    rules: contract.Rules,
+    rejected: FrameWriter,
+    *,
+    tally: Tally,
+) -> list[FileRef]:
+    """Check the records and write the accepted events to the shards ``keys``. Records that came in
+    chunks are checked without deduplication, and duplicates resolved in each shard before it is
+    written; a shard whose events the memory could not hold until the end is written as they come,
+    and rewritten without its superseded events."""
+    with ExitStack() as stack:
+        writers = [
+            stack.enter_context(FrameWriter(folder / k.file_name("events"), EVENTS, compression=SHARD_CODEC))
+            for k in keys
+        ]
+        shards = _Shards(writers, rejected, tally, hold=reading.streamed)
+        for chunk in reading.chunks:
+            checked = contract.apply(chunk, rules, provenance=True, deduplicate=not reading.streamed)
+            rejected.write(checked.rejected)
+            shards.add(checked.valid)
+            tally.append((checked.counts, checked.extra))
+        spilled = shards.finish()
+    refs = [_written(writer) for writer in writers]
+    return [
+        _resolve_duplicates(ref, found, rejected, tally) if found else ref
+        for ref, found in zip(refs, spilled, strict=True)
+    ]
 
 
 _KEYS = ["event_id", "source_file", "row_number"]
@@ -319,6 +334,34 @@ def _drop(
         rejected.write(contract.duplicates_rejected(losers, part))
         tally.append((contract.recount_superseded(losers), Counter()))
         out.write_table(table.filter(~lost))
+
+
+def _shard_once_read(
+    folder: Any,
+    reading: sources.Reading,
+    rules: contract.Rules,
+    rejected: FrameWriter,
+    shard_size: int,
+    *,
+    tally: Tally,
+) -> tuple[list[ShardKey], list[FileRef]]:
+    """For a source that cannot count its records before reading them (a log read once): every
+    event to the file of one shard; once the records are counted, that file is the run's only
+    shard, or is split into the shards the count gives, a row group at a time."""
+    whole = ShardKey(0, 1)
+    refs = _write_shards(folder, [whole], reading, rules, rejected, tally=tally)
+    count = shard_count(sum(counts.extracted for counts, _ in tally), shard_size)
+    if count == 1:
+        return [whole], refs
+    keys = [ShardKey(k, count) for k in range(count)]
+    with ExitStack() as stack:
+        writers = [stack.enter_context(FrameWriter(folder / k.file_name("events"), EVENTS)) for k in keys]
+        for frame in read_frames(refs[0]):
+            shard = shard_of(frame["event_id"], count)
+            for k, writer in enumerate(writers):
+                writer.write(frame[shard == k].reset_index(drop=True))
+    at(refs[0].path).unlink()
+    return keys, [_written(writer) for writer in writers]
 
 
 def _written(writer: FrameWriter) -> FileRef:
