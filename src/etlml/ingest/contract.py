@@ -293,7 +293,7 @@ def _canonical_timestamps(text: pd.Series, given: Mask) -> pd.Series | None:
         parsed = pc.cast(pc.if_else(canonical, arrow, None), pa.timestamp("us", "UTC"))
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
         return None
-    out = parsed.to_pandas().set_axis(text.index)
+    out: pd.Series = parsed.to_pandas().set_axis(text.index)
     if out.dtype != pd.DatetimeTZDtype("us", "UTC"):
         return None
     return out
