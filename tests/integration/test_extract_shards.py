@@ -14,6 +14,7 @@ from etlml import storage
 from etlml.ingest import contract, landing
 from etlml.ingest.simulator import SimulatedSource
 from etlml.interval import Interval
+from etlml.steps import extract as extract_step
 from etlml.steps.extract import extract
 from etlml.steps.run import Extracted, RunContext
 from tests.landing_files import mixed_partition
@@ -106,9 +107,14 @@ def test_duplicates_resolved_in_their_shard_keep_their_raw_bytes(conn: psycopg.C
     assert storage.read_frame(whole.plan.rejected)["raw"].tolist() == rejected["raw"].tolist()
 
 
+@pytest.mark.parametrize("held_bytes", [None, 0, 30000])
 def test_a_landing_partition_streams_through_extract_as_if_read_whole(
-    conn: psycopg.Connection[Any], tmp_path: Path
+    conn: psycopg.Connection[Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch, held_bytes: int | None
 ) -> None:
+    """Also when extract can hold none or part of the interval's events until the last chunk (then
+    the shards are written as they come and rewritten without their superseded events)."""
+    if held_bytes is not None:
+        monkeypatch.setattr(extract_step, "_HELD_BYTES", held_bytes)
     expected = mixed_partition(tmp_path, INTERVAL.start, landing.partition_key(INTERVAL))
     source = landing.LandingFileSource(tmp_path.as_uri(), chunk_records=40)
     streamed = extract(RUN, source=source, shard_size=100)
