@@ -205,7 +205,8 @@ class _CsvFile:
 
     def fast(self, block: bytes, first_line: int) -> tuple[pa.Table, int] | None:
         """The block's records and lines, if it is plain."""
-        if b'"' in block or b"\x00" in block or block.count(b"\r") != block.count(b"\r\n"):
+        crs = block.count(b"\r")
+        if b'"' in block or b"\x00" in block or (crs and crs != block.count(b"\r\n")):
             return None  # a quote, NUL or CR other than CRLF's
         if not _utf8(block):
             return None

@@ -334,14 +334,17 @@ def numbers_of_any_text(series: pd.Series) -> tuple[np.ndarray[Any, np.dtype[np.
 
 
 def _plain_numbers(text: pd.Series) -> tuple[np.ndarray[Any, np.dtype[np.float64]], Mask] | None:
-    """:func:`parse_numbers` in Arrow alone, when every value given is a :data:`_NUMBER` with no space
-    around it (then stripping changes nothing and every value given is numeric); ``None`` otherwise."""
+    """:func:`parse_numbers` in Arrow alone, when every value is missing, empty or a :data:`_NUMBER`
+    with no space around it (then stripping changes nothing, and every value given is numeric);
+    ``None`` otherwise."""
     arrow = pa.array(text.array, type=pa.large_string())
-    if pc.all(pc.match_substring_regex(arrow, f"^(?:{_NUMBER})$")).as_py() is False:
+    given_arrow = pc.greater(pc.binary_length(arrow), 0)
+    plain = pc.or_kleene(pc.invert(given_arrow), pc.match_substring_regex(arrow, f"^(?:{_NUMBER})$"))
+    if pc.all(plain).as_py() is False:
         return None
-    given = np.asarray(arrow.is_valid(), dtype=bool)
+    given = np.asarray(given_arrow.fill_null(False), dtype=bool)
     try:
-        parsed = pc.cast(arrow, pa.float64())
+        parsed = pc.cast(pc.if_else(given_arrow.fill_null(False), arrow, None), pa.float64())
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
         return None
     values = np.asarray(parsed.to_numpy(zero_copy_only=False), dtype=np.float64)

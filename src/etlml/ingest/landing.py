@@ -411,7 +411,8 @@ def _lines(file: LandingFile, limit: int) -> int:
         while block := content.read(_BLOCK_BYTES):
             lines += block.count(b"\n")
             if universal:
-                lines += block.count(b"\r") - block.count(b"\r\n") - (after_cr and block[:1] == b"\n")
+                crs = block.count(b"\r")  # most files have none: then no CRLF to count
+                lines += crs - (block.count(b"\r\n") if crs else 0) - (after_cr and block[:1] == b"\n")
                 after_cr = block[-1:] == b"\r"
             last = block[-1:]
     return lines + (last not in (b"", b"\n", b"\r"))
