@@ -57,7 +57,17 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
 ADMIN_DSN = os.environ.get("ETLML_BENCH_ADMIN_DSN", "postgresql://postgres@127.0.0.1:5432/postgres")
-INTERVAL_START = datetime(2026, 11, 25, 18, 0, tzinfo=UTC)
+
+
+def interval_start(now: datetime) -> datetime:
+    """The start of the interval the benchmark measures: an hour before the latest one closed at
+    ``now``, so it and its neighbours (the warm-up's before it, the sharded run's and the growth run's
+    after it) have closed, the stream's grace included, on whatever day the benchmark runs."""
+    latest = now.astimezone(UTC).replace(second=0, microsecond=0)
+    return latest.replace(minute=latest.minute - latest.minute % 10) - timedelta(hours=1)
+
+
+INTERVAL_START = interval_start(datetime.now(UTC))
 STEPS = ("extract", "transform", "load_processed", "predict", "store_predictions")
 
 
