@@ -4,7 +4,8 @@
 #   make test   lint, type check and the whole test suite (what .ci/run calls)
 #   make bench  the benchmark: pipeline steps at 1,000,000 events (EVENTS=...) against the COPY bound and
 #               the naive approach, a sharded run, and Airflow's overhead under a real scheduler
-#               (make bench GROWTH=30000000: instead, does a load slow down in a warehouse of 30M events?)
+#               (make bench GROWTH=30000000: instead, does a load slow down in a warehouse of 30M events?
+#               make bench EVENTS=3000000 BENCH_ARGS=--only-real: only the real inputs, with each step's memory)
 
 PYTHON ?= python3
 VENV := .venv
@@ -69,7 +70,7 @@ demo-clean: install
 
 # Figures go to bench/out/ (JSON and chart); the last line printed is the RESULT line.
 bench: install
-	$(BIN)/python bench/bench.py --events $(EVENTS) $(if $(GROWTH),--growth $(GROWTH))
+	$(BIN)/python bench/bench.py --events $(EVENTS) $(if $(GROWTH),--growth $(GROWTH)) $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) .demo .mypy_cache .ruff_cache .pytest_cache .hypothesis .import_linter_cache bench/out
