@@ -524,8 +524,13 @@ def growth_main(args: argparse.Namespace) -> int:
     """``--growth N``: only the growth run (bench/growth.py), in a warehouse of its own."""
     from growth import growth_run
 
+    @contextmanager
+    def empty_warehouse() -> Iterator[str]:
+        with throwaway_warehouse() as (fresh, _, _):
+            yield fresh
+
     with throwaway_warehouse() as (dsn, _, _):
-        figures = growth_run(dsn, args.events, args.growth, INTERVAL_START)
+        figures = growth_run(dsn, args.events, args.growth, INTERVAL_START, empty_warehouse)
     path = args.json.with_name("growth.json")
     path.write_text(json.dumps(figures, indent=2))
     print(f"figures: {path}")

@@ -3,9 +3,28 @@
 In one throwaway warehouse: the writes of one ``--events`` interval (``load_processed``'s upsert into
 ``processed_data``, with its redelivery check, and ``store_predictions``' COPY into ``predictions``) into
 an empty warehouse; then the warehouse is filled to ``N`` events with their predictions, one interval
-of ``--events`` per day over the days before (a history, as retention would keep it), and one more
-interval of the same day as the first is written. Event ids are random hex (as UUIDs are), the
-hardest case for a B-tree: time-ordered ids would only append at its right edge.
+of ``--events`` per day over the days before (a history, as retention would keep it). Then the timed
+pair, back to back: the first interval written again into a second, fresh, empty warehouse
+(``empty``), and one more interval of the same day as the first written into the filled one
+(``stored``). Event ids are random hex (as UUIDs are), the hardest case for a B-tree: time-ordered
+ids would only append at its right edge.
+
+What the ratio depends on, and what the run does about it:
+
+* the machine's load: the two timed writes run back to back, minutes apart rather than the fill's
+  half hour, so they share it; the load average before each is recorded (``loadavg``);
+* checkpoints: the fill writes gigabytes of WAL, so a checkpoint (spread over 90 % of
+  ``checkpoint_timeout``) would otherwise be writing while the stored interval is timed, and every
+  page first touched after a checkpoint is written whole to the WAL. Each timed write starts right
+  after a ``CHECKPOINT``; the checkpoints that still ran during it are counted (``checkpoints``);
+* statistics and dead rows: ``VACUUM ANALYZE`` before each timed write (autovacuum may be off, as it
+  is on the reference machine, or may start at any moment: neither decides the plan);
+* the server's settings (``shared_buffers``, ``work_mem``, ``max_wal_size``, ...), recorded as they
+  are (``server``): a warehouse that outgrows ``shared_buffers`` reads its window's ids from the
+  operating system's cache or the disk.
+
+The first empty write (before the fill) is kept as ``empty_first_events_per_s``: that is how this
+run measured before, on a fresh database, with the fill's half hour between it and the stored one.
 
 Prints ``GROWTH stored_events=<int> empty_events_per_s=<int> stored_events_per_s=<int> ratio=<float>``,
 then what dropping one day of ``--events`` events by retention took, and the disk used per million
@@ -15,7 +34,10 @@ events (tables and indexes of processed_data and predictions).
 from __future__ import annotations
 
 import hashlib
+import os
 import time
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -69,6 +91,53 @@ def _frame(interval: Any, events: int) -> pd.DataFrame:
     return pd.concat(frames, ignore_index=True)
 
 
+SERVER_SETTINGS = (
+    "shared_buffers",
+    "work_mem",
+    "maintenance_work_mem",
+    "max_wal_size",
+    "checkpoint_timeout",
+    "checkpoint_completion_target",
+    "synchronous_commit",
+    "full_page_writes",
+    "wal_compression",
+    "autovacuum",
+    "jit",
+)
+CHECKPOINTS = "SELECT checkpoints_timed + checkpoints_req FROM pg_stat_bgwriter"
+
+
+def server_settings(dsn: str) -> dict[str, str]:
+    with psycopg.connect(dsn) as conn:
+        rows = conn.execute(
+            "SELECT name, setting || coalesce(unit, '') FROM pg_settings WHERE name = ANY(%s) ORDER BY name",
+            [list(SERVER_SETTINGS)],
+        ).fetchall()
+    return {str(name): str(value) for name, value in rows}
+
+
+def _settle(dsn: str) -> None:
+    """What each timed write starts from: fresh statistics, no dead rows, no checkpoint pending."""
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute("VACUUM ANALYZE processed_data")
+        conn.execute("VACUUM ANALYZE predictions")
+        conn.execute("CHECKPOINT")
+
+
+def _timed_write(dsn: str, interval: Any, frame: pd.DataFrame) -> dict[str, Any]:
+    """:func:`_settle`, then :func:`_write`; its seconds, the load average before it and the
+    checkpoints that ran during it."""
+    _settle(dsn)
+    load = os.getloadavg()[0]
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        before = conn.execute(CHECKPOINTS).fetchone()
+    seconds = _write(dsn, interval, frame)
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        after = conn.execute(CHECKPOINTS).fetchone()
+    checkpoints = int(after[0]) - int(before[0]) if before and after else None
+    return {"seconds": seconds, "loadavg": load, "checkpoints": checkpoints}
+
+
 def _write(dsn: str, interval: Any, frame: pd.DataFrame) -> float:
     """Seconds for the interval's two writes, as the pipeline's steps do them."""
     from etlml.warehouse import writes
@@ -111,6 +180,13 @@ def _fill(dsn: str, first: datetime, days: int, events: int) -> float:
         return time.perf_counter() - started
 
 
+def _line(events: int, timed: dict[str, Any]) -> str:
+    return (
+        f"{timed['seconds']:>8.2f} s {events / timed['seconds']:>12,.0f} events/s (load average "
+        f"{timed['loadavg']:.1f} before; {timed['checkpoints']} checkpoint(s) during)"
+    )
+
+
 def _disk_per_million(dsn: str) -> tuple[int, float]:
     with psycopg.connect(dsn) as conn:
         row = conn.execute(
@@ -123,23 +199,36 @@ def _disk_per_million(dsn: str) -> tuple[int, float]:
     return int(row[0]), float(row[1]) / int(row[0]) * 1e6 / 2**20
 
 
-def growth_run(dsn: str, events: int, stored: int, first: datetime) -> dict[str, Any]:
-    """The figures of one growth run (see the module's docstring)."""
+def growth_run(
+    dsn: str,
+    events: int,
+    stored: int,
+    first: datetime,
+    empty_warehouse: Callable[[], AbstractContextManager[str]],
+) -> dict[str, Any]:
+    """The figures of one growth run (see the module's docstring); ``empty_warehouse()`` gives the DSN
+    of a fresh, migrated warehouse for the timed empty write, dropped afterwards."""
     from etlml.interval import Interval
     from etlml.warehouse import writes
 
     empty_interval = Interval(first, first + timedelta(minutes=10))
     later = Interval(empty_interval.end, empty_interval.end + timedelta(minutes=10))
     frames = {i: _frame(i, events) for i in (empty_interval, later)}
+    server = server_settings(dsn)
     print(f"\ngrowth: writes of one {events:,}-event interval, empty warehouse, then one holding {stored:,}")
-    empty_s = _write(dsn, empty_interval, frames[empty_interval])
-    print(f"  empty warehouse     {empty_s:>8.2f} s {events / empty_s:>12,.0f} events/s")
+    print("  server: " + ", ".join(f"{k}={v}" for k, v in server.items()))
+    empty_first = _timed_write(dsn, empty_interval, frames[empty_interval])
+    print(f"  empty warehouse, before the fill {_line(events, empty_first)}")
     days = max(0, -(-(stored - events) // events))
     fill_s = _fill(dsn, first.replace(hour=0, minute=0), days, events)
     held, mb_per_million = _disk_per_million(dsn)
     print(f"  filled to {held:,} events in {fill_s:.0f} s; {mb_per_million:,.0f} MiB per million events")
-    stored_s = _write(dsn, later, frames[later])
-    print(f"  {held:,} stored  {stored_s:>8.2f} s {events / stored_s:>12,.0f} events/s")
+    with empty_warehouse() as fresh:
+        empty = _timed_write(fresh, empty_interval, frames[empty_interval])
+    print(f"  empty warehouse                 {_line(events, empty)}")
+    filled = _timed_write(dsn, later, frames[later])
+    print(f"  {held:,} stored {' ' * max(0, 16 - len(f'{held:,}'))}{_line(events, filled)}")
+    empty_s, stored_s = empty["seconds"], filled["seconds"]
     oldest = first.replace(hour=0, minute=0) - timedelta(days=days)
     with psycopg.connect(dsn) as conn:
         started = time.perf_counter()
@@ -157,6 +246,9 @@ def growth_run(dsn: str, events: int, stored: int, first: datetime) -> dict[str,
         "empty_events_per_s": events / empty_s,
         "stored_events_per_s": events / stored_s,
         "ratio": empty_s / stored_s,
+        "empty_first_events_per_s": events / empty_first["seconds"],
+        "timed": {"empty_first": empty_first, "empty": empty, "stored": filled},
+        "server": server,
         "fill_s": fill_s,
         "drop_day_s": drop_s,
         "dropped_day_events": dropped_events,
