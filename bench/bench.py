@@ -582,6 +582,7 @@ def main() -> int:
     if args.growth:
         return growth_main(args)
     wall: dict[str, float] = {}
+    loadavg = {"start": os.getloadavg()[0]}
     began = time.perf_counter()
     overhead = (
         None
@@ -600,7 +601,8 @@ def main() -> int:
             return monitor_only(args, dsn, shard_size)
         figures = measure(args, dsn, env, work, shard_size, wall=wall)
     wall["total"] = time.perf_counter() - began
-    figures.update(airflow=overhead, wall_s=wall)
+    loadavg["end"] = os.getloadavg()[0]
+    figures.update(airflow=overhead, wall_s=wall, loadavg_1min=loadavg, cpus=os.cpu_count())
     report(args, figures)
     return 0
 
@@ -718,12 +720,11 @@ def report(args: argparse.Namespace, figures: dict[str, Any]) -> None:
         print(
             f"Airflow, {overhead['events']:,} events: first task start to last task end "
             f"{overhead['first_start_to_last_end_s']:.1f} s (run {overhead['run_s']:.1f} s), of which "
-            f"{overhead['overhead_s']:.1f} s Airflow's ({overhead['handoffs_s']:.1f} s between tasks, "
+            f"{_seconds(overhead['overhead_s'])} s Airflow's ({overhead['handoffs_s']:.1f} s between tasks, "
             f"{overhead['task_startup_s']:.2f} s start-up and finish per task instance, plus "
             f"{overhead['library_import_s']:.2f} s importing etlml.steps); DAG file parse "
             f"{overhead['parse_s'] * 1000:.0f} ms"
         )
-    print(f"chart: {args.chart}  figures: {args.json}")
     real = figures["real_inputs"]
     for f in real.values():
         print(
@@ -732,9 +733,19 @@ def report(args: argparse.Namespace, figures: dict[str, Any]) -> None:
             f"{f['records'] / f['extract']['seconds']:,.0f} records/s, peak RSS {f['peak_rss_mb']} MB"
         )
     wall = figures["wall_s"]
-    print("wall-clock seconds: " + ", ".join(f"{name} {s:.0f}" for name, s in wall.items()))
+    print(
+        "wall-clock seconds: "
+        + ", ".join(f"{name} {s:.0f}" for name, s in wall.items())
+        + "; load average {start:.1f} at the start, {end:.1f} at the end".format(**figures["loadavg_1min"])
+        + f" ({figures['cpus']} CPUs)"
+    )
     print(f"chart: {args.chart}  figures: {args.json}")
     print(f"RESULT {result_fields(figures)}")
+
+
+def _seconds(value: float | None) -> str:
+    """A figure that may be missing (a task log without the task runner's markers): ``-``."""
+    return "-" if value is None else f"{value:.1f}"
 
 
 def result_fields(figures: dict[str, Any]) -> str:

@@ -110,7 +110,7 @@ CHECKPOINTS = "SELECT checkpoints_timed + checkpoints_req FROM pg_stat_bgwriter"
 def server_settings(dsn: str) -> dict[str, str]:
     with psycopg.connect(dsn) as conn:
         rows = conn.execute(
-            "SELECT name, setting || coalesce(unit, '') FROM pg_settings WHERE name = ANY(%s) ORDER BY name",
+            "SELECT name, current_setting(name) FROM pg_settings WHERE name = ANY(%s) ORDER BY name",
             [list(SERVER_SETTINGS)],
         ).fetchall()
     return {str(name): str(value) for name, value in rows}

@@ -76,55 +76,68 @@ def write_partitions(folders: dict[str, Path], start: Any, records: int) -> dict
         parts += [np.arange(first, min(again, first + STEP_ROWS)) for first in range(0, again, STEP_ROWS)]
         for part in parts:
             frame = _records(start, part, rng)
+            as_text = _as_text(frame)
             for write in writers.values():
-                write(frame)
+                write(frame, as_text)
     return paths
 
 
 @contextmanager
 def _writers(paths: dict[str, Path]) -> Any:
+    """A function per kind that appends a frame of records to its file."""
     import pyarrow as pa
+    import pyarrow.csv as pacsv
     import pyarrow.parquet as pq
 
-    files, writers, parquet = {}, {}, None
+    opened: list[Any] = []
+    writers = {}
     try:
         for kind, path in paths.items():
             if kind == "parquet":
-                parquet = pq.ParquetWriter(path, _parquet_schema(pa))
-                writers[kind] = lambda frame, out=parquet: out.write_table(
-                    pa.Table.from_pandas(frame, _parquet_schema(pa), preserve_index=False),
-                    row_group_size=PARQUET_ROW_GROUP,
+                out = pq.ParquetWriter(path, pa.schema(list(_schema(pa).items())))
+                writers[kind] = lambda frame, _, out=out: out.write_table(
+                    pa.Table.from_pandas(frame, out.schema, preserve_index=False), PARQUET_ROW_GROUP
                 )
+            elif kind == "csv":
+                path.write_text(",".join(_schema(pa)) + "\n")
+                sink = path.open("ab")
+                opened.append(sink)  # closed after the writer (the list is closed in reverse)
+                out = pacsv.CSVWriter(
+                    sink,
+                    pa.schema([(n, pa.string() if n == "ts_utc" else t) for n, t in _schema(pa).items()]),
+                    write_options=pacsv.WriteOptions(include_header=False, quoting_style="none"),
+                )
+                writers[kind] = lambda _, text, out=out: out.write_table(text)
             else:
-                files[kind] = path.open("w", encoding="utf-8", newline="")
-                writers[kind] = lambda frame, out=files[kind], kind=kind: _write_text(out, frame, kind)
+                out = path.open("w", encoding="utf-8")
+                writers[kind] = lambda _, text, out=out: out.write(
+                    text.to_pandas().to_json(orient="records", lines=True).rstrip("\n") + "\n"
+                )
+            opened.append(out)
         yield writers
     finally:
-        for fh in files.values():
-            fh.close()
-        if parquet is not None:
-            parquet.close()
+        for out in reversed(opened):
+            out.close()
 
 
-def _parquet_schema(pa: Any) -> Any:
-    return pa.schema(
-        [
-            ("event_id", pa.string()),
-            ("ts_utc", pa.timestamp("us", tz="UTC")),
-            ("f1", pa.float64()),
-            ("f2", pa.float64()),
-            ("f3", pa.float64()),
-        ]
-    )
+def _schema(pa: Any) -> dict[str, Any]:
+    return {
+        "event_id": pa.string(),
+        "ts_utc": pa.timestamp("us", tz="UTC"),
+        "f1": pa.float64(),
+        "f2": pa.float64(),
+        "f3": pa.float64(),
+    }
 
 
-def _write_text(out: Any, frame: pd.DataFrame, kind: str) -> None:
-    text = frame.assign(ts_utc=frame["ts_utc"].dt.strftime("%Y-%m-%dT%H:%M:%S.%f+00:00"))
-    if kind == "csv":
-        text.to_csv(out, index=False, header=out.tell() == 0, lineterminator="\n")
-    else:
-        out.write(text.to_json(orient="records", lines=True))
-        out.write("\n")
+def _as_text(frame: pd.DataFrame) -> Any:
+    """The records as text files carry them: ``ts_utc`` ISO-8601 text with its offset."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    table = pa.Table.from_pandas(frame, pa.schema(list(_schema(pa).items())), preserve_index=False)
+    iso = pc.strftime(table["ts_utc"], "%Y-%m-%dT%H:%M:%S+00:00")  # %S has the microseconds
+    return table.set_column(1, "ts_utc", iso)
 
 
 # --- one step per process -------------------------------------------------------------------------
