@@ -497,7 +497,13 @@ def real_inputs(
             with filled_stream(ctx, args.events) as (env, filled):
                 truncate(dsn)
                 out["stream"] = source_run(
-                    steps, env, ctx, label="Redis stream", records=args.events, shard_size=shard_size
+                    steps,
+                    env,
+                    ctx,
+                    label="Redis stream",
+                    records=args.events,
+                    events=args.events,
+                    shard_size=shard_size,
                 )
                 out["stream"]["fill_s"] = filled
     return out

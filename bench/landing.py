@@ -227,10 +227,19 @@ class StepProcesses:
 
 
 def source_run(
-    steps: StepProcesses, env: dict[str, str], ctx: Any, *, label: str, records: int, shard_size: int
+    steps: StepProcesses,
+    env: dict[str, str],
+    ctx: Any,
+    *,
+    label: str,
+    records: int,
+    events: int,
+    shard_size: int,
 ) -> dict[str, Any]:
     """The five steps on the interval of ``ctx`` from the source ``env`` configures; prints and returns
-    their figures, with ``records_per_s`` end to end (records read per second of the steps' time)."""
+    their figures, with ``records_per_s`` end to end (records read per second of the steps' time).
+    Raises unless every one of the ``records`` was read and ``events`` of them loaded, none rejected:
+    a benchmark that measured a different run would mislead."""
     figures: dict[str, Any] = {"source": label, "records": records}
     extracted, figures["extract"] = steps.run(env, "extract", ctx, shard_size)
     plan = extracted.plan
@@ -240,6 +249,12 @@ def source_run(
     _, figures["store_predictions"] = steps.run(env, "store_predictions", ctx, predicted)
     total = sum(figures[step]["seconds"] for step in STEPS)
     counts = plan.counts
+    if (counts.extracted, counts.accepted, counts.rejected) != (records, events, 0):
+        raise RuntimeError(
+            f"{label}: expected {records:,} records read and {events:,} events loaded, none rejected; "
+            f"the run read {counts.extracted:,}, loaded {counts.accepted:,}, rejected {counts.rejected:,} "
+            f"({counts.to_xcom()})"
+        )
     figures.update(
         seconds=total,
         records_per_s=records / total,
@@ -288,7 +303,15 @@ def landing_runs(
         if between is not None:
             between()
         env = {"ETLML_SOURCE": "landing", "ETLML_LANDING_ROOT": roots[kind].as_uri()}
-        figures = source_run(steps, env, ctx, label=f"landing {kind}", records=records, shard_size=shard_size)
+        figures = source_run(
+            steps,
+            env,
+            ctx,
+            label=f"landing {kind}",
+            records=records,
+            events=records - redelivered(records),
+            shard_size=shard_size,
+        )
         out[kind] = {**figures, "file_bytes": paths[kind].stat().st_size, "redelivered": redelivered(records)}
         paths[kind].unlink()
     return out
