@@ -41,7 +41,8 @@ has one per ``map_index`` >= 0), the run itself and the DAG's structure (``GET .
   markers of Airflow 3's task runner): ``spawn`` = ``start_date`` -> "::group::Pre Execute" (the task
   process exists); ``startup`` = that -> the "::endgroup::" after which the callable is called (startup
   message from the supervisor, DAG bundle, DAG file parse, of which ``parse`` = "Filling up the DagBag"
-  -> "Worker startup parse complete", context); ``step`` = that -> "Done. Returned value ..." (the
+  -> "Worker startup parse complete", context); ``step`` = that -> "Done. Returned value ..." or, for a
+  classic operator that logs no return value, the runner's "::group::Post Execute" (the
   ``etlml.steps`` function, including its import in this fresh process, and the TaskFlow wrapper);
   ``finish`` = that -> ``end_date`` (XCom push, state report). Log timestamps and the API's dates come
   from the same host clock. Where a marker is missing the split shows "-" and the summary keeps what
@@ -84,6 +85,9 @@ AIRFLOW = str(Path(sys.executable).with_name("airflow"))
 ETLML = str(Path(sys.executable).with_name("etlml"))
 ADMIN_DSN = os.environ.get("ETLML_BENCH_ADMIN_DSN", "postgresql://postgres@127.0.0.1:5432/postgres")
 INTERVAL = timedelta(minutes=10)
+# The callable returned: TaskFlow logs the first; a classic operator (the window sensor) only the
+# runner's second.
+RETURNED = ("Done. Returned value", "::group::Post Execute")
 PAGE = 100  # the API's default maximum page size
 RUN_TIMEOUT_S = 900.0
 EARLIEST = datetime.min.replace(tzinfo=UTC)
@@ -356,8 +360,10 @@ def log_marks(api: localstack.AirflowApi, run_id: str, ti: dict[str, Any]) -> di
             marks.setdefault("parsed", stamp)
         elif event == "::endgroup::" and "pre" in marks:
             marks.setdefault("called", stamp)
-        elif event.startswith("Done. Returned value") and "called" in marks:
-            marks.setdefault("returned", stamp)
+        elif (
+            event.startswith("Done. Returned value") or event == "::group::Post Execute"
+        ) and "called" in marks:
+            marks.setdefault("returned", stamp)  # a classic operator (the window sensor) logs only the second
     return marks
 
 
