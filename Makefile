@@ -40,11 +40,13 @@ system-deps:
 lock: install
 	$(BIN)/uv pip compile --quiet --python-version 3.11 requirements.in -o requirements.lock
 
-# lint-imports checks the layering contracts in pyproject.toml ([tool.importlinter]).
+# lint-imports checks the layering contracts in pyproject.toml ([tool.importlinter]); check_links, that
+# every relative link and #anchor of README.md and docs/*.md resolves.
 lint: install
 	$(BIN)/ruff check src dags tests bench scripts
 	$(BIN)/ruff format --check src dags tests bench scripts
 	$(BIN)/lint-imports --no-cache
+	$(BIN)/python -m scripts.check_links
 
 # dags/ is checked without arg-type: TaskFlow passes XComArg where a task declares the value it resolves to.
 typecheck: install

@@ -8,6 +8,7 @@ import pandas as pd
 
 from etlml.records import Layout
 from etlml.storage import FileRef, FrameWriter
+from scripts.check_links import HEADING, pages, prose
 
 
 def write_frame(frame: pd.DataFrame, path: Any, layout: Layout) -> FileRef:
@@ -57,3 +58,19 @@ def register_sklearn(
     ).fetchone()
     assert row is not None
     return str(row[0])
+
+
+def doc_section(heading: str) -> str:
+    """The text under ``heading`` (its exact words, any level) in the README or a page of docs/, up to the
+    next heading of its level or above; the heading must be in exactly one of them."""
+    found = []
+    for page in pages():
+        text = page.read_text(encoding="utf-8")
+        levels = [len(m[1]) if (m := HEADING.match(line)) else 0 for line in prose(text)]
+        for start, line in enumerate(prose(text)):
+            match = HEADING.match(line)
+            if match and match[2] == heading:
+                after = [i for i in range(start + 1, len(levels)) if 0 < levels[i] <= levels[start]]
+                found.append("\n".join(text.splitlines()[start + 1 : after[0] if after else None]))
+    assert len(found) == 1, f"{heading!r} is a heading of {len(found)} documentation pages, not 1"
+    return found[0]

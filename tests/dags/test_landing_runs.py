@@ -18,9 +18,9 @@ from etlml.steps.extract import extract
 from etlml.steps.load_processed import load_processed
 from etlml.steps.run import RunContext
 from etlml.steps.transform import transform
-from tests.conftest import ROOT
 from tests.dags.test_bad_config import task_states
 from tests.dags.test_dag_runs import FULL_DIGEST, PIPELINE, PIPELINE_PARAMS, digests, xcom_values
+from tests.helpers import doc_section
 from tests.landing_files import INJECTION_ID, Expected, bad_partition, event, jsonl, mixed_partition, write
 
 pytestmark = [pytest.mark.airflow, pytest.mark.db]
@@ -133,8 +133,8 @@ def test_mixed_files_every_record_is_scored_or_quarantined(
         assert len(json.dumps(value)) < 1200, f"{task_id} pushed {value!r}"
     assert values["extract.run"]["counts"]["extracted"] == exp.extracted
     assert values["load_processed"]["audit"]["gate"] == "passed"
-    # the README's queries run, and show this run
-    section = (ROOT / "README.md").read_text().split("## Landing files and quarantine")[1].split("\n## ")[0]
+    # the documented queries run, and show this run
+    section = doc_section("Landing files and quarantine")
     queries = section.split("```sql")[1].split("```")[0].replace("2026-11-25T18:10:00Z", START.isoformat())
     results = [wh.execute(q).fetchall() for q in queries.split(";") if q.strip()]
     assert [len(r) for r in results[:2]] == [1, len(exp.rejected)]  # the third depends on the clock

@@ -92,7 +92,7 @@ def test_queries_by_interval_read_only_the_partitions_they_need(clean: psycopg.C
         load(clean, interval_on(day))
     target = interval_on(2)
     by_interval = {"s": target.start, "e": target.end}
-    # the README's queries of one interval: its events with their predictions, and its quarantine
+    # the documented queries of one interval: its events with their predictions, and its quarantine
     assert plan_of(
         clean,
         "SELECT d.event_id, p.y_hat FROM processed_data d "

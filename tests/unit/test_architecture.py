@@ -1,4 +1,4 @@
-"""The shape of the code the README's Architecture section describes, checked where a linter cannot:
+"""The shape of the code docs/architecture.md describes, checked where a linter cannot:
 short functions, typed step signatures. (The import layering is checked by lint-imports in `make lint`.)"""
 
 from __future__ import annotations
