@@ -23,9 +23,10 @@ load is the interval's latest; a challenger that cannot score never fails the ru
 
 ``load_processed`` and ``store_predictions`` emit events of the Assets ``processed_data`` and
 ``predictions`` with the interval, its rows and the model versions in their extra (``30_monitor`` is
-scheduled on ``predictions``). A run not finished 15 minutes after its interval ends misses its
-deadline: the alert notifier (``etlml.monitoring.alerts``) logs it and posts it to connection
-``etlml_alerts`` when one exists.
+scheduled on ``predictions | labels``). A run not finished 15 minutes (``ETLML_FINISH_WITHIN_MINUTES``)
+after its interval ends misses its deadline: the scheduler detects it and the triggerer calls the alert
+notifier (``etlml.monitoring.alerts``), which logs it and posts it to connection ``etlml_alerts`` when
+one exists.
 
 The scheduler runs every interval from ``ETLML_START_DATE`` on, oldest first and one at a time
 (catchup): downtime is caught up, never skipped. Two runs of one interval never interleave their
@@ -43,7 +44,7 @@ from airflow.sdk.definitions.deadline import DeadlineAlert, DeadlineReference
 from airflow.timetables.interval import CronDataIntervalTimetable
 
 from etlml.airflow_compat import patch_dag_test_deadlines
-from etlml.settings import start_date
+from etlml.settings import finish_within, start_date
 from etlml.steps.assets import PREDICTIONS_URI, PROCESSED_DATA_URI
 from etlml.steps.wait_for_window import WaitForStreamWindow
 
@@ -56,10 +57,11 @@ DEFAULT_ARGS = {
 PROCESSED_DATA = Asset(name="processed_data", uri=PROCESSED_DATA_URI, group="etlml")
 PREDICTIONS = Asset(name="predictions", uri=PREDICTIONS_URI, group="etlml")
 INTERVAL = timedelta(minutes=10)
-# Freshness: a run must finish within 15 minutes of its interval's end. Airflow 3.3's deadline
-# references have no data-interval end; a scheduled run's logical date is its interval's start, so
-# the deadline is logical date + one interval + 15 minutes.
-FINISH_WITHIN = timedelta(minutes=15)
+# Freshness: a run must finish within ETLML_FINISH_WITHIN_MINUTES (15) of its interval's end.
+# Airflow 3.3's deadline references have no data-interval end; a scheduled run's logical date is its
+# interval's start, so the deadline is logical date + one interval + that many minutes.
+FINISH_WITHIN = finish_within()
+_WITHIN = f"{FINISH_WITHIN.total_seconds() / 60:g} minutes"
 DEADLINE = DeadlineAlert(
     reference=DeadlineReference.DAGRUN_LOGICAL_DATE,
     interval=INTERVAL + FINISH_WITHIN,
@@ -67,10 +69,10 @@ DEADLINE = DeadlineAlert(
         "etlml.monitoring.alerts.AlertNotifier",
         kwargs={
             "kind": "deadline",
-            "summary": "a run of 10_etl_ml_pipeline did not finish within 15 minutes of its interval's end",
+            "summary": f"a run of 10_etl_ml_pipeline did not finish within {_WITHIN} of its interval's end",
         },
     ),
-    name="finished 15 minutes after the interval",
+    name=f"finished {_WITHIN} after the interval",
 )
 # `airflow dags test` of a DAG with a deadline exits 1 after a successful run on Airflow 3.3.2; the
 # patch is limited to the releases with that defect (etlml.airflow_compat says how and until when).

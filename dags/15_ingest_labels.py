@@ -17,6 +17,10 @@ the labels whose event is stored (looked up within ``ETLML_LABEL_WINDOW_DAYS`` b
 into ``labels`` (the latest delivery wins), quarantines the others in ``rejected_labels`` with a
 reason (``unknown_event`` for a label without its event), and records the run in ``run_audit``. A
 rerun of an interval leaves the tables as they were.
+
+``ingest_labels`` emits an event of the Asset ``labels`` whose extra names the intervals of the events
+whose labels it stored or withdrew (``intervals``); ``30_monitor``, scheduled on ``predictions |
+labels``, computes those intervals at once, so realized accuracy and label coverage follow the labels.
 """
 
 from __future__ import annotations
@@ -24,10 +28,11 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
-from airflow.sdk import Param, dag, get_current_context, task
+from airflow.sdk import Asset, Param, dag, get_current_context, task
 from airflow.timetables.interval import CronDataIntervalTimetable
 
 from etlml.settings import start_date
+from etlml.steps.assets import LABELS_URI
 
 DEFAULT_ARGS = {
     "retries": 3,
@@ -35,6 +40,7 @@ DEFAULT_ARGS = {
     "retry_exponential_backoff": True,
     "max_retry_delay": timedelta(minutes=5),
 }
+LABELS = Asset(name="labels", uri=LABELS_URI, group="etlml")
 
 
 def _run() -> Any:
@@ -81,11 +87,15 @@ def ingest_labels_dag() -> None:
 
         return bool(events_loaded(_run(), simulated_events=_simulated_events()))
 
-    @task
+    @task(outlets=[LABELS])
     def ingest_labels() -> dict[str, Any]:
+        from etlml.steps.assets import labels_extra
         from etlml.steps.ingest_labels import ingest_labels
 
-        return ingest_labels(_run(), simulated_events=_simulated_events()).to_xcom()
+        run = _run()
+        ingested = ingest_labels(run, simulated_events=_simulated_events())
+        get_current_context()["outlet_events"][LABELS].extra = labels_extra(run, ingested.intervals)
+        return ingested.to_xcom()
 
     wait_for_events() >> ingest_labels()
 

@@ -46,6 +46,8 @@ _SHIFT_FORM = (
     f"FEATURE=±NUMBER[,FEATURE=±NUMBER...] with FEATURE one of {', '.join(FEATURES)}, each once, "
     "e.g. f3=+20 or f1=-3,f3=+20"
 )
+DEFAULT_FINISH_WITHIN_MINUTES = 15
+"""A run of ``10_etl_ml_pipeline`` not finished this long after its interval's end misses its deadline."""
 REGISTRY_CONN_ID = "warehouse_registry"
 """The connection ``40_train_challenger`` changes the registry through (the owner's), if it is defined."""
 
@@ -248,8 +250,8 @@ def load() -> Settings:
 
 def start_date() -> datetime:
     """``ETLML_START_DATE``: the pipeline's first data interval starts at or after it, and the scheduler
-    runs every interval from there on, in order (catching up after downtime). The one setting read
-    when the DAG file is parsed. ISO-8601 with a UTC offset; default :data:`DEFAULT_START_DATE`."""
+    runs every interval from there on, in order (catching up after downtime). Read when the DAG files
+    are parsed. ISO-8601 with a UTC offset; default :data:`DEFAULT_START_DATE`."""
     text = os.environ.get("ETLML_START_DATE") or DEFAULT_START_DATE
     try:
         value = datetime.fromisoformat(text)
@@ -262,6 +264,14 @@ def start_date() -> datetime:
             f"2026-11-26T08:00:00Z, got {text!r}"
         )
     return utc
+
+
+def finish_within() -> timedelta:
+    """``ETLML_FINISH_WITHIN_MINUTES``: the freshness deadline of ``10_etl_ml_pipeline``, how long after
+    its interval's end a run must have finished (default :data:`DEFAULT_FINISH_WITHIN_MINUTES`; a
+    fraction of a minute is allowed, 0 makes every run late). Read when the DAG file is parsed."""
+    minutes = _number("ETLML_FINISH_WITHIN_MINUTES", DEFAULT_FINISH_WITHIN_MINUTES, 0, 7 * 24 * 60)
+    return timedelta(minutes=minutes)
 
 
 def actor() -> str:

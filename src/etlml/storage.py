@@ -247,11 +247,15 @@ class FrameWriter:
         return self
 
     def write(self, frame: pd.DataFrame) -> None:
-        assert self._writer is not None, "use FrameWriter as a context manager"
         if len(frame):
-            table = pa.Table.from_pandas(frame, schema=self.schema, preserve_index=False)
-            self._writer.write_table(table, row_group_size=ROW_GROUP_ROWS)
-            self.rows += len(frame)
+            self.write_table(pa.Table.from_pandas(frame, schema=self.schema, preserve_index=False))
+
+    def write_table(self, table: pa.Table) -> None:
+        """Write rows already in Arrow, of the layout's schema."""
+        assert self._writer is not None, "use FrameWriter as a context manager"
+        if table.num_rows:
+            self._writer.write_table(table.cast(self.schema), row_group_size=ROW_GROUP_ROWS)
+            self.rows += table.num_rows
 
     def __exit__(
         self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
@@ -331,6 +335,13 @@ def _arrow_batches(ref: FileRef, columns: list[str] | None, rows: int) -> Iterat
             return
         for batch in parquet.iter_batches(batch_size=rows, columns=columns):
             yield pa.Table.from_batches([batch])
+
+
+def read_tables(
+    ref: FileRef, columns: list[str] | None = None, rows: int = ROW_GROUP_ROWS
+) -> Iterator[pa.Table]:
+    """:func:`read_frames`, the rows left in Arrow."""
+    return _arrow_batches(ref, columns, rows)
 
 
 def read_frames(

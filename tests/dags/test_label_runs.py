@@ -18,7 +18,9 @@ import pytest
 from etlml import cli, settings
 from etlml.ingest.simulator import SimulatedLabels, SimulatedSource, ground_truth
 from etlml.interval import Interval
+from etlml.steps.assets import LABELS_URI
 from tests.dags.test_dag_runs import PIPELINE_PARAMS
+from tests.dags.test_monitor_runs import asset_events
 
 pytestmark = [pytest.mark.airflow, pytest.mark.db]
 
@@ -35,6 +37,10 @@ DIGESTS = (
 
 def nth(k: int) -> Interval:
     return Interval(FIRST.start + TEN * k, FIRST.end + TEN * k)
+
+
+def bounds(interval: Interval) -> dict[str, str]:
+    return {"interval_start": interval.start.isoformat(), "interval_end": interval.end.isoformat()}
 
 
 @pytest.fixture
@@ -97,8 +103,11 @@ def test_simulator_labels_match_the_stored_events_and_landing_labels_are_checked
     for k in range(3):
         run(dags[PIPELINE], nth(k), dict(PIPELINE_PARAMS))
 
-    # the run of FIRST + 3 intervals gives the labels of FIRST's events
+    # the run of FIRST + 3 intervals gives the labels of FIRST's events; its labels event names FIRST
+    since = datetime.now(UTC)
     run(dags[LABELS], nth(3), {"simulated_events": 200})
+    (event,) = asset_events(LABELS_URI, since)
+    assert (event["delivered_in"], event["intervals"]) == (bounds(nth(3)), [bounds(FIRST)])
     stored = events(wh, FIRST)
     got = stored_labels(wh)
     assert len(stored) == 200
@@ -141,7 +150,10 @@ def test_simulator_labels_match_the_stored_events_and_landing_labels_are_checked
     (folder / "a.csv").write_text("event_id,y_true,observed_at\n" + "\n".join(rows) + "\n")
     tail = [{"event_id": e, "y_true": -1.0, "observed_at": observed} for e in second[150:]]
     (folder / "b.jsonl.gz").write_bytes(gzip.compress("".join(json.dumps(r) + "\n" for r in tail).encode()))
+    since = datetime.now(UTC)
     run(dags[LABELS], nth(4), {"simulated_events": 200})
+    (event,) = asset_events(LABELS_URI, since)
+    assert event["intervals"] == [bounds(nth(1))]  # the events' interval, not the delivery's
 
     got = stored_labels(wh)
     landed = got[got["interval_start"] == nth(1).start]

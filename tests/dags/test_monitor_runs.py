@@ -41,14 +41,16 @@ def asset_events(uri: str, since: datetime) -> list[dict[str, Any]]:
     return [dict(extra) for (extra,) in rows]
 
 
-def test_monitor_is_scheduled_on_predictions_or_every_ten_minutes(dags: dict[str, Any]) -> None:
+def test_monitor_is_scheduled_on_predictions_or_labels_or_every_ten_minutes(dags: dict[str, Any]) -> None:
     dag = dags[MONITOR]
     timetable = dag.timetable
     assert type(timetable).__name__ == "AssetOrTimeSchedule"
-    assert (timetable.asset_condition.name, timetable.asset_condition.uri) == (
-        "predictions",
-        "x-etlml://warehouse/public/predictions",
-    )
+    condition = timetable.asset_condition  # predictions | labels: either asset's event triggers a run
+    assert type(condition).__name__ == "AssetAny"
+    assert sorted((a.name, a.uri) for a in condition.objects) == [
+        ("labels", "x-etlml://warehouse/public/labels"),
+        ("predictions", "x-etlml://warehouse/public/predictions"),
+    ]
     assert (timetable.timetable.expression, str(timetable.timetable.timezone)) == ("*/10 * * * *", "UTC")
     assert (dag.max_active_runs, dag.catchup) == (1, False)
 
@@ -57,6 +59,7 @@ def test_pipeline_tasks_declare_their_assets(dags: dict[str, Any]) -> None:
     dag = dags[PIPELINE]
     assert [a.name for a in dag.get_task("load_processed").outlets] == ["processed_data"]
     assert [a.name for a in dag.get_task("store_predictions").outlets] == ["predictions"]
+    assert [a.name for a in dags["15_ingest_labels"].get_task("ingest_labels").outlets] == ["labels"]
 
 
 def test_pipeline_carries_the_freshness_deadline(parsed_dags: dict[str, Any]) -> None:
@@ -79,10 +82,12 @@ def test_a_missed_deadline_posts_through_the_callback_the_triggerer_runs(
 
     callback = parsed_dags[PIPELINE].deadline
     callback = (callback[0] if isinstance(callback, list) else callback).callback
+    # the scheduler's context: the run as the REST API gives it (its id under dag_run_id)
     context = {
         "dag_run": {
             "dag_id": PIPELINE,
-            "run_id": "scheduled__2026-11-24T10:00:00+00:00",
+            "dag_run_id": "scheduled__2026-11-24T10:00:00+00:00",
+            "logical_date": "2026-11-24T10:00:00Z",
             "state": "running",
             "data_interval_start": "2026-11-24T10:00:00Z",
             "data_interval_end": "2026-11-24T10:10:00Z",
@@ -104,6 +109,7 @@ def test_a_missed_deadline_posts_through_the_callback_the_triggerer_runs(
     assert "did not finish within 15 minutes" in post["json"]["summary"]
     assert post["json"]["details"]["data_interval_end"] == "2026-11-24T10:10:00Z"
     assert post["json"]["details"]["deadline_time"] == "2026-11-24T10:25:00Z"
+    assert post["json"]["details"]["run_id"] == "scheduled__2026-11-24T10:00:00+00:00"
 
 
 def test_pipeline_events_carry_metadata_and_the_monitor_computes_what_they_name(

@@ -1,7 +1,8 @@
 """Real Airflow stacks for the end-to-end suites: scheduler, API server, DAG processor, triggerer, workers.
 
 Each stack gets its own metadata and warehouse databases, its own AIRFLOW_HOME and port, runs in its own
-process group, and must leave no process behind when stopped.
+process group, and must leave no process behind when stopped. Airflow's metadata schema is migrated
+once per session, into a template database each stack's metadata database is created from.
 """
 
 from __future__ import annotations
@@ -13,7 +14,9 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import psycopg
 import pytest
+from psycopg import sql
 
 from scripts import localstack
 from tests.conftest import ADMIN_DSN, ROOT, WORK_DIR
@@ -49,8 +52,39 @@ def _databases(tag: str) -> localstack.Databases:
     )
 
 
-def _start_stack(name: str, commands: list[list[str]], extra_env: dict[str, str]) -> Iterator[Stack]:
+def _migrate(env: dict[str, str]) -> None:
+    migrate = subprocess.run([AIRFLOW, "db", "migrate"], env=env, capture_output=True, text=True, check=False)
+    assert migrate.returncode == 0, migrate.stdout[-2000:] + migrate.stderr[-2000:]
+
+
+@pytest.fixture(scope="session")
+def metadata_template() -> Iterator[str]:
+    """A metadata database migrated once (``airflow db migrate``), the template of every stack's."""
+    dbs = _databases("template")
+    dbs.ensure()
+    _migrate(localstack.airflow_env(WORK_DIR / "e2e-template", dbs, ROOT / "dags", localstack.free_port()))
+    try:
+        yield dbs.metadata_db
+    finally:
+        dbs.drop()
+
+
+def _copy_database(template: str, name: str, owner: str) -> None:
+    """``name``, a copy of ``template`` (nobody may be connected to it meanwhile)."""
+    with psycopg.connect(ADMIN_DSN, autocommit=True) as admin:
+        admin.execute(
+            sql.SQL("CREATE DATABASE {} OWNER {} TEMPLATE {}").format(
+                sql.Identifier(name), sql.Identifier(owner), sql.Identifier(template)
+            )
+        )
+
+
+def _start_stack(
+    name: str, commands: list[list[str]], extra_env: dict[str, str], *, template: str
+) -> Iterator[Stack]:
+    """Start a stack; its metadata database a copy of ``template`` (:func:`metadata_template`)."""
     dbs = _databases(name)
+    _copy_database(template, dbs.metadata_db, dbs.role)
     dbs.ensure()
     port = localstack.free_port()
     home = WORK_DIR / f"e2e-{name}"
@@ -58,8 +92,6 @@ def _start_stack(name: str, commands: list[list[str]], extra_env: dict[str, str]
     env["AIRFLOW__CELERY__RESULT_BACKEND"] = "db+" + dbs.metadata_url
     logs = ARTIFACTS / name
     logs.mkdir(parents=True, exist_ok=True)
-    migrate = subprocess.run([AIRFLOW, "db", "migrate"], env=env, capture_output=True, text=True, check=False)
-    assert migrate.returncode == 0, migrate.stdout[-2000:] + migrate.stderr[-2000:]
     components = [
         localstack.Component.start(" ".join(cmd[1:]), cmd, env, logs / f"{cmd[1].replace(' ', '-')}.log")
         for cmd in commands
@@ -80,13 +112,13 @@ def _start_stack(name: str, commands: list[list[str]], extra_env: dict[str, str]
 
 
 @pytest.fixture(scope="module")
-def local_stack(warehouse_dsn: str) -> Iterator[Stack]:
+def local_stack(warehouse_dsn: str, metadata_template: str) -> Iterator[Stack]:
     """`airflow standalone` (LocalExecutor) in one process group."""
-    yield from _start_stack("local", [[AIRFLOW, "standalone"]], {})
+    yield from _start_stack("local", [[AIRFLOW, "standalone"]], {}, template=metadata_template)
 
 
 @pytest.fixture(scope="module")
-def celery_stack(warehouse_dsn: str) -> Iterator[Stack]:
+def celery_stack(warehouse_dsn: str, metadata_template: str) -> Iterator[Stack]:
     """API server, scheduler, DAG processor and triggerer, and a separate `airflow celery worker`."""
     extra = {
         "AIRFLOW__CORE__EXECUTOR": "CeleryExecutor",
@@ -104,4 +136,4 @@ def celery_stack(warehouse_dsn: str) -> Iterator[Stack]:
         [AIRFLOW, "triggerer"],
         [AIRFLOW, "celery", "worker"],
     ]
-    yield from _start_stack("celery", commands, extra)
+    yield from _start_stack("celery", commands, extra, template=metadata_template)

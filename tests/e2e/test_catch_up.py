@@ -35,8 +35,9 @@ DIGEST = (
 
 
 @pytest.fixture(scope="module")
-def catch_up_stack(warehouse_dsn: str) -> Iterator[Stack]:
-    yield from _start_stack("catchup", [[AIRFLOW, "standalone"]], {"ETLML_START_DATE": START.isoformat()})
+def catch_up_stack(warehouse_dsn: str, metadata_template: str) -> Iterator[Stack]:
+    extra = {"ETLML_START_DATE": START.isoformat()}
+    yield from _start_stack("catchup", [[AIRFLOW, "standalone"]], extra, template=metadata_template)
 
 
 def _scheduled(stack: Stack) -> dict[datetime, dict[str, Any]]:

@@ -56,14 +56,14 @@ def cluster() -> Iterator[Cluster]:
 
 
 @pytest.fixture(scope="module")
-def stack(cluster: Cluster, warehouse_dsn: str) -> Iterator[Stack]:
+def stack(cluster: Cluster, warehouse_dsn: str, metadata_template: str) -> Iterator[Stack]:
     extra = {
         "AIRFLOW_CONN_WAREHOUSE": cluster.dsn("warehouse"),
         # an attempt whose task process died is failed after 20 s without a heartbeat
         "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT": "20",
         "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT_DETECTION_INTERVAL": "5",
     }
-    for stack in _start_stack("faults", [[AIRFLOW, "standalone"]], extra):
+    for stack in _start_stack("faults", [[AIRFLOW, "standalone"]], extra, template=metadata_template):
         api = stack.api
         api.wait_for_dag(INIT)
         api.unpause(INIT)

@@ -309,3 +309,24 @@ def test_a_corrected_file_may_move_a_label_to_an_earlier_file_of_its_partition(
     deliver(landing_root, J, "a.csv", f"e1,1.0,{OBSERVED}")
     run(run_id="manual__2", accept_smaller=True)  # b.csv withdrawn on purpose
     assert labels(wh)["e1"][:2] == (1.0, "labels/2026-11-20/1230/a.csv")
+
+
+def test_a_label_run_names_the_intervals_whose_labels_it_stored_or_withdrew(
+    wh: psycopg.Connection[Any], landing_root: Path
+) -> None:
+    """What the run's ``labels`` asset event names for 30_monitor: the intervals of the events it
+    labelled and of the labels it took back, not those of labels a later delivery supersedes."""
+    later, other = Interval(J.start + TEN, J.end + TEN), Interval(EVENTS.start - TEN, EVENTS.start)
+    store_events(wh, EVENTS, "e1", "e2")
+    store_events(wh, other, "o1")
+    deliver(landing_root, J, "a.csv", f"e1,1.0,{OBSERVED}", f"o1,1.0,{OBSERVED}")
+    assert run()["intervals"] == [other.key, EVENTS.key]
+    deliver(landing_root, later, "a.csv", f"e2,2.0,{OBSERVED}")
+    assert run(later, "manual__later")["intervals"] == [EVENTS.key]
+    # o1's label taken back: its interval is named although nothing of it is stored now
+    deliver(landing_root, J, "a.csv", f"e1,1.0,{OBSERVED}")
+    assert run(run_id="manual__2", accept_smaller=True)["intervals"] == [other.key, EVENTS.key]
+    # the later partition delivers e1 too: a rerun of J stores nothing, and names nothing
+    deliver(landing_root, later, "a.csv", f"e2,2.0,{OBSERVED}", f"e1,3.0,{OBSERVED}")
+    assert run(later, "manual__later2")["intervals"] == [EVENTS.key]
+    assert run(run_id="manual__3")["intervals"] == []

@@ -114,7 +114,7 @@ def test_the_steps_are_read_from_the_dags() -> None:
     found = {name for _, name in steps()}
     assert {"extract", "transform", "load_processed", "predict", "store_predictions", "monitor"} <= found
     assert {"maintain_partitions", "ingest_labels", "train", "check_schema"} <= found
-    assert {"processed_extra", "predictions_extra"} <= asset_extras()
+    assert {"processed_extra", "predictions_extra", "labels_extra"} <= asset_extras()
 
 
 @pytest.mark.parametrize(("module", "name"), steps())

@@ -65,6 +65,20 @@ def test_asset_events_name_distinct_intervals_oldest_first() -> None:
     assert intervals_of(extras) == [first, later]
 
 
+def test_a_labels_event_names_the_intervals_it_lists() -> None:
+    """A ``labels`` event lists the intervals of the events whose labels it stored; with a
+    ``predictions`` event of one of them, each is named once."""
+    first = Interval(START, START + timedelta(minutes=10))
+    later = Interval(START + timedelta(days=2), START + timedelta(days=2, minutes=10))
+    bounds = [
+        {"interval_start": i.start.isoformat(), "interval_end": i.end.isoformat()} for i in (later, first)
+    ]
+    labels = {"delivered_in": bounds[0], "intervals": bounds, "run": "15_ingest_labels/r"}
+    assert intervals_of([labels, bounds[1]]) == [first, later]
+    assert intervals_of([{"delivered_in": bounds[0], "intervals": []}]) == []  # stored nothing
+    assert intervals_of([{"intervals": [{"interval_start": "soon"}, bounds[1]]}]) == [first]
+
+
 class Event:
     def __init__(self, extra: dict[str, Any] | None) -> None:
         self.extra = extra

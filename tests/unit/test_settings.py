@@ -132,3 +132,19 @@ def test_a_start_date_without_offset_or_out_of_range_is_refused(
     monkeypatch.setenv("ETLML_START_DATE", given)
     with pytest.raises(settings.SettingsError, match="ETLML_START_DATE must be"):
         settings.start_date()
+
+
+def test_the_freshness_deadline_is_15_minutes_unless_set(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("ETLML_FINISH_WITHIN_MINUTES", raising=False)
+    assert settings.finish_within() == timedelta(minutes=15)
+    monkeypatch.setenv("ETLML_FINISH_WITHIN_MINUTES", "0.5")
+    assert settings.finish_within() == timedelta(seconds=30)
+    monkeypatch.setenv("ETLML_FINISH_WITHIN_MINUTES", "0")
+    assert settings.finish_within() == timedelta(0)
+
+
+@pytest.mark.parametrize("text", ["-1", "soon", "inf", "20000"])
+def test_a_bad_freshness_deadline_is_refused(monkeypatch: pytest.MonkeyPatch, text: str) -> None:
+    monkeypatch.setenv("ETLML_FINISH_WITHIN_MINUTES", text)
+    with pytest.raises(settings.SettingsError, match="ETLML_FINISH_WITHIN_MINUTES must be"):
+        settings.finish_within()

@@ -297,10 +297,21 @@ def parse_numbers(series: pd.Series) -> tuple[np.ndarray[Any, np.dtype[np.float6
     text = _as_text(series).str.strip()
     given = _mask(text.str.len() > 0)
     numeric = _mask(text.str.fullmatch(_NUMBER)) & given
-    parsed = pd.to_numeric(text.where(numeric), errors="coerce")
-    values = np.asarray(parsed.to_numpy(dtype=np.float64, na_value=np.nan), dtype=np.float64)
+    values = _floats(text.where(numeric))
     invalid = given & ~(numeric & np.isfinite(values))
     return np.where(given & ~invalid, values, np.nan), invalid
+
+
+def _floats(text: pd.Series) -> np.ndarray[Any, np.dtype[np.float64]]:
+    """Numbers written as :data:`_NUMBER` matches (NaN where null) as floats, correctly rounded (one
+    too large for a float is infinite), parsed by Arrow; each value on its own, so ``-0`` is -0.0
+    whatever the other values (pandas' ``to_numeric`` made it 0 when every value was an integer)."""
+    try:
+        parsed = pc.cast(pa.array(text.array, type=pa.large_string()), pa.float64())
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        coerced = pd.to_numeric(text, errors="coerce")
+        return np.asarray(coerced.to_numpy(dtype=np.float64, na_value=np.nan), dtype=np.float64)
+    return np.asarray(parsed.to_numpy(zero_copy_only=False), dtype=np.float64)
 
 
 def _check_numbers(frame: pd.DataFrame, verdicts: Verdicts) -> dict[str, np.ndarray[Any, Any]]:
@@ -513,8 +524,8 @@ def raw_bytes(
     """The raw bytes of ``rows``; records without them (the simulator's) as JSON of their fields
     ``names`` (the event's, or a label's)."""
     out = []
-    for i in rows:
-        raw = frame["raw"].iloc[i]
+    picked = frame["raw"].iloc[np.asarray(rows, dtype=np.int64)].to_numpy(dtype=object)  # one take
+    for i, raw in zip(rows, picked, strict=True):
         if isinstance(raw, bytes | bytearray | memoryview):
             out.append(bytes(raw))
             continue
@@ -584,7 +595,8 @@ def _valid(
     if provenance:
         valid["source_file"] = frame["source_file"][accepted].astype("string").reset_index(drop=True)
         valid["row_number"] = frame["row_number"][accepted].to_numpy(dtype=np.int64)
-        valid["raw"] = frame["raw"][accepted].to_numpy(dtype=object)
+        raw = frame["raw"][accepted].reset_index(drop=True)
+        valid["raw"] = raw if isinstance(raw.dtype, pd.ArrowDtype) else raw.to_numpy(dtype=object)
     return valid
 
 

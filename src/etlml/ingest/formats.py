@@ -1,5 +1,6 @@
-"""The formats of landing files: the records of one file's content, read from a binary stream one
-record at a time, so that a reader holds one record (and a Parquet reader one batch of rows).
+"""The formats of landing files record by record: what one record of each format becomes, and the
+readers of a whole CSV or Parquet file one record at a time (:mod:`etlml.ingest.columnar` reads
+files a block at a time, and reads the blocks that are not plain through these).
 
 Each record is a :data:`Row`: ``row_number``, ``raw``, the fields of its kind (:class:`Fields`: an
 event's or a label's) as text, ``problem``, ``problem_detail``, ``extra_fields``. Readers reject
@@ -13,7 +14,7 @@ from __future__ import annotations
 import csv
 import io
 import json
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal
@@ -27,9 +28,9 @@ from etlml.ingest.contract import excerpt
 from etlml.records import EVENT, LABEL, RECORD, Layout, record_layout
 
 Row = tuple[Any, ...]
-_BOM = b"\xef\xbb\xbf"
-_CSV_FIELD_LIMIT = 2**31 - 1  # the csv module's default of 128 KiB would reject a huge field unread
-PARQUET_BATCH_ROWS = 10_000
+BOM = b"\xef\xbb\xbf"
+CSV_FIELD_LIMIT = 2**31 - 1  # the csv module's default of 128 KiB would reject a huge field unread
+PARQUET_BATCH_ROWS = 65_536
 _PARQUET_ERRORS = (pa.ArrowException, OSError, ValueError, TypeError, NotImplementedError, OverflowError)
 
 
@@ -43,6 +44,7 @@ class Fields:
 
     layout: Layout
     header: tuple[str, ...]
+    texts: tuple[str, ...] = ()  # fields whose values are strings (a JSON number there is no plain block)
     names: tuple[str, ...] = field(init=False)
     known: frozenset[str] = field(init=False)
     none: tuple[None, ...] = field(init=False)
@@ -59,9 +61,9 @@ class Fields:
         return RECORD if self.layout == EVENT else record_layout(self.layout)
 
 
-EVENTS = Fields(EVENT, ("event_id", "ts_utc"))
+EVENTS = Fields(EVENT, ("event_id", "ts_utc"), texts=("event_id", "ts_utc"))
 """Events: ``event_id``, ``ts_utc``, ``f1``, ``f2``, ``f3``; a CSV header names at least the first two."""
-LABELS = Fields(LABEL, ("event_id", "y_true", "observed_at"))
+LABELS = Fields(LABEL, ("event_id", "y_true", "observed_at"), texts=("event_id", "observed_at"))
 """Labels: ``event_id``, ``y_true``, ``observed_at``; a CSV header names all three."""
 
 
@@ -69,7 +71,7 @@ def _problem(number: int, raw: bytes, problem: str, detail: str, fields: Fields)
     return (number, raw, *fields.none, problem, detail, None)
 
 
-def _extras(names: Any, fields: Fields) -> str | None:
+def unknown_fields(names: Any, fields: Fields) -> str | None:
     unknown = sorted(str(n) for n in names if n not in fields.known)
     return json.dumps(unknown) if unknown else None  # ASCII-escaped: safe for any field name
 
@@ -109,7 +111,7 @@ def _from_mapping(number: int, raw: bytes, record: Mapping[Any, Any], fields: Fi
         return _problem(
             number, raw, "invalid_encoding", f"{', '.join(broken)}: escaped lone UTF-16 surrogate", fields
         )
-    return (number, raw, *values, None, None, _extras(record.keys(), fields))
+    return (number, raw, *values, None, None, unknown_fields(record.keys(), fields))
 
 
 def _json_int(text: str) -> int | float:
@@ -123,15 +125,8 @@ def _json_int(text: str) -> int | float:
 _JSON = json.JSONDecoder(parse_int=_json_int)
 
 
-def jsonl(content: IO[bytes], fields: Fields = EVENTS) -> Iterator[Row]:
-    """One record per non-blank line; ``row_number`` is the line number (from 1)."""
-    for number, text in enumerate(content, start=1):
-        line = text.removesuffix(b"\n").removeprefix(_BOM if number == 1 else b"")
-        if line.strip():
-            yield _json_line(number, line, fields)
-
-
-def _json_line(number: int, line: bytes, fields: Fields) -> Row:
+def json_line(number: int, line: bytes, fields: Fields) -> Row:
+    """One line of a JSONL file (without its line feed) as a record."""
     try:
         value = _JSON.decode(line.decode("utf-8"))
     except UnicodeDecodeError as exc:
@@ -171,24 +166,24 @@ def csv_records(content: IO[bytes], fields: Fields = EVENTS) -> Iterator[Row]:
     row starts (the header is line 1). Lines end at CR, LF or CRLF, as in the csv module."""
     text = io.TextIOWrapper(content, encoding="utf-8-sig", errors="surrogateescape", newline="")
     lines = _Lines(text)
-    csv.field_size_limit(max(csv.field_size_limit(), _CSV_FIELD_LIMIT))
+    csv.field_size_limit(max(csv.field_size_limit(), CSV_FIELD_LIMIT))
     reader = csv.reader(lines, strict=False)
     try:
         header = _csv_header(reader, lines, fields)
         if header is None:
             return
-        extras = _extras(header, fields)
+        extras = unknown_fields(header, fields)
         last_line = reader.line_num
         for values in reader:
             number, last_line = last_line + 1, reader.line_num
             record = lines.take()
             if values:  # else a blank line
-                yield _csv_row(number, record, values, header, extras=extras, fields=fields)
+                yield csv_row(number, record, values, header, extras=extras, fields=fields)
     except csv.Error as exc:
         raise UnreadableFileError(f"CSV cannot be parsed: {exc}") from exc
 
 
-def _csv_row(
+def csv_row(
     number: int, record: str, values: list[str], header: list[str], *, extras: str | None, fields: Fields
 ) -> Row:
     raw = record.encode("utf-8", "surrogateescape")
@@ -206,28 +201,47 @@ def _csv_header(reader: Any, lines: _Lines, fields: Fields) -> list[str] | None:
         lines.take()
         if not header:
             continue
-        if not all(map(_encodable, header)):
-            raise UnreadableFileError("the CSV header is not valid UTF-8")
-        repeated = sorted({h for h in header if header.count(h) > 1})
-        if repeated:
-            raise UnreadableFileError(f"the CSV header names {excerpt(', '.join(repeated))} more than once")
-        if not set(fields.header) <= set(header):
-            raise UnreadableFileError(
-                f"the CSV header must name {', '.join(fields.header[:-1])} and {fields.header[-1]}; "
-                f"its first line is {excerpt(','.join(header))}"
-            )
+        check_csv_header(header, fields)
         return list(header)
     return None
 
 
-def parquet_rows(content: IO[bytes]) -> Iterator[list[dict[str, Any]]]:
-    """The rows of a Parquet file as Python values, :data:`PARQUET_BATCH_ROWS` at a time."""
+def check_csv_header(header: list[str], fields: Fields) -> None:
+    """Raise :class:`UnreadableFileError` if ``header`` cannot head a file of ``fields``."""
+    if not all(map(_encodable, header)):
+        raise UnreadableFileError("the CSV header is not valid UTF-8")
+    repeated = sorted({h for h in header if header.count(h) > 1})
+    if repeated:
+        raise UnreadableFileError(f"the CSV header names {excerpt(', '.join(repeated))} more than once")
+    if not set(fields.header) <= set(header):
+        raise UnreadableFileError(
+            f"the CSV header must name {', '.join(fields.header[:-1])} and {fields.header[-1]}; "
+            f"its first line is {excerpt(','.join(header))}"
+        )
+
+
+def parquet_batches(content: IO[bytes]) -> Iterator[pa.RecordBatch]:
+    """The rows of a Parquet file in batches of :data:`PARQUET_BATCH_ROWS`."""
     try:
         parquet = pq.ParquetFile(content)
-        for batch in parquet.iter_batches(batch_size=PARQUET_BATCH_ROWS):
-            yield batch.to_pylist()
+        yield from parquet.iter_batches(batch_size=PARQUET_BATCH_ROWS)
     except _PARQUET_ERRORS as exc:
         raise UnreadableFileError(f"not a readable Parquet file: {excerpt(str(exc))}") from exc
+
+
+def parquet_values(batch: pa.RecordBatch) -> list[dict[str, Any]]:
+    """A batch of Parquet rows as Python values."""
+    try:
+        values: list[dict[str, Any]] = batch.to_pylist()
+    except _PARQUET_ERRORS as exc:
+        raise UnreadableFileError(f"not a readable Parquet file: {excerpt(str(exc))}") from exc
+    return values
+
+
+def parquet_rows(content: IO[bytes]) -> Iterator[list[dict[str, Any]]]:
+    """The rows of a Parquet file as Python values, :data:`PARQUET_BATCH_ROWS` at a time."""
+    for batch in parquet_batches(content):
+        yield parquet_values(batch)
 
 
 def parquet_inflated_bytes(content: IO[bytes]) -> int:
@@ -249,17 +263,14 @@ def parquet_row_count(content: IO[bytes]) -> int:
 
 def parquet(content: IO[bytes], fields: Fields = EVENTS) -> Iterator[Row]:
     """One record per row; ``row_number`` counts rows from 1; ``raw`` is the row as JSON."""
-    number = 0
+    number = 1
     for rows in parquet_rows(content):
-        for record in rows:
-            number += 1
-            raw = json.dumps(record, default=str, ensure_ascii=False).encode("utf-8", "backslashreplace")
-            yield _from_mapping(number, raw, record, fields)
+        yield from parquet_batch(rows, number, fields)
+        number += len(rows)
 
 
-READERS: dict[str, Callable[[IO[bytes], Fields], Iterator[Row]]] = {
-    ".jsonl": jsonl,
-    ".csv": csv_records,
-    ".parquet": parquet,
-}
-"""The reader of each format, by extension (without ``.gz``)."""
+def parquet_batch(rows: list[dict[str, Any]], first_row: int, fields: Fields = EVENTS) -> Iterator[Row]:
+    """The records of Parquet rows (Python values), the first numbered ``first_row``."""
+    for number, record in enumerate(rows, start=first_row):
+        raw = json.dumps(record, default=str, ensure_ascii=False).encode("utf-8", "backslashreplace")
+        yield _from_mapping(number, raw, record, fields)

@@ -26,9 +26,10 @@ from dataclasses import dataclass
 from typing import IO, TYPE_CHECKING, Any
 
 import pandas as pd
+import pyarrow as pa
 
 from etlml.errors import SettingsError
-from etlml.ingest import formats
+from etlml.ingest import columnar, formats
 from etlml.ingest.contract import printable
 from etlml.ingest.ledger import FileEntry
 from etlml.interval import Interval
@@ -388,8 +389,7 @@ def _unreadable(file: LandingFile, limit: int) -> tuple[str, str] | None:
             with file.open() as stored:
                 if formats.parquet_inflated_bytes(stored) > limit:
                     return _too_large_inflated(limit)
-                for _ in formats.parquet_rows(stored):
-                    pass
+                columnar.parquet_readable(stored)
         elif extension.endswith(".gz"):
             _lines(file, limit)
     except formats.UnreadableFileError as exc:
@@ -449,19 +449,23 @@ def _read(
     file: LandingFile, limit: int, chunk_records: int, fields: formats.Fields
 ) -> Iterator[pd.DataFrame]:
     extension = str(_extension(file.name))
-    reader = formats.READERS[extension.removesuffix(".gz")]
-    rows: list[formats.Row] = []
-    read = problems = 0
+    reader = columnar.READERS[extension.removesuffix(".gz")]
+    pending: list[pa.Table] = []
+    held = read = problems = 0
     counted = None
     try:
         with file.open() as stored:
             content = stored
             if extension != ".parquet":
                 content, counted = _content(file, stored, limit)
-            for row in reader(content, fields):
-                rows.append(row)
-                if len(rows) == chunk_records:
-                    frame, rows = _frame(file.source_file, rows, fields), []
+            for table in reader(content, fields):
+                pending.append(table)
+                held += table.num_rows
+                while held >= chunk_records:
+                    joined = pa.concat_tables(pending)
+                    rest = joined.slice(chunk_records)
+                    pending, held = [rest], rest.num_rows
+                    frame = _table_frame(file.source_file, joined.slice(0, chunk_records), fields)
                     read, problems = read + len(frame), problems + int(frame["problem"].notna().sum())
                     yield frame
     except formats.UnreadableFileError as exc:
@@ -477,11 +481,27 @@ def _read(
             f"{file.source_file} changed while it was read, or could not be read to its end ({exc}); "
             "the task retries"
         ) from exc
-    if rows:
-        frame = _frame(file.source_file, rows, fields)
+    if held:
+        frame = _table_frame(file.source_file, pa.concat_tables(pending), fields)
         read, problems = read + len(frame), problems + int(frame["problem"].notna().sum())
         yield frame
     _log_read(file, read, problems, counted)
+
+
+def _table_frame(source_file: str, table: pa.Table, fields: formats.Fields) -> pd.DataFrame:
+    """Records read in a table as a frame of :data:`etlml.records.RECORD` (or the labels'); their
+    raw bytes stay in Arrow (no Python object per record), as the shard files store them."""
+    frame = table.to_pandas(types_mapper=_KINDS.get)
+    frame.insert(0, "source_file", printable(source_file))
+    typed: pd.DataFrame = frame.astype({k: v for k, v in fields.record.dtypes().items() if k != "raw"})
+    return typed
+
+
+_KINDS = {
+    pa.string(): pd.StringDtype(),
+    pa.large_string(): pd.StringDtype(),
+    pa.large_binary(): pd.ArrowDtype(pa.large_binary()),
+}
 
 
 def _log_read(file: LandingFile, read: int, problems: int, counted: _Counted | None) -> None:

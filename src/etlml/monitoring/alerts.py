@@ -21,6 +21,7 @@ import json
 import logging
 import urllib.request
 from collections.abc import Mapping
+from datetime import datetime
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -104,23 +105,23 @@ class AlertNotifier(BaseNotifier):
         log.info("alert posted to connection %r (%s)", self.conn_id, urlsplit(url).netloc)
 
 
+_RUN_FIELDS = ("dag_id", "run_id", "logical_date", "state", "data_interval_start", "data_interval_end")
+
+
 def _from_context(details: Mapping[str, Any], context: Any) -> dict[str, Any]:
-    """A deadline callback's context (``dag_run``, ``deadline``) as alert details."""
+    """A deadline callback's context as alert details: the run (``dag_run``, the REST API's form the
+    scheduler puts there, whose run id is ``dag_run_id``) and ``deadline.deadline_time``."""
     if not isinstance(context, Mapping):
         return dict(details)
     out = dict(details)
     run = context.get("dag_run")
     if isinstance(run, Mapping):
-        out.update(
-            {
-                key: run.get(key)
-                for key in ("dag_id", "run_id", "state", "data_interval_start", "data_interval_end")
-                if key in run
-            }
-        )
+        run = {"run_id": run.get("dag_run_id"), **run}
+        out.update({key: run[key] for key in _RUN_FIELDS if run.get(key) is not None})
     deadline = context.get("deadline")
     if isinstance(deadline, Mapping) and "deadline_time" in deadline:
-        out["deadline_time"] = str(deadline["deadline_time"])
+        when = deadline["deadline_time"]
+        out["deadline_time"] = when.isoformat() if isinstance(when, datetime) else str(when)
     return out
 
 

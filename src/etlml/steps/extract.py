@@ -38,7 +38,7 @@ from etlml.steps.run import (
     ShardKey,
     fail_fast,
 )
-from etlml.storage import FileRef, FrameWriter, at, read_frames, read_table
+from etlml.storage import FileRef, FrameWriter, at, read_frames, read_table, read_tables
 
 log = logging.getLogger(__name__)
 
@@ -245,15 +245,15 @@ def _resolve_duplicates(ref: FileRef, rejected: FrameWriter, tally: Tally) -> Fi
     resolving = at(f"{ref.path}.resolving")
     with FrameWriter(resolving, EVENTS) as out:
         first = 0
-        for frame in read_frames(ref):
-            part = _part(found, first, first + len(frame))
-            lost = np.zeros(len(frame), dtype=bool)
+        for table in read_tables(ref):  # in Arrow: only the superseded records become a frame
+            part = _part(found, first, first + table.num_rows)
+            lost = np.zeros(table.num_rows, dtype=bool)
             lost[part.rows] = True
-            losers = frame[lost].reset_index(drop=True)
+            losers = table.filter(lost).to_pandas()
             rejected.write(contract.duplicates_rejected(losers, part))
             tally.append((contract.recount_superseded(losers), Counter()))
-            out.write(frame[~lost].reset_index(drop=True))
-            first += len(frame)
+            out.write_table(table.filter(~lost))
+            first += table.num_rows
     resolving.rename(path)
     resolved = _written(out)
     return FileRef(path=str(path), rows=resolved.rows, sha256=resolved.sha256)

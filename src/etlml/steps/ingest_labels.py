@@ -40,7 +40,8 @@ class LabelGateError(PermanentError, RuntimeError):
 
 @dataclass(frozen=True)
 class LabelsIngested:
-    """What a label run did (XCom: counts only)."""
+    """What a label run did (XCom: counts, and the keys of ``intervals``: those of the events whose
+    labels it stored or withdrew, which its ``labels`` asset event names for ``30_monitor``)."""
 
     source: str
     found: bool
@@ -52,9 +53,10 @@ class LabelsIngested:
     updated: int = 0
     removed: int = 0
     gate: str = "passed"
+    intervals: tuple[Interval, ...] = ()
 
     def to_xcom(self) -> dict[str, Any]:
-        return asdict(self)
+        return {**asdict(self), "intervals": [interval.key for interval in self.intervals]}
 
 
 def _label_source(cfg: Settings, simulated_events: int) -> source.EventSource:
@@ -139,6 +141,7 @@ def ingest_labels(run: RunContext, *, simulated_events: int, now: datetime | Non
         updated=stored.updated,
         removed=stored.removed,
         gate=audit.gate,
+        intervals=stored.intervals,
     )
 
 

@@ -1,6 +1,7 @@
 """Task ``monitor`` of DAG ``30_monitor``: realized accuracy and drift of the intervals that need it.
 
-A run triggered by ``predictions`` asset events computes the intervals their ``extra`` names; a
+A run triggered by ``predictions`` or ``labels`` asset events computes the intervals their ``extra``
+names (a ``labels`` event: the intervals of the events whose labels it stored or withdrew); a
 time-scheduled (or manual) run sweeps the intervals whose labels changed (stored, changed or removed)
 since they were computed, wherever they start. Each interval is replaced in a transaction of its own
 (:func:`etlml.monitoring.metrics.compute_interval`); a drift alert calls the notifier. An interval
@@ -38,21 +39,29 @@ def extras_of(triggering_asset_events: Mapping[Any, Iterable[Any]] | None) -> li
 
 
 def intervals_of(extras: Iterable[Mapping[str, Any]]) -> list[Interval]:
-    """The distinct intervals named by asset events' ``extra`` (``interval_start``/``interval_end``,
-    ISO-8601), oldest first. An event without them (one created by hand in the UI, say) is skipped
-    with a warning: it names nothing to compute."""
+    """The distinct intervals named by asset events' ``extra``, oldest first: a ``predictions`` event
+    names its own (``interval_start``/``interval_end``, ISO-8601), a ``labels`` event a list of them
+    (``intervals``, possibly empty). An event without them (one created by hand in the UI, say) is
+    skipped with a warning: it names nothing to compute."""
     found: set[Interval] = set()
     for extra in extras:
-        try:
-            found.add(
-                Interval(
-                    datetime.fromisoformat(str(extra["interval_start"])),
-                    datetime.fromisoformat(str(extra["interval_end"])),
+        for bounds in _bounds(extra):
+            try:
+                found.add(
+                    Interval(
+                        datetime.fromisoformat(str(bounds["interval_start"])),
+                        datetime.fromisoformat(str(bounds["interval_end"])),
+                    )
                 )
-            )
-        except (KeyError, TypeError, ValueError) as exc:
-            log.warning("asset event without a usable interval skipped (%r): %s", exc, dict(extra))
+            except (KeyError, TypeError, ValueError) as exc:
+                log.warning("asset event without a usable interval skipped (%r): %s", exc, dict(extra))
     return sorted(found, key=lambda i: i.start)
+
+
+def _bounds(extra: Mapping[str, Any]) -> list[Any]:
+    """The interval bounds one event's extra names: the items of its ``intervals`` list, or itself."""
+    listed = extra.get("intervals")
+    return list(listed) if isinstance(listed, list) else [extra]
 
 
 def intervals_named(triggering_asset_events: Mapping[Any, Iterable[Any]] | None) -> list[Interval]:

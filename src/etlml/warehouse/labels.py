@@ -31,7 +31,8 @@ class StoredLabels:
     ``removed``: labels this label interval delivered before that its files no longer hold;
     ``unknown``: accepted labels without a stored event, quarantined as ``unknown_event``;
     ``rejected``/``deduplicated``: the rows ``rejected_labels`` holds for the interval afterwards;
-    ``quarantine``: what the merge of the quarantine changed."""
+    ``quarantine``: what the merge of the quarantine changed; ``intervals``: the intervals of the events
+    whose labels were stored or removed (oldest first), what monitoring recomputes."""
 
     matched: int
     unknown: int
@@ -42,9 +43,14 @@ class StoredLabels:
     rejected: int
     deduplicated: int
     quarantine: MergeResult
+    intervals: tuple[Interval, ...] = ()
 
     def to_xcom(self) -> dict[str, Any]:
-        return {**asdict(self), "quarantine": self.quarantine.to_xcom()}
+        return {
+            **asdict(self),
+            "quarantine": self.quarantine.to_xcom(),
+            "intervals": [interval.key for interval in self.intervals],
+        }
 
 
 def lock(conn: psycopg.Connection[Any], interval: Interval) -> None:
@@ -95,6 +101,7 @@ def store(
         cur.execute(query("quarantine_unknown_labels"), {"message": unknown_message})
         unknown = cur.rowcount
         older = _one(cur, "older_labels", delivery)[0]
+        intervals = _labelled_intervals(cur, delivery)
         inserted, updated = _one(cur, "merge_labels", {"written_by_run": written_by_run, **delivery})
         removed = _one(cur, "remove_withdrawn_labels", delivery)[0]
         params = {**bounds, "written_by_run": written_by_run}
@@ -104,9 +111,15 @@ def store(
     if matched + unknown != len(labels):
         raise RuntimeError(f"{len(labels)} labels staged, {matched} matched and {unknown} unknown")
     quarantine = MergeResult(len(rejected) + unknown, merged_in, merged_up, stale)
-    return StoredLabels(
-        matched, unknown, inserted, updated, older, removed, held_rejected, held_duplicates, quarantine
-    )
+    counts = (matched, unknown, inserted, updated, older, removed, held_rejected, held_duplicates)
+    return StoredLabels(*counts, quarantine, intervals)
+
+
+def _labelled_intervals(cur: psycopg.Cursor[Any], delivery: dict[str, Any]) -> tuple[Interval, ...]:
+    """The intervals of the events whose labels this delivery stores or withdraws (read before the
+    merge and the removal change ``labels``)."""
+    cur.execute(query("labelled_intervals"), delivery)
+    return tuple(Interval(start, end) for start, end in cur.fetchall())
 
 
 def _stage_dtypes() -> dict[str, Any]:
