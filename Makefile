@@ -6,6 +6,7 @@
 #               the naive approach, a sharded run, and Airflow's overhead under a real scheduler
 #               (make bench GROWTH=30000000: instead, does a load slow down in a warehouse of 30M events?
 #               make bench EVENTS=3000000 BENCH_ARGS=--only-real: only the real inputs, with each step's memory)
+#   make bench-cli  how long each etlml command takes to answer (median of 5 runs each)
 
 PYTHON ?= python3
 VENV := .venv
@@ -14,7 +15,7 @@ UV_VERSION := $(shell sed -n 's/^uv==//p' requirements.lock)
 STAMP := $(VENV)/.installed
 EVENTS ?= 1000000
 
-.PHONY: install system-deps lock lint typecheck test demo demo-clean bench clean
+.PHONY: install system-deps lock lint typecheck test demo demo-clean bench bench-cli clean
 
 install: $(STAMP)
 
@@ -73,6 +74,10 @@ demo-clean: install
 # Figures go to bench/out/ (JSON and chart); the last line printed is the RESULT line.
 bench: install
 	$(BIN)/python bench/bench.py --events $(EVENTS) $(if $(GROWTH),--growth $(GROWTH)) $(BENCH_ARGS)
+
+# Every command of the tree, a fresh process each run, on a throwaway warehouse (bench/out/cli_latency.json).
+bench-cli: install
+	$(BIN)/python bench/cli_latency.py
 
 clean:
 	rm -rf $(VENV) .demo .mypy_cache .ruff_cache .pytest_cache .hypothesis .import_linter_cache bench/out

@@ -12,17 +12,19 @@ from __future__ import annotations
 import argparse
 import contextlib
 import errno
+import itertools
 import os
+import shlex
 import shutil
 import signal
 import subprocess
 import sys
 import time
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import FrameType
-from typing import NoReturn
+from typing import Any, NoReturn
 
 import psycopg
 
@@ -34,6 +36,7 @@ INIT, PIPELINE, LABELS = "00_init_schema", "10_etl_ml_pipeline", "15_ingest_labe
 MONITOR = "30_monitor"
 COMPONENTS = ("api-server", "scheduler", "dag-processor", "triggerer")
 SCHEDULER_GRACE = 90.0  # seconds the scheduler gets to start the latest interval's run by itself
+PARSE_TIMEOUT = 180.0  # seconds the DAG processor gets to parse every DAG file once
 INTERVAL = timedelta(minutes=10)
 QUERY = """SELECT p.event_id, p.model_version, round(p.y_hat::numeric, 4) AS y_hat, p.ts_utc
 FROM predictions p ORDER BY p.ts_utc DESC LIMIT 5;"""
@@ -62,6 +65,7 @@ class Config:
     state: Path
     name: str
     clean: bool
+    dags: Path = ROOT / "dags"
 
     def databases(self) -> localstack.Databases:
         return localstack.Databases(
@@ -82,6 +86,7 @@ def parse_config(argv: list[str] | None) -> Config:
         "--state", type=Path, default=ROOT / ".demo", help="the demo's folder (default .demo)"
     )
     parser.add_argument("--name", default="etlml", help="role and database prefix (default etlml)")
+    parser.add_argument("--dags", type=Path, default=ROOT / "dags", help="the DAG folder (default dags/)")
     args = parser.parse_args(argv)
     port_text = os.environ.get("ETLML_DEMO_PORT") or "8080"
     if not port_text.isdigit() or not 0 < int(port_text) < 65536:
@@ -93,6 +98,7 @@ def parse_config(argv: list[str] | None) -> Config:
         state=args.state.resolve(),
         name=args.name,
         clean=args.clean,
+        dags=args.dags.resolve(),
     )
 
 
@@ -101,11 +107,19 @@ def say(text: str, *, err: bool = False) -> None:
 
 
 def check_before_starting(cfg: Config) -> None:
-    """What would otherwise fail later, after minutes: etlml's settings and the port."""
+    """What would otherwise fail later, after minutes: etlml's settings (every one a DAG file or a task
+    reads: ``settings.validate``), a demo of these databases that already runs, and the port."""
     from etlml import settings
 
-    settings.load()  # a SettingsError names the variable
-    settings.monitoring()  # 30_monitor's thresholds, read by that DAG alone
+    settings.validate()  # a SettingsError names the variable
+    running = running_demo(cfg)
+    if running:
+        raise DemoError(
+            f"a demo of these databases ({cfg.name}_airflow, {cfg.name}_warehouse) is already running "
+            f"(pids {', '.join(map(str, running[:4]))}): use it at "
+            f"{localstack.base_url(cfg.host, cfg.port)}, or stop it first: Ctrl-C in its shell, or "
+            "`make demo-clean` (which also drops its data)"
+        )
     problem = localstack.bind_error(cfg.host, cfg.port)
     if problem is not None and problem.errno == errno.EADDRINUSE:
         raise DemoError(
@@ -117,6 +131,15 @@ def check_before_starting(cfg: Config) -> None:
             f"cannot listen on {cfg.host}:{cfg.port} ({problem}); ETLML_DEMO_HOST must be an address of "
             "this machine (default 127.0.0.1)"
         )
+
+
+def running_demo(cfg: Config) -> list[int]:
+    """The processes of a running demo of ``cfg``'s databases: the process groups its last start
+    recorded, and any process (of another checkout too) whose Airflow uses its metadata database."""
+    groups = demo_groups(cfg.state)
+    users = localstack.processes_with_env("AIRFLOW__DATABASE__SQL_ALCHEMY_CONN", cfg.databases().metadata_url)
+    # Airflow's processes only: a shell that sourced .demo/env (and this demo, started from it) has it too
+    return groups or [pid for pid in users if b"airflow" in _cmdline(pid, missing=b"")]
 
 
 def migrate(env: dict[str, str]) -> None:
@@ -183,7 +206,9 @@ def first_interval() -> dict[str, str]:
     return {"ETLML_START_DATE": (localstack.current_interval_start() - INTERVAL).isoformat()}
 
 
-def first_pipeline_run(api: localstack.AirflowApi, watch: list[localstack.Component], since: datetime) -> str:
+def first_pipeline_run(
+    api: localstack.AirflowApi, watch: list[localstack.Component], since: datetime
+) -> dict[str, Any]:
     """The run of the latest closed interval: the one the scheduler starts when the DAG is unpaused
     (or ran in an earlier start of the demo); triggered only if the scheduler has not started it."""
     deadline = time.monotonic() + SCHEDULER_GRACE
@@ -191,9 +216,64 @@ def first_pipeline_run(api: localstack.AirflowApi, watch: list[localstack.Compon
         localstack.check_all(watch)
         for run in api.runs(PIPELINE):
             if datetime.fromisoformat(str(run["data_interval_end"])) >= since:
-                return str(run["dag_run_id"])
+                return run
         time.sleep(1)
-    return api.trigger(PIPELINE)
+    return api.run(PIPELINE, api.trigger(PIPELINE))
+
+
+def _at(text: object) -> datetime:
+    return datetime.fromisoformat(str(text))
+
+
+def wait_for_project_dags(
+    api: localstack.AirflowApi, watch: list[localstack.Component], started: datetime, dags: Path
+) -> None:
+    """Until the DAG processor of this start has parsed every file of ``dags/``; an import error Airflow
+    reports for one of them stops the demo, naming the file and the error (a DAG that imported in an
+    earlier start is still listed, so its presence proves nothing)."""
+    # the files Airflow parses: in its safe mode (the default), those that mention both "airflow" and "dag"
+    files = {path.name for path in dags.glob("*.py") if {b"airflow", b"dag"} <= _words(path)}
+    deadline = time.monotonic() + PARSE_TIMEOUT
+    parsed: set[str] = set()
+    while time.monotonic() < deadline:
+        localstack.check_all(watch)
+        errors = {
+            Path(e["filename"]).name: e for e in api.import_errors() if Path(e["filename"]).name in files
+        }
+        fresh = {name: e for name, e in errors.items() if _at(e["timestamp"]) >= started}
+        if fresh:
+            raise DemoError(import_failure(dags, fresh))
+        parsed = {
+            Path(d["fileloc"]).name
+            for d in api.dags()
+            if d.get("last_parsed_time") and _at(d["last_parsed_time"]) >= started
+        }
+        if files <= parsed:
+            return
+        time.sleep(1)
+    unparsed = {name: errors[name] for name in files - parsed if name in errors}
+    if unparsed:
+        raise DemoError(import_failure(dags, unparsed))
+    raise DemoError(
+        f"Airflow's DAG processor did not parse {', '.join(sorted(files - parsed))} within "
+        f"{PARSE_TIMEOUT:.0f} s; see the end of dag-processor.log in the demo's logs folder"
+    )
+
+
+def _words(path: Path) -> set[bytes]:
+    text = path.read_bytes().lower()
+    return {word for word in (b"airflow", b"dag") if word in text}
+
+
+def import_failure(dags: Path, errors: dict[str, dict[str, Any]]) -> str:
+    """One line: the first file that failed to import, its error, and the others' names."""
+    name, first = sorted(errors.items())[0]
+    lines = [line.strip() for line in str(first["stack_trace"]).splitlines() if line.strip()]
+    others = f" (also {', '.join(sorted(errors)[1:])})" if len(errors) > 1 else ""
+    return (
+        f"Airflow cannot import {dags / name}{others}: {lines[-1] if lines else '(no message)'}; "
+        "fix it and start again"
+    )
 
 
 def stream_env() -> dict[str, str]:
@@ -230,15 +310,19 @@ def seed_stream(env: dict[str, str], end: datetime) -> None:
 
 
 def run_dags(
-    api: localstack.AirflowApi, watch: list[localstack.Component], env: dict[str, str] | None = None
-) -> datetime:
-    """Both DAGs unpaused, the schema DAG run, then the pipeline's first run; returns the end of
-    its data interval. With a stream source (``env`` holds its connection), the first run's interval
-    is seeded first."""
+    api: localstack.AirflowApi,
+    watch: list[localstack.Component],
+    started: datetime,
+    dags: Path,
+    env: dict[str, str] | None = None,
+) -> tuple[datetime, datetime | None]:
+    """Every DAG file imported by this start, the DAGs unpaused, the schema DAG run, then the
+    pipeline's first run; returns the end of its data interval, and when that run was queued if an
+    earlier start of the demo made it (``None`` when this start did). With a stream source (``env``
+    holds its connection), the first run's interval is seeded first."""
     api.wait_healthy(watch=watch)
     api.login()
-    for dag_id in (INIT, PIPELINE, LABELS, MONITOR):
-        api.wait_for_dag(dag_id, watch=watch)
+    wait_for_project_dags(api, watch, started, dags)
     api.unpause(INIT)
     init_run = api.trigger(INIT)
     if (state := api.wait_for_run(INIT, init_run, watch=watch)) != "success":
@@ -249,28 +333,90 @@ def run_dags(
     api.unpause(MONITOR)  # accuracy and drift of each interval once its predictions are stored
     api.unpause(PIPELINE)
     api.unpause(LABELS)  # labels of each interval's events, three intervals later
-    run_id = first_pipeline_run(api, watch, since)
-    say(f"demo: {PIPELINE} is scoring the interval that ended at {since:%H:%M} UTC ({run_id}) ...")
+    run = first_pipeline_run(api, watch, since)
+    run_id = str(run["dag_run_id"])
+    queued = _at(run.get("queued_at") or run.get("start_date") or datetime.now(UTC))
+    earlier = queued if queued < started else None
+    if earlier is None:
+        say(f"demo: {PIPELINE} is scoring the interval that ended at {since:%H:%M} UTC ({run_id}) ...")
     if (state := api.wait_for_run(PIPELINE, run_id, watch=watch)) != "success":
         raise DemoError(f"{PIPELINE} run {run_id} ended {state}: {api.task_states(PIPELINE, run_id)}")
-    return datetime.fromisoformat(str(api.run(PIPELINE, run_id)["data_interval_end"]))
+    return _at(api.run(PIPELINE, run_id)["data_interval_end"]), earlier
 
 
-def show_predictions(dbs: localstack.Databases, interval_end: datetime) -> None:
-    """The predictions of the first run's interval (the scheduler may have scored a later one too)."""
+def show_predictions(dbs: localstack.Databases, interval_end: datetime, earlier: datetime | None) -> None:
+    """The predictions of the first run's interval (the scheduler may have scored a later one too);
+    when an earlier start of the demo scored it, said so plainly, with when this start scores anew."""
     interval = {"end": interval_end}
     with psycopg.connect(dbs.warehouse_url) as conn:
         count, total = conn.execute(FIRST_RUN_COUNTS, interval).fetchone() or (0, 0)
         rows = conn.execute(FIRST_RUN_LATEST, interval).fetchall()
     window = f"{interval_end - INTERVAL:%H:%M}-{interval_end:%H:%M} UTC"
-    say(f"\ndemo: {count} predictions stored for {window} ({total} in all); the latest:")
+    if earlier is None:
+        say(f"\ndemo: {count} predictions stored for {window} ({total} in all); the latest:")
+    else:
+        say(
+            f"\ndemo: nothing new yet: an earlier start of this demo scored {window} (run queued at "
+            f"{earlier:%H:%M} UTC); this start's first run scores the interval that ends at "
+            f"{interval_end + INTERVAL:%H:%M} UTC. Stored then, not now: {count} predictions for {window} "
+            f"({total} in all); the latest:"
+        )
     for row in rows:
         say("    " + "  ".join(map(str, row)))
 
 
-def next_steps(cfg: Config, dbs: localstack.Databases, interval_end: datetime) -> str:
-    """What to do with the running demo: the UI, and the exact lines to paste into a shell."""
+def free_version(dbs: localstack.Databases) -> str:
+    """The first of v2, v3, ... not registered yet: what the demo prints to register works every time."""
+    with psycopg.connect(dbs.warehouse_url) as conn:
+        taken = {str(row[0]) for row in conn.execute("SELECT model_version FROM model_versions")}
+    return next(f"v{n}" for n in itertools.count(2) if f"v{n}" not in taken)
+
+
+CLI_ENV_PREFIXES = ("ETLML_", "AIRFLOW_CONN_")
+CLI_ENV_AIRFLOW = ("AIRFLOW_HOME", "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN", "AIRFLOW__CORE__DAGS_FOLDER")
+
+
+def write_cli_env(state: Path, env: dict[str, str]) -> Path:
+    """``<state>/env``, to ``source`` in a shell: the venv, and every setting of the demo's Airflow the
+    etlml command (or airflow) reads: connections, every ETLML_ setting (storage root, start date and
+    whatever the demo was started with), AIRFLOW_HOME (so nothing is written under ~/airflow)."""
+    names = sorted(k for k in env if k.startswith(CLI_ENV_PREFIXES) and not k.startswith("ETLML_DEMO_"))
+    lines = [
+        "# make demo: the environment of its etlml command (and airflow); `make demo-clean` removes it",
+        f". {shlex.quote(str(BIN / 'activate'))}",
+        *(f"export {name}={shlex.quote(env[name])}" for name in [*names, *CLI_ENV_AIRFLOW]),
+    ]
+    path = state / "env"
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def note_history(dbs: localstack.Databases) -> None:
+    """``ETLML_START_DATE`` before the pipeline's first run of an earlier start: the scheduler never goes
+    back, so the history asked for needs ``make demo-clean`` first. Said, not refused."""
+    if not os.environ.get("ETLML_START_DATE"):
+        return
+    from etlml import settings
+
+    with psycopg.connect(dbs.metadata_dsn) as conn:
+        row = conn.execute(
+            "SELECT min(data_interval_start) FROM dag_run WHERE dag_id = %s", (PIPELINE,)
+        ).fetchone()
+    first = row[0] if row else None
+    if first is not None and settings.start_date() < first:
+        say(
+            f"demo: ETLML_START_DATE {settings.start_date():%Y-%m-%d %H:%M} UTC is before this demo's first "
+            f"run ({first:%Y-%m-%d %H:%M} UTC): the scheduler never goes back to earlier intervals, so "
+            "no history is made; for one, `make demo-clean` first (it drops the demo's data)"
+        )
+
+
+def next_steps(cfg: Config, dbs: localstack.Databases, interval_end: datetime, cli_env: Path) -> str:
+    """What to do with the running demo: the UI, and the exact lines to paste into a shell, which
+    work every time they are printed (a version name not registered yet)."""
     start, end = (interval_end - INTERVAL).isoformat(), interval_end.isoformat()
+    version = free_version(dbs)
+    source = cli_env.relative_to(ROOT) if cli_env.is_relative_to(ROOT) else cli_env
     reach = "127.0.0.1 only" if cfg.host == localstack.LOCAL_HOST else f"{cfg.host} (ETLML_DEMO_HOST)"
     return f"""
   Airflow UI   {localstack.base_url(cfg.host, cfg.port)}   login admin / admin (local demo only)
@@ -278,14 +424,14 @@ def next_steps(cfg: Config, dbs: localstack.Databases, interval_end: datetime) -
   etlml page   {localstack.base_url(cfg.host, cfg.port)}/plugin/etlml   intervals, drift, accuracy, models
   The pipeline runs every 10 minutes. Ctrl-C stops Airflow; `make demo-clean` starts over.
 
-  The etlml command, in another shell in {ROOT}:
-    source .venv/bin/activate
-    export AIRFLOW_CONN_WAREHOUSE={dbs.warehouse_url}
+  The etlml command, in another shell in {ROOT} (the first line sets the demo's warehouse,
+  storage and settings, so the command reads and writes what the demo does):
+    source {source}
     etlml models list
     # a challenger with statistics fitted on the first run's events, scored beside the champion
-    etlml models register v2 --kind linear --coef f1=0.5,f2=0.1,f3=0.4 \\
+    etlml models register {version} --kind linear --coef f1=0.5,f2=0.1,f3=0.4 \\
         --fit-stats-from {start} --fit-stats-to {end}
-    etlml models shadow v2
+    etlml models shadow {version}
 
   Query        psql {dbs.warehouse_url} -c "{QUERY.replace(chr(10), " ")}"
 """
@@ -296,8 +442,8 @@ def stream_steps(stream: dict[str, str]) -> str:
     if not stream:
         return ""
     return f"""
-  The stream   every run reads the events that arrived in its interval, 30 s after it ends; add some:
-    export AIRFLOW_CONN_EVENTS={stream["AIRFLOW_CONN_EVENTS"]}
+  The stream   every run reads the events that arrived in its interval, 30 s after it ends; add some
+  (after the `source` line above, which sets AIRFLOW_CONN_EVENTS={stream["AIRFLOW_CONN_EVENTS"]}):
     etlml stream produce --events 600 --per-second 1
 """
 
@@ -325,22 +471,29 @@ def demo(cfg: Config) -> int:
     env = localstack.airflow_env(
         cfg.state / "airflow",
         dbs,
-        ROOT / "dags",
+        cfg.dags,
         cfg.port,
         host=cfg.host,
         extra={**first_interval(), **stream},
     )
     say("demo: migrating Airflow's metadata DB and the warehouse ...")
     migrate(env)
+    note_history(dbs)
+    cli_env = write_cli_env(cfg.state, env)
     for sig in (signal.SIGINT, signal.SIGTERM):  # SIGINT too: a shell may start us with it ignored
         signal.signal(sig, interrupt)
+    started = datetime.now(UTC)
     components = start_airflow(cfg, env)
     try:
-        interval_end = run_dags(
-            localstack.AirflowApi(localstack.base_url(cfg.host, cfg.port)), components, stream
+        interval_end, earlier = run_dags(
+            localstack.AirflowApi(localstack.base_url(cfg.host, cfg.port)),
+            components,
+            started,
+            cfg.dags,
+            stream,
         )
-        show_predictions(dbs, interval_end)
-        say(next_steps(cfg, dbs, interval_end) + stream_steps(stream))
+        show_predictions(dbs, interval_end, earlier)
+        say(next_steps(cfg, dbs, interval_end, cli_env) + stream_steps(stream))
         watch_until_stopped(components)
     except KeyboardInterrupt:
         say("\ndemo: stopping Airflow; running tasks get up to 30 s to finish ...")

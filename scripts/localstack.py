@@ -57,6 +57,11 @@ class Databases:
         return self._url(self.metadata_db, "postgresql+psycopg")
 
     @property
+    def metadata_dsn(self) -> str:
+        """The metadata database for psycopg (``metadata_url`` is SQLAlchemy's)."""
+        return self._url(self.metadata_db)
+
+    @property
     def warehouse_url(self) -> str:
         return self._url(self.warehouse_db)
 
@@ -348,6 +353,18 @@ class AirflowApi:
                 return
             time.sleep(1)
         raise TimeoutError(f"DAG {dag_id} did not appear within {timeout:.0f} s")
+
+    def dags(self) -> list[dict[str, Any]]:
+        """Every DAG the DAG processor has stored (``fileloc``, ``last_parsed_time``, ...)."""
+        body = self._call("GET", "/api/v2/dags", params={"limit": 1000})
+        dags: list[dict[str, Any]] = body["dags"]
+        return dags
+
+    def import_errors(self) -> list[dict[str, Any]]:
+        """The DAG files that failed to import: ``filename``, ``timestamp``, ``stack_trace``."""
+        body = self._call("GET", "/api/v2/importErrors", params={"limit": 1000})
+        errors: list[dict[str, Any]] = body["import_errors"]
+        return errors
 
     def unpause(self, dag_id: str) -> None:
         self._call("PATCH", f"/api/v2/dags/{dag_id}", json={"is_paused": False})

@@ -6,8 +6,9 @@ It finds the warehouse the way the DAGs do: the Airflow connection ``warehouse``
 and unreachable services (named with their host and port) say what to do and exit with status 2,
 anything unforeseen exits with 1 (``etlml --debug`` shows its traceback). Numeric options refuse
 NaN, infinities and values outside their range; a window of ``etlml runs`` spans at most 31 days.
-Each command imports what it uses when it runs, so ``db migrate`` and ``models`` start without
-pandas and pyarrow.
+Each command imports what it uses when it runs: Airflow only where a command needs it (not to
+resolve a ``postgres://`` URI in ``AIRFLOW_CONN_WAREHOUSE``), pandas, pyarrow and scikit-learn only
+where a command computes with them, so most commands answer in about a second.
 """
 
 from __future__ import annotations
@@ -23,13 +24,8 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, NoReturn
 
-import psycopg
-
 from etlml import settings
 from etlml.errors import PermanentError, SettingsError
-from etlml.features.stats import FeatureStats, parse_stats
-from etlml.models import registry
-from etlml.warehouse import connection, schema
 
 PIPELINE = "10_etl_ml_pipeline"
 LABELS = "15_ingest_labels"
@@ -68,6 +64,8 @@ def _grant_pipeline_role(args: argparse.Namespace) -> int:
     if not args.password_stdin:
         raise roles.RoleError("give the role's password on stdin, with --password-stdin (never in argv)")
     password = sys.stdin.readline().rstrip("\r\n")
+    from etlml.warehouse import connection, schema
+
     with connection.connect(settings.load().warehouse_conn_id) as conn:
         schema.check(conn)  # the grants name the tables the migrations create
         roles.grant_pipeline_role(conn, args.role, password)
@@ -88,11 +86,13 @@ def _with_registry(
     ``status(result)``."""
 
     def run(args: argparse.Namespace) -> int:
+        from etlml.warehouse import connection, schema
+
         with connection.connect(settings.load().warehouse_conn_id) as conn:
             schema.check(conn)  # an unmigrated warehouse says what to run, not which table is missing
             result = _finite(action(conn, args))
         if args.json:
-            print(json.dumps(result, default=str, indent=2, allow_nan=False), file=args.out)
+            print(json.dumps(result, default=_json_value, indent=2, allow_nan=False), file=args.out)
         else:
             print(_table(result) if isinstance(result, list) else _fields(result), file=args.out)
         return status(result)
@@ -113,9 +113,21 @@ def _finite(value: Any) -> Any:
     return value
 
 
+def timestamp_text(value: datetime) -> str:
+    """How every command shows a time, in tables and in ``--json`` alike: ISO 8601 to the second, with
+    its UTC offset (``2026-12-07T13:51:55+00:00``)."""
+    return value.isoformat(timespec="seconds")
+
+
+def _json_value(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return timestamp_text(value)
+    return str(value)
+
+
 def _cell(value: Any) -> str:
     if isinstance(value, datetime):
-        return value.isoformat(timespec="seconds")
+        return timestamp_text(value)
     if isinstance(value, list | tuple):
         return ",".join(map(str, value))
     if isinstance(value, dict):
@@ -142,7 +154,10 @@ def _fields(result: dict[str, Any]) -> str:
     )
 
 
-def _stats(conn: Any, args: argparse.Namespace) -> dict[str, FeatureStats]:
+def _stats(conn: Any, args: argparse.Namespace) -> dict[str, Any]:
+    from etlml.features.stats import parse_stats
+    from etlml.models import registry
+
     if args.stats:
         try:
             given = json.loads(args.stats)
@@ -157,6 +172,8 @@ def _stats(conn: Any, args: argparse.Namespace) -> dict[str, FeatureStats]:
 
 
 def _register(conn: Any, args: argparse.Namespace) -> dict[str, Any]:
+    from etlml.models import registry
+
     if args.kind == "linear":
         if not args.coef:
             raise registry.RegistryError("--kind linear needs --coef f1=...,f2=...,f3=...")
@@ -187,20 +204,21 @@ def _register(conn: Any, args: argparse.Namespace) -> dict[str, Any]:
 
 def _label_window(args: argparse.Namespace) -> Any:
     """``--from``/``--to``, each defaulting to the last ``ETLML_LABEL_WINDOW_DAYS`` days up to now."""
-    from etlml.models.training import Window
+    from etlml.models.window import Window
 
-    end = args.end or datetime.now(UTC)
+    end = args.end or datetime.now(UTC).replace(microsecond=0)
     return Window(args.start or end - settings.load().label_window, end)
 
 
 def _train(conn: Any, args: argparse.Namespace) -> dict[str, Any]:
-    from etlml.models import training
+    from etlml.models import registry, training
+    from etlml.models.window import Window
 
     training.train(
         conn,
         args.version,
         estimator=args.estimator,
-        window=training.Window(args.start, args.end),
+        window=Window(args.start, args.end),
         storage_root=settings.load().storage_root,
         actor=settings.actor(),
         description=args.description,
@@ -247,6 +265,8 @@ def _promote(conn: Any, args: argparse.Namespace) -> dict[str, Any]:
 
 
 def _shadow(conn: Any, args: argparse.Namespace) -> dict[str, Any]:
+    from etlml.models import registry
+
     if args.clear == (args.version is not None):
         raise registry.RegistryError("give either VERSION or --clear")
     previous = registry.shadow(conn, None if args.clear else args.version, settings.actor())
@@ -254,6 +274,8 @@ def _shadow(conn: Any, args: argparse.Namespace) -> dict[str, Any]:
 
 
 def _rollback(conn: Any, _: argparse.Namespace) -> dict[str, Any]:
+    from etlml.models import registry
+
     demoted, restored = registry.rollback(conn, settings.actor())
     return {"champion": restored, "demoted": demoted}
 
@@ -316,23 +338,27 @@ def _now_read() -> Any:
     an interval first needs them."""
     from functools import cache
 
-    from etlml.ingest import formats, ledger
-    from etlml.ingest.landing import LABELS_FOLDER, LandingFileSource
-    from etlml.ingest.stream import RedisStreamSource
-
     cfg = settings.load()
 
+    # the sources' modules (pandas, object storage) are imported once an interval needs them
     @cache
-    def landing(dag_id: str) -> LandingFileSource:
+    def landing(dag_id: str) -> Any:
+        from etlml.ingest import formats
+        from etlml.ingest.landing import LABELS_FOLDER, LandingFileSource
+
         if dag_id == PIPELINE:
             return LandingFileSource(cfg.landing_root)
         return LandingFileSource(cfg.landing_root, fields=formats.LABELS, prefix=LABELS_FOLDER)
 
     @cache
-    def stream() -> RedisStreamSource:
+    def stream() -> Any:
+        from etlml.ingest.stream import RedisStreamSource
+
         return RedisStreamSource.from_connection(cfg.stream_conn_id, cfg.stream_key, cfg.stream_grace)
 
-    def now_read(dag_id: str, source: str, interval: Any, read: ledger.Ledger) -> ledger.Ledger | None:
+    def now_read(dag_id: str, source: str, interval: Any, read: Any) -> Any:
+        from etlml.ingest import ledger
+
         if read.stream is not None:
             entries = stream().entries_now(interval)
             return None if entries is None else ledger.Ledger(entries.entries, stream=entries)
@@ -403,6 +429,8 @@ def _trim(args: argparse.Namespace) -> int:
     asked = args.before or datetime.now(UTC) - timedelta(days=args.keep_days)
     before, why = asked, "--force: trimmed as asked, whatever the pipeline has stored"
     if not args.force:
+        from etlml.warehouse import connection
+
         with connection.connect(settings.load().warehouse_conn_id) as conn:
             point = runs.trim_point(conn, PIPELINE, settings.start_date(), asked)
         before, why = point.before, point.why
@@ -488,8 +516,21 @@ def _stream_commands(commands: Any) -> None:
     trim.set_defaults(func=_trim)
 
 
+DESCRIPTION = """\
+The warehouse schema (etlml db), the model registry (etlml models), the pipeline's runs (etlml runs)
+and the event stream (etlml stream).
+
+The warehouse is the Airflow connection 'warehouse', as for the DAGs: set AIRFLOW_CONN_WAREHOUSE=
+postgresql://USER:PASSWORD@HOST:5432/DATABASE (in the demo: source .demo/env). Errors print one line:
+exit 2 for bad input or a service that does not answer, 1 for anything unforeseen (--debug shows its
+traceback). Times are ISO 8601 with a UTC offset, e.g. 2026-11-25T00:00:00+00:00.
+"""
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="etlml", description=__doc__)
+    parser = _Parser(
+        prog="etlml", description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--debug", action="store_true", help="on an unexpected error, show its traceback")
     commands = parser.add_subparsers(dest="command", required=True)
 
@@ -507,9 +548,9 @@ def build_parser() -> argparse.ArgumentParser:
         p.set_defaults(func=_with_registry(action))
         return p
 
-    sub("list", "all versions and their aliases", lambda conn, _: registry.list_versions(conn))
-    sub("show", "one version", lambda conn, a: registry.show(conn, a.version)).add_argument("version")
-    sub("events", "the audit trail of registry changes", lambda conn, _: registry.events(conn))
+    sub("list", "all versions and their aliases", _registry("list_versions"))
+    sub("show", "one version", _registry("show", "version")).add_argument("version")
+    sub("events", "the audit trail of registry changes", _registry("events"))
     register = sub("register", "register a new immutable version", _register)
     register.add_argument("version")
     register.add_argument("--kind", choices=["linear", "sklearn"], required=True)
@@ -536,7 +577,36 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def commands(parser: argparse.ArgumentParser | None = None) -> list[tuple[str, ...]]:
+    """Every command of the tree, e.g. ``("models", "list")``, read from the parser itself (a new
+    command is included by default)."""
+    found: list[tuple[str, ...]] = []
+
+    def walk(node: argparse.ArgumentParser, path: tuple[str, ...]) -> None:
+        subs = [a for a in node._actions if isinstance(a, argparse._SubParsersAction)]
+        if not subs:
+            found.append(path)
+        for action in subs:
+            for name, child in action.choices.items():
+                walk(child, (*path, name))
+
+    walk(parser or build_parser(), ())
+    return found
+
+
 Action = Callable[[Any, argparse.Namespace], Any]
+
+
+def _registry(function: str, *arguments: str) -> Action:
+    """An action that calls ``etlml.models.registry.<function>(conn, args.<argument>...)``, the
+    registry imported when the command runs."""
+
+    def action(conn: Any, args: argparse.Namespace) -> Any:
+        from etlml.models import registry
+
+        return getattr(registry, function)(conn, *(getattr(args, a) for a in arguments))
+
+    return action
 
 
 def _evidence_commands(models: Any, sub: Callable[[str, str, Action], argparse.ArgumentParser]) -> None:
@@ -705,10 +775,11 @@ def _stdout_handlers(stdout: Any) -> list[logging.StreamHandler[Any]]:
 def _logs_to_stderr() -> Iterator[Any]:
     """While a command runs, every log line goes to stderr (the library's warnings with an ``etlml:``
     prefix, nothing below a warning): stdout holds only the command's output, a table or JSON that
-    scripts parse, written to the stream this yields. Airflow sets up logging, with a handler on
-    stdout, when first imported, so it is imported first; anything else printed on ``sys.stdout``
-    meanwhile (Airflow's secrets masker warns about short passwords) goes to stderr too."""
-    import airflow  # noqa: F401
+    scripts parse, written to the stream this yields. Airflow is imported only by the commands that
+    need it: its logging, set up when first imported, then binds its stdout handler to stderr (the
+    ``sys.stdout`` of that moment); handlers an earlier import bound to stdout are moved to stderr
+    meanwhile, and anything else printed on ``sys.stdout`` (Airflow's secrets masker warns about short
+    passwords) goes to stderr too."""
 
     stdout = sys.stdout
     moved = _stdout_handlers(stdout)
@@ -746,9 +817,11 @@ def _unreachable(exc: BaseException) -> str | None:
             f"cannot reach Redis: {exc}; check that it is running and that the stream's Airflow "
             "connection (ETLML_STREAM_CONN_ID) names its host and port"
         )
-    if isinstance(exc, connection.WarehouseUnavailableError):
+    connection = sys.modules.get("etlml.warehouse.connection")
+    if connection is not None and isinstance(exc, connection.WarehouseUnavailableError):
         return str(exc)
-    if isinstance(exc, psycopg.OperationalError):
+    psycopg = sys.modules.get("psycopg")
+    if psycopg is not None and isinstance(exc, psycopg.OperationalError):
         return (
             f"lost the connection to the warehouse: {exc}; check that PostgreSQL is running, then run again"
         )

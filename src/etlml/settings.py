@@ -8,6 +8,7 @@ from __future__ import annotations
 import getpass
 import math
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -315,3 +316,63 @@ def monitoring() -> Monitoring:
     return Monitoring(
         psi_warn=warn, psi_alert=alert, label_window=_label_window(), estimated_mae_alert_ratio=ratio
     )
+
+
+_SECRETS_BACKEND_VARIABLES = (
+    "AIRFLOW__SECRETS__BACKEND",
+    "AIRFLOW__SECRETS__BACKEND_CMD",
+    "AIRFLOW__SECRETS__BACKEND_SECRET",
+)
+
+
+def connection_uri(conn_id: str) -> str | None:
+    """``AIRFLOW_CONN_<CONN_ID>`` when it alone defines the Airflow connection ``conn_id`` as a URI,
+    so it can be used without importing Airflow; ``None`` when Airflow must resolve it: the variable
+    is unset or JSON, or a secrets backend is configured (Airflow asks that backend first)."""
+    uri = (os.environ.get(f"AIRFLOW_CONN_{conn_id.upper()}") or "").strip()
+    if not uri or uri.startswith("{") or _secrets_backend_configured():
+        return None
+    return uri
+
+
+def _secrets_backend_configured() -> bool:
+    """Whether Airflow's configuration (environment or ``airflow.cfg``) names a secrets backend."""
+    if any(os.environ.get(name) for name in _SECRETS_BACKEND_VARIABLES):
+        return True
+    import configparser
+
+    home = os.environ.get("AIRFLOW_HOME") or str(Path.home() / "airflow")
+    config = configparser.ConfigParser(interpolation=None, strict=False)
+    try:
+        config.read(os.environ.get("AIRFLOW_CONFIG") or Path(home, "airflow.cfg"), encoding="utf-8")
+    except (configparser.Error, UnicodeDecodeError):
+        return True  # unreadable: Airflow decides
+    return bool(config.get("secrets", "backend", fallback="").strip())
+
+
+def validate() -> None:
+    """Read every setting a DAG file or a task reads (each public reader of this module that takes no
+    argument: a new one is checked by default), raising :class:`SettingsError` on the first bad one.
+    ``make demo`` calls it before starting anything."""
+    for reader in readers():
+        reader()
+
+
+def readers() -> list[Callable[[], object]]:
+    """The public functions of this module that read the environment and take no argument."""
+    import inspect
+    import sys
+
+    module = sys.modules[__name__]
+    found: list[Callable[[], object]] = []
+    for name, value in vars(module).items():
+        if name.startswith("_") or not inspect.isfunction(value) or value.__module__ != __name__:
+            continue
+        if name in {"validate", "readers"}:
+            continue
+        required = [
+            p for p in inspect.signature(value).parameters.values() if p.default is inspect.Parameter.empty
+        ]
+        if not required:
+            found.append(value)
+    return found

@@ -13,7 +13,8 @@ import psycopg
 import pytest
 
 from etlml import cli
-from etlml.ingest.stream import entry_id, row_number, to_ms
+from etlml.ingest.stream import to_ms
+from etlml.ingest.stream_entries import entry_id, row_number
 from tests.dags.test_bad_config import task_states
 from tests.dags.test_dag_runs import FULL_DIGEST, PIPELINE, PIPELINE_PARAMS, digests, xcom_values
 from tests.streams import REDIS_URL, add, client, event, stream_key

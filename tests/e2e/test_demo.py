@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import signal
 import socket
 import subprocess
@@ -107,6 +108,7 @@ def scratch() -> tuple[str, Path]:
         ("ETLML_MAX_REJECTED_SHARE", "2", "ETLML_MAX_REJECTED_SHARE must be a number in [0, 1]"),
         ("ETLML_SOURCE_SEED", "x", "ETLML_SOURCE_SEED must be an integer"),
         ("ETLML_PSI_WARN", "0.5", "ETLML_PSI_WARN (0.5) must be below ETLML_PSI_ALERT (0.25)"),
+        ("ETLML_START_DATE", "yesterday", "ETLML_START_DATE must be an ISO-8601 date and time"),
         ("ETLML_DEMO_PORT", "http", "ETLML_DEMO_PORT must be a TCP port number"),
         ("ETLML_DEMO_HOST", "10.255.255.1", "ETLML_DEMO_HOST must be an address of this machine"),
     ],
@@ -170,9 +172,9 @@ def demo(scratch: tuple[str, Path]) -> Iterator[Demo]:
         assert localstack.processes_with_env("AIRFLOW_HOME", str(state / "airflow")) == []
 
 
-def start_demo(name: str, state: Path, port: int) -> Demo:
+def start_demo(name: str, state: Path, port: int, *args: str) -> Demo:
     proc = subprocess.Popen(
-        [sys.executable, "-m", "scripts.demo", "--name", name, "--state", str(state)],
+        [sys.executable, "-m", "scripts.demo", "--name", name, "--state", str(state), *args],
         cwd=ROOT,
         env=demo_env(ETLML_DEMO_PORT=str(port)),
         stdout=subprocess.PIPE,
@@ -185,10 +187,10 @@ def start_demo(name: str, state: Path, port: int) -> Demo:
 
 
 def pasted(demo: Demo, *commands: str) -> subprocess.CompletedProcess[str]:
-    """The lines the demo printed for a shell, pasted into a new one in the checkout, then ``commands``."""
-    lines = [line.strip() for line in demo.lines]
-    start = lines.index("source .venv/bin/activate")
-    script = "\n".join(["set -e", f"cd {ROOT}", *lines[start : start + 2], *commands])
+    """The line the demo printed to set a shell's environment, pasted into a new one in the checkout,
+    then ``commands``."""
+    [source] = [line.strip() for line in demo.lines if line.strip().startswith("source ")]
+    script = "\n".join(["set -e", f"cd {ROOT}", source, *commands])
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW", "ETLML_", "VIRTUAL_ENV"))}
     return subprocess.run(["bash", "-c", script], env=env, capture_output=True, text=True, check=False)
 
@@ -225,7 +227,13 @@ def test_first_predictions_then_the_pasted_lines_work_then_ctrl_c(demo: Demo) ->
     demo.wait_for("predictions stored", FIRST_PREDICTIONS_TIMEOUT)
     demo.wait_for("etlml models shadow v2", 10)
     assert re.search(r"demo: 200 predictions stored for \d\d:\d0-\d\d:\d0 UTC \(\d+ in all\)", demo.output)
-    assert f"export AIRFLOW_CONN_WAREHOUSE=postgresql://{demo.name}:{demo.name}@" in demo.output
+    assert f"source {demo.state / 'env'}" in demo.output
+    # a second start of the same demo is refused at once, and says how to stop the first
+    again = run_demo(
+        ["--name", demo.name, "--state", str(demo.state)], demo_env(ETLML_DEMO_PORT=str(demo.port))
+    )
+    assert again.returncode == 2 and "is already running" in again.stderr, again.stderr
+    assert "Ctrl-C" in again.stderr and "another program" not in again.stderr
     # listening on the loopback only, as the demo says
     assert listening_addresses(demo.port) == {"127.0.0.1"}
     assert "listening on 127.0.0.1 only" in demo.output
@@ -239,6 +247,10 @@ def test_first_predictions_then_the_pasted_lines_work_then_ctrl_c(demo: Demo) ->
     registered = pasted(demo, *demo.lines[at : at + 3])  # register (two lines), shadow
     assert registered.returncode == 0, registered.stderr
     assert "challenger" in registered.stdout
+    # the CLI writes where the demo's Airflow does (its storage root, under the demo's folder)
+    where = pasted(demo, 'echo "$ETLML_STORAGE_ROOT $AIRFLOW_HOME"')
+    home = demo.state / "airflow"
+    assert where.stdout.split() == [(home / "storage").as_uri(), str(home)]
     # the scheduler's run of the latest interval, and no second run of it triggered by the demo (the
     # scheduler may have started the next interval meanwhile, if the test crossed a 10-minute mark)
     with psycopg.connect(dsn_for(f"{demo.name}_airflow")) as conn:
@@ -278,3 +290,22 @@ def test_a_demo_killed_outright_leaves_what_demo_clean_removes(demo: Demo) -> No
     assert demo.finish() == -signal.SIGKILL
     assert all(localstack.group_alive(g) for g in groups)
     # the fixture runs `--clean` now and checks that none of these groups is left
+
+
+def test_a_dag_file_airflow_cannot_import_stops_the_demo_naming_it(scratch: tuple[str, Path]) -> None:
+    """What the check before starting cannot see (here a DAG file that raises) is read from Airflow's
+    import errors once the DAG processor has parsed the folder: named, and everything started stops."""
+    name, state = scratch
+    dags = WORK_DIR / f"{name}-dags"
+    shutil.copytree(ROOT / "dags", dags, ignore=shutil.ignore_patterns("__pycache__"))
+    broken = 'from airflow.sdk import dag\n\nraise RuntimeError("this DAG file is broken")\n'
+    (dags / "99_broken.py").write_text(broken)
+    demo = start_demo(name, state, localstack.free_port(), "--dags", str(dags))
+    try:
+        assert demo.finish(timeout=FIRST_PREDICTIONS_TIMEOUT) == 1
+        said = f"Airflow cannot import {dags / '99_broken.py'}: RuntimeError: this DAG file is broken"
+        assert said in demo.output, demo.output
+        assert "predictions stored" not in demo.output
+        assert localstack.processes_with_env("AIRFLOW_HOME", str(state / "airflow")) == []
+    finally:
+        assert run_demo(["--clean", "--name", name, "--state", str(state)], demo_env()).returncode == 0

@@ -2,12 +2,14 @@
 
 import argparse
 import json
+import re
 import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import psycopg
 import pytest
 
 from etlml import cli
@@ -108,28 +110,6 @@ def test_the_installed_command_finds_the_warehouse_through_the_airflow_connectio
     )
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout)["aliases"] == ["champion"]
-
-
-LIGHT_COMMAND = """
-import json, sys
-from etlml import cli
-from etlml.warehouse import schema
-code = cli.main(sys.argv[1:])
-heavy = sorted(m for m in ("pandas", "pyarrow") if m in sys.modules)
-print(json.dumps({"code": code, "heavy": heavy}), file=sys.stderr)
-"""
-
-
-@pytest.mark.parametrize("command", [["db", "migrate"], ["models", "list"], ["db", "check"]])
-def test_schema_and_registry_commands_do_not_load_pandas_or_pyarrow(
-    fresh_migrated: str, command: list[str]
-) -> None:
-    done = subprocess.run(
-        [sys.executable, "-c", LIGHT_COMMAND, *command], capture_output=True, text=True, check=False
-    )
-    result = json.loads(done.stderr.strip().splitlines()[-1])
-    assert result["code"] == 0, done.stderr
-    assert result["heavy"] == [], f"etlml {' '.join(command)} imported {result['heavy']}"
 
 
 def test_db_check_prints_only_its_json_on_stdout(fresh_migrated: str) -> None:
@@ -248,3 +228,73 @@ def test_an_unreachable_warehouse_is_one_line_and_status_2(
     assert cli.main(args) == 2
     out, err = capsys.readouterr()
     assert out == "" and err.startswith("etlml: cannot reach the warehouse") and err.count("\n") == 1
+
+
+REGISTER_V2 = ["models", "register", "v2", "--kind", "linear", "--coef", "f1=1,f2=1,f3=1", "--stats", STATS]
+
+
+def _parsers(parser: argparse.ArgumentParser) -> list[argparse.ArgumentParser]:
+    subs = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+    return [parser, *(p for action in subs for child in action.choices.values() for p in _parsers(child))]
+
+
+def test_no_help_text_shows_restructuredtext_markup() -> None:
+    """--help at every level prints plain text: no ``literal``, :data:`role` or `link`_ markup."""
+    texts = []
+    for parser in _parsers(cli.build_parser()):
+        texts.append(parser.format_help())
+        texts += [str(a.help) for a in parser._actions if a.help]
+    marked = [t for t in texts if "``" in t or ":data:" in t or ":func:" in t or "`_" in t]
+    assert marked == []
+
+
+def test_times_read_the_same_in_json_and_in_tables(
+    fresh_migrated: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    etlml(
+        capsys, "models", "register", "v2", "--kind", "linear", "--coef", "f1=1,f2=1,f3=1", "--stats", STATS
+    )
+    _, table, _ = etlml(capsys, "models", "show", "v2")
+    _, out, _ = etlml(capsys, "models", "show", "v2", "--json")
+    created = json.loads(out)["created_at"]
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\+00:00", created)  # seconds and offset
+    assert f"created_at     {created}" in table or created in table.split()
+
+
+def test_a_promotion_names_the_new_champion_once(
+    fresh_migrated: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    etlml(
+        capsys, "models", "register", "v2", "--kind", "linear", "--coef", "f1=1,f2=1,f3=1", "--stats", STATS
+    )
+    etlml(capsys, "models", "shadow", "v2")
+    code, out, _ = etlml(capsys, "models", "promote", "v2", "--json")
+    promoted = json.loads(out)
+    assert code == 0 and "candidate" not in promoted
+    assert (promoted["version"], promoted["champion"], promoted["previous_champion"]) == (
+        "v2",
+        "v2",
+        "baseline_v1",
+    )
+    _, table, _ = etlml(capsys, "models", "promote", "baseline_v1")
+    assert [line.split()[1] for line in table.splitlines() if line.split()[0] == "champion"] == [
+        "baseline_v1"
+    ]
+
+
+def test_compare_before_labels_does_not_ask_to_shadow_a_version_already_shadowing(
+    fresh_migrated: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from tests.labelled_events import interval, load_intervals, score
+
+    with psycopg.connect(fresh_migrated) as conn:  # labelled events the champion alone scored
+        load_intervals(conn, 0, 1, events=20)
+    score("baseline_v1", 0, 1)
+    etlml(
+        capsys, "models", "register", "v2", "--kind", "linear", "--coef", "f1=1,f2=1,f3=1", "--stats", STATS
+    )
+    etlml(capsys, "models", "shadow", "v2")
+    window = ["--from", interval(0).start.isoformat(), "--to", interval(1).start.isoformat()]
+    code, _, err = etlml(capsys, "models", "compare", *window)
+    assert code == 2
+    assert "'v2' is already shadowing" in err and "shadow it" not in err

@@ -125,3 +125,61 @@ def test_a_landing_partition_streams_through_extract_as_if_read_whole(
         storage.read_frame(streamed.plan.rejected).sort_values(key, ignore_index=True),
         checked.rejected.sort_values(key, ignore_index=True),
     )  # raw bytes, messages and reasons, duplicates included, as the contract gives them at once
+
+
+class ReadOnceSource(OneFrameSource):
+    """The same records in chunks, without a count before they are read (a log read once)."""
+
+    name = "read_once"
+
+    def record_chunks(self, interval: Interval) -> Iterator[pd.DataFrame]:
+        return iter(self.chunks)
+
+
+@pytest.mark.parametrize("shard_size", [5, 100])
+def test_a_source_counted_as_it_is_read_is_sharded_as_a_counted_one(
+    conn: psycopg.Connection[Any], shard_size: int
+) -> None:
+    counted = extract(RUN, source=ChunkedSource(chunks()), shard_size=shard_size)
+    expected = [storage.read_frame(s.events) for s in counted.shards]
+    run = RunContext("shards_test", f"manual__read_once_{shard_size}", INTERVAL)
+    once = extract(run, source=ReadOnceSource(chunks()), shard_size=shard_size)
+    assert [s.key for s in once.shards] == [s.key for s in counted.shards]
+    for shard, events in zip(once.shards, expected, strict=True):
+        pd.testing.assert_frame_equal(storage.read_frame(shard.events), events)
+    assert once.plan.counts == counted.plan.counts
+    # the events went to one file first; split into shards, it is gone
+    folder = storage.at(once.shards[0].events.path).parent
+    assert (folder / "events-001-of-001.parquet").exists() == (len(once.shards) == 1)
+
+
+@pytest.mark.parametrize(("entries", "shards"), [(30, 3), (0, 1)])
+def test_a_stream_interval_is_read_once_and_sharded_by_what_it_held(
+    conn: psycopg.Connection[Any], entries: int, shards: int
+) -> None:
+    from etlml.ingest.ledger import Ledger
+    from etlml.ingest.stream import RedisStreamSource
+    from tests.streams import add, client, event, stream_key
+
+    r = client()
+    with stream_key("extract") as key:
+        add(r, key, INTERVAL.start - timedelta(seconds=1), event("before", INTERVAL.start))
+        ids = [
+            add(
+                r,
+                key,
+                INTERVAL.start + timedelta(seconds=i),
+                event(f"s{i}", INTERVAL.start + timedelta(seconds=i)),
+            )
+            for i in range(entries)
+        ]
+        add(r, key, INTERVAL.end, event("after", INTERVAL.end))
+        source = RedisStreamSource(r, key, timedelta(seconds=30), page_entries=4, chunk_rows=8)
+        run = RunContext("shards_test", f"manual__stream_{entries}", INTERVAL)
+        extracted = extract(run, source=source, shard_size=10)
+    assert len(extracted.shards) == shards
+    assert sorted(events_of(extracted)["event_id"]) == sorted(f"s{i}" for i in range(entries))
+    stream = Ledger.from_json(extracted.plan.ledger or {}).stream
+    assert stream is not None and stream.key == key and stream.entries == entries
+    assert (stream.first_entry_id, stream.last_entry_id) == ((ids[0], ids[-1]) if ids else (None, None))
+    assert extracted.plan.first_entry_id == stream.first_entry_id

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import time
+import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
@@ -17,11 +18,10 @@ from etlml.ingest.stream import (
     RedisStreamSource,
     StreamTrimmedError,
     WindowOpenError,
-    entry_id,
     produce,
-    row_number,
     trim,
 )
+from etlml.ingest.stream_entries import entry_id, row_number
 from etlml.interval import Interval
 from etlml.records import RECORD
 from tests.streams import add, client, event, stream_key
@@ -66,7 +66,6 @@ def fill(r: Any, key: str, n: int) -> list[str]:
 def test_an_interval_is_its_range_of_entry_ids_read_in_pages(r: Any, key: str) -> None:
     ids = fill(r, key, 55)
     src = source(r, key, page_entries=7, chunk_rows=20)
-    assert src.record_count(INTERVAL) == 55
     chunks = list(src.record_chunks(INTERVAL))
     assert [len(c) for c in chunks] == [21, 21, 13]  # whole pages, one chunk once 20 rows are in
     records = pd.concat(chunks, ignore_index=True)
@@ -79,6 +78,59 @@ def test_an_interval_is_its_range_of_entry_ids_read_in_pages(r: Any, key: str) -
     checked = contract.apply(records, contract.Rules(INTERVAL, datetime.now(UTC), timedelta(minutes=5)))
     assert checked.counts.accepted == 55 and checked.counts.rejected == 0
     pd.testing.assert_frame_equal(src.records(INTERVAL), records)
+
+
+def test_entries_added_while_the_interval_is_read_are_not_read(r: Any, key: str) -> None:
+    fill(r, key, 55)
+    src = source(r, key, page_entries=7, chunk_rows=7)
+    before = src.records(INTERVAL)
+    chunks = src.record_chunks(INTERVAL)
+    read = [next(chunks)]
+    # one with an explicit id, then arrivals by the server's clock: all after the stream's last id
+    add(r, key, INTERVAL.end + timedelta(minutes=1), event("later", INTERVAL.end))
+    for n in range(20):
+        r.xadd(key, event(f"late{n}", INTERVAL.end))
+    read.extend(chunks)
+    pd.testing.assert_frame_equal(pd.concat(read, ignore_index=True), before)
+    assert len(before) == 55 and "late0" not in set(before["event_id"])
+
+
+def test_a_connection_cut_while_the_interval_is_read_is_made_again(
+    r: Any, key: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    import redis
+
+    from tests.streams import REDIS_URL
+
+    fill(r, key, 55)
+    name = f"etlml-test-cut-{uuid.uuid4().hex[:8]}"
+    reader = redis.Redis.from_url(REDIS_URL, client_name=name)
+    src = source(reader, key, page_entries=7, chunk_rows=7)
+    chunks = src.record_chunks(INTERVAL)
+    read = [next(chunks)]
+    cut = [c["id"] for c in r.client_list() if c.get("name") == name]
+    assert cut and all(r.client_kill_filter(_id=i) for i in cut)
+    read.extend(chunks)
+    pd.testing.assert_frame_equal(pd.concat(read, ignore_index=True), source(r, key).records(INTERVAL))
+    assert "asking again on a new connection" in caplog.text
+
+
+@pytest.mark.parametrize("entries", [56, 7, 1])
+def test_a_last_page_ending_exactly_at_the_interval_end_reads_every_entry_once(
+    r: Any, key: str, entries: int
+) -> None:
+    ids = fill(r, key, entries)  # the entry just after the interval is on the next page's first id
+    records = source(r, key, page_entries=7, chunk_rows=14).records(INTERVAL)
+    assert [entry_id(n) for n in records["row_number"]] == ids
+
+
+def test_an_interval_without_entries_reads_no_record(r: Any, key: str) -> None:
+    add(r, key, START - timedelta(seconds=1), event("before", START))
+    add(r, key, INTERVAL.end, event("after", INTERVAL.end))
+    src = source(r, key, page_entries=1)
+    assert list(src.record_chunks(INTERVAL)) == []
+    pd.testing.assert_frame_equal(src.records(INTERVAL), RECORD.empty())
+    assert src.first_entry_id(INTERVAL) is None
 
 
 def test_entry_ids_number_the_records_both_ways() -> None:
@@ -134,11 +186,11 @@ def test_a_window_not_yet_closed_is_not_read(r: Any, key: str) -> None:
     window = src.window(open_interval)
     assert not window.closed and 15 < window.wait_seconds <= 20
     with pytest.raises(WindowOpenError, match="closes in"):
-        src.record_count(open_interval)
+        src.check_readable(open_interval)
     with pytest.raises(WindowOpenError):
         next(iter(src.record_chunks(open_interval)))
     # with no grace it is closed, and read
-    assert RedisStreamSource(r, key, timedelta(0)).record_count(open_interval) == 1
+    assert len(RedisStreamSource(r, key, timedelta(0)).records(open_interval)) == 1
 
 
 def test_a_stream_whose_last_id_is_past_the_grace_closes_the_window(r: Any, key: str) -> None:
@@ -156,17 +208,17 @@ def test_a_trimmed_interval_is_refused(r: Any, key: str) -> None:
     # "before" and e0000..e0002; e0003, the newest entry before the point, is kept
     assert trim(r, key, START + timedelta(milliseconds=2)) == 4
     with pytest.raises(StreamTrimmedError, match=r"trimmed.*rows stored for it stay"):
-        src.record_count(INTERVAL)
+        src.check_readable(INTERVAL)
     with pytest.raises(StreamTrimmedError):
         list(src.record_chunks(INTERVAL))
-    assert src.record_count(later) == 1  # an interval after the trim point is whole
+    assert len(src.records(later)) == 1  # an interval after the trim point is whole
 
 
 def test_a_deleted_entry_makes_its_interval_and_earlier_ones_incomplete(r: Any, key: str) -> None:
     ids = fill(r, key, 4)
     r.xdel(key, ids[2])
     with pytest.raises(StreamTrimmedError, match="deleted"):
-        source(r, key).record_count(INTERVAL)
+        source(r, key).records(INTERVAL)
 
 
 def test_a_trim_while_reading_is_noticed(r: Any, key: str) -> None:
@@ -189,7 +241,6 @@ def test_the_producer_writes_events_the_interval_of_their_arrival_reads(r: Any, 
     )
     time.sleep(0.01)  # the server's clock passes the last arrival: the interval is closed
     src = RedisStreamSource(r, key, timedelta(0))
-    assert src.record_count(arrival) == 300
     records = src.records(arrival)
     assert records["event_id"].tolist() == events["event_id"].tolist()
     missing_f2 = int(events["f2"].isna().sum())

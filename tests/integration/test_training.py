@@ -12,13 +12,14 @@ from etlml import cli
 from etlml.features.profile import check_profile, column_profile
 from etlml.features.stats import FeatureStats
 from etlml.models import comparison, evidence, fitting, loader, registry, training
+from etlml.models.window import Window
 from tests.labelled_events import interval, load_intervals, score
 
 pytestmark = pytest.mark.db
 
 # intervals 0-5 train, 6-8 are scored by the candidates (shadowing), all labelled
-TRAIN = training.Window(interval(0).start, interval(6).start)
-LATER = training.Window(interval(6).start, interval(9).start)
+TRAIN = Window(interval(0).start, interval(6).start)
+LATER = Window(interval(6).start, interval(9).start)
 BASELINE = {"f1": 0.3, "f2": 0.2, "f3": 0.5}
 BASELINE_STATS = {"f1": FeatureStats(10, 2), "f2": FeatureStats(0, 1), "f3": FeatureStats(100, 10)}
 
@@ -110,7 +111,7 @@ def test_too_few_labels_and_a_taken_name_are_refused_before_anything_is_stored(
     reg: Any, tmp_path: Path
 ) -> None:
     load_intervals(reg, 20, 21, events=60)  # one interval of 60 labelled events
-    lonely = training.Window(interval(20).start, interval(21).start)
+    lonely = Window(interval(20).start, interval(21).start)
     with pytest.raises(fitting.TrainingError, match=r"only 60 labelled processed events .* at least 100"):
         training.train(reg, "v9", estimator="ridge", window=lonely, storage_root=tmp_path.as_uri(), actor="t")
     with pytest.raises(registry.RegistryError, match="already registered"):
@@ -168,7 +169,7 @@ def test_compare_without_predictions_or_labels_says_what_to_do(reg: Any, tmp_pat
         registry.RegistryError, match=r"'v2' has no stored predictions .* shadow it .* 20_rescore"
     ):
         comparison.compare(reg, "v2", LATER, actor="t")
-    empty = training.Window(interval(30).start, interval(31).start)
+    empty = Window(interval(30).start, interval(31).start)
     with pytest.raises(registry.RegistryError, match="no labelled events"):
         comparison.compare(reg, "v2", empty, actor="t")
     with pytest.raises(registry.RegistryError, match="no challenger is shadowing"):
@@ -281,7 +282,7 @@ def test_the_cli_trains_compares_and_promotes_with_documented_exit_codes(
     code, out, _ = etlml(capsys, "models", "promote", "worse", "--if-better", *later, "--json")
     refused = json.loads(out)
     assert code == cli.NOT_PROMOTED == 3
-    assert (refused["promoted"], refused["champion"], refused["candidate"]) == (False, "baseline_v1", "worse")
+    assert (refused["promoted"], refused["champion"], refused["version"]) == (False, "baseline_v1", "worse")
     assert refused["reason"].startswith("not promoted: the 95% interval")
     code, out, _ = etlml(capsys, "models", "promote", "v2", "--if-better", *later)
     assert code == 0 and "promoted: the 95% interval" in out
@@ -324,7 +325,7 @@ def test_too_few_paired_events_are_no_evidence_however_good_the_candidate(reg: A
         "JOIN processed_data d USING (interval_start, event_id) WHERE l.interval_start IN (%s, %s)",
         (interval(6).start, interval(40).start),
     )
-    few = training.Window(interval(40).start, interval(41).start)
+    few = Window(interval(40).start, interval(41).start)
     with pytest.raises(evidence.InsufficientEvidenceError, match="the window has 20"):
         comparison.promote(reg, "oracle", few, actor="t", if_better=True)
     outcome = comparison.promote(reg, "oracle", few, actor="t", if_better=False)
@@ -333,7 +334,7 @@ def test_too_few_paired_events_are_no_evidence_however_good_the_candidate(reg: A
     assert found.mae_diff is not None and found.mae_diff < 0
     assert not found.candidate_better and f"fewer than {evidence.MIN_PAIRED}" in outcome.reason
     registry.rollback(reg, "t")
-    enough = training.Window(interval(6).start, interval(7).start)
+    enough = Window(interval(6).start, interval(7).start)
     promoted = comparison.promote(reg, "oracle", enough, actor="t", if_better=True)
     assert promoted.promoted and promoted.comparison.evidence.n == 150
 

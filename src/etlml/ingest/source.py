@@ -30,15 +30,21 @@ class EventSource(Protocol):
 
 
 @runtime_checkable
-class StreamingSource(EventSource, Protocol):
-    """A source that can also give an interval's records in chunks, and say how many there are
-    before reading them: ``extract`` then holds one chunk in memory, however large the interval.
-    The count decides the number of shards only, so it may be an upper bound (the landing source
-    counts lines, without reading records)."""
-
-    def record_count(self, interval: Interval) -> int: ...
+class ChunkedSource(EventSource, Protocol):
+    """A source that can also give an interval's records in chunks: ``extract`` then holds one
+    chunk in memory, however large the interval. How many records there are is known once they are
+    read (a log read once, as the Redis stream)."""
 
     def record_chunks(self, interval: Interval) -> Iterator[pd.DataFrame]: ...
+
+
+@runtime_checkable
+class StreamingSource(ChunkedSource, Protocol):
+    """A chunked source that can also say how many records there are before reading them. The count
+    decides the number of shards only, so it may be an upper bound (the landing source counts lines,
+    without reading records)."""
+
+    def record_count(self, interval: Interval) -> int: ...
 
 
 @runtime_checkable
@@ -76,11 +82,12 @@ class ListedSource(EventSource, Protocol):
 
 @dataclass(frozen=True)
 class Reading:
-    """An interval's records as a source gives them: how many, the chunks, whether there may be
-    more than one chunk (then duplicates can meet across chunks and are resolved later), and whether
-    the source found the interval at all (``found``: ``False`` for a missing partition)."""
+    """An interval's records as a source gives them: how many (at most; ``None``: known once the
+    chunks are read), the chunks, whether there may be more than one chunk (then duplicates can meet
+    across chunks and are resolved later), and whether the source found the interval at all
+    (``found``: ``False`` for a missing partition)."""
 
-    total: int
+    total: int | None
     chunks: Iterable[pd.DataFrame]
     streamed: bool
     found: bool = True
@@ -99,6 +106,8 @@ def read(source: EventSource, interval: Interval) -> Reading:
         return Reading(
             source.record_count(interval), source.record_chunks(interval), streamed=True, files=files
         )
+    if isinstance(source, ChunkedSource):
+        return Reading(None, source.record_chunks(interval), streamed=True, files=files)
     records = source.records(interval)
     return Reading(len(records), [records], streamed=False, files=files)
 

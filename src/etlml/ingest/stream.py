@@ -8,48 +8,44 @@ the stream's last id past its end plus the grace), and only while it is complete
 trimmed or deleted); otherwise reading it raises.
 
 Entries carry the fields ``event_id``, ``ts_utc``, ``f1``, ``f2``, ``f3`` as text; the data contract
-judges them like any other record. Provenance: ``source_file`` is the stream's key and
-``row_number`` the entry id as one number, ``ms * 1,000,000 + sequence``
-(:func:`row_number`, :func:`entry_id`).
+judges them like any other record. The range is read once, a page at a time, each page parsed into
+columns (:mod:`etlml.ingest.stream_entries`); how many entries the interval holds is known once it
+is read. Provenance: ``source_file`` is the stream's key and ``row_number`` the entry id as one
+number, ``ms * 1,000,000 + sequence`` (:func:`row_number`, :func:`entry_id`).
 """
 
 from __future__ import annotations
 
 import calendar
-import json
+import gc
 import logging
 import math
 import time
 from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pandas as pd
+import pyarrow as pa
 
 from etlml.errors import PermanentError, SettingsError
+from etlml.ingest import stream_entries
 from etlml.ingest.ledger import StreamRange
+from etlml.ingest.stream_entries import FIELDS, StreamError, parse_id
 from etlml.interval import Interval
-from etlml.records import EVENT, RECORD
+from etlml.records import RECORD
 
 log = logging.getLogger(__name__)
 
-FIELDS = EVENT.names  # event_id, ts_utc, f1, f2, f3
-_KNOWN = tuple(name.encode() for name in FIELDS)
-SEQUENCES = 1_000_000
-"""Entry ids map to ``row_number`` as ``ms * SEQUENCES + sequence``: at most a million entries per
-millisecond, far beyond what one stream takes."""
-
-# One page of an id range counted on the server: the entries never cross the network.
+# One page of an id range counted on the server, for `etlml runs changed` (extract counts what it
+# reads): the entries never cross the network.
 _COUNT_PAGE = """
 local rows = redis.call('XRANGE', KEYS[1], ARGV[1], ARGV[2], 'COUNT', tonumber(ARGV[3]))
 if #rows == 0 then return {0, ''} end
 return {#rows, rows[#rows][1]}
 """
-
-
-class StreamError(PermanentError, RuntimeError):
-    """The stream holds something etlml cannot read as records."""
 
 
 class StreamTrimmedError(PermanentError, RuntimeError):
@@ -68,28 +64,6 @@ class WindowOpenError(RuntimeError):
 def to_ms(moment: datetime) -> int:
     """Milliseconds since the epoch, exact (no float rounding; pendulum's datetimes too)."""
     return calendar.timegm(moment.utctimetuple()) * 1000 + moment.microsecond // 1000
-
-
-def parse_id(entry: str | bytes) -> tuple[int, int]:
-    """``"1764145200000-3"`` -> ``(1764145200000, 3)``."""
-    text = entry.decode() if isinstance(entry, bytes) else entry
-    ms, _, seq = text.partition("-")
-    return int(ms), int(seq or 0)
-
-
-def row_number(entry: str | bytes) -> int:
-    """The entry id as the ``row_number`` of its record: ``ms * 1,000,000 + sequence``."""
-    ms, seq = parse_id(entry)
-    if seq >= SEQUENCES:
-        raise StreamError(
-            f"entry id {entry!r} has a sequence of {SEQUENCES} or more, which etlml cannot number"
-        )
-    return ms * SEQUENCES + seq
-
-
-def entry_id(number: int) -> str:
-    """The inverse of :func:`row_number`."""
-    return f"{number // SEQUENCES}-{number % SEQUENCES}"
 
 
 def id_range(interval: Interval) -> tuple[str, str]:
@@ -261,11 +235,6 @@ class RedisStreamSource:
         first = self.client.xrange(self.key, low, high, count=1)
         return first[0][0].decode() if first else None
 
-    def record_count(self, interval: Interval) -> int:
-        """The interval's entries, counted on the server a page at a time (the entries stay there)."""
-        self.check_readable(interval)
-        return self._count(interval)
-
     def entries_now(self, interval: Interval) -> StreamRange | None:
         """What the stream holds of the interval now: its first and last entry id and how many
         (``None`` when the key is gone, or retention has trimmed into the interval)."""
@@ -292,80 +261,102 @@ class RedisStreamSource:
                 return total
             low = "(" + (last.decode() if isinstance(last, bytes) else str(last))
 
-    def _pages(self, interval: Interval) -> Iterator[list[tuple[bytes, dict[bytes, bytes]]]]:
+    def _pages(self, interval: Interval) -> Iterator[pa.Table]:
+        """The interval's entries as records (:func:`stream_entries.page_table`), an ``XRANGE`` reply
+        of :attr:`page_entries` at a time; the range's end bounds every page, so an entry added
+        meanwhile (after the interval) is never read. The next page is asked for as soon as a reply
+        is in, so the server makes it while this one is parsed."""
         low, high = id_range(interval)
-        while True:
-            page = self.client.xrange(self.key, low, high, count=self.page_entries)
-            if page:
-                yield page
-            if len(page) < self.page_entries:
-                return
-            low = "(" + page[-1][0].decode()
+        with _Replies(self.client, self.key, high, self.page_entries) as replies:
+            replies.ask(low)
+            while True:
+                with _collector_paused():
+                    page = replies.answer()
+                    full = len(page) == self.page_entries
+                    if full:
+                        replies.ask(b"(" + page[-1][0])
+                    table = stream_entries.page_table(page) if page else None
+                    del page
+                if table is not None:
+                    yield table
+                if not full:
+                    return
 
     def record_chunks(self, interval: Interval) -> Iterator[pd.DataFrame]:
-        """The interval's entries as records (:data:`etlml.records.RECORD`), in id order; checks that
-        the interval is closed and complete before reading, and complete again after (a trim while
-        reading would otherwise go unnoticed)."""
+        """The interval's entries as records (:data:`etlml.records.RECORD`), in id order, a chunk of
+        at least :attr:`chunk_rows` (whole pages) at a time; checks that the interval is closed and
+        complete before reading, and complete again after (a trim while reading would otherwise go
+        unnoticed)."""
         self.check_readable(interval)
-        rows: list[tuple[Any, ...]] = []
-        for page in self._pages(interval):
-            rows.extend(map(self._row, page))
-            if len(rows) >= self.chunk_rows:
-                yield _frame(self.key, rows)
-                rows = []
-        if rows:
-            yield _frame(self.key, rows)
+        tables: list[pa.Table] = []
+        rows = 0
+        for table in self._pages(interval):
+            tables.append(table)
+            rows += table.num_rows
+            if rows >= self.chunk_rows:
+                yield stream_entries.frame(self.key, tables)
+                tables, rows = [], 0
+        if tables:
+            yield stream_entries.frame(self.key, tables)
         self._check_complete(interval)
 
     def records(self, interval: Interval) -> pd.DataFrame:
         chunks = list(self.record_chunks(interval))
         return pd.concat(chunks, ignore_index=True) if chunks else RECORD.empty()
 
-    @staticmethod
-    def _row(entry: tuple[bytes, dict[bytes, bytes]]) -> tuple[Any, ...]:
-        """``(row_number, raw, *fields, problem, problem_detail, extra_fields)`` of one entry. An entry
-        with exactly the five fields, all UTF-8, needs no raw bytes: the contract renders its fields."""
-        ident, fields = entry
-        if len(fields) == len(_KNOWN):
-            try:
-                values = [fields[name].decode() for name in _KNOWN]
-            except (KeyError, UnicodeDecodeError):
-                pass
-            else:
-                return (row_number(ident), None, *values, None, None, None)
-        return _irregular(ident, fields)
 
-
-def _irregular(ident: bytes, fields: dict[bytes, bytes]) -> tuple[Any, ...]:
-    """An entry with missing, unknown or non-UTF-8 fields: raw bytes are a JSON object of the entry id
-    and every field, each value's bytes as stored."""
-    as_text = {
-        k.decode(errors="surrogateescape"): v.decode(errors="surrogateescape") for k, v in fields.items()
-    }
-    document = {"entry_id": ident.decode(), **as_text}
-    raw = json.dumps(document, ensure_ascii=False).encode("utf-8", "surrogateescape")
-    problem = detail = None
-    bad = [name for name, value in as_text.items() if not _is_utf8(name) or not _is_utf8(value)]
-    if bad:
-        problem, detail = "invalid_encoding", f"fields {sorted(bad)} are not valid UTF-8"
-    values = [None if bad else as_text.get(name) for name in FIELDS]
-    extra = sorted(set(as_text) - set(FIELDS))
-    return (row_number(ident), raw, *values, problem, detail, json.dumps(extra) if extra else None)
-
-
-def _is_utf8(text: str) -> bool:
+@contextmanager
+def _collector_paused() -> Iterator[None]:
+    """Python's cycle collector paused while a page is read and parsed: a reply is some ten objects
+    an entry, none in a cycle (reference counting frees them), and the collections their number
+    would set off, each walking every object of the process, took longer than the parsing."""
+    enabled = gc.isenabled()
+    gc.disable()
     try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        return False
-    return True
+        yield
+    finally:
+        if enabled:
+            gc.enable()
 
 
-def _frame(key: str, rows: list[tuple[Any, ...]]) -> pd.DataFrame:
-    names = ["row_number", "raw", *FIELDS, "problem", "problem_detail", "extra_fields"]
-    frame = pd.DataFrame.from_records(rows, columns=names)
-    frame.insert(0, "source_file", key)
-    return frame.astype({n: d for n, d in RECORD.dtypes().items() if n != "raw"})
+class _Replies:
+    """``XRANGE`` pages of ``key`` up to ``high`` on a connection of ``client``'s pool of its own:
+    :meth:`ask` sends the request of the page from ``low``, :meth:`answer` reads its reply as the
+    server sent it (lists of bytes; no ``(id, dict)`` per entry, which cost more than the server's
+    work), once more on a new connection if the connection failed. A connection left with a reply
+    unread (an error, the reader stopped) is closed, not returned to the pool."""
+
+    def __init__(self, client: Any, key: str, high: str, count: int) -> None:
+        self.pool = client.connection_pool
+        self.command = ("XRANGE", key, "", high, "COUNT", count)
+        self.asked: str | bytes = ""
+        self.conn: Any = None
+
+    def __enter__(self) -> _Replies:
+        self.conn = self.pool.get_connection()
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, *_: Any) -> None:
+        if kind is not None:
+            self.conn.disconnect()
+        self.pool.release(self.conn)
+
+    def ask(self, low: str | bytes) -> None:
+        self.asked = low
+        name, key, _, high, *rest = self.command
+        self.conn.send_command(name, key, low, high, *rest)
+
+    def answer(self) -> list[Any]:
+        import redis
+
+        try:
+            reply = self.conn.read_response(disable_decoding=True)
+        except (redis.ConnectionError, redis.TimeoutError) as exc:
+            log.warning("reading the stream %r: %s; asking again on a new connection", self.command[1], exc)
+            self.conn.disconnect()
+            self.ask(self.asked)
+            reply = self.conn.read_response(disable_decoding=True)
+        return list(reply)
 
 
 def connect(conn_id: str) -> Any:
@@ -373,6 +364,12 @@ def connect(conn_id: str) -> Any:
     provider's type: ``redis://[user:password@]host:6379/0``, the database from the URL's path or the
     extra ``db``."""
     import redis
+
+    from etlml import settings
+
+    uri = settings.connection_uri(conn_id)
+    if uri is not None and uri.startswith("redis://"):  # as Airflow reads it, without importing Airflow
+        return redis.Redis(**client_options(_UriConnection.parse(uri)))
     from airflow.sdk import BaseHook
     from airflow.sdk.exceptions import AirflowNotFoundException
 
@@ -385,6 +382,37 @@ def connect(conn_id: str) -> Any:
             "connection of type redis)"
         ) from None
     return redis.Redis(**client_options(conn))
+
+
+@dataclass(frozen=True)
+class _UriConnection:
+    """The fields of an Airflow connection that :func:`client_options` reads, from a URI decoded the way
+    Airflow decodes ``AIRFLOW_CONN_<ID>``."""
+
+    host: str | None
+    port: int | None
+    login: str | None
+    password: str | None
+    schema: str
+    extra_dejson: dict[str, str]
+
+    @classmethod
+    def parse(cls, uri: str) -> _UriConnection:
+        from urllib.parse import parse_qsl, unquote, urlsplit
+
+        parts = urlsplit(uri)
+        try:
+            port = parts.port
+        except ValueError:
+            raise SettingsError(f"the event stream's Redis URI has no valid port: {parts.netloc!r}") from None
+        return cls(
+            host=unquote(parts.hostname) if parts.hostname else None,
+            port=port,
+            login=unquote(parts.username) if parts.username else None,
+            password=unquote(parts.password) if parts.password else None,
+            schema=unquote(parts.path[1:]),
+            extra_dejson=dict(parse_qsl(parts.query, keep_blank_values=True)),
+        )
 
 
 def client_options(conn: Any) -> dict[str, Any]:

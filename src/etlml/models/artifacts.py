@@ -121,12 +121,26 @@ def store_bytes(data: bytes, source: str, storage_root: str, version: str, name:
     return str(target), hashlib.sha256(data).hexdigest()
 
 
-def load_estimator(uri: str, expected_sha256: str) -> Any:
-    """Load a stored estimator, refusing it unless its bytes have the sha256 the registry recorded."""
+def read_bytes(uri: str) -> bytes:
+    """The bytes at ``uri``: a local file (``file://`` or a path) read directly, anything else through
+    Airflow's ``ObjectStoragePath`` (imported only then: a command that checks a local artifact, like
+    ``etlml models shadow``, does not pay for importing Airflow)."""
+    from urllib.parse import unquote, urlsplit
+
+    parts = urlsplit(uri)
+    if parts.scheme == "file" and parts.netloc in {"", "localhost"}:
+        return Path(unquote(parts.path)).read_bytes()
+    if parts.scheme == "":
+        return Path(uri).read_bytes()
     from airflow.sdk import ObjectStoragePath
 
+    return ObjectStoragePath(uri).read_bytes()
+
+
+def load_estimator(uri: str, expected_sha256: str) -> Any:
+    """Load a stored estimator, refusing it unless its bytes have the sha256 the registry recorded."""
     try:
-        data = ObjectStoragePath(uri).read_bytes()
+        data = read_bytes(uri)
     except FileNotFoundError as exc:
         raise UntrustedArtifactError(f"model artifact {uri} is missing") from exc
     digest = hashlib.sha256(data).hexdigest()

@@ -13,7 +13,7 @@ import numpy as np
 import psycopg
 
 from etlml.models import evidence, registry
-from etlml.models.training import Window
+from etlml.models.window import Window
 from etlml.warehouse.connection import query
 
 
@@ -49,12 +49,15 @@ class Promotion:
     comparison: Comparison
 
     def to_json(self) -> dict[str, Any]:
+        compared = self.comparison.to_json()
+        del compared["candidate"]  # once promoted, it is the champion: named once, as "version"
         return {
             "promoted": self.promoted,
             "reason": self.reason,
-            "previous_champion": self.comparison.champion,
-            **self.comparison.to_json(),
+            "version": self.candidate,
             "champion": self.champion,
+            "previous_champion": compared.pop("champion"),
+            **compared,
         }
 
 
@@ -116,6 +119,14 @@ def _no_pairs(conn: psycopg.Connection[Any], champion: str, candidate: str, wind
             "another window with --from/--to"
         )
     missing = candidate if by_candidate == 0 else champion if by_champion == 0 else None
+    if missing is not None and missing == registry.aliases(conn).get("challenger"):
+        return (
+            f"{missing!r} is already shadowing, but none of the {labelled} labelled events of {span} is "
+            "one it scored: labels come some intervals after their events (the simulator's "
+            "ETLML_SIMULATOR_LABEL_DELAY, 3 by default), so compare again once the intervals it scored "
+            f"have their labels, or score that window with DAG 20_rescore (params model_version={missing}, "
+            "from, to)"
+        )
     if missing is not None:
         return (
             f"{missing!r} has no stored predictions for the {labelled} labelled events of {span}: shadow it "

@@ -8,13 +8,14 @@ zero. The resampling is seeded, so the same errors, samples and seed always give
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-from typing import Any
-
-import numpy as np
+from typing import TYPE_CHECKING, Any
 
 from etlml.errors import ModelError
 
-Floats = np.ndarray[Any, np.dtype[np.float64]]
+if TYPE_CHECKING:  # numpy is imported where it computes: the command line reads the bounds below alone
+    import numpy as np
+
+    Floats = np.ndarray[Any, np.dtype[np.float64]]
 
 DEFAULT_SAMPLES = 1000
 DEFAULT_SEED = 0
@@ -69,6 +70,8 @@ class Evidence:
 def paired_bootstrap(diff: Floats, samples: int, seed: int, level: float = 0.95) -> tuple[float, float]:
     """The ``level`` percentile interval of the mean of ``diff`` over ``samples`` resamples (with
     replacement, of ``len(diff)`` values each) drawn from ``numpy.random.default_rng(seed)``."""
+    import numpy as np
+
     n = len(diff)
     if n == 0:
         raise EvidenceError("a bootstrap needs at least one paired difference")
@@ -95,6 +98,8 @@ def compare_errors(
 ) -> Evidence:
     """MAE and RMSE of both versions on the same events, and the paired-bootstrap interval of the MAE
     difference (candidate - champion)."""
+    import numpy as np
+
     y, a, b = (np.asarray(v, dtype=np.float64) for v in (y_true, champion, candidate))
     if not len(y) == len(a) == len(b):
         raise EvidenceError(f"paired errors need equal lengths, got {len(y)}, {len(a)} and {len(b)}")
@@ -126,6 +131,8 @@ def compare_errors(
 def finite(value: float | np.floating[Any]) -> float | None:
     """``value`` as a float, or ``None`` when it is not finite (a sum that overflowed): nothing
     stored or printed is ever ``Infinity`` or ``NaN``."""
+    import numpy as np
+
     number = float(value)
     return number if np.isfinite(number) else None
 
@@ -133,6 +140,8 @@ def finite(value: float | np.floating[Any]) -> float | None:
 def rmse(errors: Floats) -> float | None:
     """The root mean square of ``errors``, scaled by the largest so that no square overflows (errors
     of 5e298 have an RMSE float8 holds); ``None`` when even that is not finite."""
+    import numpy as np
+
     if not len(errors):
         return None
     scale = float(np.max(np.abs(errors)))

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import logging
 import tempfile
-from dataclasses import dataclass
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -13,31 +11,10 @@ import pandas as pd
 import psycopg
 
 from etlml.models import artifacts, estimation, estimators, fitting, registry
+from etlml.models.window import Window
 from etlml.warehouse.connection import query
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class Window:
-    """The intervals that start in ``[start, end)``; both ends need a UTC offset."""
-
-    start: datetime
-    end: datetime
-
-    def __post_init__(self) -> None:
-        if self.start.tzinfo is None or self.end.tzinfo is None:
-            raise registry.RegistryError(
-                f"a window needs times with a UTC offset, got {self.start.isoformat()!r} and "
-                f"{self.end.isoformat()!r}; e.g. 2026-11-25T00:00:00+00:00"
-            )
-        if not self.start < self.end:
-            raise registry.RegistryError(
-                f"empty window {self.start.isoformat()} .. {self.end.isoformat()}: 'from' must be before 'to'"
-            )
-
-    def params(self) -> dict[str, datetime]:
-        return {"from": self.start, "to": self.end}
 
 
 def labelled_events(conn: psycopg.Connection[Any], window: Window) -> pd.DataFrame:

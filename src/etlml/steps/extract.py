@@ -24,7 +24,7 @@ from etlml.ingest import source as sources
 from etlml.ingest.ledger import FileEntry
 from etlml.ingest.shards import shard_count, shard_of
 from etlml.ingest.simulator import SimulatedSource
-from etlml.ingest.stream import entry_id
+from etlml.ingest.stream_entries import entry_id
 from etlml.steps.init_schema import preflight
 from etlml.steps.run import (
     DEFAULT_SHARD_SIZE,
@@ -193,11 +193,14 @@ def _ledger(
 def _split(folder: Any, reading: sources.Reading, rules: contract.Rules, shard_size: int) -> _Split:
     """Events to their shard files, rejected records to ``rejected.parquet``; then, if the records
     came in chunks, duplicates resolved within each shard (every record of an id is in one)."""
-    count = shard_count(reading.total, shard_size)
-    keys = [ShardKey(k, count) for k in range(count)]
     tally: Tally = []
     with FrameWriter(folder / "rejected.parquet", records.REJECTED) as rejected:
-        refs = _write_shards(folder, keys, reading, rules, rejected, tally=tally)
+        if reading.total is None:
+            keys, refs = _shard_once_read(folder, reading, rules, rejected, shard_size, tally=tally)
+        else:
+            count = shard_count(reading.total, shard_size)
+            keys = [ShardKey(k, count) for k in range(count)]
+            refs = _write_shards(folder, keys, reading, rules, rejected, tally=tally)
         if reading.streamed:
             refs = [_resolve_duplicates(ref, rejected, tally) for ref in refs]
     assert rejected.ref is not None
@@ -225,6 +228,34 @@ def _write_shards(
                 writer.write(checked.valid if shard is None else checked.valid[shard == k])
             tally.append((checked.counts, checked.extra))
     return [_written(writer) for writer in writers]
+
+
+def _shard_once_read(
+    folder: Any,
+    reading: sources.Reading,
+    rules: contract.Rules,
+    rejected: FrameWriter,
+    shard_size: int,
+    *,
+    tally: Tally,
+) -> tuple[list[ShardKey], list[FileRef]]:
+    """For a source that cannot count its records before reading them (a log read once): every
+    event to the file of one shard; once the records are counted, that file is the run's only
+    shard, or is split into the shards the count gives, a row group at a time."""
+    whole = ShardKey(0, 1)
+    refs = _write_shards(folder, [whole], reading, rules, rejected, tally=tally)
+    count = shard_count(sum(counts.extracted for counts, _ in tally), shard_size)
+    if count == 1:
+        return [whole], refs
+    keys = [ShardKey(k, count) for k in range(count)]
+    with ExitStack() as stack:
+        writers = [stack.enter_context(FrameWriter(folder / k.file_name("events"), EVENTS)) for k in keys]
+        for frame in read_frames(refs[0]):
+            shard = shard_of(frame["event_id"], count)
+            for k, writer in enumerate(writers):
+                writer.write(frame[shard == k].reset_index(drop=True))
+    at(refs[0].path).unlink()
+    return keys, [_written(writer) for writer in writers]
 
 
 def _written(writer: FrameWriter) -> FileRef:

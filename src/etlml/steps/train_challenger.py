@@ -19,6 +19,7 @@ import psycopg
 from etlml import settings
 from etlml.errors import PermanentError
 from etlml.models import registry, training
+from etlml.models.window import Window
 from etlml.steps.run import fail_fast
 from etlml.warehouse import connection, schema
 
@@ -77,7 +78,7 @@ def train(
 ) -> TrainedVersion:
     """Train and register ``version``. A retry (or rerun) that finds ``version`` already trained with
     the same estimator on the same window takes it as it is: versions are immutable."""
-    window = training.Window(start, end)
+    window = Window(start, end)
     with registry_connection() as conn:
         try:
             shown = registry.show(conn, version)
