@@ -4,7 +4,8 @@
 #   make test   lint, type check and the whole test suite (what .ci/run calls)
 #   make bench  the benchmark: pipeline steps at 1,000,000 events (EVENTS=...) against the COPY bound and
 #               the naive approach, a sharded run, and Airflow's overhead under a real scheduler
-#               (make bench GROWTH=30000000: instead, does a load slow down in a warehouse of 30M events?)
+#               (make bench GROWTH=30000000: instead, does a load slow down in a warehouse of 30M events?
+#               make bench EVENTS=3000000 BENCH_ARGS=--only-real: only the real inputs, with each step's memory)
 #   make bench-cli  how long each etlml command takes to answer (median of 5 runs each)
 
 PYTHON ?= python3
@@ -72,7 +73,7 @@ demo-clean: install
 
 # Figures go to bench/out/ (JSON and chart); the last line printed is the RESULT line.
 bench: install
-	$(BIN)/python bench/bench.py --events $(EVENTS) $(if $(GROWTH),--growth $(GROWTH))
+	$(BIN)/python bench/bench.py --events $(EVENTS) $(if $(GROWTH),--growth $(GROWTH)) $(BENCH_ARGS)
 
 # Every command of the tree, a fresh process each run, on a throwaway warehouse (bench/out/cli_latency.json).
 bench-cli: install

@@ -18,8 +18,9 @@ Measured:
   way, ``task_import_s`` times ``import etlml.steps.extract`` after Airflow's task runner: every task process
   pays it inside its step, since the tasks import the library lazily.
 * ``--runs`` runs (default 2), one after the other, triggered through the REST API with
-  ``conf={"simulated_events": --events}`` and the DAG's other params at their defaults, each for its own past
-  10-minute data interval (fixed, so every invocation scores the same simulated events). The first run
+  ``conf={"simulated_events": --events}`` and the DAG's other params at their defaults, each for its own
+  10-minute data interval: the last ones closed when the script starts, the stack's ``ETLML_START_DATE``
+  set to the first of them (:func:`run_dates`; both from the clock, so it runs on any day). The first run
   after start-up is cold (the execution API's first calls, the first task processes); the headline is
   the last run, which is warm. Scheduled runs are off (``[scheduler] use_job_schedule = False``), so
   no scheduled run queues before or competes with the measured ones.
@@ -40,7 +41,8 @@ has one per ``map_index`` >= 0), the run itself and the DAG's structure (``GET .
   markers of Airflow 3's task runner): ``spawn`` = ``start_date`` -> "::group::Pre Execute" (the task
   process exists); ``startup`` = that -> the "::endgroup::" after which the callable is called (startup
   message from the supervisor, DAG bundle, DAG file parse, of which ``parse`` = "Filling up the DagBag"
-  -> "Worker startup parse complete", context); ``step`` = that -> "Done. Returned value ..." (the
+  -> "Worker startup parse complete", context); ``step`` = that -> "Done. Returned value ..." or, for a
+  classic operator that logs no return value, the runner's "::group::Post Execute" (the
   ``etlml.steps`` function, including its import in this fresh process, and the TaskFlow wrapper);
   ``finish`` = that -> ``end_date`` (XCom push, state report). Log timestamps and the API's dates come
   from the same host clock. Where a marker is missing the split shows "-" and the summary keeps what
@@ -82,10 +84,10 @@ PIPELINE = "10_etl_ml_pipeline"
 AIRFLOW = str(Path(sys.executable).with_name("airflow"))
 ETLML = str(Path(sys.executable).with_name("etlml"))
 ADMIN_DSN = os.environ.get("ETLML_BENCH_ADMIN_DSN", "postgresql://postgres@127.0.0.1:5432/postgres")
-# Past intervals (the first is the one bench.py uses): the simulator's events depend only on the interval.
-# A run triggered with logical date T gets the data interval that ends at T.
-FIRST_LOGICAL_DATE = datetime(2026, 11, 25, 18, 10, tzinfo=UTC)
 INTERVAL = timedelta(minutes=10)
+# The callable returned: TaskFlow logs the first; a classic operator (the window sensor) only the
+# runner's second.
+RETURNED = ("Done. Returned value", "::group::Post Execute")
 PAGE = 100  # the API's default maximum page size
 RUN_TIMEOUT_S = 900.0
 EARLIEST = datetime.min.replace(tzinfo=UTC)
@@ -121,6 +123,16 @@ start = time.perf_counter()
 import etlml.steps.extract
 print("RESULT " + json.dumps({"task_import_s": time.perf_counter() - start}))
 """
+
+
+def run_dates(now: datetime, runs: int) -> tuple[datetime, list[datetime]]:
+    """The stack's ``ETLML_START_DATE`` and the logical dates of ``runs`` runs, from ``now``: the last
+    ``runs`` intervals that have closed, in order, the start date the first one's start. A run
+    triggered with logical date T gets the data interval that ends at T, and has task instances only
+    if that interval starts at or after the DAG's start date: both are set here, together."""
+    latest_end = localstack.current_interval_start(now, int(INTERVAL.total_seconds()) // 60)
+    first_start = latest_end - runs * INTERVAL
+    return first_start, [first_start + (i + 1) * INTERVAL for i in range(runs)]
 
 
 class BenchError(RuntimeError):
@@ -348,8 +360,10 @@ def log_marks(api: localstack.AirflowApi, run_id: str, ti: dict[str, Any]) -> di
             marks.setdefault("parsed", stamp)
         elif event == "::endgroup::" and "pre" in marks:
             marks.setdefault("called", stamp)
-        elif event.startswith("Done. Returned value") and "called" in marks:
-            marks.setdefault("returned", stamp)
+        elif (
+            event.startswith("Done. Returned value") or event == "::group::Post Execute"
+        ) and "called" in marks:
+            marks.setdefault("returned", stamp)  # a classic operator (the window sensor) logs only the second
     return marks
 
 
@@ -536,7 +550,7 @@ def stop_stack(proc: subprocess.Popen[bytes] | None, home: Path) -> list[str]:
 
 
 def measure_runs(
-    api: localstack.AirflowApi, args: argparse.Namespace
+    api: localstack.AirflowApi, args: argparse.Namespace, logical_dates: list[datetime]
 ) -> tuple[dict[str, Any], list[RunTiming]]:
     api.wait_for_dag(PIPELINE, timeout=180)
     defaults = dag_params(api)
@@ -547,10 +561,10 @@ def measure_runs(
     upstream = upstream_map(api)
     api.unpause(PIPELINE)
     runs = []
-    for i in range(args.runs):
+    for i, logical_date in enumerate(logical_dates):
         label = f"run {i + 1} ({'cold: first after start-up' if i == 0 else 'warm'})"
         print(f"{label}: triggered ...", flush=True)
-        run_id, waited = trigger_and_wait(api, FIRST_LOGICAL_DATE + i * INTERVAL, conf)
+        run_id, waited = trigger_and_wait(api, logical_date, conf)
         runs.append(measure_run(api, label, run_id, upstream, waited))
     return defaults, runs
 
@@ -574,9 +588,9 @@ def run_benchmark(args: argparse.Namespace, work: Path) -> dict[str, Any]:
         )
     try:
         dbs.ensure()
-        env = localstack.airflow_env(
-            home, dbs, args.dags, port, extra={"AIRFLOW__SCHEDULER__USE_JOB_SCHEDULE": "False"}
-        )
+        start_date, logical_dates = run_dates(datetime.now(UTC), args.runs)
+        extra = {"AIRFLOW__SCHEDULER__USE_JOB_SCHEDULE": "False", "ETLML_START_DATE": start_date.isoformat()}
+        env = localstack.airflow_env(home, dbs, args.dags, port, extra=extra)
         print(f"stack: AIRFLOW_HOME {home}, port {port}, databases {dbs.metadata_db}, {dbs.warehouse_db}")
         for command in ([AIRFLOW, "db", "migrate"], [ETLML, "db", "migrate"]):
             done = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
@@ -601,7 +615,7 @@ def run_benchmark(args: argparse.Namespace, work: Path) -> dict[str, Any]:
         api.wait_healthy(timeout=240, watch=[standalone])
         api.login()
         print(f"stack: healthy after {time.monotonic() - started:.1f} s", flush=True)
-        defaults, runs = measure_runs(api, args)
+        defaults, runs = measure_runs(api, args, logical_dates)
         for run in runs:
             print_run(run, task_import_s)
         failed = False

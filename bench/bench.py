@@ -1,33 +1,36 @@
-"""`make bench`: the pipeline's steps in-process against PostgreSQL, next to two references.
+"""`make bench`: the pipeline's steps against PostgreSQL on simulated and on real inputs, next to two
+references.
 
-On one data interval of ``--events`` simulated events, in a throwaway warehouse database:
+First (unless ``--no-airflow``), a 10,000-event run under a real scheduler (bench/airflow_overhead.py),
+for what Airflow adds per task and the DAG file's parse time. Then, on one data interval of
+``--events`` records, in a throwaway warehouse database:
 
-1. the pipeline: the library functions the DAG tasks call, in order, as one worker runs them
-   (events/s and peak RSS of each step; the interval is one shard per ``--shard-size`` events);
-2. a rerun of the same interval (every row unchanged: the merge path);
-3. the COPY bound: the same processed rows and predictions, already encoded, sent by binary COPY into
+1. the pipeline on the simulator: the library functions the DAG tasks call, in order, in this process,
+   as one worker runs them (events/s and peak RSS of each step; one shard per ``--shard-size`` events);
+2. monitoring the interval (``30_monitor``'s computation: realized accuracy and PSI in SQL) after
+   the first run, with every event labelled (``--only-monitor``: one pipeline run, then this alone);
+3. a rerun of the same interval (every row unchanged: the merge path);
+4. the COPY bound: the same processed rows and predictions, already encoded, sent by binary COPY into
    empty tables shaped like ``processed_data`` and ``predictions`` (same columns and indexes): what
    one connection cannot beat;
-4. the naive reference (bench/naive.py) on the first ``--naive-sample`` of the same events;
-5. the same interval split into ``--shards`` shards, the mapped steps of each shard in their own
-   worker process, as Celery workers would run them;
-6. first (unless ``--no-airflow``): a 10,000-event run under a real scheduler
-   (bench/airflow_overhead.py), for what Airflow adds per task and the DAG file's parse time;
-7. the extract step reading the interval from a Redis stream, next to the simulator's
-   (bench/stream_extract.py; ``--only-stream`` runs this one alone);
-8. monitoring the interval (``30_monitor``'s computation: realized accuracy and PSI in SQL) after
-   the first run, with every event labelled (``--only-monitor``: one pipeline run, then this alone).
+5. the naive reference (bench/naive.py) on the first ``--naive-sample`` of the same events;
+6. the real inputs (``--sources``, default all): the interval as one landing file of ``--events``
+   records in CSV, in JSONL and in Parquet, and as ``--events`` entries of a Redis stream, each end to
+   end (extract through store_predictions) into an emptied warehouse, each step in a process of its
+   own with its peak RSS (bench/landing.py, bench/stream_extract.py; ``--only-real`` runs these
+   alone, e.g. at ``--events 3000000`` for the memory bound);
+7. the same interval split into ``--shards`` shards, the mapped steps of each shard in their own
+   worker process, as Celery workers would run them.
 
 With ``--growth N`` it runs instead the growth run (bench/growth.py): the writes of one interval into an
 empty warehouse and into one filled to ``N`` events; the last line is then ``RESULT growth_ratio=...``.
 
-With ``--landing csv|jsonl`` it runs instead one landing file of ``--events`` records through
-extract, transform and load_processed, each step in a process of its own, and reports each step's
-peak RSS (bench/landing.py); the last line is then ``RESULT landing=... extract_peak_rss_mb=...``.
-
 Ends with one line: ``RESULT events_per_s=... copy_bound_ratio=... naive_speedup=... peak_rss_mb=...
-monitor_interval_s=...``
-and writes a chart (``--chart``) and the figures as JSON (``--json``).
+landing_csv_events_per_s=... landing_jsonl_events_per_s=... landing_parquet_events_per_s=...
+stream_events_per_s=... stream_extract_events_per_s=... real_input_ratio=... real_peak_rss_mb=...
+monitor_interval_s=...`` (a real input's figure is its records per second end to end;
+``real_input_ratio`` is the slowest one's divided by the simulator's first run) and writes a chart
+(``--chart``) and the figures as JSON (``--json``), with the wall-clock seconds of each part.
 """
 
 from __future__ import annotations
@@ -57,8 +60,19 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
 ADMIN_DSN = os.environ.get("ETLML_BENCH_ADMIN_DSN", "postgresql://postgres@127.0.0.1:5432/postgres")
-INTERVAL_START = datetime(2026, 11, 25, 18, 0, tzinfo=UTC)
+
+
+def interval_start(now: datetime) -> datetime:
+    """The start of the interval the benchmark measures: an hour before the latest one closed at
+    ``now``, so it and its neighbours (the warm-up's before it, the sharded run's and the growth run's
+    after it) have closed, the stream's grace included, on whatever day the benchmark runs."""
+    latest = now.astimezone(UTC).replace(second=0, microsecond=0)
+    return latest.replace(minute=latest.minute - latest.minute % 10) - timedelta(hours=1)
+
+
+INTERVAL_START = interval_start(datetime.now(UTC))
 STEPS = ("extract", "transform", "load_processed", "predict", "store_predictions")
+REAL_SOURCES = ("csv", "jsonl", "parquet", "stream")
 
 
 def peak_rss_mb() -> int:
@@ -455,24 +469,59 @@ def throwaway_warehouse() -> Iterator[tuple[str, dict[str, str], Path]]:
             shutil.rmtree(work, ignore_errors=True)
 
 
-def landing_main(args: argparse.Namespace) -> int:
-    """``--landing csv|jsonl``: only the landing run, its steps each in a process of their own."""
-    from etlml.steps.run import DEFAULT_SHARD_SIZE
-    from landing import landing_run
+def real_inputs(
+    args: argparse.Namespace, dsn: str, work: Path, shard_size: int, sources: tuple[str, ...]
+) -> dict[str, dict[str, Any]]:
+    """``--events`` records of each real source in ``sources`` (landing ``csv``, ``jsonl``, ``parquet``,
+    the Redis ``stream``) end to end, each step in a process of its own (bench/landing.py), on the
+    measured interval, each into an emptied warehouse as the simulator's first run."""
+    from landing import KINDS, StepProcesses, landing_runs, source_run
+    from stream_extract import filled_stream
 
-    with throwaway_warehouse() as (_, env, work):
-        shard_size = args.shard_size or DEFAULT_SHARD_SIZE
-        figures = landing_run(
-            env, run_context("landing"), args.landing, events=args.events, shard_size=shard_size, work=work
-        )
-    path = args.json.with_name(f"landing-{args.landing}.json")
+    ctx = run_context("real")
+    out: dict[str, dict[str, Any]] = {}
+    with StepProcesses(dict(os.environ), run_context("real_warm_up", offset=-3)) as steps:
+        kinds = tuple(k for k in KINDS if k in sources)
+        if kinds:
+            landed = landing_runs(
+                steps,
+                ctx,
+                kinds,
+                records=args.events,
+                shard_size=shard_size,
+                work=work,
+                between=lambda: truncate(dsn),
+            )
+            out.update({f"landing_{kind}": figures for kind, figures in landed.items()})
+        if "stream" in sources:
+            with filled_stream(ctx, args.events) as (env, filled):
+                truncate(dsn)
+                out["stream"] = source_run(
+                    steps,
+                    env,
+                    ctx,
+                    label="Redis stream",
+                    records=args.events,
+                    events=args.events,
+                    shard_size=shard_size,
+                )
+                out["stream"]["fill_s"] = filled
+    return out
+
+
+def real_only(args: argparse.Namespace, dsn: str, work: Path, shard_size: int) -> int:
+    """``--only-real``: the real inputs alone (``--sources``), their figures in ``real.json``."""
+    figures = real_inputs(args, dsn, work, shard_size, args.sources)
+    path = args.json.with_name("real.json")
     path.write_text(json.dumps(figures, indent=2))
-    peaks = {step: figures[step]["peak_rss_mb"] for step in ("extract", "transform", "load_processed")}
     print(f"figures: {path}")
     print(
-        f"RESULT landing={args.landing} records={figures['records']} "
-        f"extract_peak_rss_mb={peaks['extract']} transform_peak_rss_mb={peaks['transform']} "
-        f"load_processed_peak_rss_mb={peaks['load_processed']}"
+        "RESULT "
+        + " ".join(
+            f"{name}_records_per_s={f['records_per_s']:.0f} {name}_peak_rss_mb={f['peak_rss_mb']}"
+            for name, f in figures.items()
+        )
+        + f" records={args.events}"
     )
     return 0
 
@@ -481,8 +530,13 @@ def growth_main(args: argparse.Namespace) -> int:
     """``--growth N``: only the growth run (bench/growth.py), in a warehouse of its own."""
     from growth import growth_run
 
+    @contextmanager
+    def empty_warehouse() -> Iterator[str]:
+        with throwaway_warehouse() as (fresh, _, _):
+            yield fresh
+
     with throwaway_warehouse() as (dsn, _, _):
-        figures = growth_run(dsn, args.events, args.growth, INTERVAL_START)
+        figures = growth_run(dsn, args.events, args.growth, INTERVAL_START, empty_warehouse)
     path = args.json.with_name("growth.json")
     path.write_text(json.dumps(figures, indent=2))
     print(f"figures: {path}")
@@ -491,13 +545,6 @@ def growth_main(args: argparse.Namespace) -> int:
         f"disk_mib_per_million_events={figures['disk_mib_per_million_events']:.0f}"
     )
     return 0
-
-
-def stream_extract(events: int, ctx: Any, shard_size: int) -> dict[str, Any]:
-    """bench/stream_extract.py: extract from a Redis stream next to the simulator."""
-    import stream_extract as measure
-
-    return measure.stream_extract(events, ctx, shard_size)
 
 
 def main() -> int:
@@ -511,15 +558,20 @@ def main() -> int:
     parser.add_argument("--chart", type=Path, default=HERE / "out" / "throughput.png")
     parser.add_argument("--json", type=Path, default=HERE / "out" / "bench.json")
     parser.add_argument("--no-airflow", action="store_true", help="skip the run under a real scheduler")
-    parser.add_argument("--only-stream", action="store_true", help="only the stream extract measurement")
     parser.add_argument(
-        "--only-monitor", action="store_true", help="one pipeline run, then only the monitoring measurement"
+        "--only-real",
+        action="store_true",
+        help="only the real inputs (--sources), end to end, each step in a process of its own with its "
+        "peak RSS (e.g. --events 3000000 for the memory bound)",
     )
     parser.add_argument(
-        "--landing",
-        choices=("csv", "jsonl"),
-        help="instead: one landing file of --events records through extract, transform and "
-        "load_processed, each step in a process of its own, with its peak RSS (bench/landing.py)",
+        "--sources",
+        type=lambda text: tuple(text.split(",")),
+        default=REAL_SOURCES,
+        help=f"the real inputs measured, of {','.join(REAL_SOURCES)} (default: all)",
+    )
+    parser.add_argument(
+        "--only-monitor", action="store_true", help="one pipeline run, then only the monitoring measurement"
     )
     parser.add_argument(
         "--growth",
@@ -529,52 +581,95 @@ def main() -> int:
         "warehouse filled to N events (bench/growth.py; make bench GROWTH=30000000)",
     )
     args = parser.parse_args()
+    if set(args.sources) - set(REAL_SOURCES):
+        parser.error(f"--sources takes some of {','.join(REAL_SOURCES)}, got {','.join(args.sources)}")
 
     args.json.parent.mkdir(parents=True, exist_ok=True)
-    if args.landing:
-        return landing_main(args)
     if args.growth:
         return growth_main(args)
+    wall: dict[str, float] = {}
+    loadavg = {"start": os.getloadavg()[0]}
+    began = time.perf_counter()
     overhead = (
         None
-        if args.no_airflow or args.only_stream or args.only_monitor
+        if args.no_airflow or args.only_real or args.only_monitor
         else airflow_overhead(args.json.with_name("airflow.json"))
     )
+    wall["airflow"] = time.perf_counter() - began
 
     with throwaway_warehouse() as (dsn, env, work):
         from etlml.steps.run import DEFAULT_SHARD_SIZE
 
         shard_size = args.shard_size or DEFAULT_SHARD_SIZE
-        if args.only_stream:
-            return stream_only(args, shard_size)
+        if args.only_real:
+            return real_only(args, dsn, work, shard_size)
         if args.only_monitor:
             return monitor_only(args, dsn, shard_size)
+        figures = measure(args, dsn, env, work, shard_size, wall=wall)
+    wall["total"] = time.perf_counter() - began
+    loadavg["end"] = os.getloadavg()[0]
+    figures.update(airflow=overhead, wall_s=wall, loadavg_1min=loadavg, cpus=os.cpu_count())
+    report(args, figures)
+    return 0
+
+
+@contextmanager
+def timed(wall: dict[str, float], section: str) -> Iterator[None]:
+    """Adds the section's wall-clock seconds to ``wall`` (where a benchmark's time goes)."""
+    began = time.perf_counter()
+    try:
+        yield
+    finally:
+        wall[section] = time.perf_counter() - began
+
+
+def measure(
+    args: argparse.Namespace,
+    dsn: str,
+    env: dict[str, str],
+    work: Path,
+    shard_size: int,
+    *,
+    wall: dict[str, float],
+) -> dict[str, Any]:
+    """Every in-process measurement of ``make bench``, in order (the simulator's first run, then what
+    needs its rows: monitoring, the rerun; the references; the real inputs; the sharded run); their
+    figures."""
+    with timed(wall, "simulator"):
         # first calls import and compile what the steps use; in Airflow that is start-up cost
         # (bench/airflow_overhead.py measures it), here it would blur the steps' own speed
         pipeline_run("warm-up, another interval", 10_000, shard_size, offset=-1)
         truncate(dsn)
         first, extracted, processed, predicted = pipeline_run(
-            "pipeline, first run of the interval", args.events, shard_size
+            "pipeline (simulator), first run of the interval", args.events, shard_size
         )
+    with timed(wall, "monitor"):
         print(f"\nmonitoring the interval of {args.events:,} events")
         monitor = monitor_interval(dsn, run_context("one_worker"))
+    with timed(wall, "rerun"):
         rerun, *_ = pipeline_run(
             "rerun of the same interval (rows unchanged: merge path)", args.events, shard_size
         )
+    with timed(wall, "copy_bound"):
         print("\nCOPY bound: the same rows, encoded beforehand, into empty tables of the same shape")
         bound = copy_bound(dsn, processed, predicted, work)
         print(f"  {'both tables':<20}{bound:>8.2f} s {args.events / bound:>12,.0f} events/s")
+    with timed(wall, "naive"):
         print(f"\nnaive reference on {args.naive_sample:,} of the same events")
         naive_rate = naive_reference(dsn, extracted, args.naive_sample, work)
+    with timed(wall, "real_inputs"):  # each into an emptied warehouse, as the simulator's first run
+        real = real_inputs(args, dsn, work, shard_size, args.sources)
+    with timed(wall, "sharded"):
         truncate(dsn)
         sharded = sharded_run(args.events, args.shards, env, dsn)
-        print(f"\nextract of {args.events:,} events from a Redis stream and from the simulator")
-        stream = stream_extract(args.events, run_context("stream", offset=1), shard_size)
-
-    figures = {
+    slowest = min(real.values(), key=lambda f: f["records_per_s"]) if real else None
+    return {
         "events": args.events,
         "shard_size": shard_size,
         "first_run": {"seconds": first.seconds, "peak_rss_mb": first.peak_mb, "events_per_s": first.rate},
+        "real_inputs": real,
+        "real_input_ratio": slowest["records_per_s"] / first.rate if slowest else None,
+        "slowest_real_input": slowest["source"] if slowest else None,
         "rerun": {"seconds": rerun.seconds, "peak_rss_mb": rerun.peak_mb, "events_per_s": rerun.rate},
         "copy_bound": {"seconds": bound, "events_per_s": args.events / bound},
         "naive": {"sample": args.naive_sample, "events_per_s": naive_rate},
@@ -583,12 +678,8 @@ def main() -> int:
         "naive_speedup": first.rate / naive_rate,
         "shard_speedup": sharded.rate / first.rate,
         "peak_rss_mb": max(first.peak_mb.values()),
-        "airflow": overhead,
-        "stream_extract": stream,
         "monitor": monitor,
     }
-    report(args, figures)
-    return 0
 
 
 def monitor_only(args: argparse.Namespace, dsn: str, shard_size: int) -> int:
@@ -600,19 +691,6 @@ def monitor_only(args: argparse.Namespace, dsn: str, shard_size: int) -> int:
     print(
         f"RESULT monitor_interval_s={figures['seconds']:.2f} "
         f"monitor_estimate_s={figures['estimate_seconds']:.2f} events={figures['events']}"
-    )
-    return 0
-
-
-def stream_only(args: argparse.Namespace, shard_size: int) -> int:
-    """``--only-stream``: the stream extract measurement alone, its figures in ``stream.json``."""
-    pipeline_run("warm-up, another interval", 10_000, shard_size, offset=-1)
-    print(f"\nextract of {args.events:,} events from a Redis stream and from the simulator")
-    figures = stream_extract(args.events, run_context("stream", offset=1), shard_size)
-    args.json.with_name("stream.json").write_text(json.dumps(figures, indent=2))
-    print(
-        f"RESULT stream_extract_events_per_s={figures['stream_events_per_s']:.0f} "
-        f"simulator_extract_events_per_s={figures['simulator_events_per_s']:.0f}"
     )
     return 0
 
@@ -632,7 +710,8 @@ def report(args: argparse.Namespace, figures: dict[str, Any]) -> None:
             (f"{shards['shards']} shards on {shards['shards']} workers, end to end", shards["events_per_s"]),
             ("COPY bound (both tables)", bound["events_per_s"]),
             (f"naive approach ({naive['sample']:,} events)", naive["events_per_s"]),
-        ],
+        ]
+        + [(f"{f['source']}, end to end", f["records_per_s"]) for f in figures["real_inputs"].values()],
         f"etlml pipeline, {events:,} events, {os.cpu_count()} cores: events/s",
     )
     print(
@@ -647,23 +726,56 @@ def report(args: argparse.Namespace, figures: dict[str, Any]) -> None:
         print(
             f"Airflow, {overhead['events']:,} events: first task start to last task end "
             f"{overhead['first_start_to_last_end_s']:.1f} s (run {overhead['run_s']:.1f} s), of which "
-            f"{overhead['overhead_s']:.1f} s Airflow's ({overhead['handoffs_s']:.1f} s between tasks, "
+            f"{_seconds(overhead['overhead_s'])} s Airflow's ({overhead['handoffs_s']:.1f} s between tasks, "
             f"{overhead['task_startup_s']:.2f} s start-up and finish per task instance, plus "
             f"{overhead['library_import_s']:.2f} s importing etlml.steps); DAG file parse "
             f"{overhead['parse_s'] * 1000:.0f} ms"
         )
-    stream = figures["stream_extract"]
+    real = figures["real_inputs"]
+    for f in real.values():
+        print(
+            f"{f['source']}, {f['records']:,} records: end to end {f['records_per_s']:,.0f} records/s "
+            f"({f['records_per_s'] / first['events_per_s']:.2f} of the simulator's), extract "
+            f"{f['records'] / f['extract']['seconds']:,.0f} records/s, peak RSS {f['peak_rss_mb']} MB"
+        )
+    wall = figures["wall_s"]
     print(
-        f"extract, {stream['events']:,} events: from a Redis stream {stream['stream_events_per_s']:,.0f} "
-        f"events/s, from the simulator {stream['simulator_events_per_s']:,.0f} events/s"
+        "wall-clock seconds: "
+        + ", ".join(f"{name} {s:.0f}" for name, s in wall.items())
+        + "; load average {start:.1f} at the start, {end:.1f} at the end".format(**figures["loadavg_1min"])
+        + f" ({figures['cpus']} CPUs)"
     )
     print(f"chart: {args.chart}  figures: {args.json}")
-    print(
-        f"RESULT events_per_s={first['events_per_s']:.0f} copy_bound_ratio={figures['copy_bound_ratio']:.2f} "
-        f"naive_speedup={figures['naive_speedup']:.1f} peak_rss_mb={figures['peak_rss_mb']} "
-        f"stream_extract_events_per_s={stream['stream_events_per_s']:.0f} "
-        f"monitor_interval_s={figures['monitor']['seconds']:.2f}"
+    print(f"RESULT {result_fields(figures)}")
+
+
+def _seconds(value: float | None) -> str:
+    """A figure that may be missing (a task log without the task runner's markers): ``-``."""
+    return "-" if value is None else f"{value:.1f}"
+
+
+def result_fields(figures: dict[str, Any]) -> str:
+    """The RESULT line's fields: the simulator's, then each real input's end to end and the slowest
+    one's ratio to the simulator (``-`` for a source not measured)."""
+    first, real = figures["first_run"], figures["real_inputs"]
+    fields = {
+        "events_per_s": f"{first['events_per_s']:.0f}",
+        "copy_bound_ratio": f"{figures['copy_bound_ratio']:.2f}",
+        "naive_speedup": f"{figures['naive_speedup']:.1f}",
+        "peak_rss_mb": str(figures["peak_rss_mb"]),
+    }
+    for name in REAL_SOURCES:
+        key = "stream" if name == "stream" else f"landing_{name}"
+        fields[f"{key}_events_per_s"] = f"{real[key]['records_per_s']:.0f}" if key in real else "-"
+    stream = real.get("stream")
+    fields["stream_extract_events_per_s"] = (
+        f"{stream['records'] / stream['extract']['seconds']:.0f}" if stream else "-"
     )
+    ratio = figures["real_input_ratio"]
+    fields["real_input_ratio"] = f"{ratio:.2f}" if ratio is not None else "-"
+    fields["real_peak_rss_mb"] = str(max((f["peak_rss_mb"] for f in real.values()), default="-"))
+    fields["monitor_interval_s"] = f"{figures['monitor']['seconds']:.2f}"
+    return " ".join(f"{k}={v}" for k, v in fields.items())
 
 
 if __name__ == "__main__":

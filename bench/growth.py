@@ -3,9 +3,33 @@
 In one throwaway warehouse: the writes of one ``--events`` interval (``load_processed``'s upsert into
 ``processed_data``, with its redelivery check, and ``store_predictions``' COPY into ``predictions``) into
 an empty warehouse; then the warehouse is filled to ``N`` events with their predictions, one interval
-of ``--events`` per day over the days before (a history, as retention would keep it), and one more
-interval of the same day as the first is written. Event ids are random hex (as UUIDs are), the
-hardest case for a B-tree: time-ordered ids would only append at its right edge.
+of ``--events`` per day over the days before (a history, as retention would keep it). Then three timed
+pairs, each back to back: the first interval written again into a fresh, empty warehouse (``empty``),
+and one more interval of the same day as the first written into the filled one and rolled back
+(``stored``; its redelivery check reads the first interval's ids). The ratio is the median pair's
+``empty / stored`` seconds. Event ids are random hex (as UUIDs are), the hardest case for a B-tree:
+time-ordered ids would only append at its right edge.
+
+What the ratio depends on, and what the run does about it:
+
+* the machine's load: each pair's two writes run back to back, so they share it, and the median of
+  three pairs drops one pair that another job disturbed; the load average before each write is
+  recorded (``loadavg``);
+* checkpoints: the fill writes gigabytes of WAL, so a checkpoint (spread over 90 % of
+  ``checkpoint_timeout``) would otherwise be writing while the stored interval is timed, and every
+  page first touched after a checkpoint is written whole to the WAL. Each timed write starts right
+  after a ``CHECKPOINT``; the checkpoints that still ran during it (on a shared server, other
+  databases' WAL starts them too) are counted (``checkpoints``);
+* statistics and dead rows: ``VACUUM ANALYZE`` before each timed write (autovacuum may be off, as it
+  is on the reference machine, or may start at any moment: neither decides the plan; the rolled-back
+  writes leave dead rows that it removes);
+* the server's settings (``shared_buffers``, ``work_mem``, ``max_wal_size``, ...), recorded as they
+  are (``server``): a warehouse that outgrows ``shared_buffers`` reads its window's ids from the
+  operating system's cache or the disk.
+
+Each timed write is split into ``processed_s`` (of which the redelivery check, timed again alone,
+``check_s``) and ``predictions_s``. The first empty write (before the fill, in the filled warehouse)
+is kept as ``empty_first_events_per_s``: how this run measured before.
 
 Prints ``GROWTH stored_events=<int> empty_events_per_s=<int> stored_events_per_s=<int> ratio=<float>``,
 then what dropping one day of ``--events`` events by retention took, and the disk used per million
@@ -15,7 +39,10 @@ events (tables and indexes of processed_data and predictions).
 from __future__ import annotations
 
 import hashlib
+import os
 import time
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -69,8 +96,60 @@ def _frame(interval: Any, events: int) -> pd.DataFrame:
     return pd.concat(frames, ignore_index=True)
 
 
-def _write(dsn: str, interval: Any, frame: pd.DataFrame) -> float:
-    """Seconds for the interval's two writes, as the pipeline's steps do them."""
+SERVER_SETTINGS = (
+    "shared_buffers",
+    "work_mem",
+    "maintenance_work_mem",
+    "max_wal_size",
+    "checkpoint_timeout",
+    "checkpoint_completion_target",
+    "synchronous_commit",
+    "full_page_writes",
+    "wal_compression",
+    "autovacuum",
+    "jit",
+)
+CHECKPOINTS = "SELECT checkpoints_timed + checkpoints_req FROM pg_stat_bgwriter"
+PAIRS = 3  # timed pairs (empty, stored), back to back; the ratio is the median pair's
+
+
+def server_settings(dsn: str) -> dict[str, str]:
+    with psycopg.connect(dsn) as conn:
+        rows = conn.execute(
+            "SELECT name, current_setting(name) FROM pg_settings WHERE name = ANY(%s) ORDER BY name",
+            [list(SERVER_SETTINGS)],
+        ).fetchall()
+    return {str(name): str(value) for name, value in rows}
+
+
+def _settle(dsn: str) -> None:
+    """What each timed write starts from: fresh statistics, no dead rows, no checkpoint pending."""
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute("VACUUM ANALYZE processed_data")
+        conn.execute("VACUUM ANALYZE predictions")
+        conn.execute("CHECKPOINT")
+
+
+def _timed_write(dsn: str, interval: Any, frame: pd.DataFrame, *, keep: bool = True) -> dict[str, Any]:
+    """:func:`_settle`, then :func:`_write`; its seconds, the load average before it and the
+    checkpoints that ran during it."""
+    _settle(dsn)
+    load = os.getloadavg()[0]
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        before = conn.execute(CHECKPOINTS).fetchone()
+    written = _write(dsn, interval, frame, keep=keep)
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        after = conn.execute(CHECKPOINTS).fetchone()
+    checkpoints = int(after[0]) - int(before[0]) if before and after else None
+    return {**written, "loadavg": load, "checkpoints": checkpoints}
+
+
+def _write(dsn: str, interval: Any, frame: pd.DataFrame, *, keep: bool = True) -> dict[str, float | None]:
+    """Seconds for the interval's two writes, as the pipeline's steps do them (``seconds``), and each
+    write's (``processed_s``, ``predictions_s``); then, untimed in ``seconds``, the redelivery check
+    of the load run again alone (``check_s``: what of ``processed_s`` the window's ids cost). Unless
+    ``keep``, the transaction both writes run in (each write's own a savepoint of it) is rolled back
+    afterwards, so the same write can be timed again; the commit is not timed either way."""
     from etlml.warehouse import writes
 
     scored = frame[["event_id", "ts_utc"]].assign(
@@ -80,15 +159,41 @@ def _write(dsn: str, interval: Any, frame: pd.DataFrame) -> float:
     with psycopg.connect(dsn) as conn:
         if extra:
             writes.ensure_partitions(conn, interval.start, interval.start)  # housekeeping makes them ahead
-        started = time.perf_counter()
-        with conn.transaction():
-            merged = writes.upsert_processed(conn, frame, interval, "baseline_v1")
-        with conn.transaction():
-            writes.upsert_predictions(conn, scored, "baseline_v1", "bench/growth", copy_first=True, **extra)
-        elapsed = time.perf_counter() - started
+        with conn.transaction(force_rollback=not keep):
+            started = time.perf_counter()
+            with conn.transaction():
+                merged = writes.upsert_processed(conn, frame, interval, "baseline_v1")
+            processed = time.perf_counter()
+            with conn.transaction():
+                writes.upsert_predictions(
+                    conn, scored, "baseline_v1", "bench/growth", copy_first=True, **extra
+                )
+            done = time.perf_counter()
+            check = _check_s(conn, interval) if extra else None
     if merged.result.inserted != len(frame):
         raise RuntimeError(f"expected {len(frame)} new events, the load inserted {merged.result}")
-    return elapsed
+    return {
+        "seconds": done - started,
+        "processed_s": processed - started,
+        "predictions_s": done - processed,
+        "check_s": check,
+    }
+
+
+def _check_s(conn: psycopg.Connection[Any], interval: Any) -> float | None:
+    from etlml.warehouse import writes
+
+    params = {"interval_start": interval.start, **writes.dedup_window(interval, timedelta(days=1))}
+    try:
+        started = time.perf_counter()
+        with conn.transaction():  # a savepoint: a release without the function rolls back to it
+            conn.execute(
+                "SELECT etlml_window_holds_loaded_ids(%(interval_start)s, %(window_start)s, %(window_end)s)",
+                params,
+            )
+        return time.perf_counter() - started
+    except psycopg.errors.UndefinedFunction:
+        return None
 
 
 def _fill(dsn: str, first: datetime, days: int, events: int) -> float:
@@ -111,6 +216,16 @@ def _fill(dsn: str, first: datetime, days: int, events: int) -> float:
         return time.perf_counter() - started
 
 
+def _line(events: int, timed: dict[str, Any]) -> str:
+    check = "-" if timed["check_s"] is None else f"{timed['check_s']:.2f}"
+    return (
+        f"{timed['seconds']:>8.2f} s {events / timed['seconds']:>12,.0f} events/s (processed_data "
+        f"{timed['processed_s']:.2f} s, of which the redelivery check about {check} s; predictions "
+        f"{timed['predictions_s']:.2f} s; load average {timed['loadavg']:.1f} before; "
+        f"{timed['checkpoints']} checkpoint(s) during)"
+    )
+
+
 def _disk_per_million(dsn: str) -> tuple[int, float]:
     with psycopg.connect(dsn) as conn:
         row = conn.execute(
@@ -123,23 +238,40 @@ def _disk_per_million(dsn: str) -> tuple[int, float]:
     return int(row[0]), float(row[1]) / int(row[0]) * 1e6 / 2**20
 
 
-def growth_run(dsn: str, events: int, stored: int, first: datetime) -> dict[str, Any]:
-    """The figures of one growth run (see the module's docstring)."""
+def growth_run(
+    dsn: str,
+    events: int,
+    stored: int,
+    first: datetime,
+    empty_warehouse: Callable[[], AbstractContextManager[str]],
+) -> dict[str, Any]:
+    """The figures of one growth run (see the module's docstring); ``empty_warehouse()`` gives the DSN
+    of a fresh, migrated warehouse for the timed empty write, dropped afterwards."""
     from etlml.interval import Interval
     from etlml.warehouse import writes
 
     empty_interval = Interval(first, first + timedelta(minutes=10))
     later = Interval(empty_interval.end, empty_interval.end + timedelta(minutes=10))
     frames = {i: _frame(i, events) for i in (empty_interval, later)}
+    server = server_settings(dsn)
     print(f"\ngrowth: writes of one {events:,}-event interval, empty warehouse, then one holding {stored:,}")
-    empty_s = _write(dsn, empty_interval, frames[empty_interval])
-    print(f"  empty warehouse     {empty_s:>8.2f} s {events / empty_s:>12,.0f} events/s")
+    print("  server: " + ", ".join(f"{k}={v}" for k, v in server.items()))
+    empty_first = _timed_write(dsn, empty_interval, frames[empty_interval])
+    print(f"  empty warehouse, before the fill {_line(events, empty_first)}")
     days = max(0, -(-(stored - events) // events))
     fill_s = _fill(dsn, first.replace(hour=0, minute=0), days, events)
     held, mb_per_million = _disk_per_million(dsn)
     print(f"  filled to {held:,} events in {fill_s:.0f} s; {mb_per_million:,.0f} MiB per million events")
-    stored_s = _write(dsn, later, frames[later])
-    print(f"  {held:,} stored  {stored_s:>8.2f} s {events / stored_s:>12,.0f} events/s")
+    pairs = []
+    for i in range(PAIRS):
+        with empty_warehouse() as fresh:
+            empty = _timed_write(fresh, empty_interval, frames[empty_interval])
+        print(f"  pair {i + 1}: empty warehouse         {_line(events, empty)}")
+        filled = _timed_write(dsn, later, frames[later], keep=False)
+        print(f"  pair {i + 1}: {held:,} stored {' ' * max(0, 10 - len(f'{held:,}'))}{_line(events, filled)}")
+        pairs.append({"empty": empty, "stored": filled, "ratio": empty["seconds"] / filled["seconds"]})
+    median = sorted(pairs, key=lambda pair: pair["ratio"])[len(pairs) // 2]
+    empty_s, stored_s = median["empty"]["seconds"], median["stored"]["seconds"]
     oldest = first.replace(hour=0, minute=0) - timedelta(days=days)
     with psycopg.connect(dsn) as conn:
         started = time.perf_counter()
@@ -157,6 +289,10 @@ def growth_run(dsn: str, events: int, stored: int, first: datetime) -> dict[str,
         "empty_events_per_s": events / empty_s,
         "stored_events_per_s": events / stored_s,
         "ratio": empty_s / stored_s,
+        "empty_first_events_per_s": events / empty_first["seconds"],
+        "pair_ratios": [pair["ratio"] for pair in pairs],
+        "timed": {"empty_first": empty_first, "pairs": pairs},
+        "server": server,
         "fill_s": fill_s,
         "drop_day_s": drop_s,
         "dropped_day_events": dropped_events,
