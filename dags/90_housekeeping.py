@@ -7,7 +7,7 @@ how many bytes. A folder of a queued or running run is never touched, nor one yo
 retention (a failed run's files stay for its retry or its investigation until then). With
 ``ETLML_SOURCE=redis_stream`` it also trims the event stream's entries older than the retention.
 
-It also keeps the warehouse's day partitions (README "Partitions and retention"): those of today and
+It also keeps the warehouse's day partitions (docs/partitions.md): those of today and
 the next two days are created if missing, and with ``ETLML_RETENTION_DAYS`` set, every day older than
 that is dropped whole, its events, predictions, rejected records and labels together.
 """

@@ -26,7 +26,7 @@ import httpx
 import psycopg
 from psycopg import conninfo, sql
 
-LOCAL_LOGIN = {"admin": "admin"}  # local demo and tests only; see README "Deploy with Docker Compose"
+LOCAL_LOGIN = {"admin": "admin"}  # local demo and tests only; see docs/deploy.md
 LOCAL_HOST = "127.0.0.1"
 TERMINAL_STATES = {"success", "failed"}
 LOG_TAIL_LINES = 15
