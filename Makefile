@@ -2,6 +2,7 @@
 #   make demo   install, start PostgreSQL + Airflow locally, run the pipeline, show predictions
 #               (make demo-clean: drop the demo's databases and role, delete .demo)
 #   make test   lint, type check and the whole test suite (what .ci/run calls)
+#   make test-compose  the Compose layer: the stack under a Docker engine of its own (.ci/run calls it next)
 #   make bench  the benchmark: pipeline steps at 1,000,000 events (EVENTS=...) against the COPY bound and
 #               the naive approach, a sharded run, and Airflow's overhead under a real scheduler
 #               (make bench GROWTH=30000000: instead, does a load slow down in a warehouse of 30M events?
@@ -15,7 +16,7 @@ UV_VERSION := $(shell sed -n 's/^uv==//p' requirements.lock)
 STAMP := $(VENV)/.installed
 EVENTS ?= 1000000
 
-.PHONY: install system-deps lock lint typecheck test demo demo-clean bench bench-cli clean
+.PHONY: install system-deps compose-deps lock lint typecheck test test-compose demo demo-clean bench bench-cli clean
 
 install: $(STAMP)
 
@@ -36,6 +37,14 @@ system-deps:
 	  [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver; \
 	} || { echo "make: the UI test needs Debian's chromium: sudo apt-get install chromium chromium-driver"; exit 1; }
+
+# Debian's Docker engine, Compose 1.29 and debootstrap for the Compose layer (it builds every image it runs
+# from Debian's packages and PyPI: no registry of images is needed).
+compose-deps: system-deps
+	@command -v dockerd >/dev/null && command -v docker-compose >/dev/null && command -v debootstrap >/dev/null || { \
+	  [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq docker.io docker-compose debootstrap; \
+	} || { echo "make: the Compose layer needs Debian's docker.io, docker-compose and debootstrap, as root: apt-get install docker.io docker-compose debootstrap"; exit 1; }
 
 # Re-resolve the pins after editing requirements.in.
 lock: install
@@ -59,10 +68,15 @@ typecheck: install
 test: lint typecheck system-deps
 	@mkdir -p test-output
 	@$(BIN)/pytest -m e2e > test-output/e2e.log 2>&1 & e2e=$$!; \
-	$(BIN)/pytest -m "not e2e"; others=$$?; \
+	$(BIN)/pytest -m "not e2e and not compose"; others=$$?; \
 	wait $$e2e; e2e_status=$$?; \
 	echo "--- end-to-end suites (tests/e2e) ---"; grep -v '^[0-9]\{4\}-[0-9][0-9]-[0-9][0-9]T' test-output/e2e.log; \
 	test $$others -eq 0 && test $$e2e_status -eq 0
+
+# docker-compose.yml and docker-compose.workers.yml under a Docker engine the test starts and stops; images
+# are cached in ETLML_DOCKER_CACHE (default /var/cache/etlml-compose). Figures: test-output/compose.json.
+test-compose: install compose-deps
+	$(BIN)/pytest -m compose
 
 demo: install
 	$(BIN)/python -m scripts.demo
