@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from scripts import localstack
-from tests.compose.day import Result, run_day, write_landing
+from tests.compose.day import Result, run_day, write_artifact, write_landing
 from tests.compose.engine import Deployment, Engine, missing_tools
 from tests.conftest import ROOT
 
@@ -61,18 +61,25 @@ def landing(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="session")
-def one_host(engine: Engine, landing: Path, tmp_path_factory: pytest.TempPathFactory) -> Result:
+def artifacts(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return write_artifact(tmp_path_factory.mktemp("artifacts"))
+
+
+@pytest.fixture(scope="session")
+def one_host(
+    engine: Engine, landing: Path, artifacts: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Result:
     """docker-compose.yml alone, started with the README's commands; the day backfilled by its one
     worker; the browser's login and the etlml page; then `down -v`."""
     deployment = _deploy(engine, "etlml-one", ["docker-compose.yml"], tmp_path_factory.mktemp("one"))
-    result = run_day(deployment, landing, kill_a_worker=False, browse=True)
+    result = run_day(deployment, landing, artifacts, kill_a_worker=False, browse=True)
     _report("one worker", result)
     return result
 
 
 @pytest.fixture(scope="session")
 def two_workers(
-    engine: Engine, landing: Path, one_host: Result, tmp_path_factory: pytest.TempPathFactory
+    engine: Engine, landing: Path, artifacts: Path, one_host: Result, tmp_path_factory: pytest.TempPathFactory
 ) -> Result:
     """With docker-compose.workers.yml: two workers, no shared disk, intermediates and logs on the S3
     server; one worker killed mid-backfill. Starts after the one-worker deployment is down."""
@@ -82,6 +89,6 @@ def two_workers(
         ["docker-compose.yml", "docker-compose.workers.yml"],
         tmp_path_factory.mktemp("two"),
     )
-    result = run_day(deployment, landing, kill_a_worker=True, browse=False)
+    result = run_day(deployment, landing, artifacts, kill_a_worker=True, browse=False)
     _report("two workers", result)
     return result

@@ -56,11 +56,18 @@ for path in sorted(root.rglob("*.csv")):
     key = "landing/" + path.relative_to(root).as_posix()
     hook.load_file(str(path), key, bucket_name="etlml", replace=True)
 """
+# the champion, and the version with a stored artifact the test registers to score in shadow beside it
+CHAMPION, SHADOW = "baseline_v1", "sk1"
+SHADOW_STATS = {"f1": {"mean": 9, "std": 3}, "f2": {"mean": 0.5, "std": 2}, "f3": {"mean": 95, "std": 12}}
+_SCORED = (
+    "(SELECT count(*) FROM predictions p "
+    "WHERE p.interval_start = a.interval_start AND p.model_version = '{}')"
+)
 COUNTS = (
     f"SELECT count(*), sum(extracted), sum(loaded), "
     f"count(*) FILTER (WHERE extracted = loaded + rejected + deduplicated AND loaded = (SELECT count(*) "
     f"FROM processed_data d WHERE (d.interval_start, d.interval_end) = (a.interval_start, a.interval_end)) "
-    f"AND loaded = (SELECT count(*) FROM predictions p WHERE p.interval_start = a.interval_start)) "
+    f"AND loaded = {_SCORED.format(CHAMPION)} AND loaded = {_SCORED.format(SHADOW)}) "
     f"FROM run_audit a WHERE dag_id = '{PIPELINE}' AND {_DAY}"
 )
 ORPHANS = (
@@ -77,6 +84,7 @@ class Result:
     commands: list[str] = field(default_factory=list)
     backfill_states: Counter[str] = field(default_factory=Counter)
     manual_run: str = ""
+    artifact_uri: str = ""
     backfill_minutes: float = 0.0
     runs_per_minute: float = 0.0
     split: Counter[str] = field(default_factory=Counter)
@@ -151,6 +159,41 @@ def write_landing(folder: Path) -> int:
         events.to_csv(folder / partition_key(interval) / "events.csv", index=False,
                       columns=["event_id", "ts_utc", "f1", "f2", "f3"])  # fmt: skip
     return INTERVALS + 1
+
+
+def write_artifact(folder: Path) -> Path:
+    """A scikit-learn regression saved with skops, the kind of artifact the registry stores."""
+    import numpy as np
+    import skops.io
+    from sklearn.linear_model import LinearRegression
+
+    x = np.random.default_rng(1).normal([10, 0, 100], [2, 1, 10], size=(100, 3))
+    skops.io.dump(LinearRegression().fit(x, x @ [1.0, -1.0, 0.5] + 2.0), folder / "model.skops")
+    folder.chmod(0o755)  # a bind mount keeps the mode: the container's user must read it
+    (folder / "model.skops").chmod(0o644)
+    return folder
+
+
+def _register_shadow(deployment: Deployment, artifacts: Path, result: Result) -> None:
+    """Register the artifact as a version and shadow it, as docs/deploy.md says registry changes run
+    (as the warehouse's owner, in airflow-init's container): its artifact is stored under the storage
+    root, and every worker then reads it through the URI the registry records."""
+    run = [
+        "run",
+        "--rm",
+        "-v",
+        f"{artifacts}:/artifacts:ro",
+        "--entrypoint",
+        "etlml",
+        "airflow-init",
+        "models",
+    ]
+    deployment.compose(*run, "register", SHADOW, "--kind", "sklearn", "--artifact", "/artifacts/model.skops",
+                       "--stats", json.dumps(SHADOW_STATS))  # fmt: skip
+    deployment.compose(*run, "shadow", SHADOW)
+    result.artifact_uri = deployment.sql(
+        f"SELECT artifact_uri FROM model_versions WHERE model_version = '{SHADOW}'"
+    )
 
 
 def _land(deployment: Deployment, folder: Path) -> None:
@@ -301,7 +344,9 @@ def _browse(deployment: Deployment, result: Result) -> None:
         page.screenshot(path=str(shots / "compose-etlml-page.png"), full_page=True)
 
 
-def run_day(deployment: Deployment, landing: Path, *, kill_a_worker: bool, browse: bool) -> Result:
+def run_day(
+    deployment: Deployment, landing: Path, artifacts: Path, *, kill_a_worker: bool, browse: bool
+) -> Result:
     """Start the deployment, backfill the day (and trigger one run), check, then ``down -v``."""
     result = Result()
     try:
@@ -310,6 +355,7 @@ def run_day(deployment: Deployment, landing: Path, *, kill_a_worker: bool, brows
         api.wait_for_dag(INIT, timeout=300)
         api.unpause(INIT)
         assert api.wait_for_run(INIT, api.trigger(INIT), timeout=300) == "success"
+        _register_shadow(deployment, artifacts, result)
         api.wait_for_dag(PIPELINE)
         # created while the pipeline is paused: the scheduler then starts after the day, not inside it
         last = DAY_END - timedelta(minutes=10)

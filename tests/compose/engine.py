@@ -180,9 +180,12 @@ class Deployment:
 
     @property
     def env(self) -> dict[str, str]:
+        """A user's shell: not the test process's environment, whose ETLML_* and AIRFLOW_* settings would
+        win over ``.env`` in the compose files' interpolation."""
         stand_ins = {variable: image for variable, (_, image, _) in STAND_INS.items()}
+        shell = {k: v for k, v in os.environ.items() if k in ("PATH", "HOME", "LANG", "LC_ALL", "TMPDIR")}
         return {
-            **self.engine.env, **stand_ins, **self.extra_env,
+            **shell, "DOCKER_HOST": self.engine.env["DOCKER_HOST"], **stand_ins, **self.extra_env,
             "COMPOSE_PROJECT_NAME": self.project, "COMPOSE_FILE": os.pathsep.join(self.compose_files),
         }  # fmt: skip
 

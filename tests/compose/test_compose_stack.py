@@ -47,6 +47,8 @@ def test_a_days_backfill_and_a_triggered_run_succeed_on_one_worker(one_host: Res
     assert one_host.audits == (INTERVALS, INTERVALS * EVENTS, INTERVALS * (EVENTS - INVALID), INTERVALS)
     assert one_host.orphans == 0
     assert all(one_host.digests.values()), one_host.digests
+    # the shadow version's artifact, stored by the registry on the storage volume every service mounts
+    assert one_host.artifact_uri == "file:///opt/airflow/storage/+models/sk1/model.skops"
 
 
 def test_a_browser_logs_in_and_the_etlml_page_shows_the_runs(one_host: Result) -> None:
@@ -67,6 +69,8 @@ def test_two_workers_without_shared_disk_store_the_same_day(one_host: Result, tw
     assert two_workers.digests == one_host.digests
     assert two_workers.audits == one_host.audits
     assert two_workers.orphans == 0
+    # the artifact is on the S3 server: each worker scored the shadow version by reading it through its URI
+    assert two_workers.artifact_uri == "s3://aws_default@etlml/storage/+models/sk1/model.skops"
     # finished tasks' logs are read from the S3 server, whichever worker ran them
     assert len(two_workers.logs_read) == 2 and min(two_workers.logs_read.values()) > 0, two_workers.logs_read
 
