@@ -99,7 +99,7 @@ class Result:
     left_behind: dict[str, list[str]] = field(default_factory=dict)
 
     def summary(self) -> dict[str, Any]:
-        return {k: v for k, v in self.__dict__.items() if k not in ("digests",)} | {"digests": self.digests}
+        return dict(self.__dict__)
 
 
 def readme_commands() -> list[str]:

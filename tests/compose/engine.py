@@ -106,9 +106,6 @@ class Engine:
         return subprocess.run(["docker", *args], env=self.env, capture_output=True, text=True,
                               check=check, **kwargs)  # fmt: skip
 
-    def has_image(self, name: str) -> bool:
-        return self.docker("image", "inspect", name, check=False).returncode == 0
-
     # ---- images, none from Docker Hub
 
     def base_image(self) -> None:
