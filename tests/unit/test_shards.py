@@ -52,3 +52,48 @@ def test_an_id_has_one_shard_wherever_it_appears(ids: list[str], shards: int) ->
     alone = [int(shard_of(pd.Series([i], dtype="string"), shards)[0]) for i in ids]
     assert together.tolist() == alone
     assert ((together >= 0) & (together < shards)).all()
+
+
+KEYS = st.lists(
+    st.tuples(st.sampled_from(["a", "b", "bb", "c\u00e9", "d" * 40]), st.sampled_from(["x.csv", "y.csv"])),
+    max_size=40,
+)
+
+
+@pytest.mark.parametrize("hashes", ["real", "all_equal", "modulo_3"])
+@given(keys=KEYS)
+def test_extract_compares_only_ids_whose_hash_repeats_with_the_same_verdicts(
+    keys: list[tuple[str, str]], hashes: str
+) -> None:
+    """extract resolves a shard's duplicates by comparing only the ids whose 64-bit hash occurs
+    twice: with every hash equal, or many colliding, its verdicts are still the contract's over all
+    the keys (the pre-filter only narrows what is compared)."""
+    import pyarrow as pa
+
+    from etlml.ingest import contract
+    from etlml.steps import extract
+
+    table = pa.table(
+        {
+            "event_id": [k for k, _ in keys],
+            "source_file": [f for _, f in keys],
+            "row_number": pa.array(range(len(keys)), pa.int64()),
+        }
+    )
+    parts = [extract._keys(table.slice(0, len(keys) // 2)), extract._keys(table.slice(len(keys) // 2))]
+    real = extract.id_hashes
+    fake = {
+        "real": real,
+        "all_equal": lambda ids: np.zeros(len(ids), np.uint64),
+        "modulo_3": lambda ids: real(ids) % np.uint64(3),
+    }[hashes]
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(extract, "id_hashes", fake)
+        found = extract._superseded(parts)
+    expected = contract.superseded(table["event_id"], table["source_file"], table["row_number"])
+    if found is None:
+        assert not len(expected.rows)
+    else:
+        assert found.rows.tolist() == expected.rows.tolist()
+        assert found.kept_file.tolist() == expected.kept_file.tolist()
+        assert found.kept_row.tolist() == expected.kept_row.tolist()

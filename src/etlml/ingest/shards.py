@@ -21,12 +21,17 @@ def shard_count(records: int, shard_size: int) -> int:
     return max(1, -(-records // shard_size))
 
 
-def shard_of(ids: pd.Series, shards: int) -> np.ndarray[Any, Any]:
-    """The shard of each event id: a polynomial hash of its UTF-8 bytes, the same in every process
-    and release (unlike Python's ``hash``), computed over the Arrow buffers a byte position at a time
-    (several times faster than pandas' per-value hashing, in memory proportional to the number of
-    ids). The definition must not change: a run's files are read by the shard they were written for.
-    """
+def shard_of(ids: pd.Series | pa.Array, shards: int) -> np.ndarray[Any, Any]:
+    """The shard of each event id: :func:`id_hashes` modulo ``shards``. The definition must not
+    change: a run's files are read by the shard they were written for."""
+    return id_hashes(ids) % np.uint64(shards)
+
+
+def id_hashes(ids: pd.Series | pa.Array) -> np.ndarray[Any, np.dtype[np.uint64]]:
+    """A 64-bit hash of each event id: a polynomial hash of its UTF-8 bytes, the same in every
+    process and release (unlike Python's ``hash``), computed over the Arrow buffers a byte position
+    at a time (several times faster than pandas' per-value hashing, in memory proportional to the
+    number of ids; the time grows with the longest id, which the data contract bounds)."""
     arrow = pa.array(ids, from_pandas=True, type=pa.large_string())
     if isinstance(arrow, pa.ChunkedArray):
         arrow = arrow.combine_chunks()
@@ -48,4 +53,4 @@ def shard_of(ids: pd.Series, shards: int) -> np.ndarray[Any, Any]:
         hashes ^= hashes >> np.uint64(33)
         hashes *= _HASH_MIX
         hashes ^= hashes >> np.uint64(29)
-    return hashes % np.uint64(shards)
+    return hashes
