@@ -101,3 +101,16 @@ def test_the_generator_still_makes_the_recorded_events(seed: int, events: int) -
         assert got == expected, index  # exact: the same floats, not approximately
     if (seed, events) in GOLDEN_MISSING_F2:
         assert int(frame["f2"].isna().sum()) == GOLDEN_MISSING_F2[(seed, events)]
+
+
+def test_only_the_simulator_is_read_as_giving_each_id_once() -> None:
+    """extract writes the simulator's events as they come, with no duplicates to resolve: its ids are
+    ``evt-<interval start>-<n>``, distinct across every chunk, even beyond chunk_rows events."""
+    from etlml.ingest import source as sources
+
+    simulator = SimulatedSource(seed=1, events_per_interval=SimulatedSource.chunk_rows + 3)
+    reading = sources.read(simulator, INTERVAL)
+    assert reading.distinct_ids and reading.streamed
+    ids = pd.concat([chunk["event_id"] for chunk in reading.chunks])
+    assert len(ids) == SimulatedSource.chunk_rows + 3 and ids.is_unique
+    assert not sources.Reading(None, [], streamed=True).distinct_ids  # any other source's default

@@ -85,13 +85,15 @@ class Reading:
     """An interval's records as a source gives them: how many (at most; ``None``: known once the
     chunks are read), the chunks, whether there may be more than one chunk (then duplicates can meet
     across chunks and are resolved later), and whether the source found the interval at all
-    (``found``: ``False`` for a missing partition)."""
+    (``found``: ``False`` for a missing partition). ``distinct_ids``: the source gives each event id
+    once per interval by construction (the simulator), so there are no duplicates to resolve."""
 
     total: int | None
     chunks: Iterable[pd.DataFrame]
     streamed: bool
     found: bool = True
     files: dict[str, FileEntry] | None = None
+    distinct_ids: bool = False
 
 
 def read(source: EventSource, interval: Interval) -> Reading:
@@ -104,7 +106,11 @@ def read(source: EventSource, interval: Interval) -> Reading:
     files = source.ledger_files(interval) if isinstance(source, ListedSource) else None
     if isinstance(source, StreamingSource):
         return Reading(
-            source.record_count(interval), source.record_chunks(interval), streamed=True, files=files
+            source.record_count(interval),
+            source.record_chunks(interval),
+            streamed=True,
+            files=files,
+            distinct_ids=isinstance(source, SimulatedSource),
         )
     if isinstance(source, ChunkedSource):
         return Reading(None, source.record_chunks(interval), streamed=True, files=files)

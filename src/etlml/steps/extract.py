@@ -223,13 +223,14 @@ def _write_shards(
     """Check the records and write the accepted events to the shards ``keys``. Records that came in
     chunks are checked without deduplication, and duplicates resolved in each shard before it is
     written; a shard whose events the memory could not hold until the end is written as they come,
-    and rewritten without its superseded events."""
+    and rewritten without its superseded events. Events of a source whose ids are distinct by
+    construction (the simulator) are written as they come, with nothing to resolve."""
     with ExitStack() as stack:
         writers = [
             stack.enter_context(FrameWriter(folder / k.file_name("events"), EVENTS, compression=SHARD_CODEC))
             for k in keys
         ]
-        shards = _Shards(writers, rejected, tally, hold=reading.streamed)
+        shards = _Shards(writers, rejected, tally, hold=reading.streamed and not reading.distinct_ids)
         for chunk in reading.chunks:
             checked = contract.apply(chunk, rules, provenance=True, deduplicate=not reading.streamed)
             rejected.write(checked.rejected)
