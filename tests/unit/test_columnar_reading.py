@@ -323,6 +323,50 @@ def test_hostile_parquet_gets_the_same_verdicts(data: bytes, chunk: int) -> None
     assert_same_verdicts("h.parquet", data, chunk=chunk)
 
 
+_ANY_STAMP = st.datetimes(datetime(1000, 1, 1), datetime(9999, 12, 31, 23, 59, 59, 999999))
+_EDGES = [1e-4, 9.999999999999999e-05, 1.5e-05, 0.00012, 1e16, 9999999999999998.0, 1.5e16, 123456789012345.6]
+_ANY_FLOAT = (
+    st.floats()
+    | st.integers(-(10**17), 10**17).map(float)
+    | st.floats(-1e4, 1e4)
+    | st.sampled_from(_EDGES).map(lambda f: f * 1.0000001)
+    | st.sampled_from(_EDGES)
+)
+
+
+@HOSTILE
+@given(
+    st.lists(st.tuples(st.none() | _ANY_FLOAT, st.none() | _ANY_STAMP), min_size=1, max_size=40),
+    st.sampled_from([pa.float64(), pa.float32()]),
+    st.sampled_from(["s", "ms", "us"]),
+    st.sampled_from([None, "UTC"]),
+    st.booleans(),
+)
+def test_parquet_numbers_and_timestamps_render_as_the_record_reader(
+    rows: list[tuple[float | None, datetime | None]],
+    floats: pa.DataType,
+    unit: str,
+    tz: str | None,
+    whole: bool,
+) -> None:
+    """Any float (NaN, infinities, zeros, subnormal, huge, float32) and any timestamp of a plain
+    column is rendered, as text and in the raw JSON, as Python renders it one value at a time."""
+    stamps = [
+        None if s is None else s.replace(microsecond=0 if whole else s.microsecond, tzinfo=tz and UTC)
+        for _, s in rows
+    ]
+    table = pa.table(
+        {
+            "event_id": pa.array([f"e{i}" for i in range(len(rows))]),
+            "ts_utc": pa.array(stamps, pa.timestamp("us", tz=tz)).cast(pa.timestamp(unit, tz=tz), safe=False),
+            "f1": pa.array([r[0] for r in rows], pa.float64()).cast(floats, safe=False),
+        }
+    )
+    out = io.BytesIO()
+    pq.write_table(table, out)
+    assert_same_verdicts("n.parquet", out.getvalue())
+
+
 def _digits(n: int) -> st.SearchStrategy[str]:
     return st.text(alphabet="0123456789", min_size=n, max_size=n)
 

@@ -451,24 +451,102 @@ def parquet_plain(batch: pa.RecordBatch) -> bool:
 
 
 def _floats(column: pa.Array) -> tuple[pa.Array, pa.Array]:
-    """A float column's values as ``str`` and as ``json.dumps`` write them."""
-    text = [None if v is None else repr(v) for v in column.cast(pa.float64()).to_pylist()]
-    as_text = pa.array(text, pa.string())
+    """A float column's values as ``str`` and as ``json.dumps`` write them (Python's shortest
+    ``repr``). Arrow's cast writes the same shortest digits; where Python writes them positionally
+    (magnitudes from 1e-4 up to 1e16) and Arrow does too, its text is Python's but for the ``.0`` an
+    integral value lacks. The other values (NaN, infinities, zeros, tiny and huge magnitudes, or
+    Arrow's exponent) are rendered by ``repr``, one at a time: few in real data."""
+    values = column.cast(pa.float64())
+    text = values.cast(pa.string())
+    numbers = values.to_numpy(zero_copy_only=False)  # NaN where null
+    present = ~np.asarray(values.is_null())
+    with np.errstate(invalid="ignore"):
+        magnitude = np.abs(numbers)
+        arrow = present & (magnitude >= 1e-4) & (magnitude < 1e16)
+    arrow &= ~np.asarray(pc.match_substring(text, "e").fill_null(False))
+    dotted = pc.match_substring(text, ".")
+    text = pc.if_else(dotted, text, pc.binary_join_element_wise(text, ".0", ""))
+    odd = np.flatnonzero(present & ~arrow)
+    if not len(odd):
+        return text, text
+    rendered = [repr(v) for v in numbers[odd].tolist()]
     special = {"nan": "NaN", "inf": "Infinity", "-inf": "-Infinity"}
-    as_json = pa.array([None if t is None else special.get(t, t) for t in text], pa.string())
+    index = np.full(len(numbers), -1, dtype=np.int64)
+    index[odd] = np.arange(len(odd))
+    at = pa.array(index, mask=index < 0)
+    mine = pa.array(arrow | ~present)
+    as_text = pc.if_else(mine, text, pa.array(rendered, pa.string()).take(at))
+    as_json = pc.if_else(mine, text, pa.array([special.get(t, t) for t in rendered], pa.string()).take(at))
     return as_text, as_json
 
 
 def _timestamps(column: pa.Array) -> tuple[pa.Array, pa.Array]:
-    """A timestamp column as ``datetime.isoformat()`` and ``str(datetime)`` write its values."""
+    """A timestamp column as ``datetime.isoformat()`` and ``str(datetime)`` write its values, the
+    characters set digit by digit in NumPy (Arrow's ``strftime`` and cast took over a second per
+    million values). Years are 1000 to 9999 (:func:`_plain_column`)."""
     micro = column.cast(pa.timestamp("us", tz=column.type.tz))
-    full = pc.strftime(micro, format="%Y-%m-%dT%H:%M:%S")  # with six decimals of the second
-    micros = pc.cast(micro, pa.int64())
-    whole = pc.equal(pc.subtract(micros, pc.multiply(pc.divide(micros, 1_000_000), 1_000_000)), 0)
-    iso = pc.if_else(whole, pc.utf8_slice_codeunits(full, 0, 19), full)
-    if column.type.tz is not None:
-        iso = pc.binary_join_element_wise(iso, "+00:00", "")
-    return iso, pc.replace_substring(iso, "T", " ", max_replacements=1)
+    n = len(micro)
+    us = np.asarray(micro.cast(pa.int64()).fill_null(0).to_numpy(zero_copy_only=False), dtype=np.int64)
+    days, rest = np.divmod(us, 86_400_000_000)
+    year, month, day = _civil(days)
+    seconds, fraction = np.divmod(rest, 1_000_000)
+    hour, seconds = np.divmod(seconds, 3600)
+    minute, second = np.divmod(seconds, 60)
+    suffix = b"+00:00" if column.type.tz is not None else b""
+    width = 26 + len(suffix)
+    chars = np.empty((n, width), dtype=np.uint8)
+    for at, value, count in ((0, year, 4), (5, month, 2), (8, day, 2), (11, hour, 2), (14, minute, 2)):
+        _digits(chars, at, value, count)
+    _digits(chars, 17, second, 2)
+    _digits(chars, 20, fraction, 6)
+    for at, char in ((4, b"-"), (7, b"-"), (10, b"T"), (13, b":"), (16, b":"), (19, b".")):
+        chars[:, at] = ord(char)
+    chars[:, 26:] = np.frombuffer(suffix, dtype=np.uint8)
+    keep = np.ones((n, width), dtype=bool)
+    whole = fraction == 0  # no fraction of a second is written
+    keep[whole, 19:26] = False
+    valid = np.asarray(micro.is_valid(), dtype=bool)
+    keep[~valid] = False
+    offsets = np.concatenate(([0], np.cumsum(keep.sum(axis=1)))).astype(np.int64)
+    iso = _texts(n, offsets, chars, keep, valid)
+    chars[:, 10] = ord(" ")
+    return iso, _texts(n, offsets, chars, keep, valid)
+
+
+def _digits(chars: np.ndarray[Any, Any], at: int, value: np.ndarray[Any, Any], count: int) -> None:
+    """``value`` written in ``count`` decimal digits, zero-padded, at column ``at`` of ``chars``."""
+    for k in range(count - 1, -1, -1):
+        value, digit = np.divmod(value, 10)
+        chars[:, at + k] = ord("0") + digit
+
+
+def _texts(
+    n: int,
+    offsets: np.ndarray[Any, Any],
+    chars: np.ndarray[Any, Any],
+    keep: np.ndarray[Any, Any],
+    valid: np.ndarray[Any, Any],
+) -> pa.Array:
+    data = pa.py_buffer(chars[keep].tobytes())
+    texts = pa.LargeStringArray.from_buffers(n, pa.py_buffer(offsets), data)
+    if not valid.all():
+        texts = pc.if_else(pa.array(valid), texts, pa.scalar(None, pa.large_string()))
+    return texts.cast(pa.string())
+
+
+def _civil(days: np.ndarray[Any, Any]) -> tuple[np.ndarray[Any, Any], ...]:
+    """Year, month and day of days since 1970-01-01 in the proleptic Gregorian calendar (Howard
+    Hinnant's ``civil_from_days``)."""
+    z = days + 719_468
+    era = np.floor_divide(z, 146_097)
+    doe = z - era * 146_097
+    yoe = (doe - doe // 1460 + doe // 36_524 - doe // 146_096) // 365
+    doy = doe - (365 * yoe + yoe // 4 - yoe // 100)
+    mp = (5 * doy + 2) // 153
+    day = doy - (153 * mp + 2) // 5 + 1
+    month = np.where(mp < 10, mp + 3, mp - 9)
+    year = yoe + era * 400 + (month <= 2)
+    return year, month, day
 
 
 def _rendered(column: pa.Array) -> tuple[pa.Array, pa.Array]:
