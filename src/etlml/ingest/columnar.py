@@ -375,13 +375,13 @@ def _json_fast(block: bytes, first_line: int, fields: formats.Fields) -> pa.Tabl
         )
     except pa.ArrowInvalid:
         return None
-    columns = {name: parsed[name].combine_chunks() for name in parsed.column_names}
-    if (
+    if (  # judged by the schema first: Arrow fails to combine some nested columns (lists of nulls)
         parsed.num_rows != lines.count
-        or not set(columns) <= fields.known
-        or any(c.type not in _JSON_SCALARS for c in columns.values())
+        or not set(parsed.column_names) <= fields.known
+        or any(f.type not in _JSON_SCALARS for f in parsed.schema)
     ):
         return None
+    columns = {name: parsed[name].combine_chunks() for name in parsed.column_names}
     values = {n: c if c.type == pa.string() else pc.cast(c, pa.string()) for n, c in columns.items()}
     return _table(lines, block, first_line, values=values, fields=fields, extras=None)
 
