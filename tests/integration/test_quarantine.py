@@ -207,3 +207,54 @@ def test_stale_quarantine_is_found_by_key_whatever_the_statistics_say(qconn: psy
         row = cur.fetchone()
     assert row is not None
     assert _nested_scans_of(row[0][0]["Plan"], "stage_rejected") == []
+
+
+def _scans_per_row(plan: dict[str, Any], prefix: str) -> list[tuple[str, int]]:
+    """The scans, in an analyzed JSON plan, of a relation whose name starts with ``prefix`` (a table
+    or its partitions) that ran more than once: once per row of something else."""
+    found = []
+    if str(plan.get("Relation Name", "")).startswith(prefix) and plan.get("Actual Loops", 1) > 1:
+        found.append((plan["Relation Name"], plan["Actual Loops"]))
+    for child in plan.get("Plans", []):
+        found += _scans_per_row(child, prefix)
+    return found
+
+
+@pytest.mark.parametrize("stored_before", [False, True])
+def test_merging_the_quarantine_reads_the_stored_records_once(
+    qconn: psycopg.Connection[Any], stored_before: bool
+) -> None:
+    """The interval's partition empty when the merge is planned (a new day, a TRUNCATE), or holding
+    the interval's records (a rerun): telling inserted from updated records reads the stored ones
+    once, never once per merged record (on an empty partition the planner scanned it whole per
+    record, and the merge's own inserts made that quadratic: 1.3 s of a landing interval's
+    load_processed for 10,000 rejected duplicates)."""
+    from etlml.warehouse.connection import query
+
+    interval = Interval(datetime(2031, 3, 5, 12, 0, tzinfo=UTC), datetime(2031, 3, 5, 12, 10, tzinfo=UTC))
+    writes.ensure_partitions(qconn, interval.start, interval.start)
+    n = 2_000
+    rows = pd.DataFrame(
+        {
+            "source_file": ["2031-03-05/1200/export.csv"] * n,
+            "row_number": range(1, n + 1),
+            "event_id": [f"e{i}" for i in range(n)],
+            "reason": ["duplicate"] * n,
+            "message": ["kept from a later row"] * n,
+            "raw": [f"e{i},x".encode() for i in range(n)],
+        }
+    ).astype(records.REJECTED.dtypes())
+    if stored_before:
+        writes.upsert_rejected(qconn, rows.iloc[: n // 2], interval, "r0")
+    changed = rows.assign(message="kept from another row")
+    params = {"interval_start": interval.start, "interval_end": interval.end, "written_by_run": "r"}
+    with qconn.transaction(force_rollback=True), qconn.cursor() as cur:
+        cur.execute(query("stage_rejected"))
+        writes.copy_frames(cur, "stage_rejected", writes.REJECTED_STAGE, [changed])
+        cur.execute("ANALYZE stage_rejected")
+        cur.execute(f"EXPLAIN (ANALYZE, FORMAT JSON) {query('merge_rejected')}", params)
+        row = cur.fetchone()
+    assert row is not None
+    assert _scans_per_row(row[0][0]["Plan"], "rejected_events") == []
+    result = writes.upsert_rejected(qconn, changed, interval, "r")
+    assert (result.inserted, result.updated) == ((n // 2, n // 2) if stored_before else (n, 0))

@@ -17,13 +17,17 @@ WITH merged AS (
     WHERE (r.reason, r.message, r.event_id, r.raw) IS DISTINCT FROM
           (EXCLUDED.reason, EXCLUDED.message, EXCLUDED.event_id, EXCLUDED.raw)
     RETURNING r.source_file, r.row_number
+), keys AS (
+    -- the statement's other parts see the table as it was before it: a returned row whose key was not
+    -- stored is new (xmax = 0 cannot be read from a partitioned table). The interval's stored keys are
+    -- read once and grouped with the returned ones: looked up once per returned row, a partition the
+    -- planner took for empty (a new day, a TRUNCATE) was scanned whole per row, its rows the ones this
+    -- statement inserts (quadratic: 1.3 s for 10,000 records)
+    SELECT source_file, row_number, true AS returned, false AS stored FROM merged
+    UNION ALL
+    SELECT source_file, row_number, false, true FROM rejected_events
+    WHERE interval_start = %(interval_start)s AND interval_end = %(interval_end)s
+), marked AS (
+    SELECT bool_or(stored) AS stored FROM keys GROUP BY source_file, row_number HAVING bool_or(returned)
 )
--- the statement's other parts see the table as it was before it: a returned row that was not there
--- is new (xmax = 0 cannot be read from a partitioned table)
-SELECT count(*) FILTER (WHERE NOT stored), count(*) FILTER (WHERE stored)
-FROM (
-    SELECT EXISTS (SELECT 1 FROM rejected_events AS o
-                   WHERE o.interval_start = %(interval_start)s AND o.interval_end = %(interval_end)s
-                     AND o.source_file = m.source_file AND o.row_number = m.row_number) AS stored
-    FROM merged AS m
-) AS marked;
+SELECT count(*) FILTER (WHERE NOT stored), count(*) FILTER (WHERE stored) FROM marked;
