@@ -176,6 +176,20 @@ def _nested_scans_of(plan: dict[str, Any], table: str) -> list[str]:
     return found
 
 
+def _duplicates_of(interval: Interval, n: int) -> pd.DataFrame:
+    """``n`` records of one file of ``interval`` quarantined as duplicates (:data:`records.REJECTED`)."""
+    return pd.DataFrame(
+        {
+            "source_file": [f"{interval.start:%Y-%m-%d/%H%M}/export.csv"] * n,
+            "row_number": range(1, n + 1),
+            "event_id": [f"e{i}" for i in range(n)],
+            "reason": ["duplicate"] * n,
+            "message": ["kept from a later row"] * n,
+            "raw": [f"e{i},x".encode() for i in range(n)],
+        }
+    ).astype(records.REJECTED.dtypes())
+
+
 def test_stale_quarantine_is_found_by_key_whatever_the_statistics_say(qconn: psycopg.Connection[Any]) -> None:
     """The interval's partition analyzed while empty (a new day, a TRUNCATE) and many records
     rejected: the removal of the records the run no longer rejects looks each stored one up among
@@ -186,17 +200,7 @@ def test_stale_quarantine_is_found_by_key_whatever_the_statistics_say(qconn: psy
     interval = Interval(datetime(2031, 3, 4, 12, 0, tzinfo=UTC), datetime(2031, 3, 4, 12, 10, tzinfo=UTC))
     writes.ensure_partitions(qconn, interval.start, interval.start)
     qconn.execute("ANALYZE rejected_events")
-    n = 2_000
-    rows = pd.DataFrame(
-        {
-            "source_file": ["2031-03-04/1200/export.csv"] * n,
-            "row_number": range(1, n + 1),
-            "event_id": [f"e{i}" for i in range(n)],
-            "reason": ["duplicate"] * n,
-            "message": ["kept from a later row"] * n,
-            "raw": [f"e{i},x".encode() for i in range(n)],
-        }
-    ).astype(records.REJECTED.dtypes())
+    rows = _duplicates_of(interval, 2_000)
     params = {"interval_start": interval.start, "interval_end": interval.end, "written_by_run": "r"}
     with qconn.transaction(force_rollback=True), qconn.cursor() as cur:
         cur.execute(query("stage_rejected"))
@@ -234,16 +238,7 @@ def test_merging_the_quarantine_reads_the_stored_records_once(
     interval = Interval(datetime(2031, 3, 5, 12, 0, tzinfo=UTC), datetime(2031, 3, 5, 12, 10, tzinfo=UTC))
     writes.ensure_partitions(qconn, interval.start, interval.start)
     n = 2_000
-    rows = pd.DataFrame(
-        {
-            "source_file": ["2031-03-05/1200/export.csv"] * n,
-            "row_number": range(1, n + 1),
-            "event_id": [f"e{i}" for i in range(n)],
-            "reason": ["duplicate"] * n,
-            "message": ["kept from a later row"] * n,
-            "raw": [f"e{i},x".encode() for i in range(n)],
-        }
-    ).astype(records.REJECTED.dtypes())
+    rows = _duplicates_of(interval, n)
     if stored_before:
         writes.upsert_rejected(qconn, rows.iloc[: n // 2], interval, "r0")
     changed = rows.assign(message="kept from another row")
