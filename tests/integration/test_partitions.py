@@ -323,3 +323,36 @@ def test_rescore_reads_its_events_by_key_in_the_windows_days_only(clean: psycopg
     events = writes.events_by_key(clean, [(k[0], k[1]) for k in keys], window)
     assert sorted(events["event_id"]) == sorted(params["ids"])
     assert set(events["interval_start"]) == {target.start}
+
+
+def _waiting_lock(conn: psycopg.Connection[Any], pid: int) -> str | None:
+    """The kind of lock the backend ``pid`` waits for, once it waits (``None`` after 30 s)."""
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        row = conn.execute("SELECT locktype FROM pg_locks WHERE pid = %s AND NOT granted", (pid,)).fetchone()
+        if row is not None:
+            return str(row[0])
+        time.sleep(0.05)
+    return None
+
+
+def test_a_caller_creating_a_new_day_waits_for_one_creating_it(clean: psycopg.Connection[Any]) -> None:
+    """Two loads of a new day's first intervals at once: the second caller that finds the day's
+    partitions missing waits on the function's advisory lock until the first commits, then finds
+    them and creates nothing. (Both used to create them; the second failed now and then with ``type
+    processed_data_p... already exists`` when the first committed in the middle of its CREATE
+    TABLE, as a CI run of tests/integration/test_concurrency.py did.)"""
+    start = DAY + timedelta(days=1000)
+    names = sorted(f"{p}_p{start:%Y%m%d}" for p in ("predictions", "processed_data", "rejected_events"))
+    with psycopg.connect(clean.info.dsn) as first, ThreadPoolExecutor(1) as pool:
+        first.execute("SELECT 1")  # a transaction open: the partitions it creates stay uncommitted
+        assert sorted(writes.ensure_partitions(first, start, start)) == names
+        with psycopg.connect(clean.info.dsn, autocommit=True) as second:
+            made = pool.submit(writes.ensure_partitions, second, start, start)
+            try:
+                waiting = _waiting_lock(clean, second.info.backend_pid)
+            finally:
+                first.commit()  # whatever the second waits on, it can go on
+            assert waiting == "advisory"
+            assert made.result(timeout=30) == []
+    assert partitions(clean, "processed_data") == [f"processed_data_p{start:%Y%m%d}"]
